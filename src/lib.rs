@@ -1,0 +1,14 @@
+//! mptun: a userspace Multipath TCP (RFC 8684, MPTCP v1) stack over Linux TUN devices.
+//!
+//! Layering (dependencies point downwards only):
+//!
+//! ```text
+//! api  ->  stack  ->  mptcp  ->  tcp, cc, sched, pm  ->  wire, storage, crypto, time
+//! io (TUN driver, simulated network) drives the sans-IO stack from outside.
+//! ```
+//!
+//! See `docs/ARCHITECTURE.md` for the module map and the path of a packet.
+
+pub mod tcp;
+pub mod time;
+pub mod wire;
