@@ -3,8 +3,8 @@
 //! `Instant` is a monotonic point in microseconds since an arbitrary epoch chosen by the
 //! driver (the TUN driver maps `std::time::Instant` onto it, the simulator uses a virtual clock).
 
-pub use core::time::Duration;
 use core::ops::{Add, AddAssign, Sub};
+pub use core::time::Duration;
 
 /// A point in time, microseconds since the driver's epoch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -6,9 +6,9 @@
 
 pub mod checksum;
 pub mod ip;
+pub mod mptcp;
 pub mod tcp;
 pub mod tcp_opt;
-pub mod mptcp;
 
 use core::fmt;
 

@@ -57,9 +57,19 @@ pub struct MpCapable {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MpJoin {
     /// SYN, len 12.
-    Syn { backup: bool, addr_id: u8, token: u32, nonce: u32 },
+    Syn {
+        backup: bool,
+        addr_id: u8,
+        token: u32,
+        nonce: u32,
+    },
     /// SYN/ACK, len 16: truncated (leftmost 64 bits) HMAC.
-    SynAck { backup: bool, addr_id: u8, hmac: u64, nonce: u32 },
+    SynAck {
+        backup: bool,
+        addr_id: u8,
+        hmac: u64,
+        nonce: u32,
+    },
     /// Third ACK, len 24: leftmost 160 bits of the HMAC.
     Ack { hmac: [u8; 20] },
 }
@@ -143,12 +153,24 @@ pub enum MptcpOption<'a> {
     Dss(Dss),
     AddAddr(AddAddr),
     /// REMOVE_ADDR: the list of address ids (at least one).
-    RemoveAddr { ids: &'a [u8] },
+    RemoveAddr {
+        ids: &'a [u8],
+    },
     /// MP_PRIO: B flag. RFC 8684 v1 has no address id (length 3); a length-4 option from
     /// RFC 6824 carries one, kept in `addr_id`.
-    MpPrio { backup: bool, addr_id: Option<u8> },
-    MpFail { dsn: u64 },
+    MpPrio {
+        backup: bool,
+        addr_id: Option<u8>,
+    },
+    MpFail {
+        dsn: u64,
+    },
     /// MP_FASTCLOSE: the option receiver's key.
-    MpFastclose { key: u64 },
-    MpTcpRst { flags: u8, reason: u8 },
+    MpFastclose {
+        key: u64,
+    },
+    MpTcpRst {
+        flags: u8,
+        reason: u8,
+    },
 }

@@ -1,0 +1,174 @@
+//! A bounded set of disjoint, non-adjacent half-open `u64` ranges.
+//!
+//! Used for out-of-order reassembly (which stream ranges arrived), SACK generation and the
+//! SACK scoreboard. The number of ranges is bounded so that a peer cannot grow it without
+//! limit: an insert that would need more ranges than the capacity is refused.
+
+use core::ops::Range;
+
+/// Disjoint, sorted, non-adjacent ranges, at most `capacity` of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeSet {
+    ranges: Vec<Range<u64>>,
+    capacity: usize,
+}
+
+impl RangeSet {
+    /// An empty set holding at most `capacity` (>= 1) ranges. Allocates once, here.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        RangeSet {
+            ranges: Vec::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    /// Number of disjoint ranges held.
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// True if no range is held.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The ranges, sorted ascending.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Range<u64>> + ExactSizeIterator {
+        self.ranges.iter()
+    }
+
+    /// The lowest range.
+    pub fn first(&self) -> Option<Range<u64>> {
+        self.ranges.first().cloned()
+    }
+
+    /// The highest range.
+    pub fn last(&self) -> Option<Range<u64>> {
+        self.ranges.last().cloned()
+    }
+
+    /// Remove everything.
+    pub fn clear(&mut self) {
+        self.ranges.clear();
+    }
+
+    /// True if every value of `r` is in the set (an empty range is always contained).
+    pub fn contains_range(&self, r: Range<u64>) -> bool {
+        if r.start >= r.end {
+            return true;
+        }
+        let i = self.ranges.partition_point(|x| x.end < r.end);
+        self.ranges
+            .get(i)
+            .is_some_and(|x| x.start <= r.start && x.end >= r.end)
+    }
+
+    /// True if `v` is in the set.
+    pub fn contains(&self, v: u64) -> bool {
+        v < u64::MAX && self.contains_range(v..v + 1)
+    }
+
+    /// Add `r`, merging with overlapping or adjacent ranges. Returns false, leaving the set
+    /// unchanged, if the result would hold more than `capacity` ranges.
+    pub fn insert(&mut self, r: Range<u64>) -> bool {
+        if r.start >= r.end {
+            return true;
+        }
+        // first range whose end >= r.start (may merge), last range whose start <= r.end
+        let lo = self.ranges.partition_point(|x| x.end < r.start);
+        let hi = self.ranges.partition_point(|x| x.start <= r.end);
+        if lo == hi {
+            if self.ranges.len() >= self.capacity {
+                return false;
+            }
+            self.ranges.insert(lo, r);
+            return true;
+        }
+        let start = r.start.min(self.ranges[lo].start);
+        let end = r.end.max(self.ranges[hi - 1].end);
+        self.ranges[lo] = start..end;
+        self.ranges.drain(lo + 1..hi);
+        true
+    }
+
+    /// Remove every value below `v` (ranges are cut at `v`).
+    pub fn remove_below(&mut self, v: u64) {
+        let n = self.ranges.partition_point(|x| x.end <= v);
+        self.ranges.drain(..n);
+        if let Some(first) = self.ranges.first_mut() {
+            if first.start < v {
+                first.start = v;
+            }
+        }
+    }
+
+    /// If a range starts at or below `v` and ends above it, the end of that range
+    /// (how far data is contiguous from `v`); otherwise `v`.
+    pub fn contiguous_end(&self, v: u64) -> u64 {
+        let i = self.ranges.partition_point(|x| x.end <= v);
+        match self.ranges.get(i) {
+            Some(x) if x.start <= v => x.end,
+            _ => v,
+        }
+    }
+
+    /// Total number of values held.
+    pub fn total(&self) -> u64 {
+        self.ranges.iter().map(|r| r.end - r.start).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn merges_overlapping_and_adjacent() {
+        let mut s = RangeSet::with_capacity(8);
+        assert!(s.insert(10..20));
+        assert!(s.insert(30..40));
+        assert!(s.insert(20..30));
+        assert_eq!(s.iter().cloned().collect::<Vec<_>>(), vec![10..40]);
+        assert!(s.insert(5..12));
+        assert!(s.insert(50..60));
+        assert_eq!(s.iter().cloned().collect::<Vec<_>>(), vec![5..40, 50..60]);
+        assert_eq!(s.contiguous_end(5), 40);
+        assert_eq!(s.contiguous_end(40), 40);
+        assert_eq!(s.contiguous_end(45), 45);
+        assert!(s.contains_range(6..39));
+        assert!(!s.contains_range(39..41));
+        s.remove_below(52);
+        assert_eq!(s.iter().cloned().collect::<Vec<_>>(), vec![52..60]);
+    }
+
+    #[test]
+    fn capacity_refuses_new_ranges_but_allows_merges() {
+        let mut s = RangeSet::with_capacity(2);
+        assert!(s.insert(0..1));
+        assert!(s.insert(10..11));
+        assert!(!s.insert(20..21));
+        assert_eq!(s.len(), 2);
+        assert!(s.insert(1..10));
+        assert_eq!(s.len(), 1);
+    }
+
+    proptest! {
+        #[test]
+        fn matches_a_bitmap(ops in proptest::collection::vec((0u64..200, 0u64..30), 0..60)) {
+            let mut s = RangeSet::with_capacity(1000);
+            let mut bits = [false; 256];
+            for (start, len) in ops {
+                prop_assert!(s.insert(start..start + len));
+                for b in &mut bits[start as usize..(start + len) as usize] { *b = true; }
+            }
+            for (i, b) in bits.iter().enumerate() {
+                prop_assert_eq!(s.contains(i as u64), *b);
+            }
+            prop_assert_eq!(s.total(), bits.iter().filter(|b| **b).count() as u64);
+            let v: Vec<_> = s.iter().cloned().collect();
+            for w in v.windows(2) { prop_assert!(w[0].end < w[1].start); }
+        }
+    }
+}
