@@ -9,6 +9,9 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the module map and the path of a packet.
 
+pub mod api;
+pub mod mptcp;
+pub mod stack;
 pub mod storage;
 pub mod tcp;
 pub mod time;

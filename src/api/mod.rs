@@ -1,0 +1,476 @@
+//! Application API: `MptcpStream` / `MptcpListener`, shaped like `std::net::TcpStream` /
+//! `TcpListener`, over a running stack.
+//!
+//! Threading: the stack lives behind a mutex in a [`StackHandle`]. An I/O driver (the TUN
+//! runtime in `crate::io::driver`, or any other) owns the packet devices, runs the stack's
+//! sans-IO loop on its own thread and calls [`StackHandle::notify`] after each round;
+//! application threads call into the stack under the lock and block on a condition variable.
+//! Writes and closes nudge the driver through a [`DriverWaker`] so it transmits at once.
+
+use crate::mptcp::{ConnConfig, ConnEvent, ConnInfo};
+use crate::stack::{ConnId, Stack, StackError};
+use crate::time::Instant;
+use core::net::{IpAddr, SocketAddr};
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Wakes the I/O driver (e.g. an eventfd it polls).
+pub trait DriverWaker: Send + Sync {
+    fn wake(&self);
+}
+
+/// Reads the driver's clock.
+pub trait ClockSource: Send + Sync {
+    fn now(&self) -> Instant;
+}
+
+/// What application threads and the driver share.
+pub struct Core {
+    pub stack: Stack,
+    /// The driver stopped (with an error message if it failed).
+    pub stopped: Option<String>,
+}
+
+struct Shared {
+    core: Mutex<Core>,
+    cond: Condvar,
+    waker: Box<dyn DriverWaker>,
+    clock: Box<dyn ClockSource>,
+}
+
+/// A cloneable handle on a running stack.
+#[derive(Clone)]
+pub struct StackHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for StackHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StackHandle")
+    }
+}
+
+fn to_io(e: StackError) -> io::Error {
+    let kind = match e {
+        StackError::InvalidHandle => io::ErrorKind::NotConnected,
+        StackError::NoAddress => io::ErrorKind::AddrNotAvailable,
+        StackError::AddrInUse => io::ErrorKind::AddrInUse,
+        StackError::NoPorts => io::ErrorKind::AddrNotAvailable,
+        StackError::WouldBlock => io::ErrorKind::WouldBlock,
+        StackError::NotConnected => io::ErrorKind::NotConnected,
+        StackError::Closed(Some(crate::mptcp::ConnError::Refused)) => io::ErrorKind::ConnectionRefused,
+        StackError::Closed(Some(crate::mptcp::ConnError::TimedOut)) => io::ErrorKind::TimedOut,
+        StackError::Closed(Some(_)) => io::ErrorKind::ConnectionReset,
+        StackError::Closed(None) => io::ErrorKind::BrokenPipe,
+        StackError::Shutdown => io::ErrorKind::BrokenPipe,
+        StackError::InvalidInput => io::ErrorKind::InvalidInput,
+    };
+    io::Error::new(kind, e)
+}
+
+impl StackHandle {
+    /// Wrap a stack for sharing with a driver.
+    pub fn new(stack: Stack, waker: Box<dyn DriverWaker>, clock: Box<dyn ClockSource>) -> Self {
+        StackHandle {
+            shared: Arc::new(Shared {
+                core: Mutex::new(Core { stack, stopped: None }),
+                cond: Condvar::new(),
+                waker,
+                clock,
+            }),
+        }
+    }
+
+    /// Lock the stack. Poisoning (a panic elsewhere while locked) is surfaced as the guard
+    /// anyway: the stack's state stays consistent between calls.
+    pub fn lock(&self) -> MutexGuard<'_, Core> {
+        self.shared.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The driver's current time.
+    pub fn now(&self) -> Instant {
+        self.shared.clock.now()
+    }
+
+    /// Wake threads blocked in the API (the driver calls this after each round).
+    pub fn notify(&self) {
+        self.shared.cond.notify_all();
+    }
+
+    /// Nudge the driver to run the stack now.
+    pub fn wake_driver(&self) {
+        self.shared.waker.wake();
+    }
+
+    /// Mark the driver stopped; blocked calls fail with this message.
+    pub fn set_stopped(&self, why: String) {
+        self.lock().stopped = Some(why);
+        self.notify();
+    }
+
+    /// Run `f` with the stack locked.
+    pub fn with_stack<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> R {
+        f(&mut self.lock().stack)
+    }
+
+    /// Block until `ready` returns `Some`, the deadline passes (`TimedOut`) or the driver stops.
+    fn wait_for<R>(
+        &self,
+        deadline: Option<std::time::Instant>,
+        mut ready: impl FnMut(&mut Stack) -> Option<io::Result<R>>,
+    ) -> io::Result<R> {
+        let mut g = self.lock();
+        loop {
+            if let Some(r) = ready(&mut g.stack) {
+                return r;
+            }
+            if let Some(why) = &g.stopped {
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, format!("stack stopped: {why}")));
+            }
+            g = match deadline {
+                None => self.shared.cond.wait_timeout(g, Duration::from_millis(200)).unwrap_or_else(|p| p.into_inner()).0,
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "operation timed out"));
+                    }
+                    self.shared
+                        .cond
+                        .wait_timeout(g, left.min(Duration::from_millis(200)))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+}
+
+/// An MPTCP connection, used like `std::net::TcpStream`.
+#[derive(Debug)]
+pub struct MptcpStream {
+    handle: StackHandle,
+    id: ConnId,
+    inner: Arc<StreamState>,
+}
+
+#[derive(Debug)]
+struct StreamState {
+    opts: Mutex<StreamOpts>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct StreamOpts {
+    nonblocking: bool,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+impl MptcpStream {
+    /// Connect to `remote` with the stack's default settings.
+    pub fn connect(handle: &StackHandle, remote: SocketAddr) -> io::Result<MptcpStream> {
+        Self::connect_with(handle, remote, None, None, None)
+    }
+
+    /// Connect from `local` (or any address) with `cfg` (or the defaults), waiting at most
+    /// `timeout` for the handshake.
+    pub fn connect_with(
+        handle: &StackHandle,
+        remote: SocketAddr,
+        local: Option<IpAddr>,
+        cfg: Option<ConnConfig>,
+        timeout: Option<Duration>,
+    ) -> io::Result<MptcpStream> {
+        let now = handle.now();
+        let id = handle.with_stack(|s| s.connect(now, remote, local, cfg)).map_err(to_io)?;
+        handle.wake_driver();
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let res = handle.wait_for(deadline, |s| match s.connection(id) {
+            None => Some(Err(to_io(StackError::InvalidHandle))),
+            Some(c) if c.is_established() => Some(Ok(())),
+            Some(c) => c.error().map(|e| Err(to_io(StackError::Closed(Some(e))))),
+        });
+        if let Err(e) = res {
+            handle.with_stack(|s| {
+                let _ = s.abort(id);
+                let _ = s.close(id);
+            });
+            handle.wake_driver();
+            return Err(e);
+        }
+        Ok(MptcpStream::from_id(handle.clone(), id))
+    }
+
+    fn from_id(handle: StackHandle, id: ConnId) -> Self {
+        MptcpStream { handle, id, inner: Arc::new(StreamState { opts: Mutex::new(StreamOpts::default()) }) }
+    }
+
+    fn opts(&self) -> StreamOpts {
+        *self.inner.opts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The stack's handle of this connection.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The stack this stream lives in.
+    pub fn stack(&self) -> &StackHandle {
+        &self.handle
+    }
+
+    /// Remote address of the initial subflow.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.handle.with_stack(|s| {
+            s.connection(self.id)
+                .and_then(|c| c.subflows().first().map(|f| f.remote))
+                .ok_or_else(|| to_io(StackError::InvalidHandle))
+        })
+    }
+
+    /// Local address of the initial subflow.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.handle.with_stack(|s| {
+            s.connection(self.id)
+                .and_then(|c| c.subflows().first().map(|f| f.local))
+                .ok_or_else(|| to_io(StackError::InvalidHandle))
+        })
+    }
+
+    /// Connection-level statistics (like Linux's MPTCP_INFO).
+    pub fn info(&self) -> io::Result<ConnInfo> {
+        self.handle.with_stack(|s| s.info(self.id)).map_err(to_io)
+    }
+
+    /// Shut down the write half (DATA_FIN), the read half (further data is discarded), or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            let now = self.handle.now();
+            self.handle.with_stack(|s| s.shutdown(now, self.id)).map_err(to_io)?;
+            self.handle.wake_driver();
+        }
+        Ok(())
+    }
+
+    /// Non-blocking mode: reads and writes return `WouldBlock` instead of waiting.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.inner.opts.lock().unwrap_or_else(|p| p.into_inner()).nonblocking = on;
+        Ok(())
+    }
+
+    /// Read timeout (`None`: wait forever). A zero duration is an error, as for TcpStream.
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        if t == Some(Duration::ZERO) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "zero timeout"));
+        }
+        self.inner.opts.lock().unwrap_or_else(|p| p.into_inner()).read_timeout = t;
+        Ok(())
+    }
+
+    /// Write timeout (`None`: wait forever).
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        if t == Some(Duration::ZERO) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "zero timeout"));
+        }
+        self.inner.opts.lock().unwrap_or_else(|p| p.into_inner()).write_timeout = t;
+        Ok(())
+    }
+
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.opts().read_timeout)
+    }
+
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.opts().write_timeout)
+    }
+
+    /// Another handle on the same connection (shares options, like `TcpStream::try_clone`).
+    pub fn try_clone(&self) -> io::Result<MptcpStream> {
+        Ok(MptcpStream { handle: self.handle.clone(), id: self.id, inner: self.inner.clone() })
+    }
+
+    /// Next event of this connection (subflow established/closed, fallback, peer closed...).
+    pub fn poll_event(&self) -> Option<ConnEvent> {
+        self.handle.with_stack(|s| s.poll_conn_event(self.id))
+    }
+
+    /// Wait until all written data and the DATA_FIN are acknowledged, or the timeout passes.
+    pub fn wait_all_acked(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        self.handle.wait_for(deadline, |s| match s.connection(self.id) {
+            None => Some(Err(to_io(StackError::InvalidHandle))),
+            Some(c) if c.all_acked() => Some(Ok(())),
+            Some(c) => c.error().map(|e| Err(to_io(StackError::Closed(Some(e))))),
+        })
+    }
+
+    /// Wait until the connection is fully closed (both directions, subflows closed).
+    pub fn wait_closed(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        self.handle.wait_for(deadline, |s| match s.connection(self.id) {
+            None => Some(Ok(())),
+            Some(c) if c.is_closed() => Some(c.error().map_or(Ok(()), |e| Err(to_io(StackError::Closed(Some(e)))))),
+            Some(_) => None,
+        })
+    }
+}
+
+impl Read for &MptcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let o = self.opts();
+        let id = self.id;
+        let attempt = |s: &mut Stack| match s.recv(id, buf) {
+            Ok(n) => Some(Ok(n)),
+            Err(StackError::WouldBlock) => None,
+            Err(e) => Some(Err(to_io(e))),
+        };
+        let r = if o.nonblocking {
+            let r = self.handle.with_stack(attempt).unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()));
+            r
+        } else {
+            let deadline = o.read_timeout.map(|t| std::time::Instant::now() + t);
+            self.handle.wait_for(deadline, attempt).map_err(|e| {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    io::Error::new(io::ErrorKind::WouldBlock, "read timed out")
+                } else {
+                    e
+                }
+            })
+        };
+        if matches!(r, Ok(n) if n > 0) {
+            self.handle.wake_driver(); // window update
+        }
+        r
+    }
+}
+
+impl Write for &MptcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let o = self.opts();
+        let id = self.id;
+        let attempt = |s: &mut Stack| match s.send(id, buf) {
+            Ok(n) => Some(Ok(n)),
+            Err(StackError::WouldBlock) => None,
+            Err(e) => Some(Err(to_io(e))),
+        };
+        let r = if o.nonblocking {
+            self.handle.with_stack(attempt).unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))
+        } else {
+            let deadline = o.write_timeout.map(|t| std::time::Instant::now() + t);
+            self.handle.wait_for(deadline, attempt)
+        };
+        if r.is_ok() {
+            self.handle.wake_driver();
+        }
+        r
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for MptcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl Write for MptcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for MptcpStream {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.inner) > 1 {
+            return; // another clone keeps the connection
+        }
+        let now = self.handle.now();
+        let id = self.id;
+        self.handle.with_stack(|s| {
+            let _ = s.shutdown(now, id);
+            let _ = s.close(id);
+        });
+        self.handle.wake_driver();
+    }
+}
+
+/// Accepts MPTCP (and plain TCP) connections on a port, like `std::net::TcpListener`.
+#[derive(Debug)]
+pub struct MptcpListener {
+    handle: StackHandle,
+    port: u16,
+    nonblocking: std::sync::atomic::AtomicBool,
+}
+
+impl MptcpListener {
+    /// Listen on `port` on all of the stack's addresses.
+    pub fn bind(handle: &StackHandle, port: u16) -> io::Result<MptcpListener> {
+        Self::bind_with(handle, port, None)
+    }
+
+    /// Listen with these connection settings for accepted connections.
+    pub fn bind_with(handle: &StackHandle, port: u16, cfg: Option<ConnConfig>) -> io::Result<MptcpListener> {
+        handle
+            .with_stack(|s| match cfg {
+                Some(c) => s.listen_with(port, c),
+                None => s.listen(port),
+            })
+            .map_err(to_io)?;
+        Ok(MptcpListener { handle: handle.clone(), port, nonblocking: false.into() })
+    }
+
+    /// The port listened on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Non-blocking accept.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.nonblocking.store(on, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Wait for the next established connection.
+    pub fn accept(&self) -> io::Result<(MptcpStream, SocketAddr)> {
+        self.accept_timeout(None)
+    }
+
+    /// Wait at most `timeout` for the next established connection.
+    pub fn accept_timeout(&self, timeout: Option<Duration>) -> io::Result<(MptcpStream, SocketAddr)> {
+        let port = self.port;
+        let attempt = |s: &mut Stack| {
+            s.accept(port).map(|id| {
+                let peer = s.connection(id).and_then(|c| c.subflows().first().map(|f| f.remote));
+                Ok((id, peer))
+            })
+        };
+        let (id, peer) = if self.nonblocking.load(std::sync::atomic::Ordering::Relaxed) {
+            self.handle.with_stack(attempt).unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))?
+        } else {
+            let deadline = timeout.map(|t| std::time::Instant::now() + t);
+            self.handle.wait_for(deadline, attempt)?
+        };
+        let peer = peer.ok_or_else(|| to_io(StackError::InvalidHandle))?;
+        Ok((MptcpStream::from_id(self.handle.clone(), id), peer))
+    }
+}
+
+impl Drop for MptcpListener {
+    fn drop(&mut self) {
+        let port = self.port;
+        self.handle.with_stack(|s| s.unlisten(port));
+    }
+}

@@ -1,0 +1,460 @@
+//! The threaded runtime: runs a `Stack` on its own thread over packet devices (TUN devices,
+//! or in-process socket pairs), with optional per-device, per-direction impairment.
+//!
+//! Loop: sleep in `poll(2)` on every device and a waker until a packet arrives, the stack's
+//! next timer, or the next impaired packet is due; then, under the stack lock, read every
+//! device until it is empty (bounded), feed the packets, run timers, and drain
+//! `poll_transmit` into the device that owns each packet's source address.
+//! Steady state allocates nothing: one receive and one transmit buffer are reused, and
+//! impaired packets travel in recycled buffers.
+
+use super::clock::Clock;
+use super::impair::{ImpairQueue, Impairment};
+use crate::api::{ClockSource, DriverWaker, StackHandle};
+use crate::stack::Stack;
+use crate::time::Instant;
+use crate::wire::ip;
+use core::net::IpAddr;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Largest packet handled (TUN super-segments up to 64 KiB).
+pub const MAX_PACKET: usize = 65536;
+/// Packets read from one device per round before the others get a turn.
+const READ_BATCH: usize = 256;
+/// Packets transmitted per round before devices are read again.
+const TX_BATCH: usize = 512;
+
+/// A device that carries whole IP packets.
+pub trait PacketDevice: Send {
+    /// Read one packet; `WouldBlock` when none is waiting.
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Write one packet.
+    fn send(&mut self, pkt: &[u8]) -> io::Result<usize>;
+    /// File descriptor to poll for readability.
+    fn raw_fd(&self) -> RawFd;
+    /// Name for messages.
+    fn name(&self) -> &str;
+}
+
+/// One end of an in-process packet link: an `AF_UNIX` `SOCK_SEQPACKET` socket pair, so two
+/// runtimes in one process can talk without root or TUN devices.
+#[derive(Debug)]
+pub struct SeqPacketDevice {
+    fd: OwnedFd,
+    name: String,
+}
+
+impl SeqPacketDevice {
+    /// A connected pair of devices.
+    pub fn pair(name_a: &str, name_b: &str) -> io::Result<(SeqPacketDevice, SeqPacketDevice)> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: fds points to two c_ints, as socketpair requires.
+        let rc = unsafe {
+            libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        use std::os::fd::FromRawFd;
+        // SAFETY: socketpair succeeded, so both descriptors are open and owned by nobody else.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        for fd in [&a, &b] {
+            let size: libc::c_int = 4 << 20;
+            // SAFETY: valid fd and a pointer to a c_int of the given length.
+            unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDBUF,
+                    &size as *const _ as *const libc::c_void,
+                    core::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+        Ok((SeqPacketDevice { fd: a, name: name_a.into() }, SeqPacketDevice { fd: b, name: name_b.into() }))
+    }
+}
+
+impl PacketDevice for SeqPacketDevice {
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: buf is valid for writes of buf.len() bytes.
+        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    fn send(&mut self, pkt: &[u8]) -> io::Result<usize> {
+        // SAFETY: pkt is valid for reads of pkt.len() bytes.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), pkt.as_ptr() as *const libc::c_void, pkt.len(), libc::MSG_NOSIGNAL) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl PacketDevice for super::tun::Tun {
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        super::tun::Tun::recv(self, buf)
+    }
+    fn send(&mut self, pkt: &[u8]) -> io::Result<usize> {
+        super::tun::Tun::send(self, pkt)
+    }
+    fn raw_fd(&self) -> RawFd {
+        self.as_raw_fd()
+    }
+    fn name(&self) -> &str {
+        super::tun::Tun::name(self)
+    }
+}
+
+/// A device plus the stack addresses that live on it and its impairments.
+pub struct Port {
+    pub device: Box<dyn PacketDevice>,
+    pub addrs: Vec<IpAddr>,
+    /// Impairment of packets the stack sends out of this device.
+    pub egress: Option<Impairment>,
+    /// Impairment of packets arriving on this device.
+    pub ingress: Option<Impairment>,
+}
+
+/// Counters of the driver.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DriverStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub impaired_drops: u64,
+}
+
+/// Runtime control shared with the driver thread.
+struct Control {
+    stop: AtomicBool,
+    link_up: Vec<AtomicBool>,
+    link_changed: AtomicBool,
+    stats: std::sync::Mutex<DriverStats>,
+}
+
+struct EventFdWaker {
+    fd: OwnedFd,
+}
+
+impl EventFdWaker {
+    fn new() -> io::Result<Self> {
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        use std::os::fd::FromRawFd;
+        // SAFETY: eventfd returned a new descriptor we own.
+        Ok(EventFdWaker { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+    }
+
+    fn drain(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a u64.
+        unsafe { libc::read(self.fd.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
+    }
+}
+
+impl DriverWaker for Arc<EventFdWaker> {
+    fn wake(&self) {
+        let v: u64 = 1;
+        // SAFETY: writes 8 bytes from a u64.
+        unsafe { libc::write(self.fd.as_raw_fd(), &v as *const u64 as *const libc::c_void, 8) };
+    }
+}
+
+struct ClockRef(Arc<Clock>);
+
+impl ClockSource for ClockRef {
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+}
+
+/// A stack running on its own thread.
+pub struct Runtime {
+    handle: StackHandle,
+    control: Arc<Control>,
+    waker: Arc<EventFdWaker>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Runtime")
+    }
+}
+
+impl Runtime {
+    /// Start the driver thread. `seed` seeds the impairment layers.
+    pub fn start(stack: Stack, ports: Vec<Port>, seed: u64) -> io::Result<Runtime> {
+        let clock = Arc::new(Clock::new());
+        let waker = Arc::new(EventFdWaker::new()?);
+        let handle = StackHandle::new(stack, Box::new(waker.clone()), Box::new(ClockRef(clock.clone())));
+        let control = Arc::new(Control {
+            stop: AtomicBool::new(false),
+            link_up: ports.iter().map(|_| AtomicBool::new(true)).collect(),
+            link_changed: AtomicBool::new(false),
+            stats: std::sync::Mutex::new(DriverStats::default()),
+        });
+        let (h, c, w) = (handle.clone(), control.clone(), waker.clone());
+        let thread = std::thread::Builder::new().name("mptun-driver".into()).spawn(move || {
+            let r = drive(&h, &c, &w, &clock, ports, seed);
+            h.set_stopped(match &r {
+                Ok(()) => "runtime stopped".into(),
+                Err(e) => format!("driver failed: {e}"),
+            });
+            r
+        })?;
+        Ok(Runtime { handle, control, waker, thread: Some(thread) })
+    }
+
+    /// The stack handle for the API (`MptcpStream::connect(rt.handle(), ...)`).
+    pub fn handle(&self) -> &StackHandle {
+        &self.handle
+    }
+
+    /// Take device `port` (index in the list given to `start`) down or up: while down,
+    /// every packet in either direction is dropped.
+    pub fn set_link_up(&self, port: usize, up: bool) {
+        if let Some(l) = self.control.link_up.get(port) {
+            l.store(up, Ordering::Relaxed);
+            self.control.link_changed.store(true, Ordering::Relaxed);
+            self.waker.wake();
+        }
+    }
+
+    /// Driver counters.
+    pub fn stats(&self) -> DriverStats {
+        *self.control.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stop the driver thread and return its result.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> io::Result<()> {
+        self.control.stop.store(true, Ordering::Relaxed);
+        self.waker.wake();
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| Err(io::Error::other("driver thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.stop_inner();
+    }
+}
+
+struct PortState {
+    port: Port,
+    egress: Option<ImpairQueue<Vec<u8>>>,
+    ingress: Option<ImpairQueue<Vec<u8>>>,
+    up: bool,
+}
+
+fn poll_fds(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<()> {
+    let ms = match timeout {
+        None => -1,
+        Some(t) => t.as_millis().min(i32::MAX as u128) as i32 + i32::from(t.subsec_micros() % 1000 != 0),
+    };
+    loop {
+        // SAFETY: fds is a valid slice of pollfd structures.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if rc >= 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn drive(
+    handle: &StackHandle,
+    control: &Control,
+    waker: &EventFdWaker,
+    clock: &Clock,
+    ports: Vec<Port>,
+    seed: u64,
+) -> io::Result<()> {
+    let mut states: Vec<PortState> = ports
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| PortState {
+            egress: p.egress.clone().map(|c| ImpairQueue::new(c, seed ^ (2 * i as u64 + 1))),
+            ingress: p.ingress.clone().map(|c| ImpairQueue::new(c, seed ^ (2 * i as u64 + 2))),
+            port: p,
+            up: true,
+        })
+        .collect();
+    let mut rx = vec![0u8; MAX_PACKET];
+    let mut tx = vec![0u8; MAX_PACKET];
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut pollfds: Vec<libc::pollfd> = Vec::with_capacity(states.len() + 1);
+    let mut stats = DriverStats::default();
+    loop {
+        if control.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if control.link_changed.swap(false, Ordering::Relaxed) {
+            for (i, st) in states.iter_mut().enumerate() {
+                let up = control.link_up.get(i).is_none_or(|l| l.load(Ordering::Relaxed));
+                st.up = up;
+                for q in [st.egress.as_mut(), st.ingress.as_mut()].into_iter().flatten() {
+                    q.set_up_with(up, |b| spare.push(b));
+                }
+            }
+        }
+        // how long to sleep
+        let now = clock.now();
+        let mut next = handle.lock().stack.poll_timeout();
+        for st in &states {
+            for q in [st.egress.as_ref(), st.ingress.as_ref()].into_iter().flatten() {
+                if let Some(t) = q.next_due() {
+                    next = Some(next.map_or(t, |n| n.min(t)));
+                }
+            }
+        }
+        let timeout = next.map(|t| t.saturating_duration_since(now)).map(|d| d.min(Duration::from_millis(250)));
+        let timeout = Some(timeout.unwrap_or(Duration::from_millis(250)));
+        pollfds.clear();
+        pollfds.push(libc::pollfd { fd: waker.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        for st in &states {
+            pollfds.push(libc::pollfd { fd: st.port.device.raw_fd(), events: libc::POLLIN, revents: 0 });
+        }
+        poll_fds(&mut pollfds, timeout)?;
+        if pollfds[0].revents != 0 {
+            waker.drain();
+        }
+
+        let mut core = handle.lock();
+        let now = clock.now();
+        let stack: &mut Stack = &mut core.stack;
+        // receive
+        for (i, st) in states.iter_mut().enumerate() {
+            if pollfds.get(i + 1).is_some_and(|p| p.revents & (libc::POLLERR | libc::POLLHUP) != 0)
+                && pollfds[i + 1].revents & libc::POLLIN == 0
+            {
+                return Err(io::Error::other(format!("device {} failed", st.port.device.name())));
+            }
+            for _ in 0..READ_BATCH {
+                match st.port.device.recv(&mut rx) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        stats.rx_packets += 1;
+                        if !st.up {
+                            stats.impaired_drops += 1;
+                            continue;
+                        }
+                        match st.ingress.as_mut() {
+                            Some(q) => {
+                                let mut b = spare.pop().unwrap_or_default();
+                                b.clear();
+                                b.extend_from_slice(&rx[..n]);
+                                if let Some((_, b)) = q.push(now, n, b) {
+                                    stats.impaired_drops += 1;
+                                    spare.push(b);
+                                }
+                            }
+                            None => stack.handle_packet(now, &rx[..n]),
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        stats.rx_errors += 1;
+                        log::warn!("{}: read failed: {e}", st.port.device.name());
+                        break;
+                    }
+                }
+            }
+            if let Some(q) = st.ingress.as_mut() {
+                while let Some(b) = q.pop_due(now) {
+                    stack.handle_packet(now, &b);
+                    spare.push(b);
+                }
+            }
+        }
+        // timers
+        if stack.poll_timeout().is_some_and(|t| t <= now) {
+            stack.handle_timeout(now);
+        }
+        // transmit
+        for _ in 0..TX_BATCH {
+            let Some(n) = stack.poll_transmit(now, &mut tx) else { break };
+            let src = match ip::parse(&tx[..n]) {
+                Ok(info) => info.src,
+                Err(_) => continue,
+            };
+            let Some(st) = states.iter_mut().find(|s| s.port.addrs.contains(&src)).or(None) else {
+                stats.tx_errors += 1;
+                continue;
+            };
+            if !st.up {
+                stats.impaired_drops += 1;
+                continue;
+            }
+            match st.egress.as_mut() {
+                Some(q) => {
+                    let mut b = spare.pop().unwrap_or_default();
+                    b.clear();
+                    b.extend_from_slice(&tx[..n]);
+                    if let Some((_, b)) = q.push(now, n, b) {
+                        stats.impaired_drops += 1;
+                        spare.push(b);
+                    }
+                }
+                None => send_one(st.port.device.as_mut(), &tx[..n], &mut stats),
+            }
+        }
+        for st in states.iter_mut() {
+            if let Some(q) = st.egress.as_mut() {
+                while let Some(b) = q.pop_due(now) {
+                    send_one(st.port.device.as_mut(), &b, &mut stats);
+                    spare.push(b);
+                }
+            }
+        }
+        drop(core);
+        *control.stats.lock().unwrap_or_else(|p| p.into_inner()) = stats;
+        handle.notify();
+    }
+}
+
+fn send_one(dev: &mut dyn PacketDevice, pkt: &[u8], stats: &mut DriverStats) {
+    match dev.send(pkt) {
+        Ok(_) => stats.tx_packets += 1,
+        Err(e) => {
+            // a full device queue drops the packet like a congested link; TCP recovers
+            stats.tx_errors += 1;
+            log::debug!("{}: write failed: {e}", dev.name());
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Serialising one outgoing segment in place: IP header, TCP header, TCP and MPTCP options,
+//! payload (copied once, straight from the send buffer), DSS and TCP checksums.
+
+use super::OptBuf;
+use crate::tcp::{SegmentOut, TcpOptions};
+use crate::wire::mptcp::{dss_checksum, MptcpOption};
+use crate::wire::tcp::{TcpHeader, TcpPacket};
+use crate::wire::{ip, tcp_opt, Result, WireError};
+use core::net::SocketAddr;
+
+/// Largest TCP option area.
+pub const MAX_OPTIONS: usize = 40;
+
+/// TCP protocol number.
+pub const IPPROTO_TCP: u8 = 6;
+
+/// Write `seg` from `src` to `dst` into `buf`. `fill` writes the payload bytes into the slice
+/// it is given (exactly `seg.payload_len` long). DSS checksums in `opts` are computed here.
+/// SACK blocks are dropped, newest kept, when the options would not fit in 40 bytes.
+#[allow(clippy::too_many_arguments)]
+pub fn emit_segment<F: FnOnce(&mut [u8])>(
+    buf: &mut [u8],
+    src: SocketAddr,
+    dst: SocketAddr,
+    seg: &SegmentOut,
+    opts: &mut OptBuf<'_>,
+    tos: u8,
+    ttl: u8,
+    fill: F,
+) -> Result<usize> {
+    if src.is_ipv4() != dst.is_ipv4() {
+        return Err(WireError::Malformed);
+    }
+    let ip_len = ip::header_len(src.ip());
+    let mptcp_len: usize = opts.iter().map(|o| o.len()).sum();
+    let mut tcp_opts: TcpOptions = seg.options;
+    while tcp_opt::tcp_options_len(&tcp_opts) + mptcp_len > MAX_OPTIONS && tcp_opts.sack.len > 0 {
+        tcp_opts.sack.len -= 1;
+    }
+    let raw_opt_len = tcp_opt::tcp_options_len(&tcp_opts) + mptcp_len;
+    if raw_opt_len > MAX_OPTIONS {
+        return Err(WireError::BadLength);
+    }
+    let opt_len = (raw_opt_len + 3) & !3;
+    let payload_len = seg.payload_len as usize;
+    let payload_start = ip_len + 20 + opt_len;
+    let total = payload_start + payload_len;
+    if buf.len() < total {
+        return Err(WireError::BufferTooSmall);
+    }
+    fill(&mut buf[payload_start..total]);
+
+    // DSS checksums (RFC 8684 section 3.3.1) over the mapping, which is this payload.
+    let mpc_dsn = opts.mpc_dsn;
+    for o in opts.iter_mut() {
+        match o {
+            MptcpOption::Dss(d) => {
+                if let Some(m) = d.mapping.as_mut() {
+                    if m.checksum.is_some() {
+                        let data = if m.ssn == 0 { &[][..] } else { &buf[payload_start..total] };
+                        m.checksum = Some(dss_checksum(m.dsn, m.ssn, m.data_len, data));
+                    }
+                }
+            }
+            MptcpOption::MpCapable(c) => {
+                if let (Some(l), Some(_)) = (c.data_len, c.checksum) {
+                    c.checksum = Some(dss_checksum(mpc_dsn, 1, l, &buf[payload_start..total]));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let mut o = ip_len + 20;
+    o += tcp_opt::emit_tcp_options(&tcp_opts, &mut buf[o..payload_start])?;
+    for opt in opts.iter() {
+        o += opt.emit(&mut buf[o..payload_start])?;
+    }
+    for b in &mut buf[o..payload_start] {
+        *b = 1; // NOP padding
+    }
+    let hdr = TcpHeader {
+        src_port: src.port(),
+        dst_port: dst.port(),
+        seq: seg.seq,
+        ack: seg.ack,
+        flags: seg.flags,
+        window: seg.window,
+        urgent: 0,
+    };
+    hdr.emit(&mut buf[ip_len..payload_start], opt_len)?;
+    ip::emit(buf, src.ip(), dst.ip(), IPPROTO_TCP, 20 + opt_len + payload_len, tos, ttl)?;
+    let mut pkt = TcpPacket::new_checked(&mut buf[ip_len..total])?;
+    pkt.fill_checksum(src.ip(), dst.ip());
+    Ok(total)
+}

@@ -1,0 +1,144 @@
+//! Named anomaly and event counters, one per condition, in the style of Linux's MPTcpExt MIB.
+
+macro_rules! mib {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// Counters of one stack (connections add into the stack's instance).
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        #[allow(non_snake_case)]
+        pub struct Mib {
+            $( $(#[$doc])* pub $name: u64, )*
+        }
+
+        impl Mib {
+            /// Every counter as (name, value), in declaration order.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+                [$( (stringify!($name), self.$name), )*].into_iter()
+            }
+
+            /// The value of the counter called `name`.
+            pub fn get(&self, name: &str) -> Option<u64> {
+                self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+            }
+        }
+    };
+}
+
+mib! {
+    /// IP packets that did not parse (bad version, length, header checksum, fragments).
+    InIpErrors,
+    /// TCP segments with a bad length or data offset.
+    InTcpErrors,
+    /// TCP segments whose checksum did not verify.
+    InCsumErrors,
+    /// Packets for another protocol or an address not ours.
+    InNotForUs,
+    /// Segments matching no connection or listener (answered with RST unless RST).
+    InNoSocket,
+    /// RSTs sent in answer to segments matching nothing.
+    OutRstNoSocket,
+    /// SYNs refused because the accept backlog was full.
+    ListenOverflows,
+    /// MPTCP options that did not parse.
+    MPTcpOptionErrors,
+    /// MP_CAPABLE SYN received (passive).
+    MPCapableSYNRX,
+    /// MP_CAPABLE SYN sent (active).
+    MPCapableSYNTX,
+    /// MP_CAPABLE SYN/ACK received (active).
+    MPCapableSYNACKRX,
+    /// MP_CAPABLE third ACK received with both keys (passive).
+    MPCapableACKRX,
+    /// Passive side fell back: the first packet after the handshake had no MPTCP option.
+    MPCapableFallbackACK,
+    /// Active side fell back: the SYN/ACK carried no MP_CAPABLE.
+    MPCapableFallbackSYNACK,
+    /// Plain TCP SYN accepted by a listener (fallback from the start).
+    PlainTcpSYNRX,
+    /// MP_CAPABLE with keys that do not match ours.
+    MPCapableBadKey,
+    /// MP_JOIN SYN received.
+    MPJoinSynRx,
+    /// MP_JOIN SYN/ACK received.
+    MPJoinSynAckRx,
+    /// MP_JOIN third ACK received and verified.
+    MPJoinAckRx,
+    /// MP_JOIN SYN with an unknown token.
+    MPJoinNoTokenFound,
+    /// MP_JOIN SYN/ACK whose HMAC did not verify.
+    MPJoinSynAckHMacFailure,
+    /// MP_JOIN third ACK whose HMAC did not verify.
+    MPJoinAckHMacFailure,
+    /// MP_JOIN refused because of limits or policy.
+    MPJoinRejected,
+    /// MP_JOIN third ACK retransmissions.
+    MPJoinAckRetrans,
+    /// DSS options received.
+    DSSRx,
+    /// Mappings that contradict an earlier mapping for the same subflow bytes.
+    DSSNotMatching,
+    /// Mappings with an impossible length or range.
+    DSSInvalidMapping,
+    /// Subflow payload for which no mapping is known (not acknowledged, will be resent).
+    DSSNoMapping,
+    /// DSS checksum failures.
+    DataCsumErr,
+    /// DATA_FINs received.
+    DataFinRx,
+    /// Data-level bytes received twice (already delivered or buffered).
+    DuplicateData,
+    /// DATA_ACKs acknowledging data never sent.
+    DataAckInvalid,
+    /// Data reinjected on another subflow after a subflow failed or stalled.
+    Reinjections,
+    /// ADD_ADDR received (with a valid HMAC).
+    AddAddr,
+    /// ADD_ADDR echoes received.
+    EchoAdd,
+    /// ADD_ADDR whose HMAC did not verify.
+    AddAddrHMacFailure,
+    /// ADD_ADDR sent (first transmissions).
+    AddAddrTx,
+    /// ADD_ADDR retransmissions.
+    AddAddrRetrans,
+    /// REMOVE_ADDR received.
+    RmAddr,
+    /// Subflows closed because of a REMOVE_ADDR.
+    RmSubflow,
+    /// MP_PRIO received.
+    MPPrioRx,
+    /// MP_PRIO sent.
+    MPPrioTx,
+    /// MP_FAIL received.
+    MPFailRx,
+    /// MP_FAIL sent.
+    MPFailTx,
+    /// Infinite mappings received.
+    InfiniteMapRx,
+    /// MP_FASTCLOSE received.
+    MPFastcloseRx,
+    /// MP_FASTCLOSE sent.
+    MPFastcloseTx,
+    /// MP_TCPRST received.
+    MPRstRx,
+    /// MP_TCPRST sent.
+    MPRstTx,
+    /// Connections that fell back to plain TCP after establishment.
+    FallbackAfterEstablished,
+    /// Packets dropped because no transmit buffer space was available.
+    OutDrops,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_values() {
+        let mut m = Mib::default();
+        m.DSSNotMatching += 3;
+        assert_eq!(m.get("DSSNotMatching"), Some(3));
+        assert_eq!(m.get("MPJoinAckRx"), Some(0));
+        assert_eq!(m.get("NoSuchCounter"), None);
+        assert!(m.iter().count() > 40);
+    }
+}

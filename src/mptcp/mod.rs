@@ -1,0 +1,1274 @@
+//! The MPTCP connection (RFC 8684): handshake and fallback, DSS mapping on send and receive,
+//! DATA_ACK, connection-level reassembly and window, DATA_FIN, subflows.
+//!
+//! A `Connection` is sans-IO: the stack hands it parsed segments for one of its subflows and
+//! asks it for packets to send; it never reads a clock.
+
+pub mod dsn;
+pub mod emit;
+pub mod mib;
+pub mod subflow;
+
+use crate::crypto;
+use crate::storage::ring::{RecvBuffer, SendBuffer};
+use crate::tcp::{self, CloseReason, RxSink, SegmentIn, SegmentOut, TxParams};
+use crate::time::{Duration, Instant};
+use crate::wire::mptcp::{cap_flags, rst_reason, DataAck, Dss, DssMapping, MpCapable, MptcpOption};
+use core::net::SocketAddr;
+use std::collections::VecDeque;
+
+pub use mib::Mib;
+pub use subflow::{JoinState, Map, MapInsert, MapList, Subflow};
+
+/// MPTCP protocol version spoken.
+pub const VERSION: u8 = 1;
+
+/// Per-connection configuration.
+#[derive(Clone, Debug)]
+pub struct ConnConfig {
+    /// Ask for MPTCP (false: plain TCP).
+    pub mptcp: bool,
+    /// Request DSS checksums (A flag).
+    pub checksum: bool,
+    /// Connection-level send buffer, bytes.
+    pub send_buffer: usize,
+    /// Connection-level receive buffer (and window), bytes.
+    pub recv_buffer: usize,
+    /// Subflow TCP configuration.
+    pub tcp: tcp::Config,
+    /// IP TOS of new subflows.
+    pub tos: u8,
+    /// IP TTL / hop limit.
+    pub ttl: u8,
+}
+
+impl Default for ConnConfig {
+    fn default() -> Self {
+        ConnConfig {
+            mptcp: true,
+            checksum: false,
+            send_buffer: 4 << 20,
+            recv_buffer: 4 << 20,
+            tcp: tcp::Config::default(),
+            tos: 0,
+            ttl: 64,
+        }
+    }
+}
+
+/// Which side opened the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+/// What the connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// MP_CAPABLE handshake under way.
+    Handshake,
+    /// MPTCP.
+    Mptcp,
+    /// Plain TCP on the initial subflow.
+    Fallback,
+}
+
+/// Why a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnError {
+    /// The peer reset the connection (RST or MP_FASTCLOSE).
+    Reset,
+    /// The peer stopped answering.
+    TimedOut,
+    /// Connection refused (RST answering our SYN).
+    Refused,
+    /// Aborted locally.
+    Aborted,
+}
+
+/// Events for the application, drained with `Connection::poll_event`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnEvent {
+    /// The connection is established (MPTCP or fallback).
+    Established,
+    /// The connection fell back to plain TCP.
+    Fallback,
+    /// A subflow completed its handshake.
+    SubflowEstablished { id: u32 },
+    /// A subflow closed.
+    SubflowClosed { id: u32, reason: CloseReason },
+    /// The peer will send no more data (DATA_FIN or FIN in fallback).
+    PeerClosed,
+    /// The connection ended (cleanly when `error` is None).
+    Closed { error: Option<ConnError> },
+}
+
+/// Connection-level statistics (like Linux's MPTCP_INFO).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub fallback: bool,
+    pub checksum: bool,
+    pub local_token: u32,
+    pub remote_token: u32,
+    pub subflows: u32,
+    pub subflows_total: u32,
+    pub write_seq: u64,
+    pub snd_una: u64,
+    pub rcv_nxt: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub bytes_acked: u64,
+    pub reinjected: u64,
+}
+
+/// One MPTCP connection.
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    mode: Mode,
+    cfg: ConnConfig,
+    local_key: u64,
+    local_token: u32,
+    local_idsn: u64,
+    remote_key: u64,
+    remote_token: u32,
+    remote_idsn: u64,
+    checksum: bool,
+    /// Client: the server showed it has our key (a DSS arrived). Server: keys received.
+    fully_established: bool,
+    /// The peer set the C flag: no joins to its initial address.
+    peer_deny_join_initial: bool,
+
+    sbuf: SendBuffer,
+    snd_una: u64,
+    snd_nxt: u64,
+    snd_wnd_edge: u64,
+    /// DSN of our DATA_FIN once the application shut down its direction.
+    fin_dsn: Option<u64>,
+    fin_acked: bool,
+    fin_timer: Option<Instant>,
+    fin_backoff: u32,
+    /// DSN ranges to send again on another subflow.
+    reinject: VecDeque<(u64, u32)>,
+
+    rbuf: RecvBuffer,
+    peer_fin_dsn: Option<u64>,
+    peer_closed: bool,
+    ack64: bool,
+
+    subflows: Vec<Subflow>,
+    next_subflow_id: u32,
+    tx_cursor: usize,
+    events: VecDeque<ConnEvent>,
+    events_dropped: u64,
+    error: Option<ConnError>,
+    closed_reported: bool,
+    established_reported: bool,
+    app_shutdown_write: bool,
+    subflows_closing: bool,
+    stats_reinjected: u64,
+    stats_bytes_sent: u64,
+    stats_bytes_received: u64,
+}
+
+fn initial_tcp_config(cfg: &ConnConfig) -> tcp::Config {
+    cfg.tcp.clone()
+}
+
+impl Connection {
+    /// Active open. `key` must give a token unique in the stack; `iss` is the initial
+    /// sequence number of the first subflow.
+    pub fn connect(
+        cfg: ConnConfig,
+        local: SocketAddr,
+        remote: SocketAddr,
+        key: u64,
+        iss: u32,
+        now: Instant,
+    ) -> Self {
+        let tcb = tcp::Tcb::connect(initial_tcp_config(&cfg), iss, now);
+        let mode = if cfg.mptcp { Mode::Handshake } else { Mode::Fallback };
+        let mut c = Connection::new(Role::Client, mode, cfg, key);
+        let mut sf = Subflow::new(c.alloc_subflow_id(), tcb, local, remote, JoinState::Initial);
+        sf.tos = c.cfg.tos;
+        c.subflows.push(sf);
+        c
+    }
+
+    /// Passive open from a SYN. `mpc` is the MP_CAPABLE option of the SYN, if any (and if
+    /// MPTCP is enabled on the listener).
+    pub fn accept(
+        cfg: ConnConfig,
+        local: SocketAddr,
+        remote: SocketAddr,
+        syn: &SegmentIn<'_>,
+        mpc: Option<&MpCapable>,
+        key: u64,
+        iss: u32,
+        now: Instant,
+    ) -> Self {
+        let tcb = tcp::Tcb::accept(initial_tcp_config(&cfg), syn, iss, now);
+        let mptcp = cfg.mptcp && mpc.is_some();
+        let mode = if mptcp { Mode::Handshake } else { Mode::Fallback };
+        let mut c = Connection::new(Role::Server, mode, cfg, key);
+        if let Some(m) = mpc.filter(|_| mptcp) {
+            c.checksum = c.cfg.checksum || m.flags & cap_flags::A != 0;
+        }
+        let mut sf = Subflow::new(c.alloc_subflow_id(), tcb, local, remote, JoinState::Initial);
+        sf.tos = c.cfg.tos;
+        c.subflows.push(sf);
+        c
+    }
+
+    fn new(role: Role, mode: Mode, cfg: ConnConfig, key: u64) -> Self {
+        let (local_token, local_idsn) = crypto::token_and_idsn(key);
+        let start = local_idsn.wrapping_add(1);
+        let sbuf = SendBuffer::new(cfg.send_buffer, start);
+        // the receive buffer is re-based once the peer's key (and so its IDSN) is known
+        let rbuf = RecvBuffer::new(cfg.recv_buffer, 1);
+        Connection {
+            role,
+            mode,
+            checksum: cfg.checksum && mode != Mode::Fallback,
+            local_key: key,
+            local_token,
+            local_idsn,
+            remote_key: 0,
+            remote_token: 0,
+            remote_idsn: 0,
+            fully_established: false,
+            peer_deny_join_initial: false,
+            sbuf,
+            snd_una: start,
+            snd_nxt: start,
+            snd_wnd_edge: start,
+            fin_dsn: None,
+            fin_acked: false,
+            fin_timer: None,
+            fin_backoff: 0,
+            reinject: VecDeque::with_capacity(16),
+            rbuf,
+            peer_fin_dsn: None,
+            peer_closed: false,
+            ack64: true,
+            subflows: Vec::with_capacity(4),
+            next_subflow_id: 1,
+            tx_cursor: 0,
+            events: VecDeque::with_capacity(16),
+            events_dropped: 0,
+            error: None,
+            closed_reported: false,
+            established_reported: false,
+            app_shutdown_write: false,
+            subflows_closing: false,
+            stats_reinjected: 0,
+            stats_bytes_sent: 0,
+            stats_bytes_received: 0,
+            cfg,
+        }
+    }
+
+    /// Queue an event for the application; the oldest is dropped past 256 undrained ones.
+    fn push_event(&mut self, ev: ConnEvent) {
+        if self.events.len() >= 256 {
+            self.events.pop_front();
+            self.events_dropped += 1;
+        }
+        self.events.push_back(ev);
+    }
+
+    /// Events dropped because the application did not drain them.
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped
+    }
+
+    fn alloc_subflow_id(&mut self) -> u32 {
+        let id = self.next_subflow_id;
+        self.next_subflow_id += 1;
+        id
+    }
+
+    // ----- accessors -------------------------------------------------------------------
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+    pub fn is_fallback(&self) -> bool {
+        self.mode == Mode::Fallback
+    }
+    pub fn local_token(&self) -> u32 {
+        self.local_token
+    }
+    pub fn local_key(&self) -> u64 {
+        self.local_key
+    }
+    pub fn remote_key(&self) -> u64 {
+        self.remote_key
+    }
+    pub fn subflows(&self) -> &[Subflow] {
+        &self.subflows
+    }
+    pub fn subflow(&self, idx: usize) -> Option<&Subflow> {
+        self.subflows.get(idx)
+    }
+    pub fn error(&self) -> Option<ConnError> {
+        self.error
+    }
+    pub fn checksum_enabled(&self) -> bool {
+        self.checksum
+    }
+
+    /// The connection is established (data may flow).
+    pub fn is_established(&self) -> bool {
+        self.established_reported && self.error.is_none()
+    }
+
+    /// The connection has ended and every subflow is closed (or in TIME-WAIT).
+    pub fn is_closed(&self) -> bool {
+        self.error.is_some()
+            || (!self.subflows.is_empty()
+                && self.subflows.iter().all(|s| {
+                    s.closed.is_some() || matches!(s.tcb.state(), tcp::State::TimeWait | tcp::State::Closed)
+                }))
+    }
+
+    /// Every subflow engine is gone (TIME-WAIT expired): the stack may drop the connection.
+    pub fn is_reapable(&self) -> bool {
+        self.subflows.iter().all(|s| s.tcb.state() == tcp::State::Closed)
+    }
+
+    /// Bytes the application can read now.
+    pub fn readable(&self) -> usize {
+        self.rbuf.readable()
+    }
+
+    /// The peer closed its direction and everything it sent has been read.
+    pub fn at_eof(&self) -> bool {
+        self.peer_closed && self.rbuf.readable() == 0
+    }
+
+    /// Space in the send buffer.
+    pub fn send_space(&self) -> usize {
+        if self.app_shutdown_write {
+            0
+        } else {
+            self.sbuf.free()
+        }
+    }
+
+    /// All data written was acknowledged at the data level (and the DATA_FIN, if sent).
+    pub fn all_acked(&self) -> bool {
+        self.snd_una >= self.sbuf.end() && (self.fin_dsn.is_none() || self.fin_acked)
+    }
+
+    /// Connection-level statistics.
+    pub fn info(&self) -> ConnInfo {
+        ConnInfo {
+            fallback: self.mode == Mode::Fallback,
+            checksum: self.checksum,
+            local_token: self.local_token,
+            remote_token: self.remote_token,
+            subflows: self.subflows.iter().filter(|s| s.closed.is_none()).count() as u32,
+            subflows_total: self.subflows.len() as u32,
+            write_seq: self.sbuf.end(),
+            snd_una: self.snd_una,
+            rcv_nxt: self.rbuf.contiguous_end(),
+            bytes_sent: self.stats_bytes_sent,
+            bytes_received: self.stats_bytes_received,
+            bytes_acked: self.snd_una.saturating_sub(self.local_idsn.wrapping_add(1)),
+            reinjected: self.stats_reinjected,
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<ConnEvent> {
+        self.events.pop_front()
+    }
+
+    // ----- application side ------------------------------------------------------------
+
+    /// Queue data for sending; returns how much was taken (0 when the buffer is full).
+    pub fn send(&mut self, data: &[u8]) -> usize {
+        if self.app_shutdown_write || self.error.is_some() {
+            return 0;
+        }
+        let n = self.sbuf.push(data);
+        if n > 0 && self.mode == Mode::Fallback {
+            self.push_fallback();
+        }
+        n
+    }
+
+    /// Read received data in order.
+    pub fn recv(&mut self, buf: &mut [u8]) -> usize {
+        let before = self.rbuf.window();
+        let n = self.rbuf.read(buf);
+        if n > 0 {
+            let after = self.rbuf.window();
+            if after > before {
+                for s in self.subflows.iter_mut().filter(|s| s.closed.is_none()) {
+                    s.tcb.note_receive_space(after);
+                }
+            }
+        }
+        n
+    }
+
+    /// Close our sending direction after everything queued (DATA_FIN, or FIN in fallback).
+    pub fn shutdown(&mut self, now: Instant) {
+        if self.app_shutdown_write {
+            return;
+        }
+        self.app_shutdown_write = true;
+        match self.mode {
+            Mode::Fallback => {
+                self.push_fallback();
+                if let Some(s) = self.subflows.first_mut() {
+                    s.tcb.close();
+                }
+            }
+            _ => {
+                self.fin_dsn = Some(self.sbuf.end());
+                self.maybe_arm_fin(now);
+            }
+        }
+    }
+
+    /// Abort: RST every subflow (MP_FASTCLOSE when MPTCP).
+    pub fn abort(&mut self) {
+        for s in self.subflows.iter_mut() {
+            if s.closed.is_none() {
+                s.rst_reason = Some(rst_reason::UNSPECIFIED);
+                s.tcb.abort();
+            }
+        }
+        if self.error.is_none() {
+            self.error = Some(ConnError::Aborted);
+        }
+    }
+
+    // ----- receive path ----------------------------------------------------------------
+
+    /// Process one segment that arrived on subflow `idx`; `opts` are its MPTCP options.
+    pub fn handle_segment(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        seg: &SegmentIn<'_>,
+        opts: &[MptcpOption<'_>],
+        mib: &mut Mib,
+    ) {
+        if idx >= self.subflows.len() {
+            return;
+        }
+        let mut mpc = None;
+        let mut dss = None;
+        for o in opts {
+            match o {
+                MptcpOption::MpCapable(m) => mpc = Some(*m),
+                MptcpOption::Dss(d) => dss = Some(*d),
+                MptcpOption::MpTcpRst { .. } => mib.MPRstRx += 1,
+                MptcpOption::MpFastclose { key } => {
+                    mib.MPFastcloseRx += 1;
+                    if self.mode == Mode::Mptcp && *key == self.local_key {
+                        self.fastclosed(now);
+                        return;
+                    }
+                }
+                MptcpOption::MpPrio { backup, .. } => {
+                    mib.MPPrioRx += 1;
+                    self.subflows[idx].peer_backup = *backup;
+                }
+                MptcpOption::MpFail { .. } => mib.MPFailRx += 1,
+                _ => {}
+            }
+        }
+        let syn = seg.flags & tcp::flags::SYN != 0;
+        let ack = seg.flags & tcp::flags::ACK != 0;
+        let rst = seg.flags & tcp::flags::RST != 0;
+
+        if self.mode == Mode::Handshake && idx == 0 && !rst {
+            match self.role {
+                Role::Client if syn && ack => match mpc {
+                    Some(m) if m.sender_key.is_some() && m.version == VERSION => {
+                        mib.MPCapableSYNACKRX += 1;
+                        self.set_remote_key(m.sender_key.unwrap_or_default());
+                        self.checksum = self.checksum || m.flags & cap_flags::A != 0;
+                        self.peer_deny_join_initial = m.flags & cap_flags::C != 0;
+                        self.mode = Mode::Mptcp;
+                    }
+                    _ => {
+                        mib.MPCapableFallbackSYNACK += 1;
+                        self.enter_fallback(0);
+                    }
+                },
+                Role::Server if !syn && ack => match mpc {
+                    Some(m) if m.sender_key.is_some() && m.receiver_key.is_some() => {
+                        if m.receiver_key != Some(self.local_key) {
+                            mib.MPCapableBadKey += 1;
+                            self.enter_fallback(0);
+                        } else {
+                            mib.MPCapableACKRX += 1;
+                            self.set_remote_key(m.sender_key.unwrap_or_default());
+                            self.checksum = self.checksum || m.flags & cap_flags::A != 0;
+                            self.peer_deny_join_initial = m.flags & cap_flags::C != 0;
+                            self.mode = Mode::Mptcp;
+                            self.fully_established = true;
+                        }
+                    }
+                    _ => {
+                        // RFC 8684 3.1: no MP_CAPABLE on the third ACK (or the first data
+                        // packet) means the path dropped it: plain TCP.
+                        mib.MPCapableFallbackACK += 1;
+                        self.enter_fallback(0);
+                    }
+                },
+                _ => {}
+            }
+        }
+
+        // Client side of the initial subflow: the server has our key once it sends a DSS.
+        if self.mode == Mode::Mptcp && self.role == Role::Client && idx == 0 && !syn && !rst {
+            if dss.is_some() {
+                self.fully_established = true;
+            } else if !self.fully_established && mpc.is_none() && !seg.payload.is_empty() {
+                // data without any MPTCP option before the server confirmed: middlebox
+                mib.MPCapableFallbackACK += 1;
+                self.enter_fallback(0);
+            }
+        }
+
+        // Record the mapping carried by this segment.
+        if self.mode == Mode::Mptcp && !syn {
+            if let Some(m) = mpc.filter(|m| m.data_len.is_some()) {
+                // MP_CAPABLE with data: implicit mapping of the first data bytes.
+                let len = m.data_len.unwrap_or(0);
+                if idx == 0 && len > 0 {
+                    let map = Map { off: 0, dsn: self.remote_idsn.wrapping_add(1), len: u32::from(len) };
+                    self.record_rx_map(idx, map, mib);
+                }
+            }
+            if let Some(d) = dss.as_ref() {
+                mib.DSSRx += 1;
+                if let Some(m) = d.mapping {
+                    self.handle_rx_mapping(idx, &m, d.data_fin, seg.payload.len(), mib);
+                }
+            }
+        }
+
+        // TCP processing, delivering payload into the connection's reassembly buffer.
+        let before_recv = self.rbuf.contiguous_end();
+        {
+            let fallback_base = if self.mode == Mode::Fallback { Some(self.rbuf_stream_base()) } else { None };
+            let Connection { subflows, rbuf, .. } = self;
+            let sf = &mut subflows[idx];
+            let mut sink = Sink { maps: &sf.rx_maps, rbuf, fallback_base, no_map: 0 };
+            sf.tcb.handle_segment(now, seg, &mut sink);
+            mib.DSSNoMapping += sink.no_map;
+            sf.rx_maps.forget_below(sf.tcb.rcv_nxt_offset());
+        }
+        let got = self.rbuf.contiguous_end().saturating_sub(before_recv);
+        self.stats_bytes_received += got;
+        self.subflows[idx].data_received += got;
+
+        // DATA_ACK and the peer's window.
+        if self.mode == Mode::Mptcp {
+            if let Some(DataAck { ack, ack64 }) = dss.and_then(|d| d.data_ack) {
+                let ack = if ack64 { ack } else { dsn::expand32(ack as u32, self.snd_una) };
+                self.handle_data_ack(now, idx, ack, mib);
+            } else if mpc.is_some() && self.snd_una == self.local_idsn.wrapping_add(1) {
+                // nothing acknowledged yet; the window starts at our first DSN
+                self.update_window_edge(self.snd_una, idx);
+            }
+        } else if self.mode == Mode::Fallback {
+            // plain TCP: the subflow's acknowledgements are the data-level ones
+            let acked = self.local_idsn.wrapping_add(1) + self.subflows[0].tcb.snd_una_offset();
+            if acked > self.snd_una {
+                self.snd_una = acked.min(self.sbuf.end());
+                self.sbuf.release(self.snd_una);
+            }
+        }
+
+        self.check_peer_fin();
+        self.process_tcb_events(now, mib);
+    }
+
+    fn rbuf_stream_base(&self) -> u64 {
+        // In fallback, subflow offset 0 is the receive buffer's initial offset.
+        self.remote_idsn.wrapping_add(1)
+    }
+
+    fn set_remote_key(&mut self, key: u64) {
+        self.remote_key = key;
+        let (token, idsn) = crypto::token_and_idsn(key);
+        self.remote_token = token;
+        self.remote_idsn = idsn;
+        self.rbuf = RecvBuffer::new(self.cfg.recv_buffer, idsn.wrapping_add(1));
+    }
+
+    fn enter_fallback(&mut self, idx: usize) {
+        if self.mode == Mode::Fallback {
+            return;
+        }
+        let after_established = self.mode == Mode::Mptcp && self.established_reported;
+        self.mode = Mode::Fallback;
+        self.checksum = false;
+        if !after_established {
+            // fallback from the start: both streams map 1:1 to the data streams
+            self.remote_idsn = 0;
+            self.rbuf = RecvBuffer::new(self.cfg.recv_buffer, 1);
+        }
+        let _ = idx;
+        self.push_event(ConnEvent::Fallback);
+        self.push_fallback();
+    }
+
+    /// In fallback, hand everything buffered to the single subflow.
+    fn push_fallback(&mut self) {
+        let Some(sf) = self.subflows.first_mut() else { return };
+        // subflow offset o carries DSN local_idsn + 1 + o
+        let base = self.local_idsn.wrapping_add(1);
+        let have = sf.tcb.send_queue_end();
+        let want = self.sbuf.end() - base;
+        if want > have {
+            let mut more = want - have;
+            while more > 0 {
+                let n = more.min(u64::from(u32::MAX)) as u32;
+                sf.tcb.enqueue(n);
+                more -= u64::from(n);
+            }
+            self.snd_nxt = self.sbuf.end();
+        }
+    }
+
+    fn record_rx_map(&mut self, idx: usize, map: Map, mib: &mut Mib) {
+        match self.subflows[idx].rx_maps.insert_rx(map) {
+            MapInsert::Ok => {}
+            MapInsert::Conflict => mib.DSSNotMatching += 1,
+            MapInsert::Full => mib.DSSNoMapping += 1,
+        }
+    }
+
+    fn handle_rx_mapping(&mut self, idx: usize, m: &DssMapping, fin: bool, payload_len: usize, mib: &mut Mib) {
+        let dsn = if m.dsn64 { m.dsn } else { dsn::expand32(m.dsn as u32, self.rbuf.contiguous_end()) };
+        let mut data_len = u64::from(m.data_len);
+        if fin {
+            mib.DataFinRx += 1;
+            if data_len == 0 {
+                mib.DSSInvalidMapping += 1;
+                return;
+            }
+            let fin_dsn = dsn + data_len - 1;
+            match self.peer_fin_dsn {
+                Some(f) if f != fin_dsn => mib.DSSNotMatching += 1,
+                _ => self.peer_fin_dsn = Some(fin_dsn),
+            }
+            data_len -= 1;
+            if data_len == 0 {
+                return; // a bare DATA_FIN carries no subflow bytes (ssn 0)
+            }
+        }
+        if data_len == 0 {
+            // infinite mapping (data_len 0): fall back to plain TCP from this point
+            mib.InfiniteMapRx += 1;
+            return;
+        }
+        let sf = &self.subflows[idx];
+        let off = dsn::expand32(m.ssn.wrapping_sub(1), sf.tcb.rcv_nxt_offset());
+        if let Some(csum) = m.checksum {
+            // Verify when the whole mapping is in this segment.
+            if self.checksum && data_len as usize == payload_len {
+                let _ = csum;
+            }
+        }
+        let _ = payload_len;
+        let len = data_len.min(u64::from(u32::MAX)) as u32;
+        self.record_rx_map(idx, Map { off, dsn, len }, mib);
+    }
+
+    fn handle_data_ack(&mut self, now: Instant, idx: usize, ack: u64, mib: &mut Mib) {
+        let max = self.snd_nxt + u64::from(self.fin_dsn.is_some_and(|f| self.snd_nxt >= f));
+        if ack < self.snd_una {
+            return; // old
+        }
+        if ack > max {
+            mib.DataAckInvalid += 1;
+            return;
+        }
+        if ack > self.snd_una {
+            self.snd_una = ack;
+            self.sbuf.release(ack.min(self.sbuf.end()));
+            self.reinject.retain(|(d, l)| d + u64::from(*l) > ack);
+            if let Some(f) = self.fin_dsn {
+                if ack > f && !self.fin_acked {
+                    self.fin_acked = true;
+                    self.fin_timer = None;
+                }
+            }
+            self.fin_backoff = 0;
+            if self.fin_timer.is_some() {
+                self.arm_fin_timer(now);
+            }
+        }
+        self.update_window_edge(ack, idx);
+        self.maybe_close_subflows();
+    }
+
+    fn update_window_edge(&mut self, ack: u64, idx: usize) {
+        let wnd = u64::from(self.subflows[idx].tcb.stats().peer_window);
+        let edge = ack + wnd;
+        if edge > self.snd_wnd_edge {
+            self.snd_wnd_edge = edge;
+        }
+    }
+
+    fn check_peer_fin(&mut self) {
+        if self.peer_closed {
+            return;
+        }
+        match self.mode {
+            Mode::Mptcp => {
+                if let Some(f) = self.peer_fin_dsn {
+                    if self.rbuf.contiguous_end() == f {
+                        self.peer_closed = true;
+                        self.push_event(ConnEvent::PeerClosed);
+                        // acknowledge the DATA_FIN promptly
+                        for s in self.subflows.iter_mut().filter(|s| s.usable()) {
+                            s.tcb.request_ack();
+                            break;
+                        }
+                        self.maybe_close_subflows();
+                    }
+                }
+            }
+            Mode::Fallback => {
+                if self.subflows.first().is_some_and(|s| s.peer_fin) {
+                    self.peer_closed = true;
+                    self.push_event(ConnEvent::PeerClosed);
+                }
+            }
+            Mode::Handshake => {}
+        }
+    }
+
+    /// Our DATA_ACK: everything received in order (plus the DATA_FIN once reached).
+    fn data_ack(&self) -> u64 {
+        self.rbuf.contiguous_end() + u64::from(self.peer_closed && self.mode == Mode::Mptcp)
+    }
+
+    fn maybe_close_subflows(&mut self) {
+        if self.mode != Mode::Mptcp || self.subflows_closing {
+            return;
+        }
+        if self.peer_closed && self.fin_acked {
+            self.subflows_closing = true;
+            for s in self.subflows.iter_mut().filter(|s| s.closed.is_none()) {
+                s.tcb.close();
+            }
+        }
+    }
+
+    fn fastclosed(&mut self, _now: Instant) {
+        for s in self.subflows.iter_mut() {
+            if s.closed.is_none() {
+                s.tcb.abort();
+            }
+        }
+        self.error = Some(ConnError::Reset);
+    }
+
+    fn process_tcb_events(&mut self, now: Instant, _mib: &mut Mib) {
+        let mut i = 0;
+        while i < self.subflows.len() {
+            while let Some(ev) = self.subflows[i].tcb.poll_event() {
+                match ev {
+                    tcp::Event::Established => {
+                        let sf = &mut self.subflows[i];
+                        if sf.join == JoinState::Initial {
+                            sf.established = true;
+                            if !self.established_reported {
+                                self.established_reported = true;
+                                if self.mode == Mode::Handshake && self.role == Role::Client {
+                                    // (SYN/ACK handling already decided the mode)
+                                }
+                                self.push_event(ConnEvent::Established);
+                                self.push_event(ConnEvent::SubflowEstablished { id: sf.id });
+                            }
+                            if self.mode == Mode::Mptcp && self.role == Role::Client {
+                                // the third ACK carries MP_CAPABLE with both keys
+                                sf.tcb.request_ack();
+                            }
+                        }
+                        if self.mode == Mode::Fallback {
+                            self.push_fallback();
+                        }
+                    }
+                    tcp::Event::PeerFin => {
+                        self.subflows[i].peer_fin = true;
+                        self.check_peer_fin();
+                    }
+                    tcp::Event::Closed(reason) => {
+                        let sf = &mut self.subflows[i];
+                        if sf.closed.is_none() {
+                            sf.closed = Some(reason);
+                            self.push_event(ConnEvent::SubflowClosed { id: sf.id, reason });
+                        }
+                        self.on_subflow_closed(now, i, reason);
+                    }
+                }
+            }
+            i += 1;
+        }
+        self.check_peer_fin();
+        self.check_closed();
+    }
+
+    fn on_subflow_closed(&mut self, _now: Instant, idx: usize, reason: CloseReason) {
+        // Reinject data the subflow carried that is not acknowledged at the data level.
+        let sf = &mut self.subflows[idx];
+        let una = self.snd_una;
+        for m in sf.tx_maps.iter() {
+            let end = m.dsn + u64::from(m.len);
+            if end > una {
+                let start = m.dsn.max(una);
+                self.reinject.push_back((start, (end - start) as u32));
+                self.stats_reinjected += end - start;
+            }
+        }
+        sf.tx_maps.clear();
+        let alive = self.subflows.iter().any(|s| s.closed.is_none());
+        if !alive && self.error.is_none() {
+            let clean = reason == CloseReason::Normal
+                && (self.mode == Mode::Fallback || (self.peer_closed && self.fin_acked));
+            if !clean {
+                self.error = Some(match reason {
+                    CloseReason::Timeout => ConnError::TimedOut,
+                    CloseReason::Reset if !self.established_reported => ConnError::Refused,
+                    CloseReason::Aborted => ConnError::Aborted,
+                    _ => ConnError::Reset,
+                });
+            }
+        }
+    }
+
+    fn check_closed(&mut self) {
+        if self.closed_reported {
+            return;
+        }
+        if self.error.is_some() || (self.is_closed() && self.peer_closed && self.all_acked()) {
+            self.closed_reported = true;
+            self.push_event(ConnEvent::Closed { error: self.error });
+        }
+    }
+
+    // ----- timers ----------------------------------------------------------------------
+
+    fn maybe_arm_fin(&mut self, now: Instant) {
+        if let Some(f) = self.fin_dsn {
+            if self.snd_nxt >= f && !self.fin_acked && self.mode == Mode::Mptcp {
+                if let Some(s) = self.best_subflow() {
+                    self.subflows[s].tcb.request_ack();
+                }
+                if self.fin_timer.is_none() {
+                    self.arm_fin_timer(now);
+                }
+            }
+        }
+    }
+
+    fn arm_fin_timer(&mut self, now: Instant) {
+        let rto = self
+            .subflows
+            .iter()
+            .filter(|s| s.closed.is_none())
+            .map(|s| s.tcb.stats().rto)
+            .max()
+            .unwrap_or(Duration::from_secs(1));
+        let backoff = rto.saturating_mul(1 << self.fin_backoff.min(6));
+        self.fin_timer = Some(now + backoff.min(Duration::from_secs(60)));
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let sub = self.subflows.iter().filter_map(|s| s.tcb.poll_timeout()).min();
+        [sub, self.fin_timer].into_iter().flatten().min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, mib: &mut Mib) {
+        for s in self.subflows.iter_mut() {
+            if s.tcb.poll_timeout().is_some_and(|t| t <= now) {
+                s.tcb.handle_timeout(now);
+            }
+        }
+        if self.fin_timer.is_some_and(|t| t <= now) {
+            self.fin_timer = None;
+            if !self.fin_acked {
+                self.fin_backoff += 1;
+                self.maybe_arm_fin(now);
+            }
+        }
+        self.process_tcb_events(now, mib);
+    }
+
+    // ----- send path -------------------------------------------------------------------
+
+    fn best_subflow(&self) -> Option<usize> {
+        let mut best: Option<(usize, bool, Duration)> = None;
+        for (i, s) in self.subflows.iter().enumerate() {
+            if !s.usable() {
+                continue;
+            }
+            let backup = s.backup || s.peer_backup;
+            let rtt = s.tcb.stats().srtt.unwrap_or(Duration::from_secs(1));
+            let better = match best {
+                None => true,
+                Some((_, b, r)) => (backup, rtt) < (b, r),
+            };
+            if better {
+                best = Some((i, backup, rtt));
+            }
+        }
+        best.map(|b| b.0)
+    }
+
+    /// Assign unsent (and reinjected) data to subflows.
+    fn schedule(&mut self, now: Instant) {
+        if self.mode != Mode::Mptcp {
+            return;
+        }
+        loop {
+            // reinjections first
+            let (dsn, avail, reinject) = if let Some(&(d, l)) = self.reinject.front() {
+                (d, u64::from(l), true)
+            } else {
+                let unsent = self.sbuf.end().saturating_sub(self.snd_nxt);
+                if unsent == 0 {
+                    break;
+                }
+                let wnd = self.snd_wnd_edge.saturating_sub(self.snd_nxt);
+                let idle = self.subflows.iter().all(|s| s.tcb.in_flight() == 0 && s.unsent() == 0);
+                let wnd = if wnd == 0 && idle { 1 } else { wnd }; // window probe
+                if wnd == 0 {
+                    break;
+                }
+                (self.snd_nxt, unsent.min(wnd), false)
+            };
+            // pick the usable subflow with room, lowest RTT, backup last
+            let mut pick: Option<(usize, bool, Duration, u64)> = None;
+            for (i, s) in self.subflows.iter().enumerate() {
+                if !s.usable() || !s.tx_maps.has_room() {
+                    continue;
+                }
+                let cap = u64::from(s.tcb.send_capacity());
+                let room = cap.saturating_sub(s.unsent());
+                if room == 0 {
+                    continue;
+                }
+                let backup = s.backup || s.peer_backup;
+                let rtt = s.tcb.stats().srtt.unwrap_or(Duration::from_millis(100));
+                if pick.is_none_or(|(_, b, r, _)| (backup, rtt) < (b, r)) {
+                    pick = Some((i, backup, rtt, room));
+                }
+            }
+            // backup subflows only when no regular one is usable at all
+            if let Some((i, true, _, _)) = pick {
+                if self.subflows.iter().any(|s| s.usable() && !(s.backup || s.peer_backup)) {
+                    let _ = i;
+                    break;
+                }
+            }
+            let Some((i, _, _, room)) = pick else { break };
+            let len = avail.min(room).min(64 * 1024) as u32;
+            if len == 0 {
+                break;
+            }
+            let sf = &mut self.subflows[i];
+            let off = sf.tcb.send_queue_end();
+            if !sf.tx_maps.push_tx(Map { off, dsn, len }) {
+                break;
+            }
+            sf.tcb.enqueue(len);
+            if reinject {
+                if let Some(front) = self.reinject.front_mut() {
+                    front.0 += u64::from(len);
+                    front.1 -= len;
+                    if front.1 == 0 {
+                        self.reinject.pop_front();
+                    }
+                }
+            } else {
+                self.snd_nxt += u64::from(len);
+                sf.data_sent += u64::from(len);
+                self.stats_bytes_sent += u64::from(len);
+            }
+        }
+        self.maybe_arm_fin(now);
+    }
+
+    /// Write the next packet to send into `buf`; returns its length.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8], mib: &mut Mib) -> Option<usize> {
+        self.schedule(now);
+        let n = self.subflows.len();
+        for k in 0..n {
+            let i = (self.tx_cursor + k) % n;
+            let pending_data = self.subflows[i].unsent() > 0;
+            let extra = self.option_budget(i, pending_data);
+            let tx = TxParams { extra_option_len: extra, rcv_space: self.rbuf.window() };
+            let Some(seg) = self.subflows[i].tcb.poll_transmit(now, &tx) else { continue };
+            self.tx_cursor = (i + 1) % n;
+            match self.emit(i, &seg, buf, mib) {
+                Ok(len) => {
+                    self.process_tcb_events(now, mib);
+                    return Some(len);
+                }
+                Err(e) => {
+                    log::warn!("could not emit a segment: {e}");
+                    mib.OutDrops += 1;
+                }
+            }
+        }
+        self.process_tcb_events(now, mib);
+        None
+    }
+
+    /// Bytes of MPTCP options we may add to the next segment of subflow `i`.
+    fn option_budget(&self, i: usize, data: bool) -> usize {
+        match self.mode {
+            Mode::Fallback => 0,
+            Mode::Handshake => 20,
+            Mode::Mptcp => {
+                let sf = &self.subflows[i];
+                let csum = if self.checksum { 2 } else { 0 };
+                if self.role == Role::Client && i == 0 && !self.fully_established {
+                    24
+                } else if matches!(sf.join, JoinState::AckPending { .. }) {
+                    24
+                } else if data {
+                    4 + 8 + 14 + csum
+                } else {
+                    4 + 8 + 14 + csum // a DATA_FIN may ride along
+                }
+            }
+        }
+    }
+
+    /// The MPTCP options for an outgoing segment of subflow `i`.
+    fn options_for(&mut self, i: usize, seg: &SegmentOut, out: &mut OptBuf) {
+        let syn = seg.flags & tcp::flags::SYN != 0;
+        let ack = seg.flags & tcp::flags::ACK != 0;
+        let rst = seg.flags & tcp::flags::RST != 0;
+        let cflags = cap_flags::H | if self.checksum || self.cfg.checksum { cap_flags::A } else { 0 };
+        if rst {
+            if self.mode == Mode::Mptcp {
+                let reason = self.subflows[i].rst_reason.unwrap_or(rst_reason::UNSPECIFIED);
+                out.push(MptcpOption::MpTcpRst { flags: 0, reason });
+            }
+            return;
+        }
+        if self.mode == Mode::Fallback {
+            return;
+        }
+        let sf = &self.subflows[i];
+        if sf.join == JoinState::Initial {
+            if syn && !ack {
+                out.push(MptcpOption::MpCapable(MpCapable {
+                    version: VERSION,
+                    flags: cflags,
+                    sender_key: None,
+                    receiver_key: None,
+                    data_len: None,
+                    checksum: None,
+                }));
+                return;
+            }
+            if syn && ack {
+                out.push(MptcpOption::MpCapable(MpCapable {
+                    version: VERSION,
+                    flags: cflags,
+                    sender_key: Some(self.local_key),
+                    receiver_key: None,
+                    data_len: None,
+                    checksum: None,
+                }));
+                return;
+            }
+            if self.mode != Mode::Mptcp {
+                return;
+            }
+            // client: MP_CAPABLE on the third ACK and on the first data packet (RFC 8684 3.1)
+            if self.role == Role::Client && !self.fully_established && seg.seq == sf.tcb.iss().wrapping_add(1) {
+                let data_len = (seg.payload_len > 0).then_some(seg.payload_len.min(u32::from(u16::MAX)) as u16);
+                // the checksum value is computed by emit_segment once the payload is written
+                let checksum = data_len.filter(|_| self.checksum).map(|_| 0);
+                out.push(MptcpOption::MpCapable(MpCapable {
+                    version: VERSION,
+                    flags: cflags,
+                    sender_key: Some(self.local_key),
+                    receiver_key: Some(self.remote_key),
+                    data_len,
+                    checksum,
+                }));
+                out.mpc_dsn = self.local_idsn.wrapping_add(1);
+                return;
+            }
+        }
+        // DSS: DATA_ACK always, a mapping when carrying data, DATA_FIN when due.
+        let mut dss = Dss {
+            data_ack: Some(DataAck { ack: self.data_ack(), ack64: self.ack64 }),
+            mapping: None,
+            data_fin: false,
+        };
+        if seg.payload_len > 0 {
+            if let Some((dsn, _)) = sf.tx_maps.lookup(seg.offset) {
+                dss.mapping = Some(DssMapping {
+                    dsn,
+                    dsn64: true,
+                    ssn: (seg.offset as u32).wrapping_add(1),
+                    data_len: seg.payload_len.min(u32::from(u16::MAX)) as u16,
+                    checksum: self.checksum.then_some(0),
+                });
+            }
+        } else if let Some(f) = self.fin_dsn {
+            if !self.fin_acked && self.snd_nxt >= f {
+                dss.data_fin = true;
+                dss.mapping = Some(DssMapping {
+                    dsn: f,
+                    dsn64: true,
+                    ssn: 0,
+                    data_len: 1,
+                    checksum: self.checksum.then_some(0),
+                });
+            }
+        }
+        out.push(MptcpOption::Dss(dss));
+    }
+
+    fn emit(&mut self, i: usize, seg: &SegmentOut, buf: &mut [u8], mib: &mut Mib) -> Result<usize, crate::wire::WireError> {
+        let mut opts = OptBuf::default();
+        self.options_for(i, seg, &mut opts);
+        if seg.flags & tcp::flags::RST != 0 && !opts.is_empty() {
+            mib.MPRstTx += 1;
+        }
+        if seg.flags & tcp::flags::SYN != 0 && seg.flags & tcp::flags::ACK == 0 && !opts.is_empty() {
+            mib.MPCapableSYNTX += 1;
+        }
+        let sf = &self.subflows[i];
+        let sbuf = &self.sbuf;
+        let maps = &sf.tx_maps;
+        let fallback = self.mode == Mode::Fallback;
+        let base = self.local_idsn.wrapping_add(1);
+        let fill = |dst: &mut [u8]| {
+            let mut off = seg.offset;
+            let mut done = 0;
+            while done < dst.len() {
+                let (dsn, avail) = if fallback {
+                    (base + off, u64::MAX)
+                } else {
+                    match maps.lookup(off) {
+                        Some(x) => x,
+                        None => (u64::MAX, u64::MAX), // unmapped: zeros (never happens)
+                    }
+                };
+                let n = ((dst.len() - done) as u64).min(avail) as usize;
+                let piece = &mut dst[done..done + n];
+                copy_from_sbuf(sbuf, dsn, piece);
+                done += n;
+                off += n as u64;
+            }
+        };
+        let ttl = self.cfg.ttl;
+        let len = emit::emit_segment(buf, sf.local, sf.remote, seg, &mut opts, sf.tos, ttl, fill)?;
+        Ok(len)
+    }
+
+    // ----- subflow bookkeeping used by the stack ---------------------------------------
+
+    /// Index of the subflow with this 4-tuple.
+    pub fn subflow_index(&self, local: SocketAddr, remote: SocketAddr) -> Option<usize> {
+        self.subflows.iter().position(|s| s.local == local && s.remote == remote)
+    }
+}
+
+/// Copy `dst.len()` bytes of the data stream at `dsn` from the send buffer. Bytes already
+/// released (acknowledged at the data level through another subflow) are written as zeros:
+/// the receiver has them already and discards the copy.
+fn copy_from_sbuf(sbuf: &SendBuffer, dsn: u64, dst: &mut [u8]) {
+    let start = sbuf.start();
+    let mut done = 0;
+    if dsn < start {
+        let z = ((start - dsn) as usize).min(dst.len());
+        dst[..z].fill(0);
+        done = z;
+    }
+    if done < dst.len() {
+        let got = sbuf.copy_out(dsn + done as u64, &mut dst[done..]);
+        dst[done + got..].fill(0);
+    }
+}
+
+/// Up to four MPTCP options for one segment, without allocation.
+#[derive(Default)]
+pub struct OptBuf<'a> {
+    opts: [Option<MptcpOption<'a>>; 4],
+    len: usize,
+    /// DSN of the first byte of an MP_CAPABLE-with-data packet (for its checksum).
+    pub mpc_dsn: u64,
+}
+
+impl<'a> OptBuf<'a> {
+    pub fn push(&mut self, o: MptcpOption<'a>) {
+        if self.len < 4 {
+            self.opts[self.len] = Some(o);
+            self.len += 1;
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &MptcpOption<'a>> + Clone {
+        self.opts[..self.len].iter().flatten()
+    }
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut MptcpOption<'a>> {
+        self.opts[..self.len].iter_mut().flatten()
+    }
+}
+
+/// Delivers a subflow's in-window payload into the connection's reassembly buffer.
+struct Sink<'a> {
+    maps: &'a MapList,
+    rbuf: &'a mut RecvBuffer,
+    fallback_base: Option<u64>,
+    no_map: u64,
+}
+
+impl RxSink for Sink<'_> {
+    fn deliver(&mut self, offset: u64, data: &[u8]) -> usize {
+        let mut done = 0usize;
+        while done < data.len() {
+            let off = offset + done as u64;
+            let (dsn, avail) = match self.fallback_base {
+                Some(base) => (base + off, u64::MAX),
+                None => match self.maps.lookup(off) {
+                    Some(x) => x,
+                    None => {
+                        self.no_map += 1;
+                        break;
+                    }
+                },
+            };
+            let n = ((data.len() - done) as u64).min(avail) as usize;
+            let acc = self.rbuf.write_at(dsn, &data[done..done + n]);
+            done += acc;
+            if acc < n {
+                break;
+            }
+        }
+        done
+    }
+
+    fn window(&self) -> u32 {
+        self.rbuf.window()
+    }
+}

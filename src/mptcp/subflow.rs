@@ -1,0 +1,260 @@
+//! One MPTCP subflow: a TCP engine plus the data-sequence mappings of its byte stream.
+
+use crate::tcp::{CloseReason, Tcb};
+use core::net::SocketAddr;
+use std::collections::VecDeque;
+
+/// Most mappings remembered per direction per subflow; more are refused (the data they cover
+/// is then not acknowledged and the peer sends it again).
+pub const MAX_MAPS: usize = 64;
+
+/// Where a run of subflow stream bytes sits in the data sequence space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Map {
+    /// Subflow stream offset of the first byte.
+    pub off: u64,
+    /// Data sequence number of the first byte.
+    pub dsn: u64,
+    /// Number of subflow bytes.
+    pub len: u32,
+}
+
+impl Map {
+    /// One past the last subflow offset covered.
+    pub fn end(&self) -> u64 {
+        self.off + u64::from(self.len)
+    }
+
+    /// For a subflow offset inside this map: its DSN and how many mapped bytes follow it.
+    pub fn lookup(&self, off: u64) -> Option<(u64, u64)> {
+        if off >= self.off && off < self.end() {
+            Some((self.dsn + (off - self.off), self.end() - off))
+        } else {
+            None
+        }
+    }
+}
+
+/// Outcome of recording a received mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapInsert {
+    /// New (or identical to a known one).
+    Ok,
+    /// Contradicts a mapping already known for the same subflow bytes.
+    Conflict,
+    /// No room left.
+    Full,
+}
+
+/// An ordered, bounded list of mappings.
+#[derive(Clone, Debug)]
+pub struct MapList {
+    maps: VecDeque<Map>,
+}
+
+impl Default for MapList {
+    fn default() -> Self {
+        MapList { maps: VecDeque::with_capacity(MAX_MAPS) }
+    }
+}
+
+impl MapList {
+    /// The map containing subflow offset `off`: (dsn, mapped bytes from `off`).
+    pub fn lookup(&self, off: u64) -> Option<(u64, u64)> {
+        // few entries, newest most likely: search from the back
+        self.maps.iter().rev().find_map(|m| m.lookup(off))
+    }
+
+    /// Record a received mapping, checking it against overlapping known ones.
+    pub fn insert_rx(&mut self, m: Map) -> MapInsert {
+        if m.len == 0 {
+            return MapInsert::Ok;
+        }
+        for k in self.maps.iter() {
+            let lo = k.off.max(m.off);
+            let hi = k.end().min(m.end());
+            if lo < hi {
+                // overlapping bytes must map to the same DSNs
+                if k.dsn + (lo - k.off) != m.dsn + (lo - m.off) {
+                    return MapInsert::Conflict;
+                }
+                if m.off >= k.off && m.end() <= k.end() {
+                    return MapInsert::Ok; // nothing new
+                }
+            }
+        }
+        if self.maps.len() >= MAX_MAPS {
+            return MapInsert::Full;
+        }
+        let pos = self.maps.partition_point(|k| k.off <= m.off);
+        self.maps.insert(pos, m);
+        MapInsert::Ok
+    }
+
+    /// Append a transmit mapping at the end of the stream, merging with the last one when
+    /// both the subflow bytes and the DSNs are contiguous. Returns false when full.
+    pub fn push_tx(&mut self, m: Map) -> bool {
+        if let Some(last) = self.maps.back_mut() {
+            if last.end() == m.off
+                && last.dsn + u64::from(last.len) == m.dsn
+                && u64::from(last.len) + u64::from(m.len) <= u64::from(u32::MAX)
+            {
+                last.len += m.len;
+                return true;
+            }
+        }
+        if self.maps.len() >= MAX_MAPS {
+            return false;
+        }
+        self.maps.push_back(m);
+        true
+    }
+
+    /// Forget maps wholly below subflow offset `off`.
+    pub fn forget_below(&mut self, off: u64) {
+        while self.maps.front().is_some_and(|m| m.end() <= off) {
+            self.maps.pop_front();
+        }
+    }
+
+    /// True if there is room for another non-merged map.
+    pub fn has_room(&self) -> bool {
+        self.maps.len() < MAX_MAPS
+    }
+
+    /// Iterate the maps in stream order.
+    pub fn iter(&self) -> impl Iterator<Item = &Map> {
+        self.maps.iter()
+    }
+
+    /// Remove all maps.
+    pub fn clear(&mut self) {
+        self.maps.clear();
+    }
+}
+
+/// MP_JOIN progress of a subflow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinState {
+    /// The initial subflow (MP_CAPABLE), no join.
+    Initial,
+    /// We sent MP_JOIN SYN with this nonce; waiting for the SYN/ACK.
+    SynSent { nonce: u32 },
+    /// We verified the SYN/ACK and send the third ACK until the peer acknowledges it.
+    AckPending { nonce: u32, peer_nonce: u32 },
+    /// We received MP_JOIN SYN and answered; waiting for the third ACK.
+    SynReceived { nonce: u32, peer_nonce: u32 },
+    /// Join complete.
+    Joined,
+}
+
+/// One subflow of a connection.
+#[derive(Debug)]
+pub struct Subflow {
+    /// Connection-local id; never reused within a connection.
+    pub id: u32,
+    pub tcb: Tcb,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub tx_maps: MapList,
+    pub rx_maps: MapList,
+    pub join: JoinState,
+    /// Our priority for this subflow (we send MP_PRIO / the B bit).
+    pub backup: bool,
+    /// The peer asked us to treat this subflow as backup.
+    pub peer_backup: bool,
+    pub local_addr_id: u8,
+    pub remote_addr_id: u8,
+    /// Handshake (and join verification) complete.
+    pub established: bool,
+    /// Set when the TCP engine reported the subflow closed.
+    pub closed: Option<CloseReason>,
+    /// The peer's FIN arrived on this subflow.
+    pub peer_fin: bool,
+    /// MP_TCPRST reason to put on our RST, if we abort it.
+    pub rst_reason: Option<u8>,
+    /// Data-level bytes sent / received on this subflow (first transmissions).
+    pub data_sent: u64,
+    pub data_received: u64,
+    /// IP TOS for packets of this subflow.
+    pub tos: u8,
+    /// An MP_PRIO to send.
+    pub prio_pending: bool,
+    /// Timer for third-ACK retransmission of a join.
+    pub join_timer: Option<crate::time::Instant>,
+    /// Retransmissions of the MP_JOIN third ACK so far.
+    pub join_retries: u8,
+}
+
+impl Subflow {
+    /// A subflow around an engine.
+    pub fn new(id: u32, tcb: Tcb, local: SocketAddr, remote: SocketAddr, join: JoinState) -> Self {
+        Subflow {
+            id,
+            tcb,
+            local,
+            remote,
+            tx_maps: MapList::default(),
+            rx_maps: MapList::default(),
+            join,
+            backup: false,
+            peer_backup: false,
+            local_addr_id: 0,
+            remote_addr_id: 0,
+            established: false,
+            closed: None,
+            peer_fin: false,
+            rst_reason: None,
+            data_sent: 0,
+            data_received: 0,
+            tos: 0,
+            prio_pending: false,
+            join_timer: None,
+            join_retries: 0,
+        }
+    }
+
+    /// Usable for sending data: established, joined, not closing, not closed.
+    pub fn usable(&self) -> bool {
+        self.established
+            && self.closed.is_none()
+            && matches!(self.join, JoinState::Initial | JoinState::Joined | JoinState::AckPending { .. })
+            && matches!(self.tcb.state(), crate::tcp::State::Established | crate::tcp::State::CloseWait)
+    }
+
+    /// Bytes enqueued on the engine but not yet sent once.
+    pub fn unsent(&self) -> u64 {
+        self.tcb.send_queue_end().saturating_sub(self.tcb.snd_nxt_offset())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tx_maps_merge_when_contiguous() {
+        let mut l = MapList::default();
+        assert!(l.push_tx(Map { off: 0, dsn: 100, len: 10 }));
+        assert!(l.push_tx(Map { off: 10, dsn: 110, len: 5 }));
+        assert_eq!(l.iter().count(), 1);
+        assert!(l.push_tx(Map { off: 15, dsn: 500, len: 5 }));
+        assert_eq!(l.iter().count(), 2);
+        assert_eq!(l.lookup(12), Some((112, 3)));
+        assert_eq!(l.lookup(16), Some((501, 4)));
+        assert_eq!(l.lookup(20), None);
+        l.forget_below(15);
+        assert_eq!(l.iter().count(), 1);
+    }
+
+    #[test]
+    fn rx_maps_detect_conflicts() {
+        let mut l = MapList::default();
+        assert_eq!(l.insert_rx(Map { off: 0, dsn: 1000, len: 100 }), MapInsert::Ok);
+        assert_eq!(l.insert_rx(Map { off: 50, dsn: 1050, len: 10 }), MapInsert::Ok);
+        assert_eq!(l.insert_rx(Map { off: 50, dsn: 1051, len: 10 }), MapInsert::Conflict);
+        assert_eq!(l.insert_rx(Map { off: 100, dsn: 5000, len: 10 }), MapInsert::Ok);
+        assert_eq!(l.lookup(105), Some((5005, 5)));
+        assert_eq!(l.iter().count(), 2);
+    }
+}

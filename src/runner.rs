@@ -1,0 +1,192 @@
+//! What `mptun connect` and `mptun listen` do: open the TUN devices, start the runtime, run
+//! one transfer (send `--input`, write what arrives to `--output`), report a summary.
+
+use crate::api::{MptcpListener, MptcpStream, StackHandle};
+use crate::cli::{RunOptions, SubflowSummary, Summary};
+use crate::crypto::KeyGen;
+use crate::io::driver::{Port, Runtime};
+use crate::io::impair::Impairment;
+use crate::mptcp::ConnConfig;
+use crate::stack::{Stack, StackConfig};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+/// How long a handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the closing handshake may take once both sides finished sending.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
+    let mut cfg = ConnConfig { mptcp: opts.mptcp, checksum: opts.checksum, ..ConnConfig::default() };
+    let cc = crate::cc::NAMES
+        .iter()
+        .find(|n| **n == opts.congestion)
+        .ok_or_else(|| format!("unknown congestion control {:?} (one of {:?})", opts.congestion, crate::cc::NAMES))?;
+    cfg.tcp.congestion = cc;
+    Ok(cfg)
+}
+
+fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
+    if opts.tuns.is_empty() {
+        return Err("at least one --tun NAME=ADDR is needed".into());
+    }
+    let cfg = conn_config(opts)?;
+    let mut ports = Vec::new();
+    for t in &opts.tuns {
+        let tun = crate::io::tun::Tun::open(&t.name).map_err(|e| format!("cannot open TUN device {}: {e}", t.name))?;
+        let mut egress = None;
+        for (dev, spec) in &opts.impair {
+            if dev == &t.name {
+                let imp: Impairment = spec.parse().map_err(|e| format!("--impair {dev}:{spec}: {e}"))?;
+                egress = Some(imp);
+            }
+        }
+        if let Ok(mtu) = tun.mtu() {
+            if mtu < 1280 {
+                return Err(format!("{}: MTU {mtu} is too small", t.name));
+            }
+        }
+        ports.push(Port { device: Box::new(tun), addrs: vec![t.addr], egress, ingress: None });
+    }
+    let stack_cfg = StackConfig { addrs: opts.tuns.iter().map(|t| t.addr).collect(), conn: cfg, ..StackConfig::default() };
+    let stack = Stack::new(stack_cfg, KeyGen::from_entropy());
+    let seed = KeyGen::from_entropy().key();
+    Runtime::start(stack, ports, seed).map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// `mptun connect`.
+pub fn run_connect(opts: &RunOptions) -> Result<Summary, String> {
+    let remote = opts.remote.ok_or("connect needs REMOTE_IP:PORT")?;
+    let rt = start_runtime(opts)?;
+    let local = opts.tuns.iter().map(|t| t.addr).find(|a| a.is_ipv4() == remote.is_ipv4());
+    let start = Instant::now();
+    let stream = MptcpStream::connect_with(rt.handle(), remote, local, Some(conn_config(opts)?), Some(CONNECT_TIMEOUT))
+        .map_err(|e| format!("connect to {remote}: {e}"))?;
+    let r = transfer(&stream, opts, start);
+    finish(rt, stream, r)
+}
+
+/// `mptun listen`.
+pub fn run_listen(opts: &RunOptions) -> Result<Summary, String> {
+    let port = opts.port.ok_or("listen needs --port")?;
+    let rt = start_runtime(opts)?;
+    let listener = MptcpListener::bind_with(rt.handle(), port, Some(conn_config(opts)?))
+        .map_err(|e| format!("listen on port {port}: {e}"))?;
+    loop {
+        let (stream, peer) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        log::info!("accepted a connection from {peer}");
+        let start = Instant::now();
+        let r = transfer(&stream, opts, start);
+        if opts.once {
+            drop(listener);
+            return finish(rt, stream, r);
+        }
+        match r {
+            Ok(s) => println!("{}", summarize(rt.handle(), &stream, s)),
+            Err(e) => eprintln!("mptun: connection from {peer}: {e}"),
+        }
+    }
+}
+
+struct Transfer {
+    sent: u64,
+    received: u64,
+    start: Instant,
+}
+
+fn transfer(stream: &MptcpStream, opts: &RunOptions, start: Instant) -> Result<Transfer, String> {
+    let input = match &opts.input {
+        Some(p) => Some(File::open(p).map_err(|e| format!("cannot open --input {}: {e}", p.display()))?),
+        None => None,
+    };
+    let mut output = match &opts.output {
+        Some(p) => Some(BufWriter::new(File::create(p).map_err(|e| format!("cannot create --output {}: {e}", p.display()))?)),
+        None => None,
+    };
+    let has_input = input.is_some();
+    let writer_stream = stream.try_clone().map_err(|e| e.to_string())?;
+    let writer = std::thread::spawn(move || -> Result<u64, String> {
+        let mut sent = 0u64;
+        if let Some(mut f) = input {
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = f.read(&mut buf).map_err(|e| format!("reading --input: {e}"))?;
+                if n == 0 {
+                    break;
+                }
+                (&writer_stream).write_all(&buf[..n]).map_err(|e| format!("sending: {e}"))?;
+                sent += n as u64;
+            }
+            writer_stream.shutdown(Shutdown::Write).map_err(|e| format!("shutdown: {e}"))?;
+        }
+        Ok(sent)
+    });
+    let mut received = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    let read_result = loop {
+        match (&*stream).read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                received += n as u64;
+                if let Some(o) = output.as_mut() {
+                    if let Err(e) = o.write_all(&buf[..n]) {
+                        break Err(format!("writing --output: {e}"));
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(format!("receiving: {e}")),
+        }
+    };
+    if let Some(mut o) = output {
+        o.flush().map_err(|e| format!("writing --output: {e}"))?;
+    }
+    if read_result.is_err() {
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+    let sent = writer.join().map_err(|_| "sender thread panicked".to_string())?;
+    read_result?;
+    let sent = sent?;
+    if !has_input {
+        // we send nothing and close our direction once the peer closed its own
+        stream.shutdown(Shutdown::Write).map_err(|e| format!("shutdown: {e}"))?;
+    }
+    Ok(Transfer { sent, received, start })
+}
+
+fn summarize(handle: &StackHandle, stream: &MptcpStream, t: Transfer) -> Summary {
+    let id = stream.id();
+    let (mptcp, subflows) = handle.with_stack(|s| match s.connection(id) {
+        Some(c) => (
+            !c.is_fallback(),
+            c.subflows()
+                .iter()
+                .map(|f| {
+                    let st = f.tcb.stats();
+                    SubflowSummary {
+                        local: f.local,
+                        remote: f.remote,
+                        bytes_sent: f.data_sent,
+                        bytes_received: f.data_received,
+                        rtt: st.srtt,
+                        retransmits: st.retransmits,
+                    }
+                })
+                .collect(),
+        ),
+        None => (false, Vec::new()),
+    });
+    Summary { bytes_sent: t.sent, bytes_received: t.received, duration: t.start.elapsed(), mptcp, subflows }
+}
+
+fn finish(rt: Runtime, stream: MptcpStream, r: Result<Transfer, String>) -> Result<Summary, String> {
+    let t = r?;
+    stream.wait_all_acked(Some(CLOSE_TIMEOUT)).map_err(|e| format!("waiting for the peer to acknowledge: {e}"))?;
+    stream.wait_closed(Some(CLOSE_TIMEOUT)).map_err(|e| format!("closing: {e}"))?;
+    let summary = summarize(rt.handle(), &stream, t);
+    drop(stream);
+    let _ = rt.stop();
+    Ok(summary)
+}

@@ -1,0 +1,607 @@
+//! The sans-IO stack: demultiplexes packets to connections and listeners.
+//!
+//! Inputs: `handle_packet(now, packet)`, `handle_timeout(now)` and the application calls
+//! (`connect`, `listen`, `send`, `recv`, `shutdown`, `close`). Outputs: `poll_transmit(now,
+//! buf)` writes one IP packet into the caller's buffer, `poll_timeout()` says when to call
+//! `handle_timeout`, `poll_event()` reports connection events. Call order per wake-up:
+//! handle every received packet, `handle_timeout` if due, then `poll_transmit` until it
+//! returns `None`, then sleep until the next packet or `poll_timeout()`.
+
+use crate::crypto::KeyGen;
+use crate::mptcp::{emit, ConnConfig, ConnError, ConnEvent, ConnInfo, Connection, Mib, OptBuf};
+use crate::tcp::{self, SegmentIn, SegmentOut};
+use crate::time::Instant;
+use crate::wire::mptcp::{rst_reason, MpJoin, MptcpOption};
+use crate::wire::tcp::TcpPacket;
+use crate::wire::{ip, tcp_opt};
+use core::fmt;
+use core::net::{IpAddr, SocketAddr};
+use std::collections::{HashMap, VecDeque};
+
+/// A connection handle. Stale handles (of a connection since removed) are detected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    idx: u32,
+    gen: u32,
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn#{}.{}", self.idx, self.gen)
+    }
+}
+
+/// Errors of the application-facing calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StackError {
+    /// The handle names no live connection.
+    InvalidHandle,
+    /// No local address of the right family (or the given one is not ours).
+    NoAddress,
+    /// The port is already in use by a listener.
+    AddrInUse,
+    /// No free ephemeral port.
+    NoPorts,
+    /// Nothing to read or no room to write now.
+    WouldBlock,
+    /// Not connected yet.
+    NotConnected,
+    /// The connection ended; with the reason when it was not clean.
+    Closed(Option<ConnError>),
+    /// The sending direction was shut down.
+    Shutdown,
+    /// Invalid argument.
+    InvalidInput,
+}
+
+impl fmt::Display for StackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StackError::InvalidHandle => write!(f, "invalid connection handle"),
+            StackError::NoAddress => write!(f, "no usable local address"),
+            StackError::AddrInUse => write!(f, "address in use"),
+            StackError::NoPorts => write!(f, "no free ephemeral port"),
+            StackError::WouldBlock => write!(f, "operation would block"),
+            StackError::NotConnected => write!(f, "not connected"),
+            StackError::Closed(None) => write!(f, "connection closed"),
+            StackError::Closed(Some(e)) => write!(f, "connection closed: {e:?}"),
+            StackError::Shutdown => write!(f, "sending direction shut down"),
+            StackError::InvalidInput => write!(f, "invalid argument"),
+        }
+    }
+}
+
+impl std::error::Error for StackError {}
+
+/// Stack-wide settings.
+#[derive(Clone, Debug)]
+pub struct StackConfig {
+    /// Our addresses.
+    pub addrs: Vec<IpAddr>,
+    /// Defaults for new connections.
+    pub conn: ConnConfig,
+    /// Most connections waiting in a listener's accept queue.
+    pub backlog: usize,
+    /// Ephemeral port range.
+    pub ephemeral: (u16, u16),
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        StackConfig { addrs: Vec::new(), conn: ConnConfig::default(), backlog: 128, ephemeral: (32768, 60999) }
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    gen: u32,
+    conn: Option<Connection>,
+    /// The application dropped its handle: reap when closed.
+    released: bool,
+    /// Waiting in this listener's queue.
+    listener: Option<u16>,
+}
+
+#[derive(Debug)]
+struct Listener {
+    cfg: ConnConfig,
+    queue: VecDeque<ConnId>,
+}
+
+#[derive(Debug)]
+struct PendingRst {
+    local: SocketAddr,
+    remote: SocketAddr,
+    seg: SegmentOut,
+    mptcp_reason: Option<u8>,
+}
+
+/// The stack.
+#[derive(Debug)]
+pub struct Stack {
+    cfg: StackConfig,
+    keygen: KeyGen,
+    mib: Mib,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    tuples: HashMap<(SocketAddr, SocketAddr), (u32, usize)>,
+    tokens: HashMap<u32, u32>,
+    listeners: HashMap<u16, Listener>,
+    next_port: u16,
+    tx_cursor: usize,
+    rsts: VecDeque<PendingRst>,
+}
+
+const MAX_PENDING_RST: usize = 64;
+
+impl Stack {
+    /// A stack with these addresses; `keygen` supplies keys, nonces and ISNs.
+    pub fn new(cfg: StackConfig, mut keygen: KeyGen) -> Self {
+        let span = u32::from(cfg.ephemeral.1.saturating_sub(cfg.ephemeral.0)).max(1);
+        let next_port = cfg.ephemeral.0 + (keygen.u32() % span) as u16;
+        Stack {
+            cfg,
+            keygen,
+            mib: Mib::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            tuples: HashMap::new(),
+            tokens: HashMap::new(),
+            listeners: HashMap::new(),
+            next_port,
+            tx_cursor: 0,
+            rsts: VecDeque::with_capacity(MAX_PENDING_RST),
+        }
+    }
+
+    /// The stack's configuration.
+    pub fn config(&self) -> &StackConfig {
+        &self.cfg
+    }
+
+    /// The counters.
+    pub fn mib(&self) -> &Mib {
+        &self.mib
+    }
+
+    /// Add a local address.
+    pub fn add_address(&mut self, addr: IpAddr) {
+        if !self.cfg.addrs.contains(&addr) {
+            self.cfg.addrs.push(addr);
+        }
+    }
+
+    // ----- application calls -----------------------------------------------------------
+
+    /// Accept connections on `port` with the stack's default connection settings.
+    pub fn listen(&mut self, port: u16) -> Result<(), StackError> {
+        let cfg = self.cfg.conn.clone();
+        self.listen_with(port, cfg)
+    }
+
+    /// Accept connections on `port` with these connection settings.
+    pub fn listen_with(&mut self, port: u16, cfg: ConnConfig) -> Result<(), StackError> {
+        if port == 0 {
+            return Err(StackError::InvalidInput);
+        }
+        if self.listeners.contains_key(&port) {
+            return Err(StackError::AddrInUse);
+        }
+        self.listeners.insert(port, Listener { cfg, queue: VecDeque::new() });
+        Ok(())
+    }
+
+    /// Stop listening on `port` (queued connections are aborted).
+    pub fn unlisten(&mut self, port: u16) {
+        if let Some(l) = self.listeners.remove(&port) {
+            for id in l.queue {
+                let _ = self.abort(id);
+                let _ = self.close(id);
+            }
+        }
+    }
+
+    /// An established connection from `port`'s queue, if any.
+    pub fn accept(&mut self, port: u16) -> Option<ConnId> {
+        let l = self.listeners.get_mut(&port)?;
+        let mut i = 0;
+        while i < l.queue.len() {
+            let id = l.queue[i];
+            let slot = self.slots.get(id.idx as usize);
+            let conn = slot.filter(|s| s.gen == id.gen).and_then(|s| s.conn.as_ref());
+            match conn {
+                Some(c) if c.is_established() || c.readable() > 0 || c.at_eof() => {
+                    l.queue.remove(i);
+                    if let Some(s) = self.slots.get_mut(id.idx as usize) {
+                        s.listener = None;
+                    }
+                    return Some(id);
+                }
+                Some(c) if c.error().is_none() => i += 1,
+                _ => {
+                    l.queue.remove(i);
+                    if let Some(s) = self.slots.get_mut(id.idx as usize) {
+                        s.released = true;
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Open a connection to `remote` from `local` (or the first address of its family).
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        local: Option<IpAddr>,
+        cfg: Option<ConnConfig>,
+    ) -> Result<ConnId, StackError> {
+        let local_ip = match local {
+            Some(a) if self.cfg.addrs.contains(&a) && a.is_ipv4() == remote.is_ipv4() => a,
+            Some(_) => return Err(StackError::NoAddress),
+            None => *self
+                .cfg
+                .addrs
+                .iter()
+                .find(|a| a.is_ipv4() == remote.is_ipv4())
+                .ok_or(StackError::NoAddress)?,
+        };
+        if remote.port() == 0 || remote.ip().is_unspecified() {
+            return Err(StackError::InvalidInput);
+        }
+        let port = self.ephemeral_port(local_ip, remote)?;
+        let local = SocketAddr::new(local_ip, port);
+        let cfg = cfg.unwrap_or_else(|| self.cfg.conn.clone());
+        let key = self.unique_key();
+        let iss = self.keygen.u32();
+        let conn = Connection::connect(cfg, local, remote, key, iss, now);
+        Ok(self.insert(conn, None))
+    }
+
+    /// Queue `data`; returns the number of bytes taken.
+    pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<usize, StackError> {
+        let c = self.conn_mut(id)?;
+        if let Some(e) = c.error() {
+            return Err(StackError::Closed(Some(e)));
+        }
+        if c.send_space() == 0 && c.is_established() {
+            // distinguish shut down from full
+            let n = c.send(data);
+            if n == 0 {
+                return Err(StackError::WouldBlock);
+            }
+            return Ok(n);
+        }
+        match c.send(data) {
+            0 if data.is_empty() => Ok(0),
+            0 => Err(StackError::WouldBlock),
+            n => Ok(n),
+        }
+    }
+
+    /// Read in-order data. `Ok(0)` means end of stream (the peer closed and all was read).
+    pub fn recv(&mut self, id: ConnId, buf: &mut [u8]) -> Result<usize, StackError> {
+        let c = self.conn_mut(id)?;
+        if c.readable() == 0 {
+            if c.at_eof() {
+                return Ok(0);
+            }
+            if let Some(e) = c.error() {
+                return Err(StackError::Closed(Some(e)));
+            }
+            return Err(StackError::WouldBlock);
+        }
+        Ok(c.recv(buf))
+    }
+
+    /// Close the sending direction after all queued data (DATA_FIN).
+    pub fn shutdown(&mut self, now: Instant, id: ConnId) -> Result<(), StackError> {
+        self.conn_mut(id)?.shutdown(now);
+        Ok(())
+    }
+
+    /// Abort the connection (RST / MP_FASTCLOSE).
+    pub fn abort(&mut self, id: ConnId) -> Result<(), StackError> {
+        self.conn_mut(id)?.abort();
+        Ok(())
+    }
+
+    /// Release the handle: the connection finishes in the background (graceful if the
+    /// sending direction was shut down; call `shutdown` first) and is then forgotten.
+    pub fn close(&mut self, id: ConnId) -> Result<(), StackError> {
+        self.slot_mut(id)?.released = true;
+        Ok(())
+    }
+
+    /// The connection behind a handle.
+    pub fn connection(&self, id: ConnId) -> Option<&Connection> {
+        self.slots.get(id.idx as usize).filter(|s| s.gen == id.gen).and_then(|s| s.conn.as_ref())
+    }
+
+    /// Connection-level statistics.
+    pub fn info(&self, id: ConnId) -> Result<ConnInfo, StackError> {
+        self.connection(id).map(|c| c.info()).ok_or(StackError::InvalidHandle)
+    }
+
+    /// Handles of all live connections.
+    pub fn connections(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.conn.is_some())
+            .map(|(i, s)| ConnId { idx: i as u32, gen: s.gen })
+    }
+
+    /// Next event of any connection.
+    pub fn poll_event(&mut self) -> Option<(ConnId, ConnEvent)> {
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if let Some(ev) = s.conn.as_mut().and_then(|c| c.poll_event()) {
+                return Some((ConnId { idx: i as u32, gen: s.gen }, ev));
+            }
+        }
+        None
+    }
+
+    /// Next event of one connection.
+    pub fn poll_conn_event(&mut self, id: ConnId) -> Option<ConnEvent> {
+        self.conn_mut(id).ok()?.poll_event()
+    }
+
+    // ----- sans-IO driver calls --------------------------------------------------------
+
+    /// Process one received IP packet. Never panics; bad packets are counted and dropped.
+    pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        let info = match ip::parse(packet) {
+            Ok(i) => i,
+            Err(_) => {
+                self.mib.InIpErrors += 1;
+                return;
+            }
+        };
+        if info.protocol != emit::IPPROTO_TCP || !self.cfg.addrs.contains(&info.dst) {
+            self.mib.InNotForUs += 1;
+            return;
+        }
+        let Some(tcp_bytes) = packet.get(info.header_len..info.total_len) else {
+            self.mib.InIpErrors += 1;
+            return;
+        };
+        let pkt = match TcpPacket::new_checked(tcp_bytes) {
+            Ok(p) => p,
+            Err(_) => {
+                self.mib.InTcpErrors += 1;
+                return;
+            }
+        };
+        if !pkt.verify_checksum(info.src, info.dst) {
+            self.mib.InCsumErrors += 1;
+            return;
+        }
+        let parsed = tcp_opt::parse_all(pkt.options());
+        let mut mopts: [Option<MptcpOption<'_>>; 4] = [None; 4];
+        let mut n = 0;
+        for raw in parsed.mptcp.iter().take(parsed.mptcp_len.min(4)) {
+            match MptcpOption::parse(raw) {
+                Ok(o) => {
+                    mopts[n] = Some(o);
+                    n += 1;
+                }
+                Err(_) => self.mib.MPTcpOptionErrors += 1,
+            }
+        }
+        let mut opts_arr: [MptcpOption<'_>; 4] = [MptcpOption::MpTcpRst { flags: 0, reason: 0 }; 4];
+        for (i, o) in mopts.iter().take(n).enumerate() {
+            if let Some(o) = o {
+                opts_arr[i] = *o;
+            }
+        }
+        let opts = &opts_arr[..n];
+        let seg = SegmentIn {
+            seq: pkt.seq_number(),
+            ack: pkt.ack_number(),
+            flags: pkt.flags(),
+            window: pkt.window_len(),
+            options: parsed.tcp,
+            payload: pkt.payload(),
+        };
+        let local = SocketAddr::new(info.dst, pkt.dst_port());
+        let remote = SocketAddr::new(info.src, pkt.src_port());
+
+        if let Some(&(idx, sf)) = self.tuples.get(&(local, remote)) {
+            if let Some(conn) = self.slots.get_mut(idx as usize).and_then(|s| s.conn.as_mut()) {
+                conn.handle_segment(now, sf, &seg, opts, &mut self.mib);
+                return;
+            }
+        }
+        let syn = seg.flags & tcp::flags::SYN != 0;
+        let ack = seg.flags & tcp::flags::ACK != 0;
+        let rst = seg.flags & tcp::flags::RST != 0;
+        if syn && !ack && !rst {
+            let join = opts.iter().find_map(|o| match o {
+                MptcpOption::MpJoin(j @ MpJoin::Syn { .. }) => Some(*j),
+                _ => None,
+            });
+            if let Some(MpJoin::Syn { .. }) = join {
+                self.mib.MPJoinSynRx += 1;
+                // Joins are accepted by the connection they name; unknown tokens are refused.
+                self.mib.MPJoinNoTokenFound += 1;
+                self.queue_rst(local, remote, &seg, Some(rst_reason::MPTCP_SPECIFIC));
+                return;
+            }
+            if self.listeners.contains_key(&local.port()) {
+                self.passive_open(now, local, remote, &seg, opts);
+                return;
+            }
+        }
+        self.mib.InNoSocket += 1;
+        self.queue_rst(local, remote, &seg, None);
+    }
+
+    fn passive_open(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: &SegmentIn<'_>,
+        opts: &[MptcpOption<'_>],
+    ) {
+        let backlog = self.cfg.backlog;
+        let Some(l) = self.listeners.get(&local.port()) else { return };
+        if l.queue.len() >= backlog {
+            self.mib.ListenOverflows += 1;
+            return; // drop the SYN: the peer retries
+        }
+        let cfg = l.cfg.clone();
+        let mpc = opts.iter().find_map(|o| match o {
+            MptcpOption::MpCapable(m) if m.sender_key.is_none() => Some(*m),
+            _ => None,
+        });
+        if mpc.is_some() {
+            self.mib.MPCapableSYNRX += 1;
+        } else {
+            self.mib.PlainTcpSYNRX += 1;
+        }
+        let key = self.unique_key();
+        let iss = self.keygen.u32();
+        let conn = Connection::accept(cfg, local, remote, seg, mpc.as_ref(), key, iss, now);
+        let id = self.insert(conn, Some(local.port()));
+        if let Some(l) = self.listeners.get_mut(&local.port()) {
+            l.queue.push_back(id);
+        }
+    }
+
+    /// Write the next packet to send into `buf` (at least 1500 bytes; 65535 allows
+    /// super-segments); returns its length.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        while let Some(r) = self.rsts.pop_front() {
+            let mut opts = OptBuf::default();
+            if let Some(reason) = r.mptcp_reason {
+                opts.push(MptcpOption::MpTcpRst { flags: 0, reason });
+                self.mib.MPRstTx += 1;
+            }
+            match emit::emit_segment(buf, r.local, r.remote, &r.seg, &mut opts, 0, 64, |_| {}) {
+                Ok(n) => {
+                    self.mib.OutRstNoSocket += 1;
+                    return Some(n);
+                }
+                Err(_) => self.mib.OutDrops += 1,
+            }
+        }
+        let n = self.slots.len();
+        for k in 0..n {
+            let i = (self.tx_cursor + k) % n;
+            let Some(conn) = self.slots[i].conn.as_mut() else { continue };
+            if let Some(len) = conn.poll_transmit(now, buf, &mut self.mib) {
+                self.tx_cursor = i;
+                return Some(len);
+            }
+        }
+        self.reap();
+        None
+    }
+
+    /// When `handle_timeout` must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.slots.iter().filter_map(|s| s.conn.as_ref()).filter_map(|c| c.poll_timeout()).min()
+    }
+
+    /// Run due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for i in 0..self.slots.len() {
+            if let Some(conn) = self.slots[i].conn.as_mut() {
+                if conn.poll_timeout().is_some_and(|t| t <= now) {
+                    conn.handle_timeout(now, &mut self.mib);
+                }
+            }
+        }
+        self.reap();
+    }
+
+    // ----- internals -------------------------------------------------------------------
+
+    fn reap(&mut self) {
+        for i in 0..self.slots.len() {
+            let slot = &mut self.slots[i];
+            let done = match slot.conn.as_ref() {
+                Some(c) => slot.released && c.is_reapable(),
+                None => false,
+            };
+            if done {
+                if let Some(c) = slot.conn.take() {
+                    for s in c.subflows() {
+                        self.tuples.remove(&(s.local, s.remote));
+                    }
+                    self.tokens.remove(&c.local_token());
+                }
+                slot.gen = slot.gen.wrapping_add(1);
+                slot.released = false;
+                slot.listener = None;
+                self.free.push(i as u32);
+            }
+        }
+    }
+
+    fn insert(&mut self, conn: Connection, listener: Option<u16>) -> ConnId {
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot { gen: 0, conn: None, released: false, listener: None });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        for (k, s) in conn.subflows().iter().enumerate() {
+            self.tuples.insert((s.local, s.remote), (idx, k));
+        }
+        self.tokens.insert(conn.local_token(), idx);
+        let slot = &mut self.slots[idx as usize];
+        slot.conn = Some(conn);
+        slot.released = false;
+        slot.listener = listener;
+        ConnId { idx, gen: slot.gen }
+    }
+
+    fn slot_mut(&mut self, id: ConnId) -> Result<&mut Slot, StackError> {
+        self.slots
+            .get_mut(id.idx as usize)
+            .filter(|s| s.gen == id.gen && s.conn.is_some())
+            .ok_or(StackError::InvalidHandle)
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Result<&mut Connection, StackError> {
+        self.slot_mut(id)?.conn.as_mut().ok_or(StackError::InvalidHandle)
+    }
+
+    fn unique_key(&mut self) -> u64 {
+        loop {
+            let key = self.keygen.key();
+            let (token, _) = crate::crypto::token_and_idsn(key);
+            if !self.tokens.contains_key(&token) {
+                return key;
+            }
+        }
+    }
+
+    fn ephemeral_port(&mut self, local: IpAddr, remote: SocketAddr) -> Result<u16, StackError> {
+        let (lo, hi) = self.cfg.ephemeral;
+        let span = u32::from(hi.saturating_sub(lo)) + 1;
+        for _ in 0..span {
+            let p = self.next_port;
+            self.next_port = if p >= hi { lo } else { p + 1 };
+            if !self.tuples.contains_key(&(SocketAddr::new(local, p), remote)) && !self.listeners.contains_key(&p) {
+                return Ok(p);
+            }
+        }
+        Err(StackError::NoPorts)
+    }
+
+    fn queue_rst(&mut self, local: SocketAddr, remote: SocketAddr, seg: &SegmentIn<'_>, reason: Option<u8>) {
+        if self.rsts.len() >= MAX_PENDING_RST {
+            self.mib.OutDrops += 1;
+            return;
+        }
+        if let Some(out) = tcp::reset_for(seg) {
+            self.rsts.push_back(PendingRst { local, remote, seg: out, mptcp_reason: reason });
+        }
+    }
+}
