@@ -9,6 +9,8 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the module map and the path of a packet.
 
+pub mod pm;
+pub mod sched;
 pub mod storage;
 pub mod tcp;
 pub mod time;

@@ -1,0 +1,1 @@
+//! Path managers (placeholder, filled in below).
