@@ -10,9 +10,17 @@
 //! See `docs/ARCHITECTURE.md` for the module map and the path of a packet.
 
 pub mod api;
+pub mod cc;
+pub mod cli;
+pub mod crypto;
+pub mod io;
 pub mod mptcp;
+pub mod pm;
+pub mod runner;
+pub mod sched;
 pub mod stack;
 pub mod storage;
 pub mod tcp;
+pub mod testbed;
 pub mod time;
 pub mod wire;
