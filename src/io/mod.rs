@@ -14,3 +14,7 @@ pub mod impair;
 
 pub use clock::Clock;
 pub use impair::{DropReason, ImpairParseError, ImpairQueue, ImpairStats, Impairment, SplitMix64};
+pub mod pcap;
+pub use pcap::PcapWriter;
+pub mod sim;
+pub use sim::{Endpoint, LinkStats, PacketInfo, SimNet, SimStats, Verdict};
