@@ -18,3 +18,5 @@ pub mod pcap;
 pub use pcap::PcapWriter;
 pub mod sim;
 pub use sim::{Endpoint, LinkStats, PacketInfo, SimNet, SimStats, Verdict};
+pub mod tun;
+pub use tun::{poll_fds, Tun, Waker};

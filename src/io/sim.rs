@@ -375,11 +375,7 @@ impl SimNet {
         let now = self.now;
         for li in 0..self.links.len() {
             for d in 0..2 {
-                loop {
-                    let Some(pkt) = self.links.get_mut(li).and_then(|l| l.dirs[d].pop_due(now))
-                    else {
-                        break;
-                    };
+                while let Some(pkt) = self.links.get_mut(li).and_then(|l| l.dirs[d].pop_due(now)) {
                     match hosts.get_mut(pkt.to_host) {
                         Some(h) => {
                             self.stats.delivered += 1;
