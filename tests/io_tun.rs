@@ -206,3 +206,55 @@ fn tun_attach_persistent_and_offload() {
         assert_eq!(&p[16..20], &[10, 78, 0, 2]);
     });
 }
+
+/// Own measurement (run explicitly: `cargo test --test io_tun -- --ignored --nocapture`):
+/// the kernel floods 1400-byte UDP datagrams out of the TUN from a second thread while we
+/// read them in this one, for about one second.
+#[test]
+#[ignore]
+fn tun_read_throughput() {
+    in_netns("tun_read_throughput", || {
+        let tun = Tun::open("mptb0").expect("open TUN");
+        ip(&["addr", "add", "10.79.0.1/24", "dev", "mptb0"]);
+        ip(&["link", "set", "mptb0", "up"]);
+        let sock = UdpSocket::bind("10.79.0.1:0").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        // The sender thread shares the socket (already bound inside the namespace).
+        let s2 = sock.try_clone().unwrap();
+        let h = std::thread::spawn(move || {
+            let payload = [0u8; 1372];
+            let mut sent = 0u64;
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                if s2.send_to(&payload, "10.79.0.2:9").is_ok() {
+                    sent += 1;
+                }
+            }
+            sent
+        });
+        let mut buf = vec![0u8; mptun::io::tun::MAX_PACKET];
+        let (mut pkts, mut bytes) = (0u64, 0u64);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(1) {
+            match tun.recv(&mut buf) {
+                Ok(n) => {
+                    pkts += 1;
+                    bytes += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let _ = poll_fds(&[tun.as_raw_fd()], Some(Duration::from_millis(10)));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let sent = h.join().unwrap();
+        println!(
+            "TUN read: {:.3} Mpps, {:.2} Gbit/s ({pkts} of {sent} sent, MTU 1500)",
+            pkts as f64 / secs / 1e6,
+            bytes as f64 * 8.0 / secs / 1e9
+        );
+        assert!(pkts > 0);
+    });
+}
