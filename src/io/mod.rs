@@ -1,0 +1,22 @@
+//! I/O layer: everything that touches the outside world. This is the only module allowed
+//! `unsafe`, `libc` and clock reads.
+//!
+//! - [`impair`]: deterministic link impairment (delay, jitter, loss, dup, reorder, rate, queue);
+//! - [`sim`]: a deterministic simulated network on a virtual clock driving sans-IO endpoints;
+//! - [`tun`]: Linux TUN device, eventfd waker and `poll(2)` helper;
+//! - [`clock`]: OS clock <-> [`crate::time::Instant`];
+//! - [`pcap`]: capture writer (LINKTYPE_RAW).
+//!
+//! See `docs/IO.md`.
+
+pub mod clock;
+pub mod impair;
+
+pub use clock::Clock;
+pub use impair::{DropReason, ImpairParseError, ImpairQueue, ImpairStats, Impairment, SplitMix64};
+pub mod pcap;
+pub use pcap::PcapWriter;
+pub mod sim;
+pub use sim::{Endpoint, LinkStats, PacketInfo, SimNet, SimStats, Verdict};
+pub mod tun;
+pub use tun::{poll_fds, Tun, Waker};

@@ -1,0 +1,410 @@
+//! Linux TUN device (raw libc), an eventfd [`Waker`] and a `poll(2)` helper.
+//!
+//! Why raw libc and not `tun-rs` / `tun-tap`: see `docs/IO.md`. In short: the whole driver is
+//! one `open` plus two `ioctl`s, we need control over the fd (nonblocking, our own poll loop,
+//! vnet-header offload later) and no extra dependency tree; `tun-tap` has no offload and
+//! `tun-rs` brings async runtimes and its own GSO code that we would wrap anyway.
+//!
+//! Every packet read or written is a raw IP datagram (IFF_TUN | IFF_NO_PI). With
+//! [`Tun::open_with_offload`] every packet is preceded by a 10-byte `virtio_net_hdr` and may
+//! be up to 64 KiB: buffers should be [`MAX_PACKET`] bytes.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::Duration;
+
+/// Largest packet (plus virtio header) a read can return: size receive buffers like this.
+pub const MAX_PACKET: usize = 65_536 + VNET_HDR_LEN;
+/// Size of `struct virtio_net_hdr` prepended to packets with offload.
+pub const VNET_HDR_LEN: usize = 10;
+
+const IFNAMSIZ: usize = 16;
+// _IOW('T', 202, int), _IOW('T', 208, unsigned int), _IOW('T', 216, int) on the generic
+// ioctl encoding (x86, arm, riscv...).
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
+const SIOCGIFMTU: libc::c_ulong = 0x8921;
+const IFF_TUN: libc::c_short = 0x0001;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+const TUN_F_CSUM: libc::c_uint = 0x01;
+const TUN_F_TSO4: libc::c_uint = 0x02;
+const TUN_F_TSO6: libc::c_uint = 0x04;
+
+/// `struct ifreq` with the union viewed as raw bytes (40 bytes on 64-bit Linux).
+#[repr(C)]
+struct IfReq {
+    name: [libc::c_char; IFNAMSIZ],
+    data: [u8; 24],
+}
+
+impl IfReq {
+    fn new(name: &str) -> io::Result<IfReq> {
+        let bytes = name.as_bytes();
+        if bytes.is_empty() || bytes.len() >= IFNAMSIZ || bytes.contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid interface name {name:?} (1..15 bytes, no NUL)"),
+            ));
+        }
+        let mut req = IfReq {
+            name: [0; IFNAMSIZ],
+            data: [0; 24],
+        };
+        for (d, s) in req.name.iter_mut().zip(bytes) {
+            *d = *s as libc::c_char;
+        }
+        Ok(req)
+    }
+
+    fn name(&self) -> String {
+        let bytes: Vec<u8> = self
+            .name
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    fn set_short(&mut self, v: libc::c_short) {
+        self.data[..2].copy_from_slice(&v.to_ne_bytes());
+    }
+
+    fn int(&self) -> libc::c_int {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&self.data[..4]);
+        libc::c_int::from_ne_bytes(b)
+    }
+}
+
+fn ctx(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// A TUN device handle (nonblocking). Closing the last handle of a non-persistent device
+/// deletes the device.
+#[derive(Debug)]
+pub struct Tun {
+    file: File,
+    /// AF_INET datagram socket for interface ioctls (kept so `mtu()` works from any thread,
+    /// even one in another network namespace).
+    ctl: OwnedFd,
+    name: String,
+    vnet_hdr: bool,
+}
+
+impl Tun {
+    /// Attaches to the TUN device `name` (created with `ip tuntap add dev NAME mode tun`) or
+    /// creates it. Packets are raw IP datagrams without any header.
+    pub fn open(name: &str) -> io::Result<Tun> {
+        Self::open_flags(name, false)
+    }
+
+    /// Like [`open`](Self::open) with IFF_VNET_HDR and checksum/TSO offload (TUNSETOFFLOAD
+    /// CSUM|TSO4|TSO6): every packet read or written starts with a 10-byte
+    /// `virtio_net_hdr`, reads can return coalesced segments up to 64 KiB, and writes may be
+    /// 64 KiB segments the kernel splits.
+    pub fn open_with_offload(name: &str) -> io::Result<Tun> {
+        Self::open_flags(name, true)
+    }
+
+    fn open_flags(name: &str, offload: bool) -> io::Result<Tun> {
+        let mut req = IfReq::new(name)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open("/dev/net/tun")
+            .map_err(|e| ctx(e, "open /dev/net/tun"))?;
+        let mut flags = IFF_TUN | IFF_NO_PI;
+        if offload {
+            flags |= IFF_VNET_HDR;
+        }
+        req.set_short(flags);
+        // SAFETY: `file` is an open fd; TUNSETIFF reads and writes a `struct ifreq`, and
+        // `req` is a properly sized, initialized `repr(C)` ifreq that outlives the call.
+        let rc = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req as *mut IfReq) };
+        if rc < 0 {
+            return Err(ctx(
+                io::Error::last_os_error(),
+                &format!("TUNSETIFF {name} (needs CAP_NET_ADMIN)"),
+            ));
+        }
+        if offload {
+            let hdr: libc::c_int = VNET_HDR_LEN as libc::c_int;
+            // SAFETY: TUNSETVNETHDRSZ reads one int through the pointer, valid for the call.
+            let rc = unsafe {
+                libc::ioctl(
+                    file.as_raw_fd(),
+                    TUNSETVNETHDRSZ as _,
+                    &hdr as *const libc::c_int,
+                )
+            };
+            if rc < 0 {
+                return Err(ctx(io::Error::last_os_error(), "TUNSETVNETHDRSZ"));
+            }
+            let feats: libc::c_uint = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+            // SAFETY: TUNSETOFFLOAD takes the feature bits as the integer argument.
+            let rc = unsafe {
+                libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD as _, feats as libc::c_ulong)
+            };
+            if rc < 0 {
+                return Err(ctx(io::Error::last_os_error(), "TUNSETOFFLOAD"));
+            }
+        }
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if s < 0 {
+            return Err(ctx(io::Error::last_os_error(), "control socket"));
+        }
+        // SAFETY: `s` is a freshly created fd that nothing else owns.
+        let ctl = unsafe { OwnedFd::from_raw_fd(s) };
+        let name = req.name();
+        log::debug!("opened TUN {name} (offload {offload})");
+        Ok(Tun {
+            file,
+            ctl,
+            name,
+            vnet_hdr: offload,
+        })
+    }
+
+    /// The interface name the kernel assigned (equal to the requested one).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// True if packets carry a `virtio_net_hdr` (opened with offload).
+    pub fn has_vnet_hdr(&self) -> bool {
+        self.vnet_hdr
+    }
+
+    /// Reads one packet into `buf`. `WouldBlock` when none is queued. A `buf` shorter than
+    /// the packet truncates it (use [`MAX_PACKET`]).
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call's duration.
+        let n = unsafe {
+            libc::read(
+                self.file.as_raw_fd(),
+                buf.as_mut_ptr().cast::<libc::c_void>(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    /// Writes one packet. `WouldBlock` if the device queue is full.
+    pub fn send(&self, pkt: &[u8]) -> io::Result<usize> {
+        // SAFETY: `pkt` is valid for reads of `pkt.len()` bytes for the call's duration.
+        let n = unsafe {
+            libc::write(
+                self.file.as_raw_fd(),
+                pkt.as_ptr().cast::<libc::c_void>(),
+                pkt.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    /// The interface MTU (SIOCGIFMTU).
+    pub fn mtu(&self) -> io::Result<u32> {
+        let mut req = IfReq::new(&self.name)?;
+        // SAFETY: SIOCGIFMTU writes an int into the ifreq union; `req` is a valid ifreq.
+        let rc = unsafe {
+            libc::ioctl(
+                self.ctl.as_raw_fd(),
+                SIOCGIFMTU as _,
+                &mut req as *mut IfReq,
+            )
+        };
+        if rc < 0 {
+            return Err(ctx(
+                io::Error::last_os_error(),
+                &format!("SIOCGIFMTU {}", self.name),
+            ));
+        }
+        u32::try_from(req.int())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "negative MTU"))
+    }
+}
+
+impl AsRawFd for Tun {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+/// An eventfd another thread can use to wake a driver sleeping in [`poll_fds`].
+#[derive(Debug)]
+pub struct Waker {
+    fd: OwnedFd,
+}
+
+impl Waker {
+    /// A new nonblocking eventfd.
+    pub fn new() -> io::Result<Waker> {
+        // SAFETY: plain eventfd(2) call; the result is checked before use.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(ctx(io::Error::last_os_error(), "eventfd"));
+        }
+        // SAFETY: `fd` is a freshly created fd that nothing else owns.
+        Ok(Waker {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Makes the fd readable (wakes a poller). Never blocks.
+    pub fn wake(&self) -> io::Result<()> {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64.
+        let n = unsafe {
+            libc::write(
+                self.fd.as_raw_fd(),
+                (&one as *const u64).cast::<libc::c_void>(),
+                8,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            // Counter saturated: already readable, the wake-up is pending anyway.
+            if e.kind() != io::ErrorKind::WouldBlock {
+                return Err(ctx(e, "eventfd write"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Clears pending wake-ups; returns how many were pending (0 if none).
+    pub fn drain(&self) -> io::Result<u64> {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64.
+        let n = unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                (&mut v as *mut u64).cast::<libc::c_void>(),
+                8,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::WouldBlock {
+                return Ok(0);
+            }
+            return Err(ctx(e, "eventfd read"));
+        }
+        Ok(v)
+    }
+
+    /// The fd to include in [`poll_fds`].
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Waits until at least one of `fds` is readable, or `timeout` passes (`None` = forever).
+/// Returns a bit mask of the readable (or errored/hung-up) fds: bit `i` for `fds[i]`, for
+/// up to `usize::BITS` fds (0 on timeout). EINTR is retried with the remaining time.
+pub fn poll_fds(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<usize> {
+    const MAX: usize = usize::BITS as usize;
+    if fds.len() > MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("poll_fds: at most {MAX} fds"),
+        ));
+    }
+    let mut pfds = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; MAX];
+    for (p, fd) in pfds.iter_mut().zip(fds) {
+        p.fd = *fd;
+        p.events = libc::POLLIN;
+    }
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let ms: libc::c_int = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                // Round up so we never spin with a 0 ms timeout before the deadline.
+                let ms = left.as_micros().div_ceil(1000);
+                libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+            }
+        };
+        // SAFETY: `pfds` is a live array of at least `fds.len()` pollfd structs.
+        let rc = unsafe { libc::poll(pfds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(ctx(e, "poll"));
+        }
+        let mut mask = 0usize;
+        for (i, p) in pfds.iter().take(fds.len()).enumerate() {
+            if p.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                mask |= 1 << i;
+            }
+        }
+        return Ok(mask);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waker_wakes_poll() {
+        let w = Waker::new().unwrap();
+        assert_eq!(poll_fds(&[w.fd()], Some(Duration::ZERO)).unwrap(), 0);
+        w.wake().unwrap();
+        w.wake().unwrap();
+        assert_eq!(
+            poll_fds(&[w.fd()], Some(Duration::from_secs(1))).unwrap(),
+            1
+        );
+        assert_eq!(w.drain().unwrap(), 2);
+        assert_eq!(w.drain().unwrap(), 0);
+        let t0 = std::time::Instant::now();
+        assert_eq!(
+            poll_fds(&[w.fd()], Some(Duration::from_millis(20))).unwrap(),
+            0
+        );
+        assert!(t0.elapsed() >= Duration::from_millis(20));
+    }
+
+    #[test]
+    fn waker_from_another_thread_and_mask_bits() {
+        let a = Waker::new().unwrap();
+        let b = std::sync::Arc::new(Waker::new().unwrap());
+        let b2 = b.clone();
+        let h = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(10));
+            b2.wake().unwrap();
+        });
+        let mask = poll_fds(&[a.fd(), b.fd()], None).unwrap();
+        assert_eq!(mask, 0b10);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn bad_names_rejected() {
+        assert!(Tun::open("").is_err());
+        assert!(Tun::open("a-name-much-too-long").is_err());
+        assert!(Tun::open("nul\0x").is_err());
+        assert!(poll_fds(&[0; usize::BITS as usize + 1], Some(Duration::ZERO)).is_err());
+    }
+}
