@@ -10,6 +10,7 @@
 
 use super::clock::Clock;
 use super::impair::{ImpairQueue, Impairment};
+use super::tun::{poll_fds, Waker};
 use crate::api::{ClockSource, DriverWaker, StackHandle};
 use crate::stack::Stack;
 use crate::time::Instant;
@@ -153,34 +154,11 @@ struct Control {
     stats: std::sync::Mutex<DriverStats>,
 }
 
-struct EventFdWaker {
-    fd: OwnedFd,
-}
-
-impl EventFdWaker {
-    fn new() -> io::Result<Self> {
-        // SAFETY: plain syscall; the result is checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        use std::os::fd::FromRawFd;
-        // SAFETY: eventfd returned a new descriptor we own.
-        Ok(EventFdWaker { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
-    }
-
-    fn drain(&self) {
-        let mut v: u64 = 0;
-        // SAFETY: reads 8 bytes into a u64.
-        unsafe { libc::read(self.fd.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
-    }
-}
-
-impl DriverWaker for Arc<EventFdWaker> {
+impl DriverWaker for Arc<Waker> {
     fn wake(&self) {
-        let v: u64 = 1;
-        // SAFETY: writes 8 bytes from a u64.
-        unsafe { libc::write(self.fd.as_raw_fd(), &v as *const u64 as *const libc::c_void, 8) };
+        if let Err(e) = Waker::wake(self) {
+            log::warn!("cannot wake the driver: {e}");
+        }
     }
 }
 
@@ -196,7 +174,7 @@ impl ClockSource for ClockRef {
 pub struct Runtime {
     handle: StackHandle,
     control: Arc<Control>,
-    waker: Arc<EventFdWaker>,
+    waker: Arc<Waker>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -210,7 +188,7 @@ impl Runtime {
     /// Start the driver thread. `seed` seeds the impairment layers.
     pub fn start(stack: Stack, ports: Vec<Port>, seed: u64) -> io::Result<Runtime> {
         let clock = Arc::new(Clock::new());
-        let waker = Arc::new(EventFdWaker::new()?);
+        let waker = Arc::new(Waker::new()?);
         let handle = StackHandle::new(stack, Box::new(waker.clone()), Box::new(ClockRef(clock.clone())));
         let control = Arc::new(Control {
             stop: AtomicBool::new(false),
@@ -278,28 +256,10 @@ struct PortState {
     up: bool,
 }
 
-fn poll_fds(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<()> {
-    let ms = match timeout {
-        None => -1,
-        Some(t) => t.as_millis().min(i32::MAX as u128) as i32 + i32::from(t.subsec_micros() % 1000 != 0),
-    };
-    loop {
-        // SAFETY: fds is a valid slice of pollfd structures.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if rc >= 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
 fn drive(
     handle: &StackHandle,
     control: &Control,
-    waker: &EventFdWaker,
+    waker: &Waker,
     clock: &Clock,
     ports: Vec<Port>,
     seed: u64,
@@ -317,7 +277,7 @@ fn drive(
     let mut rx = vec![0u8; MAX_PACKET];
     let mut tx = vec![0u8; MAX_PACKET];
     let mut spare: Vec<Vec<u8>> = Vec::new();
-    let mut pollfds: Vec<libc::pollfd> = Vec::with_capacity(states.len() + 1);
+    let mut pollfds: Vec<RawFd> = Vec::with_capacity(states.len() + 1);
     let mut stats = DriverStats::default();
     loop {
         if control.stop.load(Ordering::Relaxed) {
@@ -345,13 +305,13 @@ fn drive(
         let timeout = next.map(|t| t.saturating_duration_since(now)).map(|d| d.min(Duration::from_millis(250)));
         let timeout = Some(timeout.unwrap_or(Duration::from_millis(250)));
         pollfds.clear();
-        pollfds.push(libc::pollfd { fd: waker.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        pollfds.push(waker.fd());
         for st in &states {
-            pollfds.push(libc::pollfd { fd: st.port.device.raw_fd(), events: libc::POLLIN, revents: 0 });
+            pollfds.push(st.port.device.raw_fd());
         }
-        poll_fds(&mut pollfds, timeout)?;
-        if pollfds[0].revents != 0 {
-            waker.drain();
+        let ready = poll_fds(&pollfds, timeout)?;
+        if ready & 1 != 0 {
+            waker.drain()?;
         }
 
         let mut core = handle.lock();
@@ -359,10 +319,8 @@ fn drive(
         let stack: &mut Stack = &mut core.stack;
         // receive
         for (i, st) in states.iter_mut().enumerate() {
-            if pollfds.get(i + 1).is_some_and(|p| p.revents & (libc::POLLERR | libc::POLLHUP) != 0)
-                && pollfds[i + 1].revents & libc::POLLIN == 0
-            {
-                return Err(io::Error::other(format!("device {} failed", st.port.device.name())));
+            if ready & (1 << (i + 1)) == 0 && st.ingress.as_ref().is_none_or(|q| q.is_empty()) {
+                continue;
             }
             for _ in 0..READ_BATCH {
                 match st.port.device.recv(&mut rx) {

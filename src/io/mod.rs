@@ -20,3 +20,19 @@ pub mod sim;
 pub use sim::{Endpoint, LinkStats, PacketInfo, SimNet, SimStats, Verdict};
 pub mod tun;
 pub use tun::{poll_fds, Tun, Waker};
+pub mod driver;
+
+impl sim::Endpoint for crate::stack::Stack {
+    fn handle_packet(&mut self, now: crate::time::Instant, packet: &[u8]) {
+        crate::stack::Stack::handle_packet(self, now, packet)
+    }
+    fn poll_transmit(&mut self, now: crate::time::Instant, buf: &mut [u8]) -> Option<usize> {
+        crate::stack::Stack::poll_transmit(self, now, buf)
+    }
+    fn poll_timeout(&mut self) -> Option<crate::time::Instant> {
+        crate::stack::Stack::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: crate::time::Instant) {
+        crate::stack::Stack::handle_timeout(self, now)
+    }
+}
