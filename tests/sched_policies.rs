@@ -453,3 +453,99 @@ fn every_scheduler_survives_odd_views() {
         }
     }
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn view() -> impl Strategy<Value = SubflowView> {
+        (
+            (
+                0u32..6,
+                prop::option::of(0u64..500_000),
+                prop::option::of(0u64..100_000),
+            ),
+            (
+                0u32..200_000,
+                0u32..200_000,
+                0u32..100_000,
+                0u32..50_000,
+                0u16..9000,
+            ),
+            (any::<bool>(), any::<bool>(), any::<bool>()),
+        )
+            .prop_map(|((id, srtt, var), (cwnd, fl, cap, q, mss), (b, u, pf))| {
+                SubflowView {
+                    id,
+                    srtt: srtt.map(Duration::from_micros),
+                    rttvar: var.map(Duration::from_micros),
+                    cwnd,
+                    in_flight: fl,
+                    send_capacity: cap,
+                    queued: q,
+                    mss,
+                    backup: b,
+                    usable: u,
+                    potentially_failed: pf,
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Every decision is executable as given, respects the backup rule, and a connection
+        /// applying decisions reaches Wait.
+        #[test]
+        fn decisions_are_within_bounds(
+            mut views in prop::collection::vec(view(), 0..6),
+            unsent in 0u64..2_000_000,
+            window in 0u64..2_000_000,
+            blocked in prop::option::of((0usize..8, any::<u64>(), 0u32..100_000)),
+            which in 0usize..5,
+        ) {
+            let mut s = by_name(NAMES[which]).unwrap();
+            let mut c = ctx(unsent, window);
+            c.blocked = blocked.map(|(subflow, dsn, len)| Blocked { subflow, dsn, len });
+            let healthy_regular = views.iter().any(|v| v.usable && !v.backup && !v.potentially_failed);
+            let mut steps = 0;
+            loop {
+                steps += 1;
+                prop_assert!(steps < 10_000, "scheduling loop does not terminate");
+                let budget = c.send_budget();
+                match s.schedule(&c, &views) {
+                    Decision::Wait => break,
+                    Decision::Send { subflow, max_len } => {
+                        let v = views[subflow];
+                        prop_assert!(v.usable && max_len > 0);
+                        prop_assert!(max_len <= v.available() && u64::from(max_len) <= budget);
+                        prop_assert!(!(healthy_regular && (v.backup || v.potentially_failed)));
+                        views[subflow].queued += max_len;
+                        c.unsent -= u64::from(max_len);
+                        c.conn_window -= u64::from(max_len);
+                    }
+                    Decision::Redundant { subflows, max_len } => {
+                        prop_assert!(!subflows.is_empty() && max_len > 0);
+                        prop_assert!(u64::from(max_len) <= budget);
+                        for i in subflows {
+                            let v = views[i];
+                            prop_assert!(v.usable && max_len <= v.available());
+                            prop_assert!(!(healthy_regular && (v.backup || v.potentially_failed)));
+                            views[i].queued += max_len;
+                        }
+                        c.unsent -= u64::from(max_len);
+                        c.conn_window -= u64::from(max_len);
+                    }
+                    Decision::Reinject { subflow, dsn, len, penalise } => {
+                        let b = c.blocked.expect("reinjection only when blocked");
+                        let v = views[subflow];
+                        prop_assert!(v.usable && subflow != b.subflow);
+                        prop_assert!(len > 0 && len <= b.len && len <= v.available());
+                        prop_assert_eq!(dsn, b.dsn);
+                        prop_assert!(penalise.is_none() || penalise == Some(b.subflow));
+                        views[subflow].queued += len;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -92,10 +92,12 @@ impl FullMesh {
         }
     }
 
-    fn accept_remote(&mut self, ctx: &PmContext, addr_id: u8, addr: SocketAddr) {
+    /// Remember an announced address; false if refused by `max_add_addr_accepted` or the
+    /// table size.
+    fn accept_remote(&mut self, ctx: &PmContext, addr_id: u8, addr: SocketAddr) -> bool {
         let addr = self.resolve(addr);
         if self.initial.is_some_and(|i| i.remote == addr) {
-            return;
+            return true;
         }
         if let Some(slot) = self
             .remotes
@@ -104,16 +106,19 @@ impl FullMesh {
             .find(|r| r.addr_id == addr_id)
         {
             slot.addr = addr; // id reused: the address changed
-            return;
+            return true;
         }
         if self.remotes.iter().flatten().any(|r| r.addr == addr) {
-            return;
+            return true;
         }
         let limit = usize::try_from(ctx.limits.max_add_addr_accepted).unwrap_or(usize::MAX);
         let count = self.remotes.iter().flatten().count();
         match self.remotes.iter_mut().find(|r| r.is_none()) {
-            Some(free) if count < limit => *free = Some(RemoteAddr { addr_id, addr }),
-            _ => self.add_addr_ignored += 1,
+            Some(free) if count < limit => {
+                *free = Some(RemoteAddr { addr_id, addr });
+                true
+            }
+            _ => false,
         }
     }
 
@@ -182,7 +187,7 @@ impl FullMesh {
     ) {
         let Some(init) = self.client() else { return };
         for r in ctx.remote_addrs {
-            self.accept_remote(ctx, r.addr_id, r.addr);
+            let _ = self.accept_remote(ctx, r.addr_id, r.addr);
         }
         let remotes = self.remotes;
         let locals = || {
@@ -336,7 +341,9 @@ impl PathManager for FullMesh {
                 self.mesh(ctx, Some(id), None, out);
             }
             PmEvent::AddressAnnounced { addr_id, addr } => {
-                self.accept_remote(ctx, addr_id, addr);
+                if !self.accept_remote(ctx, addr_id, addr) {
+                    self.add_addr_ignored += 1;
+                }
                 self.mesh(ctx, None, None, out);
             }
             PmEvent::AddressRemoved { addr_id } => {
@@ -443,5 +450,70 @@ impl PathManager for FullMesh {
             self.announce_all(ctx, out);
             self.mesh(ctx, None, None, out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pm::{Limits, LocalAddr};
+
+    #[test]
+    fn announcements_over_limit_are_counted_and_unused() {
+        let locals = [LocalAddr {
+            addr: "10.0.1.2".parse().unwrap(),
+            backup: false,
+            announce: false,
+        }];
+        let ctx = PmContext {
+            now: Instant::ZERO,
+            local_addrs: &locals,
+            subflows: &[],
+            remote_addrs: &[],
+            limits: Limits {
+                max_subflows: 8,
+                max_add_addr_accepted: 1,
+            },
+        };
+        let mut pm = FullMesh::new();
+        let mut q = CommandQueue::new();
+        pm.on_event(
+            &ctx,
+            &PmEvent::ConnectionEstablished {
+                local: "10.0.1.2:1000".parse().unwrap(),
+                remote: "10.9.0.1:80".parse().unwrap(),
+                server_side: false,
+                peer_deny_join_initial: true,
+            },
+            &mut q,
+        );
+        assert!(q.is_empty());
+        for (id, a) in [(1, "10.9.1.1:0"), (2, "10.9.2.1:0"), (1, "10.9.3.1:81")] {
+            pm.on_event(
+                &ctx,
+                &PmEvent::AddressAnnounced {
+                    addr_id: id,
+                    addr: a.parse().unwrap(),
+                },
+                &mut q,
+            );
+        }
+        assert_eq!(pm.add_addr_ignored, 1);
+        // Id 1 re-announced with a new address replaces the old one.
+        assert_eq!(pm.remotes.iter().flatten().count(), 1);
+        assert_eq!(
+            pm.remotes[0].map(|r| r.addr),
+            Some("10.9.3.1:81".parse().unwrap())
+        );
+        let first = q.pop();
+        assert_eq!(
+            first,
+            Some(PmCommand::OpenSubflow {
+                local: "10.0.1.2".parse().unwrap(),
+                local_port: 0,
+                remote: "10.9.1.1:80".parse().unwrap(),
+                backup: false
+            })
+        );
     }
 }

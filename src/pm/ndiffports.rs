@@ -109,10 +109,10 @@ impl PathManager for NDiffPorts {
                 }
             }
             PmEvent::AddressRemoved { addr_id: 0 } => self.stop(),
-            PmEvent::LocalAddressRemoved { addr } => {
-                if self.initial.is_some_and(|i| i.local.ip() == addr) {
-                    self.stop();
-                }
+            PmEvent::LocalAddressRemoved { addr }
+                if self.initial.is_some_and(|i| i.local.ip() == addr) =>
+            {
+                self.stop()
             }
             _ => {}
         }
