@@ -7,7 +7,10 @@
 pub mod dsn;
 pub mod emit;
 pub mod mib;
+mod multipath;
 pub mod subflow;
+
+pub use multipath::OpenError;
 
 use crate::crypto;
 use crate::storage::ring::{RecvBuffer, SendBuffer};
@@ -40,6 +43,16 @@ pub struct ConnConfig {
     pub tos: u8,
     /// IP TTL / hop limit.
     pub ttl: u8,
+    /// Path manager spec (`fullmesh`, `ndiffports:N`, `manual`), see `crate::pm::by_name`.
+    pub path_manager: String,
+    /// Scheduler name, see `crate::sched::by_name`.
+    pub scheduler: String,
+    /// Subflow and address limits.
+    pub limits: crate::pm::Limits,
+    /// Local addresses the path manager may use (the stack fills this in).
+    pub local_addrs: Vec<crate::pm::LocalAddr>,
+    /// How long a joining subflow waits for the peer to acknowledge its third ACK.
+    pub join_timeout: Duration,
 }
 
 impl Default for ConnConfig {
@@ -52,6 +65,11 @@ impl Default for ConnConfig {
             tcp: tcp::Config::default(),
             tos: 0,
             ttl: 64,
+            path_manager: "fullmesh".into(),
+            scheduler: crate::sched::DEFAULT.into(),
+            limits: crate::pm::Limits::default(),
+            local_addrs: Vec::new(),
+            join_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -102,6 +120,12 @@ pub enum ConnEvent {
     PeerClosed,
     /// The connection ended (cleanly when `error` is None).
     Closed { error: Option<ConnError> },
+    /// The peer announced an address (ADD_ADDR).
+    AddressAnnounced { addr_id: u8, addr: SocketAddr },
+    /// The peer withdrew an address (REMOVE_ADDR).
+    AddressRemoved { addr_id: u8 },
+    /// The peer changed a subflow's priority (MP_PRIO).
+    SubflowPriority { id: u32, backup: bool },
 }
 
 /// Connection-level statistics (like Linux's MPTCP_INFO).
@@ -168,8 +192,10 @@ pub struct Connection {
     app_shutdown_write: bool,
     subflows_closing: bool,
     stats_reinjected: u64,
+    mib_reinjections: u64,
     stats_bytes_sent: u64,
     stats_bytes_received: u64,
+    pub(crate) mp: multipath::MpState,
 }
 
 fn initial_tcp_config(cfg: &ConnConfig) -> tcp::Config {
@@ -263,8 +289,10 @@ impl Connection {
             app_shutdown_write: false,
             subflows_closing: false,
             stats_reinjected: 0,
+            mib_reinjections: 0,
             stats_bytes_sent: 0,
             stats_bytes_received: 0,
+            mp: multipath::MpState::new(&cfg),
             cfg,
         }
     }
@@ -439,6 +467,7 @@ impl Connection {
 
     /// Abort: RST every subflow (MP_FASTCLOSE when MPTCP).
     pub fn abort(&mut self) {
+        self.mp.fastclose = self.mode == Mode::Mptcp;
         for s in self.subflows.iter_mut() {
             if s.closed.is_none() {
                 s.rst_reason = Some(rst_reason::UNSPECIFIED);
@@ -466,9 +495,13 @@ impl Connection {
         }
         let mut mpc = None;
         let mut dss = None;
+        let mut join = None;
+        let mut signals = false;
         for o in opts {
             match o {
                 MptcpOption::MpCapable(m) => mpc = Some(*m),
+                MptcpOption::MpJoin(j) => join = Some(*j),
+                MptcpOption::AddAddr(_) | MptcpOption::RemoveAddr { .. } => signals = true,
                 MptcpOption::Dss(d) => dss = Some(*d),
                 MptcpOption::MpTcpRst { .. } => mib.MPRstRx += 1,
                 MptcpOption::MpFastclose { key } => {
@@ -480,7 +513,12 @@ impl Connection {
                 }
                 MptcpOption::MpPrio { backup, .. } => {
                     mib.MPPrioRx += 1;
-                    self.subflows[idx].peer_backup = *backup;
+                    let sf = &mut self.subflows[idx];
+                    if sf.peer_backup != *backup {
+                        sf.peer_backup = *backup;
+                        let id = sf.id;
+                        self.push_event(ConnEvent::SubflowPriority { id, backup: *backup });
+                    }
                 }
                 MptcpOption::MpFail { .. } => mib.MPFailRx += 1,
                 _ => {}
@@ -528,6 +566,12 @@ impl Connection {
                 },
                 _ => {}
             }
+        }
+
+        // MP_JOIN handshake of additional subflows.
+        if self.subflows[idx].join != JoinState::Initial && !self.join_input(now, idx, seg, join.as_ref(), mib) {
+            self.process_tcb_events(now, mib);
+            return;
         }
 
         // Client side of the initial subflow: the server has our key once it sends a DSS.
@@ -592,8 +636,12 @@ impl Connection {
             }
         }
 
+        if signals && self.mode == Mode::Mptcp {
+            self.addr_input(now, opts, mib);
+        }
         self.check_peer_fin();
         self.process_tcb_events(now, mib);
+        self.maybe_start_pm(now);
     }
 
     fn rbuf_stream_base(&self) -> u64 {
@@ -805,6 +853,10 @@ impl Connection {
                         if self.mode == Mode::Fallback {
                             self.push_fallback();
                         }
+                        if self.subflows[i].join == JoinState::Joined {
+                            self.join_complete(now, i);
+                        }
+                        self.maybe_start_pm(now);
                     }
                     tcp::Event::PeerFin => {
                         self.subflows[i].peer_fin = true;
@@ -814,9 +866,15 @@ impl Connection {
                         let sf = &mut self.subflows[i];
                         if sf.closed.is_none() {
                             sf.closed = Some(reason);
-                            self.push_event(ConnEvent::SubflowClosed { id: sf.id, reason });
+                            sf.join_timer = None;
+                            let (id, local, remote) = (sf.id, sf.local, sf.remote);
+                            let error = reason != CloseReason::Normal && !sf.closing_by_app;
+                            self.push_event(ConnEvent::SubflowClosed { id, reason });
+                            self.on_subflow_closed(now, i, reason);
+                            if !self.subflows_closing && self.error.is_none() {
+                                self.pm_event(now, &crate::pm::PmEvent::SubflowClosed { id, local, remote, error });
+                            }
                         }
-                        self.on_subflow_closed(now, i, reason);
                     }
                 }
             }
@@ -828,17 +886,10 @@ impl Connection {
 
     fn on_subflow_closed(&mut self, _now: Instant, idx: usize, reason: CloseReason) {
         // Reinject data the subflow carried that is not acknowledged at the data level.
-        let sf = &mut self.subflows[idx];
-        let una = self.snd_una;
-        for m in sf.tx_maps.iter() {
-            let end = m.dsn + u64::from(m.len);
-            if end > una {
-                let start = m.dsn.max(una);
-                self.reinject.push_back((start, (end - start) as u32));
-                self.stats_reinjected += end - start;
-            }
+        if self.mode == Mode::Mptcp {
+            self.reinject_outstanding(idx);
         }
-        sf.tx_maps.clear();
+        self.subflows[idx].tx_maps.clear();
         let alive = self.subflows.iter().any(|s| s.closed.is_none());
         if !alive && self.error.is_none() {
             let clean = reason == CloseReason::Normal
@@ -893,7 +944,7 @@ impl Connection {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let sub = self.subflows.iter().filter_map(|s| s.tcb.poll_timeout()).min();
-        [sub, self.fin_timer].into_iter().flatten().min()
+        [sub, self.fin_timer, self.mp_poll_timeout()].into_iter().flatten().min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant, mib: &mut Mib) {
@@ -908,6 +959,10 @@ impl Connection {
                 self.fin_backoff += 1;
                 self.maybe_arm_fin(now);
             }
+        }
+        if self.mode == Mode::Mptcp {
+            self.mp_handle_timeout(now, mib);
+            self.detect_stalls();
         }
         self.process_tcb_events(now, mib);
     }
@@ -933,83 +988,219 @@ impl Connection {
         best.map(|b| b.0)
     }
 
-    /// Assign unsent (and reinjected) data to subflows.
+    /// Assign unsent (and reinjected) data to subflows, as the scheduler decides.
     fn schedule(&mut self, now: Instant) {
         if self.mode != Mode::Mptcp {
             return;
         }
-        loop {
-            // reinjections first
-            let (dsn, avail, reinject) = if let Some(&(d, l)) = self.reinject.front() {
-                (d, u64::from(l), true)
-            } else {
-                let unsent = self.sbuf.end().saturating_sub(self.snd_nxt);
-                if unsent == 0 {
-                    break;
-                }
-                let wnd = self.snd_wnd_edge.saturating_sub(self.snd_nxt);
-                let idle = self.subflows.iter().all(|s| s.tcb.in_flight() == 0 && s.unsent() == 0);
-                let wnd = if wnd == 0 && idle { 1 } else { wnd }; // window probe
-                if wnd == 0 {
-                    break;
-                }
-                (self.snd_nxt, unsent.min(wnd), false)
-            };
-            // pick the usable subflow with room, lowest RTT, backup last
-            let mut pick: Option<(usize, bool, Duration, u64)> = None;
-            for (i, s) in self.subflows.iter().enumerate() {
-                if !s.usable() || !s.tx_maps.has_room() {
-                    continue;
-                }
-                let cap = u64::from(s.tcb.send_capacity());
-                let room = cap.saturating_sub(s.unsent());
-                if room == 0 {
-                    continue;
-                }
-                let backup = s.backup || s.peer_backup;
-                let rtt = s.tcb.stats().srtt.unwrap_or(Duration::from_millis(100));
-                if pick.is_none_or(|(_, b, r, _)| (backup, rtt) < (b, r)) {
-                    pick = Some((i, backup, rtt, room));
-                }
-            }
-            // backup subflows only when no regular one is usable at all
-            if let Some((i, true, _, _)) = pick {
-                if self.subflows.iter().any(|s| s.usable() && !(s.backup || s.peer_backup)) {
-                    let _ = i;
-                    break;
-                }
-            }
-            let Some((i, _, _, room)) = pick else { break };
-            let len = avail.min(room).min(64 * 1024) as u32;
-            if len == 0 {
-                break;
-            }
-            let sf = &mut self.subflows[i];
-            let off = sf.tcb.send_queue_end();
-            if !sf.tx_maps.push_tx(Map { off, dsn, len }) {
-                break;
-            }
-            sf.tcb.enqueue(len);
-            if reinject {
-                if let Some(front) = self.reinject.front_mut() {
-                    front.0 += u64::from(len);
-                    front.1 -= len;
-                    if front.1 == 0 {
-                        self.reinject.pop_front();
+        for _ in 0..64 {
+            // reinjections first, on the best other subflow with room
+            if let Some(&(dsn, len)) = self.reinject.front() {
+                match self.pick_for_reinjection() {
+                    Some((i, room)) => {
+                        let n = u64::from(len).min(room).min(64 * 1024) as u32;
+                        if n == 0 || !self.assign(i, dsn, n) {
+                            break;
+                        }
+                        self.mib_reinjections += 1;
+                        if let Some(front) = self.reinject.front_mut() {
+                            front.0 += u64::from(n);
+                            front.1 -= n;
+                            if front.1 == 0 {
+                                self.reinject.pop_front();
+                            }
+                        }
+                        continue;
+                    }
+                    None => {
+                        // nowhere to reinject now; new data may still go out
                     }
                 }
-            } else {
-                self.snd_nxt += u64::from(len);
-                sf.data_sent += u64::from(len);
-                self.stats_bytes_sent += u64::from(len);
+            }
+            let unsent = self.sbuf.end().saturating_sub(self.snd_nxt);
+            if unsent == 0 {
+                break;
+            }
+            let mut wnd = self.snd_wnd_edge.saturating_sub(self.snd_nxt);
+            let idle = self.subflows.iter().all(|s| s.tcb.in_flight() == 0 && s.unsent() == 0);
+            if wnd == 0 && idle {
+                wnd = 1; // zero-window probe at the data level
+            }
+            self.fill_views();
+            let ctx = crate::sched::SchedContext {
+                now,
+                unsent,
+                conn_window: wnd,
+                send_buffer_free: self.sbuf.free() as u64,
+                blocked: self.blocked_info(wnd),
+            };
+            let decision = {
+                let Connection { mp, .. } = self;
+                let views = std::mem::take(&mut mp.views);
+                let d = mp.scheduler().schedule(&ctx, &views);
+                mp.views = views;
+                d
+            };
+            use crate::sched::Decision;
+            match decision {
+                Decision::Wait => break,
+                Decision::Send { subflow, max_len } => {
+                    let room = self.subflow_room(subflow);
+                    let len = unsent.min(wnd).min(u64::from(max_len)).min(room).min(64 * 1024) as u32;
+                    if len == 0 || !self.assign(subflow, self.snd_nxt, len) {
+                        break;
+                    }
+                    self.account_new(subflow, len);
+                }
+                Decision::Redundant { subflows, max_len } => {
+                    let mut len = unsent.min(wnd).min(u64::from(max_len)).min(64 * 1024);
+                    for i in subflows.iter() {
+                        len = len.min(self.subflow_room(i));
+                    }
+                    let len = len as u32;
+                    if len == 0 {
+                        break;
+                    }
+                    let dsn = self.snd_nxt;
+                    let mut first = None;
+                    for i in subflows.iter() {
+                        if self.assign(i, dsn, len) && first.is_none() {
+                            first = Some(i);
+                        }
+                    }
+                    match first {
+                        Some(i) => self.account_new(i, len),
+                        None => break,
+                    }
+                }
+                Decision::Reinject { subflow, dsn, len, penalise } => {
+                    let room = self.subflow_room(subflow);
+                    let n = u64::from(len).min(room) as u32;
+                    if n == 0 || dsn < self.snd_una || !self.assign(subflow, dsn, n) {
+                        break;
+                    }
+                    self.mib_reinjections += 1;
+                    if let Some(p) = penalise.and_then(|p| self.subflows.get_mut(p)) {
+                        p.tcb.penalise();
+                    }
+                }
             }
         }
         self.maybe_arm_fin(now);
     }
 
+    fn account_new(&mut self, i: usize, len: u32) {
+        self.snd_nxt += u64::from(len);
+        self.subflows[i].data_sent += u64::from(len);
+        self.stats_bytes_sent += u64::from(len);
+    }
+
+    /// Record that subflow `i` carries `len` bytes from `dsn` and tell its engine.
+    fn assign(&mut self, i: usize, dsn: u64, len: u32) -> bool {
+        let Some(sf) = self.subflows.get_mut(i) else { return false };
+        if !sf.usable() {
+            return false;
+        }
+        let off = sf.tcb.send_queue_end();
+        if !sf.tx_maps.push_tx(Map { off, dsn, len }) {
+            return false;
+        }
+        sf.tcb.enqueue(len);
+        true
+    }
+
+    /// Bytes subflow `i` may take now (congestion and peer window, minus what it holds unsent).
+    fn subflow_room(&self, i: usize) -> u64 {
+        self.subflows.get(i).map_or(0, |s| {
+            if !s.usable() || !s.tx_maps.has_room() {
+                0
+            } else {
+                u64::from(s.tcb.send_capacity()).saturating_sub(s.unsent())
+            }
+        })
+    }
+
+    fn pick_for_reinjection(&self) -> Option<(usize, u64)> {
+        let mut best: Option<(usize, bool, Duration, u64)> = None;
+        for (i, s) in self.subflows.iter().enumerate() {
+            let room = self.subflow_room(i);
+            if room == 0 || s.potentially_failed {
+                continue;
+            }
+            let backup = s.backup || s.peer_backup;
+            let rtt = s.tcb.stats().srtt.unwrap_or(Duration::from_millis(100));
+            if best.is_none_or(|(_, b, r, _)| (backup, rtt) < (b, r)) {
+                best = Some((i, backup, rtt, room));
+            }
+        }
+        best.map(|(i, _, _, room)| (i, room))
+    }
+
+    fn fill_views(&mut self) {
+        let Connection { mp, subflows, .. } = self;
+        mp.views.clear();
+        for s in subflows.iter() {
+            let st = s.tcb.stats();
+            mp.views.push(crate::sched::SubflowView {
+                id: s.id,
+                srtt: st.srtt,
+                rttvar: st.rttvar,
+                cwnd: st.cwnd,
+                in_flight: st.bytes_in_flight,
+                send_capacity: if s.tx_maps.has_room() { s.tcb.send_capacity() } else { 0 },
+                queued: s.unsent().min(u64::from(u32::MAX)) as u32,
+                mss: st.snd_mss,
+                backup: s.backup || s.peer_backup,
+                usable: s.usable(),
+                potentially_failed: s.potentially_failed,
+            });
+        }
+    }
+
+    /// When the connection window is exhausted: the subflow holding the oldest
+    /// data-level-unacknowledged byte (for opportunistic retransmission).
+    fn blocked_info(&self, wnd: u64) -> Option<crate::sched::Blocked> {
+        if wnd > 0 || self.snd_una >= self.snd_nxt {
+            return None;
+        }
+        for (i, s) in self.subflows.iter().enumerate() {
+            for m in s.tx_maps.iter() {
+                let end = m.dsn + u64::from(m.len);
+                if m.dsn <= self.snd_una && end > self.snd_una {
+                    let len = (end - self.snd_una).min(64 * 1024) as u32;
+                    return Some(crate::sched::Blocked { subflow: i, dsn: self.snd_una, len });
+                }
+            }
+        }
+        None
+    }
+
+    /// Subflows with repeated RTOs and no progress are potentially failed: their
+    /// outstanding data goes to the others.
+    fn detect_stalls(&mut self) {
+        let others = |conn: &Connection, me: usize| {
+            conn.subflows.iter().enumerate().any(|(j, s)| j != me && s.usable() && !s.potentially_failed)
+        };
+        for i in 0..self.subflows.len() {
+            let st = self.subflows[i].tcb.stats();
+            let una = self.subflows[i].tcb.snd_una_offset();
+            let (rto_mark, una_mark) = self.subflows[i].stall_mark;
+            if una != una_mark || st.bytes_in_flight == 0 {
+                self.subflows[i].stall_mark = (st.rto_count, una);
+                self.subflows[i].potentially_failed = false;
+                continue;
+            }
+            if st.rto_count >= rto_mark + 2 && !self.subflows[i].potentially_failed && others(self, i) {
+                self.subflows[i].potentially_failed = true;
+                self.reinject_outstanding(i);
+            }
+        }
+    }
+
     /// Write the next packet to send into `buf`; returns its length.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8], mib: &mut Mib) -> Option<usize> {
         self.schedule(now);
+        mib.Reinjections += core::mem::take(&mut self.mib_reinjections);
         let n = self.subflows.len();
         for k in 0..n {
             let i = (self.tx_cursor + k) % n;
@@ -1018,7 +1209,7 @@ impl Connection {
             let tx = TxParams { extra_option_len: extra, rcv_space: self.rbuf.window() };
             let Some(seg) = self.subflows[i].tcb.poll_transmit(now, &tx) else { continue };
             self.tx_cursor = (i + 1) % n;
-            match self.emit(i, &seg, buf, mib) {
+            match self.emit(now, i, &seg, buf, mib) {
                 Ok(len) => {
                     self.process_tcb_events(now, mib);
                     return Some(len);
@@ -1055,23 +1246,35 @@ impl Connection {
     }
 
     /// The MPTCP options for an outgoing segment of subflow `i`.
-    fn options_for(&mut self, i: usize, seg: &SegmentOut, out: &mut OptBuf) {
+    fn options_for(&mut self, now: Instant, i: usize, seg: &SegmentOut, out: &mut OptBuf, mib: &mut Mib) {
         let syn = seg.flags & tcp::flags::SYN != 0;
         let ack = seg.flags & tcp::flags::ACK != 0;
         let rst = seg.flags & tcp::flags::RST != 0;
         let cflags = cap_flags::H | if self.checksum || self.cfg.checksum { cap_flags::A } else { 0 };
         if rst {
-            if self.mode == Mode::Mptcp {
+            if self.mode == Mode::Mptcp || self.subflows[i].join != JoinState::Initial {
                 let reason = self.subflows[i].rst_reason.unwrap_or(rst_reason::UNSPECIFIED);
                 out.push(MptcpOption::MpTcpRst { flags: 0, reason });
+                if self.mp.fastclose && self.mode == Mode::Mptcp {
+                    out.push(MptcpOption::MpFastclose { key: self.remote_key });
+                    mib.MPFastcloseTx += 1;
+                }
             }
             return;
         }
         if self.mode == Mode::Fallback {
             return;
         }
-        let sf = &self.subflows[i];
-        if sf.join == JoinState::Initial {
+        if self.subflows[i].join != JoinState::Initial {
+            if let Some(j) = self.join_option(i, syn, ack) {
+                out.push(j);
+                return;
+            }
+            if syn {
+                return;
+            }
+        } else {
+            let sf = &self.subflows[i];
             if syn && !ack {
                 out.push(MptcpOption::MpCapable(MpCapable {
                     version: VERSION,
@@ -1114,7 +1317,18 @@ impl Connection {
                 return;
             }
         }
+        if self.mode != Mode::Mptcp {
+            return;
+        }
+        // Signals ride on pure ACKs, alone (as Linux sends them).
+        if seg.payload_len == 0 {
+            if let Some(sig) = self.take_signal(now, mib) {
+                out.push(sig);
+                return;
+            }
+        }
         // DSS: DATA_ACK always, a mapping when carrying data, DATA_FIN when due.
+        let sf = &self.subflows[i];
         let mut dss = Dss {
             data_ack: Some(DataAck { ack: self.data_ack(), ack64: self.ack64 }),
             mapping: None,
@@ -1143,11 +1357,17 @@ impl Connection {
             }
         }
         out.push(MptcpOption::Dss(dss));
+        if sf.prio_pending && seg.payload_len == 0 {
+            let backup = sf.backup;
+            out.push(MptcpOption::MpPrio { backup, addr_id: None });
+            self.subflows[i].prio_pending = false;
+            mib.MPPrioTx += 1;
+        }
     }
 
-    fn emit(&mut self, i: usize, seg: &SegmentOut, buf: &mut [u8], mib: &mut Mib) -> Result<usize, crate::wire::WireError> {
+    fn emit(&mut self, now: Instant, i: usize, seg: &SegmentOut, buf: &mut [u8], mib: &mut Mib) -> Result<usize, crate::wire::WireError> {
         let mut opts = OptBuf::default();
-        self.options_for(i, seg, &mut opts);
+        self.options_for(now, i, seg, &mut opts, mib);
         if seg.flags & tcp::flags::RST != 0 && !opts.is_empty() {
             mib.MPRstTx += 1;
         }

@@ -184,6 +184,14 @@ pub struct Subflow {
     pub join_timer: Option<crate::time::Instant>,
     /// Retransmissions of the MP_JOIN third ACK so far.
     pub join_retries: u8,
+    /// The application or path manager asked to close this subflow.
+    pub closing_by_app: bool,
+    /// Subflow offset up to which outstanding data was already put up for reinjection.
+    pub reinjected_upto: u64,
+    /// RTO count and snd_una when the subflow was last seen making progress.
+    pub stall_mark: (u64, u64),
+    /// Marked potentially failed (repeated RTOs without progress).
+    pub potentially_failed: bool,
 }
 
 impl Subflow {
@@ -211,6 +219,10 @@ impl Subflow {
             prio_pending: false,
             join_timer: None,
             join_retries: 0,
+            closing_by_app: false,
+            reinjected_upto: 0,
+            stall_mark: (0, 0),
+            potentially_failed: false,
         }
     }
 
@@ -218,7 +230,7 @@ impl Subflow {
     pub fn usable(&self) -> bool {
         self.established
             && self.closed.is_none()
-            && matches!(self.join, JoinState::Initial | JoinState::Joined | JoinState::AckPending { .. })
+            && matches!(self.join, JoinState::Initial | JoinState::Joined)
             && matches!(self.tcb.state(), crate::tcp::State::Established | crate::tcp::State::CloseWait)
     }
 
