@@ -73,6 +73,32 @@ impl fmt::Display for StackError {
 
 impl std::error::Error for StackError {}
 
+/// Errors of the subflow operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubflowError {
+    /// The connection handle is stale.
+    InvalidHandle,
+    /// No subflow with that id.
+    UnknownId,
+    /// No free ephemeral port.
+    NoPorts,
+    /// The connection refused to open it.
+    Open(crate::mptcp::OpenError),
+}
+
+impl fmt::Display for SubflowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubflowError::InvalidHandle => write!(f, "invalid connection handle"),
+            SubflowError::UnknownId => write!(f, "no subflow with that id"),
+            SubflowError::NoPorts => write!(f, "no free ephemeral port"),
+            SubflowError::Open(e) => write!(f, "cannot open subflow: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SubflowError {}
+
 /// Stack-wide settings.
 #[derive(Clone, Debug)]
 pub struct StackConfig {
@@ -252,7 +278,8 @@ impl Stack {
         }
         let port = self.ephemeral_port(local_ip, remote)?;
         let local = SocketAddr::new(local_ip, port);
-        let cfg = cfg.unwrap_or_else(|| self.cfg.conn.clone());
+        let mut cfg = cfg.unwrap_or_else(|| self.cfg.conn.clone());
+        self.fill_local_addrs(&mut cfg);
         let key = self.unique_key();
         let iss = self.keygen.u32();
         let conn = Connection::connect(cfg, local, remote, key, iss, now);
@@ -322,6 +349,11 @@ impl Stack {
     /// Connection-level statistics.
     pub fn info(&self, id: ConnId) -> Result<ConnInfo, StackError> {
         self.connection(id).map(|c| c.info()).ok_or(StackError::InvalidHandle)
+    }
+
+    /// The connection, mutably (subflow operations of the API).
+    pub fn connection_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
+        self.conn_mut(id).ok()
     }
 
     /// Handles of all live connections.
@@ -411,6 +443,7 @@ impl Stack {
         if let Some(&(idx, sf)) = self.tuples.get(&(local, remote)) {
             if let Some(conn) = self.slots.get_mut(idx as usize).and_then(|s| s.conn.as_mut()) {
                 conn.handle_segment(now, sf, &seg, opts, &mut self.mib);
+                self.run_open_requests(now, idx);
                 return;
             }
         }
@@ -422,11 +455,25 @@ impl Stack {
                 MptcpOption::MpJoin(j @ MpJoin::Syn { .. }) => Some(*j),
                 _ => None,
             });
-            if let Some(MpJoin::Syn { .. }) = join {
+            if let Some(j @ MpJoin::Syn { token, .. }) = join {
                 self.mib.MPJoinSynRx += 1;
-                // Joins are accepted by the connection they name; unknown tokens are refused.
-                self.mib.MPJoinNoTokenFound += 1;
-                self.queue_rst(local, remote, &seg, Some(rst_reason::MPTCP_SPECIFIC));
+                let Some(&idx) = self.tokens.get(&token) else {
+                    self.mib.MPJoinNoTokenFound += 1;
+                    self.queue_rst(local, remote, &seg, Some(rst_reason::MPTCP_SPECIFIC));
+                    return;
+                };
+                let iss = self.keygen.u32();
+                let nonce = self.keygen.nonce();
+                let res = match self.slots.get_mut(idx as usize).and_then(|s| s.conn.as_mut()) {
+                    Some(conn) => conn.accept_join(now, local, remote, &seg, &j, iss, nonce, &mut self.mib),
+                    None => Err(rst_reason::MPTCP_SPECIFIC),
+                };
+                match res {
+                    Ok(sf) => {
+                        self.tuples.insert((local, remote), (idx, sf));
+                    }
+                    Err(reason) => self.queue_rst(local, remote, &seg, Some(reason)),
+                }
                 return;
             }
             if self.listeners.contains_key(&local.port()) {
@@ -452,7 +499,8 @@ impl Stack {
             self.mib.ListenOverflows += 1;
             return; // drop the SYN: the peer retries
         }
-        let cfg = l.cfg.clone();
+        let mut cfg = l.cfg.clone();
+        self.fill_local_addrs(&mut cfg);
         let mpc = opts.iter().find_map(|o| match o {
             MptcpOption::MpCapable(m) if m.sender_key.is_none() => Some(*m),
             _ => None,
@@ -492,13 +540,82 @@ impl Stack {
         for k in 0..n {
             let i = (self.tx_cursor + k) % n;
             let Some(conn) = self.slots[i].conn.as_mut() else { continue };
-            if let Some(len) = conn.poll_transmit(now, buf, &mut self.mib) {
+            let sent = conn.poll_transmit(now, buf, &mut self.mib);
+            self.run_open_requests(now, i as u32);
+            if let Some(len) = sent {
                 self.tx_cursor = i;
                 return Some(len);
             }
         }
         self.reap();
         None
+    }
+
+    /// Open a subflow of connection `id` from `local` (port 0: ephemeral) to `remote`,
+    /// with MP_JOIN. Returns the new subflow's id (never reused within the connection).
+    pub fn open_subflow(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        local: SocketAddr,
+        remote: SocketAddr,
+        backup: bool,
+    ) -> Result<u32, SubflowError> {
+        self.open_subflow_with(now, id, local, remote, backup, None)
+    }
+
+    /// `open_subflow` with per-subflow options applied before the SYN leaves (MSS, TOS...).
+    pub fn open_subflow_with(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        local: SocketAddr,
+        remote: SocketAddr,
+        backup: bool,
+        opts: Option<crate::mptcp::SubflowOptions>,
+    ) -> Result<u32, SubflowError> {
+        self.conn_mut(id).map_err(|_| SubflowError::InvalidHandle)?;
+        if !self.cfg.addrs.contains(&local.ip()) {
+            return Err(SubflowError::Open(crate::mptcp::OpenError::BadAddress));
+        }
+        let port = match local.port() {
+            0 => self.ephemeral_port(local.ip(), remote).map_err(|_| SubflowError::NoPorts)?,
+            p if self.tuples.contains_key(&(local, remote)) => {
+                let _ = p;
+                return Err(SubflowError::Open(crate::mptcp::OpenError::Exists));
+            }
+            p => p,
+        };
+        let local = SocketAddr::new(local.ip(), port);
+        let iss = self.keygen.u32();
+        let nonce = self.keygen.nonce();
+        let conn = self.conn_mut(id).map_err(|_| SubflowError::InvalidHandle)?;
+        let sf = conn.open_subflow(now, local, remote, backup, iss, nonce).map_err(SubflowError::Open)?;
+        if let Some(o) = opts {
+            conn.apply_subflow_options(sf, o);
+        }
+        let sid = conn.subflows()[sf].id;
+        self.tuples.insert((local, remote), (id.idx, sf));
+        Ok(sid)
+    }
+
+    fn run_open_requests(&mut self, now: Instant, idx: u32) {
+        let Some(slot) = self.slots.get(idx as usize) else { return };
+        let id = ConnId { idx, gen: slot.gen };
+        for _ in 0..16 {
+            let req = match self.slots.get_mut(idx as usize).and_then(|s| s.conn.as_mut()) {
+                Some(c) => c.take_open_request(),
+                None => None,
+            };
+            let Some((local, port, remote, backup)) = req else { break };
+            let local_sa = SocketAddr::new(local, port);
+            if let Err(e) = self.open_subflow(now, id, local_sa, remote, backup) {
+                log::debug!("{id}: path manager subflow {local_sa} -> {remote} not opened: {e}");
+                if let Some(c) = self.slots.get_mut(idx as usize).and_then(|s| s.conn.as_mut()) {
+                    c.open_failed(now, local_sa, remote);
+                }
+            }
+        }
     }
 
     /// When `handle_timeout` must next be called.
@@ -512,6 +629,7 @@ impl Stack {
             if let Some(conn) = self.slots[i].conn.as_mut() {
                 if conn.poll_timeout().is_some_and(|t| t <= now) {
                     conn.handle_timeout(now, &mut self.mib);
+                    self.run_open_requests(now, i as u32);
                 }
             }
         }
@@ -570,6 +688,18 @@ impl Stack {
 
     fn conn_mut(&mut self, id: ConnId) -> Result<&mut Connection, StackError> {
         self.slot_mut(id)?.conn.as_mut().ok_or(StackError::InvalidHandle)
+    }
+
+    /// Give the path manager the stack's addresses (unless the caller listed its own).
+    fn fill_local_addrs(&self, cfg: &mut ConnConfig) {
+        if cfg.local_addrs.is_empty() {
+            cfg.local_addrs = self
+                .cfg
+                .addrs
+                .iter()
+                .map(|&addr| crate::pm::LocalAddr { addr, backup: false, announce: false })
+                .collect();
+        }
     }
 
     fn unique_key(&mut self) -> u64 {

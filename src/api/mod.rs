@@ -7,6 +7,10 @@
 //! application threads call into the stack under the lock and block on a condition variable.
 //! Writes and closes nudge the driver through a [`DriverWaker`] so it transmits at once.
 
+pub mod subflow;
+
+pub use subflow::{CloseHow, SubflowApiError, SubflowInfo, SubflowOpt, SubflowOptName, SubflowStatus};
+
 use crate::mptcp::{ConnConfig, ConnEvent, ConnInfo};
 use crate::stack::{ConnId, Stack, StackError};
 use crate::time::Instant;
@@ -52,7 +56,7 @@ impl std::fmt::Debug for StackHandle {
     }
 }
 
-fn to_io(e: StackError) -> io::Error {
+pub(crate) fn to_io(e: StackError) -> io::Error {
     let kind = match e {
         StackError::InvalidHandle => io::ErrorKind::NotConnected,
         StackError::NoAddress => io::ErrorKind::AddrNotAvailable,

@@ -10,7 +10,7 @@ pub mod mib;
 mod multipath;
 pub mod subflow;
 
-pub use multipath::OpenError;
+pub use multipath::{OpenError, SubflowOptions};
 
 use crate::crypto;
 use crate::storage::ring::{RecvBuffer, SendBuffer};

@@ -688,3 +688,46 @@ impl Connection {
         self.pm_timeout(now);
     }
 }
+
+/// Per-subflow socket options (the draft's MPTCP_SUB_SETSOCKOPT targets).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubflowOptions {
+    /// TCP_MAXSEG: the MSS we advertise and use (only before the SYN is sent).
+    pub mss: Option<u16>,
+    /// IP_TOS of the subflow's packets.
+    pub tos: Option<u8>,
+    /// TCP_NODELAY.
+    pub nodelay: Option<bool>,
+    /// TCP_USER_TIMEOUT (`Some(None)` clears it).
+    pub user_timeout: Option<Option<Duration>>,
+}
+
+impl Connection {
+    /// Apply per-subflow options to subflow `idx`; false if it does not exist.
+    pub fn apply_subflow_options(&mut self, idx: usize, o: SubflowOptions) -> bool {
+        let Some(sf) = self.subflows.get_mut(idx) else { return false };
+        if let Some(mss) = o.mss {
+            sf.tcb.set_mss(mss);
+        }
+        if let Some(tos) = o.tos {
+            sf.tos = tos;
+        }
+        if let Some(n) = o.nodelay {
+            sf.tcb.set_nodelay(n);
+        }
+        if let Some(t) = o.user_timeout {
+            sf.tcb.set_user_timeout(t);
+        }
+        true
+    }
+
+    /// Index of the subflow with this id.
+    pub fn subflow_by_id(&self, id: u32) -> Option<usize> {
+        self.subflows.iter().position(|s| s.id == id)
+    }
+
+    /// Scheduler and path manager in use.
+    pub fn policy_names(&self) -> (&'static str, &'static str) {
+        (self.mp.sched_name(), self.mp.pm_name())
+    }
+}

@@ -1,5 +1,7 @@
-//! Buffers for the data path: range sets, send and receive rings, a packet buffer pool.
+//! Buffers for the data path: range sets and send / receive rings.
 
 pub mod rangeset;
+pub mod ring;
 
 pub use rangeset::RangeSet;
+pub use ring::{RecvBuffer, SendBuffer};

@@ -210,3 +210,7 @@ pub struct Stats {
     pub rto_count: u64,
     pub peer_window: u32,
 }
+
+mod tcb;
+
+pub use tcb::{reset_for, Tcb, TxParams};

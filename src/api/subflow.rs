@@ -1,0 +1,350 @@
+//! The draft's subflow operations (draft-hesmans-mptcp-socket) on an `MptcpStream`:
+//! list subflows, read a subflow's tuple, open one on a chosen tuple, close one (gracefully
+//! or abortively), get and set per-subflow options, per-subflow TCP_INFO-like statistics.
+
+use super::MptcpStream;
+use crate::mptcp::{Connection, JoinState, OpenError, SubflowOptions};
+use crate::stack::SubflowError;
+use crate::tcp::{CloseReason, State};
+use core::fmt;
+use core::net::SocketAddr;
+use std::time::Duration;
+
+/// Errors of the subflow operations, mirroring the draft's errno values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubflowApiError {
+    /// The connection is not MPTCP (fallback, or not yet established): EOPNOTSUPP.
+    NotMptcp,
+    /// No subflow with that id (ids are never reused): EINVAL.
+    UnknownId,
+    /// The option is not supported at that level: ENOPROTOOPT.
+    NotSupported,
+    /// A bad argument (address family mismatch, value out of range): EINVAL.
+    InvalidArgument,
+    /// The connection is closed or the handle is stale: ENOTCONN.
+    NotConnected,
+    /// Limits reached or no port: EAGAIN / EADDRNOTAVAIL.
+    Unavailable,
+    /// The peer does not accept joins to that address (C flag): ECONNREFUSED.
+    Refused,
+}
+
+impl SubflowApiError {
+    /// The errno the C ABI reports.
+    pub fn errno(self) -> i32 {
+        match self {
+            SubflowApiError::NotMptcp => libc_errno::EOPNOTSUPP,
+            SubflowApiError::UnknownId | SubflowApiError::InvalidArgument => libc_errno::EINVAL,
+            SubflowApiError::NotSupported => libc_errno::ENOPROTOOPT,
+            SubflowApiError::NotConnected => libc_errno::ENOTCONN,
+            SubflowApiError::Unavailable => libc_errno::EADDRNOTAVAIL,
+            SubflowApiError::Refused => libc_errno::ECONNREFUSED,
+        }
+    }
+}
+
+/// Linux errno values (x86-64, aarch64, riscv: the generic table).
+pub mod libc_errno {
+    pub const EINVAL: i32 = 22;
+    pub const EOPNOTSUPP: i32 = 95;
+    pub const ENOPROTOOPT: i32 = 92;
+    pub const ENOTCONN: i32 = 107;
+    pub const EADDRNOTAVAIL: i32 = 99;
+    pub const ECONNREFUSED: i32 = 111;
+}
+
+impl fmt::Display for SubflowApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            SubflowApiError::NotMptcp => "connection is not using MPTCP",
+            SubflowApiError::UnknownId => "unknown subflow id",
+            SubflowApiError::NotSupported => "option not supported",
+            SubflowApiError::InvalidArgument => "invalid argument",
+            SubflowApiError::NotConnected => "not connected",
+            SubflowApiError::Unavailable => "resources unavailable (limit or port)",
+            SubflowApiError::Refused => "the peer refuses joins to that address",
+        };
+        f.write_str(s)
+    }
+}
+
+impl std::error::Error for SubflowApiError {}
+
+impl From<SubflowError> for SubflowApiError {
+    fn from(e: SubflowError) -> Self {
+        match e {
+            SubflowError::InvalidHandle => SubflowApiError::NotConnected,
+            SubflowError::UnknownId => SubflowApiError::UnknownId,
+            SubflowError::NoPorts => SubflowApiError::Unavailable,
+            SubflowError::Open(OpenError::NotMptcp) => SubflowApiError::NotMptcp,
+            SubflowError::Open(OpenError::Limit) => SubflowApiError::Unavailable,
+            SubflowError::Open(OpenError::Denied) => SubflowApiError::Refused,
+            SubflowError::Open(OpenError::Closed) => SubflowApiError::NotConnected,
+            SubflowError::Open(OpenError::Exists | OpenError::BadAddress) => SubflowApiError::InvalidArgument,
+        }
+    }
+}
+
+/// One subflow as listed by `subflows()` (the draft's `mptcp_sub_status`, plus more).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubflowStatus {
+    pub id: u32,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// TCP handshake (and MP_JOIN) complete.
+    pub established: bool,
+    /// MP_JOIN third ACK sent, not yet acknowledged (the draft's pre_established).
+    pub pre_established: bool,
+    /// Backup priority, ours or the peer's (the draft's low_prio).
+    pub backup: bool,
+    /// The initial subflow (the draft's "master").
+    pub initial: bool,
+    /// Closed, and why.
+    pub closed: Option<CloseReason>,
+}
+
+/// Closing a subflow: the draft's `how`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseHow {
+    /// FIN after its data is acknowledged; unacknowledged data is reinjected elsewhere.
+    Graceful,
+    /// RST now (with MP_TCPRST); unacknowledged data is reinjected elsewhere.
+    Abortive,
+}
+
+/// Per-subflow statistics, like Linux's `struct tcp_info`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SubflowInfo {
+    pub state: u8,
+    pub rtt: Option<Duration>,
+    pub rttvar: Option<Duration>,
+    pub rto: Duration,
+    pub cwnd: u32,
+    pub ssthresh: u32,
+    pub snd_mss: u16,
+    pub rcv_mss: u16,
+    pub bytes_sent: u64,
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    pub data_sent: u64,
+    pub data_received: u64,
+    pub retransmits: u64,
+    pub in_flight: u32,
+}
+
+/// A per-subflow option value (the draft's MPTCP_SUB_GETSOCKOPT / SETSOCKOPT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubflowOpt {
+    NoDelay(bool),
+    MaxSeg(u16),
+    Tos(u8),
+    UserTimeout(Option<Duration>),
+    Backup(bool),
+}
+
+/// Which option to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubflowOptName {
+    NoDelay,
+    MaxSeg,
+    Tos,
+    UserTimeout,
+    Backup,
+}
+
+fn state_code(s: State) -> u8 {
+    // Linux's TCP_* state numbers (include/net/tcp_states.h)
+    match s {
+        State::Established => 1,
+        State::SynSent => 2,
+        State::SynReceived => 3,
+        State::FinWait1 => 4,
+        State::FinWait2 => 5,
+        State::TimeWait => 6,
+        State::Closed => 7,
+        State::CloseWait => 8,
+        State::LastAck => 9,
+        State::Listen => 10,
+        State::Closing => 11,
+    }
+}
+
+impl MptcpStream {
+    fn with_conn<R>(&self, f: impl FnOnce(&mut Connection) -> Result<R, SubflowApiError>) -> Result<R, SubflowApiError> {
+        let id = self.id();
+        self.stack().with_stack(|s| match s.connection_mut(id) {
+            Some(c) => f(c),
+            None => Err(SubflowApiError::NotConnected),
+        })
+    }
+
+    fn mptcp_conn<R>(&self, f: impl FnOnce(&mut Connection) -> Result<R, SubflowApiError>) -> Result<R, SubflowApiError> {
+        self.with_conn(|c| {
+            if c.mode() != crate::mptcp::Mode::Mptcp {
+                return Err(SubflowApiError::NotMptcp);
+            }
+            f(c)
+        })
+    }
+
+    /// List the subflows (the draft's MPTCP_GET_SUB_IDS), closed ones included until the
+    /// connection forgets them.
+    pub fn subflows(&self) -> Result<Vec<SubflowStatus>, SubflowApiError> {
+        self.mptcp_conn(|c| {
+            Ok(c.subflows()
+                .iter()
+                .map(|s| SubflowStatus {
+                    id: s.id,
+                    local: s.local,
+                    remote: s.remote,
+                    established: s.established && s.closed.is_none(),
+                    pre_established: matches!(s.join, JoinState::AckPending { .. }),
+                    backup: s.backup || s.peer_backup,
+                    initial: s.join == JoinState::Initial,
+                    closed: s.closed,
+                })
+                .collect())
+        })
+    }
+
+    /// Local and remote address of a subflow (MPTCP_GET_SUB_TUPLE).
+    pub fn subflow_tuple(&self, id: u32) -> Result<(SocketAddr, SocketAddr), SubflowApiError> {
+        self.mptcp_conn(|c| {
+            let i = c.subflow_by_id(id).ok_or(SubflowApiError::UnknownId)?;
+            let s = &c.subflows()[i];
+            Ok((s.local, s.remote))
+        })
+    }
+
+    /// Open a subflow from `local` (port 0: any) to `remote` (MPTCP_OPEN_SUB_TUPLE).
+    /// Returns its id at once; use `wait_subflow_established` to wait for the join.
+    pub fn open_subflow(&self, local: SocketAddr, remote: SocketAddr, backup: bool) -> Result<u32, SubflowApiError> {
+        self.open_subflow_with(local, remote, backup, SubflowOptions::default())
+    }
+
+    /// `open_subflow` with options applied before the SYN is sent (e.g. TCP_MAXSEG, IP_TOS).
+    pub fn open_subflow_with(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        backup: bool,
+        opts: SubflowOptions,
+    ) -> Result<u32, SubflowApiError> {
+        if local.is_ipv4() != remote.is_ipv4() {
+            return Err(SubflowApiError::InvalidArgument);
+        }
+        let now = self.stack().now();
+        let id = self.id();
+        let r = self.stack().with_stack(|s| {
+            match s.connection(id) {
+                None => return Err(SubflowApiError::NotConnected),
+                Some(c) if c.mode() != crate::mptcp::Mode::Mptcp => return Err(SubflowApiError::NotMptcp),
+                _ => {}
+            }
+            s.open_subflow_with(now, id, local, remote, backup, Some(opts)).map_err(SubflowApiError::from)
+        });
+        self.stack().wake_driver();
+        r
+    }
+
+    /// Wait until subflow `id` is established; fails if it closes first.
+    pub fn wait_subflow_established(&self, id: u32, timeout: Duration) -> Result<(), SubflowApiError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let st = self.subflows()?.into_iter().find(|s| s.id == id).ok_or(SubflowApiError::UnknownId)?;
+            if st.established {
+                return Ok(());
+            }
+            if st.closed.is_some() {
+                return Err(SubflowApiError::Refused);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(SubflowApiError::Unavailable);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Close a subflow (MPTCP_CLOSE_SUB_ID). Data it carried that the peer did not
+    /// acknowledge is sent again on the other subflows: nothing is lost.
+    pub fn close_subflow(&self, id: u32, how: CloseHow) -> Result<(), SubflowApiError> {
+        let r = self.mptcp_conn(|c| {
+            let i = c.subflow_by_id(id).ok_or(SubflowApiError::UnknownId)?;
+            if c.close_subflow(i, how == CloseHow::Abortive) {
+                Ok(())
+            } else {
+                Err(SubflowApiError::UnknownId) // already closed
+            }
+        });
+        self.stack().wake_driver();
+        r
+    }
+
+    /// Per-subflow statistics (TCP_INFO through MPTCP_SUB_GETSOCKOPT).
+    pub fn subflow_info(&self, id: u32) -> Result<SubflowInfo, SubflowApiError> {
+        self.mptcp_conn(|c| {
+            let i = c.subflow_by_id(id).ok_or(SubflowApiError::UnknownId)?;
+            let s = &c.subflows()[i];
+            let st = s.tcb.stats();
+            Ok(SubflowInfo {
+                state: state_code(s.tcb.state()),
+                rtt: st.srtt,
+                rttvar: st.rttvar,
+                rto: st.rto,
+                cwnd: st.cwnd,
+                ssthresh: st.ssthresh,
+                snd_mss: st.snd_mss,
+                rcv_mss: st.rcv_mss,
+                bytes_sent: st.bytes_sent,
+                bytes_acked: st.bytes_acked,
+                bytes_received: st.bytes_received,
+                data_sent: s.data_sent,
+                data_received: s.data_received,
+                retransmits: st.retransmits,
+                in_flight: st.bytes_in_flight,
+            })
+        })
+    }
+
+    /// Read a per-subflow option (MPTCP_SUB_GETSOCKOPT).
+    pub fn subflow_option(&self, id: u32, name: SubflowOptName) -> Result<SubflowOpt, SubflowApiError> {
+        self.mptcp_conn(|c| {
+            let i = c.subflow_by_id(id).ok_or(SubflowApiError::UnknownId)?;
+            let s = &c.subflows()[i];
+            Ok(match name {
+                SubflowOptName::NoDelay => SubflowOpt::NoDelay(s.tcb.nodelay()),
+                SubflowOptName::MaxSeg => SubflowOpt::MaxSeg(s.tcb.stats().snd_mss),
+                SubflowOptName::Tos => SubflowOpt::Tos(s.tos),
+                SubflowOptName::UserTimeout => SubflowOpt::UserTimeout(s.tcb.user_timeout()),
+                SubflowOptName::Backup => SubflowOpt::Backup(s.backup),
+            })
+        })
+    }
+
+    /// Set a per-subflow option (MPTCP_SUB_SETSOCKOPT). TCP_MAXSEG on an established
+    /// subflow only lowers the MSS it sends with.
+    pub fn set_subflow_option(&self, id: u32, opt: SubflowOpt) -> Result<(), SubflowApiError> {
+        let r = self.mptcp_conn(|c| {
+            let i = c.subflow_by_id(id).ok_or(SubflowApiError::UnknownId)?;
+            if c.subflows()[i].closed.is_some() {
+                return Err(SubflowApiError::UnknownId);
+            }
+            let mut o = SubflowOptions::default();
+            match opt {
+                SubflowOpt::NoDelay(v) => o.nodelay = Some(v),
+                SubflowOpt::MaxSeg(m) if (88..=65495).contains(&m) => o.mss = Some(m),
+                SubflowOpt::MaxSeg(_) => return Err(SubflowApiError::InvalidArgument),
+                SubflowOpt::Tos(t) => o.tos = Some(t),
+                SubflowOpt::UserTimeout(t) => o.user_timeout = Some(t),
+                SubflowOpt::Backup(b) => {
+                    c.set_subflow_backup(i, b);
+                    return Ok(());
+                }
+            }
+            c.apply_subflow_options(i, o);
+            Ok(())
+        });
+        self.stack().wake_driver();
+        r
+    }
+}
