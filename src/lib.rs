@@ -9,6 +9,7 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the module map and the path of a packet.
 
+pub mod crypto;
 pub mod storage;
 pub mod tcp;
 pub mod time;
