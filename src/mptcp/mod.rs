@@ -834,20 +834,17 @@ impl Connection {
             while let Some(ev) = self.subflows[i].tcb.poll_event() {
                 match ev {
                     tcp::Event::Established => {
-                        let sf = &mut self.subflows[i];
-                        if sf.join == JoinState::Initial {
-                            sf.established = true;
+                        if self.subflows[i].join == JoinState::Initial {
+                            self.subflows[i].established = true;
                             if !self.established_reported {
                                 self.established_reported = true;
-                                if self.mode == Mode::Handshake && self.role == Role::Client {
-                                    // (SYN/ACK handling already decided the mode)
-                                }
+                                let id = self.subflows[i].id;
                                 self.push_event(ConnEvent::Established);
-                                self.push_event(ConnEvent::SubflowEstablished { id: sf.id });
+                                self.push_event(ConnEvent::SubflowEstablished { id });
                             }
                             if self.mode == Mode::Mptcp && self.role == Role::Client {
                                 // the third ACK carries MP_CAPABLE with both keys
-                                sf.tcb.request_ack();
+                                self.subflows[i].tcb.request_ack();
                             }
                         }
                         if self.mode == Mode::Fallback {
