@@ -497,6 +497,36 @@ mod tests {
         }
 
         #[test]
+        fn never_panics_on_any_offsets(
+            cap in 0usize..40,
+            start in any::<u64>(),
+            ops in proptest::collection::vec((any::<u64>(), 0usize..60, any::<bool>()), 0..60),
+        ) {
+            let mut s = SendBuffer::new(cap, start);
+            let mut r = RecvBuffer::with_max_ranges(cap, start, 2);
+            let data = [1u8; 60];
+            let mut dst = [0u8; 60];
+            for (off, len, near) in ops {
+                // half the offsets near the buffers, half anywhere in u64
+                let off = if near { start.wrapping_add(off % 128).wrapping_sub(32) } else { off };
+                let _ = s.push(&data[..len]);
+                let _ = s.copy_out(off, &mut dst[..len]);
+                let (a, b) = s.slices_at(off, len);
+                prop_assert!(a.len() + b.len() <= len);
+                s.release(off);
+                prop_assert!(s.len() <= cap);
+                let acc = r.write_at(off, &data[..len]);
+                prop_assert!(acc <= len);
+                prop_assert!(r.readable() <= cap);
+                prop_assert!(r.out_of_order_ranges() <= 2);
+                let _ = r.out_of_order_iter().count();
+                let _ = r.read(&mut dst[..len / 2]);
+                r.consume(len / 3);
+                prop_assert_eq!(r.window() as usize, cap - r.readable());
+            }
+        }
+
+        #[test]
         fn recv_buffer_delivers_the_stream(
             cap in 1usize..96,
             start in any::<u64>(),
