@@ -92,6 +92,14 @@ impl RangeSet {
         true
     }
 
+    /// True if `r` overlaps or is adjacent to a held range, i.e. inserting it would not
+    /// add a new disjoint range.
+    pub fn touches(&self, r: Range<u64>) -> bool {
+        let lo = self.ranges.partition_point(|x| x.end < r.start);
+        let hi = self.ranges.partition_point(|x| x.start <= r.end);
+        lo < hi
+    }
+
     /// Remove every value below `v` (ranges are cut at `v`).
     pub fn remove_below(&mut self, v: u64) {
         let n = self.ranges.partition_point(|x| x.end <= v);
@@ -150,6 +158,9 @@ mod tests {
         assert!(s.insert(10..11));
         assert!(!s.insert(20..21));
         assert_eq!(s.len(), 2);
+        assert!(s.touches(11..15));
+        assert!(s.touches(5..10));
+        assert!(!s.touches(12..15));
         assert!(s.insert(1..10));
         assert_eq!(s.len(), 1);
     }

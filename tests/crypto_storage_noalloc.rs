@@ -1,0 +1,91 @@
+//! Proves that the data-path buffers do not allocate after construction: a counting global
+//! allocator (this test binary only) checks SendBuffer push/copy_out/release, RecvBuffer
+//! write_at/read/peek/consume and PacketPool get/put in steady state.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mptun::storage::{PacketPool, RecvBuffer, SendBuffer};
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.load(Ordering::SeqCst)
+}
+
+// One test function only: the counter is global and the harness runs tests in parallel.
+#[test]
+fn data_path_does_not_allocate_after_construction() {
+    // Sanity: the counter does see allocations.
+    let before = allocs();
+    let v = std::hint::black_box(vec![1u8; 100]);
+    assert!(allocs() > before);
+    drop(v);
+
+    let chunk = [0x5au8; 1400];
+    let mut tx_seg = [0u8; 1400];
+    let mut app = [0u8; 4096];
+
+    let mut snd = SendBuffer::new(64 * 1024, 1 << 40);
+    let mut rcv = RecvBuffer::new(64 * 1024, 7);
+    let mut pool = PacketPool::new(65_600, 4);
+
+    let before = allocs();
+    let mut tx_next = snd.start();
+    let mut rx_off = 7u64;
+    for round in 0..2_000u64 {
+        // sender: fill, transmit segments, release acknowledged data
+        while snd.push(&chunk) > 0 {}
+        let n = snd.copy_out(tx_next, &mut tx_seg);
+        let (a, b) = snd.slices_at(tx_next, 1400);
+        assert_eq!(a.len() + b.len(), n);
+        tx_next += n as u64;
+        snd.release(tx_next - (round % 3) * 100);
+
+        // receiver: one segment out of order, then the hole, then read
+        let mut pkt = pool.get();
+        pkt.extend_from_slice(&tx_seg[..n]);
+        let half = n / 2;
+        assert_eq!(rcv.write_at(rx_off + half as u64, &pkt[half..]), n - half);
+        assert!(rcv.out_of_order_iter().count() <= 1);
+        assert_eq!(rcv.write_at(rx_off, &pkt[..half]), half);
+        assert_eq!(rcv.write_at(rx_off, &pkt[..]), n); // duplicate
+        rx_off += n as u64;
+        pool.put(pkt);
+        if round % 2 == 0 {
+            let (a, _b) = rcv.peek();
+            let k = a.len().min(10);
+            rcv.consume(k);
+        }
+        while rcv.read(&mut app) > 0 {}
+        assert!(rcv.window() > 0);
+    }
+    let after = allocs();
+    assert_eq!(
+        after - before,
+        0,
+        "data path allocated {} times",
+        after - before
+    );
+    assert_eq!(pool.allocations(), 4);
+    assert_eq!(rcv.read_offset(), rx_off);
+}
