@@ -914,15 +914,15 @@ impl Connection {
 
     // ----- timers ----------------------------------------------------------------------
 
+    /// Once everything before the DATA_FIN is scheduled, send it (on a pure ACK) and arm
+    /// its retransmission timer; the timer re-sends it until it is acknowledged.
     fn maybe_arm_fin(&mut self, now: Instant) {
         if let Some(f) = self.fin_dsn {
-            if self.snd_nxt >= f && !self.fin_acked && self.mode == Mode::Mptcp {
+            if self.snd_nxt >= f && !self.fin_acked && self.mode == Mode::Mptcp && self.fin_timer.is_none() {
                 if let Some(s) = self.best_subflow() {
                     self.subflows[s].tcb.request_ack();
                 }
-                if self.fin_timer.is_none() {
-                    self.arm_fin_timer(now);
-                }
+                self.arm_fin_timer(now);
             }
         }
     }

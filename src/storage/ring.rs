@@ -69,7 +69,7 @@ fn copy_pair(dst: &mut [u8], (a, b): (&[u8], &[u8])) -> usize {
 
 /// Bytes of an outgoing stream from [`start`](Self::start) (oldest unacknowledged) to
 /// [`end`](Self::end) (next byte to be written), in a ring of fixed capacity.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SendBuffer {
     buf: Box<[u8]>,
     /// Ring index of `start`.
@@ -170,7 +170,7 @@ impl SendBuffer {
 /// Reassembly buffer for an incoming stream: data may arrive out of order at any offset
 /// within `[read_offset, read_offset + capacity)`; the application reads the contiguous
 /// prefix.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RecvBuffer {
     buf: Box<[u8]>,
     /// Ring index of the read point.
@@ -571,5 +571,17 @@ mod tests {
             }
             prop_assert_eq!(got, stream);
         }
+    }
+}
+
+impl core::fmt::Debug for SendBuffer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SendBuffer").field("capacity", &self.capacity()).finish_non_exhaustive()
+    }
+}
+
+impl core::fmt::Debug for RecvBuffer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RecvBuffer").field("capacity", &self.capacity()).finish_non_exhaustive()
     }
 }
