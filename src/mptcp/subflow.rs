@@ -83,12 +83,47 @@ impl MapList {
                 }
             }
         }
+        let pos = self.maps.partition_point(|k| k.off <= m.off);
+        // merge with a neighbour when both the subflow bytes and the DSNs continue
+        if pos > 0 {
+            let prev = &mut self.maps[pos - 1];
+            if prev.end() == m.off && prev.dsn + u64::from(prev.len) == m.dsn && prev.len.checked_add(m.len).is_some() {
+                prev.len += m.len;
+                self.merge_next(pos - 1);
+                return MapInsert::Ok;
+            }
+        }
+        if let Some(next) = self.maps.get_mut(pos) {
+            if m.end() == next.off && m.dsn + u64::from(m.len) == next.dsn && next.len.checked_add(m.len).is_some() {
+                next.off = m.off;
+                next.dsn = m.dsn;
+                next.len += m.len;
+                return MapInsert::Ok;
+            }
+        }
         if self.maps.len() >= MAX_MAPS {
-            return MapInsert::Full;
+            // The payload a mapping covers is delivered with it, so a mapping is only
+            // needed until its data arrived: make room by dropping the furthest one.
+            match self.maps.back() {
+                Some(last) if last.off > m.off => {
+                    self.maps.pop_back();
+                }
+                _ => return MapInsert::Full,
+            }
         }
         let pos = self.maps.partition_point(|k| k.off <= m.off);
         self.maps.insert(pos, m);
         MapInsert::Ok
+    }
+
+    fn merge_next(&mut self, i: usize) {
+        if i + 1 < self.maps.len() {
+            let (a, b) = (self.maps[i], self.maps[i + 1]);
+            if a.end() == b.off && a.dsn + u64::from(a.len) == b.dsn && a.len.checked_add(b.len).is_some() {
+                self.maps[i].len += b.len;
+                self.maps.remove(i + 1);
+            }
+        }
     }
 
     /// Append a transmit mapping at the end of the stream, merging with the last one when
@@ -268,5 +303,23 @@ mod tests {
         assert_eq!(l.insert_rx(Map { off: 100, dsn: 5000, len: 10 }), MapInsert::Ok);
         assert_eq!(l.lookup(105), Some((5005, 5)));
         assert_eq!(l.iter().count(), 2);
+    }
+
+    #[test]
+    fn rx_maps_merge_and_make_room() {
+        let mut l = MapList::default();
+        // per-segment mappings of one contiguous run collapse into one
+        for i in 0..200u64 {
+            assert_eq!(l.insert_rx(Map { off: 1000 + i * 10, dsn: 5000 + i * 10, len: 10 }), MapInsert::Ok);
+        }
+        assert_eq!(l.iter().count(), 1);
+        // disjoint out-of-order mappings beyond the limit: the lowest new one still fits
+        let mut l = MapList::default();
+        for i in 0..MAX_MAPS as u64 {
+            assert_eq!(l.insert_rx(Map { off: 100 + i * 20, dsn: 90_000 + i * 50, len: 10 }), MapInsert::Ok);
+        }
+        assert_eq!(l.insert_rx(Map { off: 0, dsn: 1, len: 10 }), MapInsert::Ok);
+        assert_eq!(l.lookup(5), Some((6, 5)));
+        assert_eq!(l.insert_rx(Map { off: 1_000_000, dsn: 7, len: 10 }), MapInsert::Full);
     }
 }
