@@ -2,6 +2,11 @@
 //! re-emit into a 40-byte buffer and re-parse to the same value.
 //!
 //! Run: `cargo fuzz run options` (from the repository root, needs cargo-fuzz + nightly).
+//! Without cargo-fuzz: in `fuzz/`, `RUSTFLAGS="-Cpasses=sancov-module
+//! -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters
+//! -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares
+//! --cfg fuzzing -Cdebug-assertions -Coverflow-checks" cargo +nightly build --release --bin options
+//! --target x86_64-unknown-linux-gnu`, then run the binary with a corpus directory.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
