@@ -14,6 +14,7 @@ struct Built {
     tcp_hdr_len: usize,
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Builds IP + TCP (+ our TCP options and a DSS option) + payload with our code only.
 fn build(
     src: IpAddr,
@@ -50,6 +51,7 @@ fn build(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check_against_etherparse(
     src: IpAddr,
     dst: IpAddr,

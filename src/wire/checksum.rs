@@ -24,6 +24,7 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
     let mut tail: u64 = 0;
     let mut pairs = rest.chunks_exact(2);
     for p in &mut pairs {
+        // chunks_exact(2): p has exactly two bytes.
         tail += u64::from(u16::from_be_bytes([p[0], p[1]]));
     }
     if let [last] = pairs.remainder() {

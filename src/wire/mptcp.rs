@@ -402,6 +402,7 @@ impl<'a> MptcpOption<'a> {
             }
             subtype::MP_JOIN => {
                 let backup = b2 & 0x01 != 0;
+                // Indexing below: `n` is 12, 16 or 24 in the arms that index.
                 match n {
                     12 => Ok(MptcpOption::MpJoin(MpJoin::Syn {
                         backup,
@@ -441,7 +442,7 @@ impl<'a> MptcpOption<'a> {
                 if hmac == echo {
                     return Err(WireError::BadLength);
                 }
-                let addr_id = opt[3];
+                let addr_id = opt[3]; // n >= 8 (table above)
                 let (addr, mut at) = if v6 {
                     let mut a = [0u8; 16];
                     a.copy_from_slice(opt.get(4..20).ok_or(WireError::BadLength)?);
@@ -484,7 +485,7 @@ impl<'a> MptcpOption<'a> {
             }),
             subtype::MP_TCPRST if n == 4 => Ok(MptcpOption::MpTcpRst {
                 flags: b2 & 0x0f,
-                reason: opt[3],
+                reason: opt[3], // n == 4
             }),
             subtype::MP_FAIL | subtype::MP_FASTCLOSE | subtype::MP_TCPRST => {
                 Err(WireError::BadLength)

@@ -52,6 +52,7 @@ impl<'a> SackView<'a> {
     }
     /// (left edge, right edge) of each block.
     pub fn iter(&self) -> impl Iterator<Item = (u32, u32)> + 'a {
+        // chunks_exact(8): each chunk has exactly 8 bytes.
         self.data.chunks_exact(8).map(|c| {
             let l = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
             let r = u32::from_be_bytes([c[4], c[5], c[6], c[7]]);
@@ -193,6 +194,8 @@ impl<'a> Iterator for OptionIter<'a> {
             return self.fail(WireError::Truncated);
         };
         let body = whole.get(2..).unwrap_or(&[]);
+        // Indexing `body` below only happens in arms whose guard fixed the length
+        // (`body.len() == len - 2`).
         let fixed = |want: usize| len == want;
         let opt = match k {
             kind::MSS if fixed(4) => TcpOption::Mss(u16::from_be_bytes([body[0], body[1]])),
