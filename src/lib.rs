@@ -9,7 +9,9 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the module map and the path of a packet.
 
+pub mod cli;
 pub mod storage;
 pub mod tcp;
+pub mod testbed;
 pub mod time;
 pub mod wire;
