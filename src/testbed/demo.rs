@@ -65,11 +65,14 @@ pub fn run_demo(mptun_exe: &Path, size_mib: u64) -> Result<(), String> {
         peer::write_pattern_file(&input, 0x5eed_0001, bytes).map_err(e("write input file"))?;
     let before = ns.mptcp_counters().map_err(e("read counters"))?;
 
-    let server_addr = "198.18.1.1:5201".parse().map_err(|_| "bad address")?;
+    // The server listens on every address of the namespace (only tun0, tun1 and lo), so
+    // that subflows to 198.18.2.1 find a listener as well.
+    let server_addr = "198.18.1.1:5201";
+    let listen_addr = "0.0.0.0:5201".parse().map_err(|_| "bad address")?;
     let server = ns
         .start_peer(
             mptun_exe,
-            &PeerArgs::listen(server_addr, bytes, 0x5eed_0002),
+            &PeerArgs::listen(listen_addr, bytes, 0x5eed_0002),
             TIMEOUT_SECS,
         )
         .map_err(e("start the Linux MPTCP server"))?;

@@ -290,7 +290,10 @@ fn new_socket(addr: &SocketAddr, tcp: bool) -> io::Result<Socket> {
     })
 }
 
-fn open_stream(args: &PeerArgs) -> io::Result<(String, TcpStream)> {
+/// The connection, and for a server the listener, which must stay open for the whole
+/// transfer: Linux looks up a listener for every MP_JOIN SYN, so closing it after `accept`
+/// would refuse additional subflows.
+fn open_stream(args: &PeerArgs) -> io::Result<(String, TcpStream, Option<TcpListener>)> {
     if let Some(addr) = args.listen {
         let sock = new_socket(&addr, args.tcp)?;
         sock.set_reuse_address(true)?;
@@ -300,7 +303,7 @@ fn open_stream(args: &PeerArgs) -> io::Result<(String, TcpStream)> {
         println!("ready listen={}", listener.local_addr()?);
         io::stdout().flush()?;
         let (stream, _) = listener.accept()?;
-        return Ok(("server".to_string(), stream));
+        return Ok(("server".to_string(), stream, Some(listener)));
     }
     let Some(addr) = args.connect else {
         return Err(io::Error::new(
@@ -315,7 +318,7 @@ fn open_stream(args: &PeerArgs) -> io::Result<(String, TcpStream)> {
             sock.bind(&SocketAddr::new(ip, 0).into())?;
         }
         match sock.connect(&addr.into()) {
-            Ok(()) => return Ok(("client".to_string(), TcpStream::from(sock))),
+            Ok(()) => return Ok(("client".to_string(), TcpStream::from(sock), None)),
             Err(e)
                 if e.kind() == io::ErrorKind::ConnectionRefused
                     && attempt < args.connect_retries =>
@@ -342,7 +345,7 @@ pub fn run_peer(args: &PeerArgs) -> io::Result<PeerReport> {
         Some(p) => Some(BufWriter::new(File::create(p)?)),
         None => None,
     };
-    let (role, mut stream) = open_stream(args)?;
+    let (role, mut stream, listener) = open_stream(args)?;
     if args.io_timeout > 0 {
         let t = Some(Duration::from_secs(args.io_timeout));
         stream.set_read_timeout(t)?;
@@ -413,6 +416,7 @@ pub fn run_peer(args: &PeerArgs) -> io::Result<PeerReport> {
     if let Some(mut o) = output {
         o.flush()?;
     }
+    drop(listener);
     Ok(PeerReport {
         role,
         mptcp: !args.tcp,
