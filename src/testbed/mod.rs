@@ -298,12 +298,10 @@ impl NetNs {
         Ok(parse_netstat(&text))
     }
 
-    fn cleanup(&mut self) {
-        for mut c in self.lock_children().drain(..) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // Anything else still running in the namespace was started by us through it.
+    /// Kills (SIGKILL) every process running inside the namespace, e.g. to unblock a peer
+    /// whose counterpart failed. Only processes in this namespace, which this guard made,
+    /// are touched.
+    pub fn kill_all(&self) {
         if let Ok(pids) = run_cmd(Command::new("ip").args(["netns", "pids", &self.name])) {
             for pid in pids.split_whitespace().filter(|p| p.parse::<u32>().is_ok()) {
                 let _ = Command::new("kill")
@@ -312,6 +310,15 @@ impl NetNs {
                     .status();
             }
         }
+    }
+
+    fn cleanup(&mut self) {
+        for mut c in self.lock_children().drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Anything else still running in the namespace was started by us through it.
+        self.kill_all();
         let tuns: Vec<String> = self
             .tuns
             .lock()
