@@ -267,3 +267,47 @@ fn mptun_plain_tcp_mode_against_linux_mptcp_server() {
     // --no-mptcp sends no MP_CAPABLE at all.
     assert_counters(&before, &after, &[], &["MPCapableSYNRX"]);
 }
+
+#[test]
+fn demo_succeeds_and_removes_its_namespace() {
+    if !require_privileges("demo_succeeds_and_removes_its_namespace") {
+        return;
+    }
+    let child = std::process::Command::new("timeout")
+        .args(["-k", "5", "300"])
+        .arg(exe())
+        .args(["demo", "--size", "2"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run mptun demo");
+    let out = child.wait_with_output().expect("wait for the demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Cleanup is checked whatever the outcome: the demo names its namespace on stdout.
+    let ns_name = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("namespace "))
+        .and_then(|r| r.split(':').next())
+        .expect("the demo names its namespace")
+        .to_string();
+    let list = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        !list
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(ns_name.as_str())),
+        "{ns_name} left behind"
+    );
+    assert!(
+        out.status.success(),
+        "demo failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches(" matches").count(), 2, "{stdout}");
+    assert!(stdout.contains("MPCapableSYNRX+"), "{stdout}");
+}
