@@ -1,63 +1,206 @@
-//! Command-line option types shared by the binary and the runner.
+//! Option types and entry points of the `mptun` command line (`src/bin/mptun.rs` parses the
+//! arguments with clap and calls [`run_connect`] / [`run_listen`]).
+//!
+//! The stable contract:
+//!
+//! ```text
+//! mptun connect --tun NAME=ADDR [--tun NAME=ADDR ...] REMOTE_IP:PORT [--input FILE] [--output FILE]
+//! mptun listen  --tun NAME=ADDR [--tun ...] --port PORT [--input FILE] [--output FILE] [--once]
+//! ```
+//!
+//! plus the multipath options carried in [`RunOptions`]. On success the binary prints the
+//! one-line [`Summary`] on stdout and exits 0.
 
-use core::fmt;
-use core::net::{IpAddr, SocketAddr};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// `--tun NAME=ADDR`.
+/// Path managers accepted by `--path-manager` (plus `ndiffports:N`).
+pub const PATH_MANAGERS: &[&str] = &["fullmesh", "ndiffports:N", "manual"];
+/// Schedulers accepted by `--scheduler`.
+pub const SCHEDULERS: &[&str] = &["minrtt", "roundrobin", "redundant", "blest", "ecf"];
+/// Congestion controllers accepted by `--congestion`.
+pub const CONGESTION: &[&str] = &["reno", "cubic", "lia", "olia", "balia"];
+
+/// One TUN device mptun attaches to and the address mptun uses on it: `tun0=198.18.1.2`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TunSpec {
     pub name: String,
     pub addr: IpAddr,
 }
 
-impl FromStr for TunSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (name, addr) = s.split_once('=').ok_or_else(|| format!("expected NAME=ADDR, got {s:?}"))?;
-        if name.is_empty() || name.len() > 15 {
-            return Err(format!("bad device name {name:?} (1 to 15 characters)"));
+/// Why a `--tun` argument was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TunSpecError {
+    /// No `=` between the device name and the address.
+    MissingEquals,
+    /// The device name is empty.
+    EmptyName,
+    /// Linux interface names are at most 15 bytes.
+    NameTooLong(usize),
+    /// The name contains `/`, whitespace or a control character.
+    BadName,
+    /// The address does not parse as IPv4 or IPv6.
+    BadAddr(String),
+}
+
+impl fmt::Display for TunSpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TunSpecError::MissingEquals => write!(f, "expected NAME=ADDR, e.g. tun0=198.18.1.2"),
+            TunSpecError::EmptyName => write!(f, "empty device name in NAME=ADDR"),
+            TunSpecError::NameTooLong(n) => {
+                write!(f, "device name is {n} bytes, Linux allows at most 15")
+            }
+            TunSpecError::BadName => write!(f, "device name contains '/', space or control"),
+            TunSpecError::BadAddr(a) => write!(f, "{a:?} is not an IP address"),
         }
-        let addr = addr.parse().map_err(|e| format!("bad address {addr:?}: {e}"))?;
-        Ok(TunSpec { name: name.to_string(), addr })
     }
 }
 
-/// Everything `connect` and `listen` take.
-#[derive(Clone, Debug, Default)]
+impl std::error::Error for TunSpecError {}
+
+impl FromStr for TunSpec {
+    type Err = TunSpecError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, addr) = s.split_once('=').ok_or(TunSpecError::MissingEquals)?;
+        if name.is_empty() {
+            return Err(TunSpecError::EmptyName);
+        }
+        if name.len() > 15 {
+            return Err(TunSpecError::NameTooLong(name.len()));
+        }
+        if name
+            .chars()
+            .any(|c| c == '/' || c.is_whitespace() || c.is_control())
+        {
+            return Err(TunSpecError::BadName);
+        }
+        let addr = addr
+            .parse()
+            .map_err(|_| TunSpecError::BadAddr(addr.to_string()))?;
+        Ok(TunSpec {
+            name: name.to_string(),
+            addr,
+        })
+    }
+}
+
+impl fmt::Display for TunSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.name, self.addr)
+    }
+}
+
+/// Parses `--impair DEV:SPEC` into `(DEV, SPEC)`; SPEC (`delay=25ms,loss=1%`) is checked
+/// for `key=value` syntax only, its meaning belongs to the impairment layer.
+pub fn parse_impair(s: &str) -> Result<(String, String), String> {
+    let (dev, spec) = s
+        .split_once(':')
+        .ok_or_else(|| format!("expected DEV:SPEC (e.g. tun0:delay=25ms,loss=1%), got {s:?}"))?;
+    if dev.is_empty() {
+        return Err("empty device in --impair DEV:SPEC".into());
+    }
+    if spec.is_empty() {
+        return Err("empty SPEC in --impair DEV:SPEC".into());
+    }
+    for item in spec.split(',') {
+        match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() && !v.is_empty() => {}
+            _ => return Err(format!("impairment {item:?} is not key=value")),
+        }
+    }
+    Ok((dev.to_string(), spec.to_string()))
+}
+
+/// Validates `--path-manager`: `fullmesh`, `manual` or `ndiffports:N` with 1 <= N <= 8.
+pub fn parse_path_manager(s: &str) -> Result<String, String> {
+    match s {
+        "fullmesh" | "manual" => Ok(s.to_string()),
+        _ => match s.strip_prefix("ndiffports:").map(str::parse::<u8>) {
+            Some(Ok(n)) if (1..=8).contains(&n) => Ok(s.to_string()),
+            Some(_) => Err(format!("ndiffports:N needs 1 <= N <= 8, got {s:?}")),
+            None => Err(format!(
+                "unknown path manager {s:?} (expected one of {})",
+                PATH_MANAGERS.join(", ")
+            )),
+        },
+    }
+}
+
+/// Everything `connect` and `listen` need.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunOptions {
     pub tuns: Vec<TunSpec>,
+    /// `connect`: the server.
     pub remote: Option<SocketAddr>,
+    /// `listen`: the port.
     pub port: Option<u16>,
+    /// Data to send (nothing if `None`).
     pub input: Option<PathBuf>,
+    /// Where to write the received data (discarded if `None`).
     pub output: Option<PathBuf>,
+    /// `listen`: serve one connection, then exit.
     pub once: bool,
     pub path_manager: String,
     pub scheduler: String,
     pub congestion: String,
+    /// Devices whose subflows are backups (MP_PRIO / MP_JOIN B bit).
     pub backup: Vec<String>,
+    /// `listen`: announce the other addresses (ADD_ADDR).
     pub announce: bool,
+    /// `(device, spec)` impairments applied by mptun's own impairment layer.
     pub impair: Vec<(String, String)>,
     pub pcap: Option<PathBuf>,
+    /// `false` with `--no-mptcp`: plain TCP.
     pub mptcp: bool,
+    /// Request DSS checksums.
     pub checksum: bool,
 }
 
-/// Per-subflow part of the summary.
-#[derive(Clone, Debug)]
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            tuns: Vec::new(),
+            remote: None,
+            port: None,
+            input: None,
+            output: None,
+            once: false,
+            path_manager: "fullmesh".into(),
+            scheduler: "minrtt".into(),
+            congestion: "lia".into(),
+            backup: Vec::new(),
+            announce: false,
+            impair: Vec::new(),
+            pcap: None,
+            mptcp: true,
+            checksum: false,
+        }
+    }
+}
+
+/// Per-subflow part of a [`Summary`].
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubflowSummary {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub bytes_sent: u64,
     pub bytes_received: u64,
-    pub rtt: Option<Duration>,
+    /// Smoothed RTT at the end.
+    pub rtt: Duration,
     pub retransmits: u64,
 }
 
-/// The one-line summary printed at the end.
-#[derive(Clone, Debug)]
+/// What one connection did. `Display` is one line of `key=value` fields, e.g.
+///
+/// `sent=1048576 received=1048576 duration=1.234s mptcp=true subflows=2 sf0=198.18.1.2:40000->198.18.1.1:5201,sent=..,received=..,rtt=1.2ms,retrans=0 sf1=...`
+///
+/// `mptcp=false` means the connection fell back to (or was opened as) plain TCP.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -68,27 +211,123 @@ pub struct Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.duration.as_secs_f64();
+        let mbps = if secs > 0.0 {
+            (self.bytes_sent + self.bytes_received) as f64 * 8.0 / secs / 1e6
+        } else {
+            0.0
+        };
         write!(
             f,
-            "summary: sent={} received={} duration={:.3}s mode={} subflows={}",
+            "sent={} received={} duration={:.3}s goodput={:.1}Mbit/s mptcp={} subflows={}",
             self.bytes_sent,
             self.bytes_received,
-            self.duration.as_secs_f64(),
-            if self.mptcp { "mptcp" } else { "fallback" },
+            secs,
+            mbps,
+            self.mptcp,
             self.subflows.len()
         )?;
-        for s in &self.subflows {
+        for (i, s) in self.subflows.iter().enumerate() {
             write!(
                 f,
-                " [{}->{} sent={} recv={} rtt={} retrans={}]",
+                " sf{i}={}->{},sent={},received={},rtt={:.1}ms,retrans={}",
                 s.local,
                 s.remote,
                 s.bytes_sent,
                 s.bytes_received,
-                s.rtt.map_or_else(|| "-".to_string(), |r| format!("{:.1}ms", r.as_secs_f64() * 1000.0)),
+                s.rtt.as_secs_f64() * 1e3,
                 s.retransmits
             )?;
         }
         Ok(())
+    }
+}
+
+/// Connects to `opts.remote` over the TUN devices, sends `opts.input`, writes what arrives
+/// to `opts.output`.
+// TODO(lead): temporary body until the stack is wired to the TUN driver.
+pub fn run_connect(opts: &RunOptions) -> Result<Summary, String> {
+    crate::runner::run_connect(opts)
+}
+
+/// Listens on `opts.port` on every TUN address; serves one connection with `--once`.
+// TODO(lead): temporary body until the stack is wired to the TUN driver.
+pub fn run_listen(opts: &RunOptions) -> Result<Summary, String> {
+    crate::runner::run_listen(opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tun_spec_parses_and_rejects() {
+        let t: TunSpec = "tun0=198.18.1.2".parse().unwrap();
+        assert_eq!(t.name, "tun0");
+        assert_eq!(t.addr, "198.18.1.2".parse::<IpAddr>().unwrap());
+        assert_eq!(t.to_string(), "tun0=198.18.1.2");
+        let v6: TunSpec = "t=fd00::2".parse().unwrap();
+        assert!(v6.addr.is_ipv6());
+        assert_eq!("tun0".parse::<TunSpec>(), Err(TunSpecError::MissingEquals));
+        assert_eq!("=1.2.3.4".parse::<TunSpec>(), Err(TunSpecError::EmptyName));
+        assert_eq!(
+            "abcdefghijklmnop=1.2.3.4".parse::<TunSpec>(),
+            Err(TunSpecError::NameTooLong(16))
+        );
+        assert_eq!("a/b=1.2.3.4".parse::<TunSpec>(), Err(TunSpecError::BadName));
+        assert_eq!(
+            "tun0=1.2.3".parse::<TunSpec>(),
+            Err(TunSpecError::BadAddr("1.2.3".into()))
+        );
+    }
+
+    #[test]
+    fn impair_and_path_manager_validation() {
+        assert_eq!(
+            parse_impair("tun1:delay=25ms,loss=1%").unwrap(),
+            ("tun1".to_string(), "delay=25ms,loss=1%".to_string())
+        );
+        assert!(parse_impair("tun1").is_err());
+        assert!(parse_impair(":delay=1ms").is_err());
+        assert!(parse_impair("tun1:delay").is_err());
+        assert!(parse_impair("tun1:delay=1ms,").is_err());
+        assert_eq!(parse_path_manager("fullmesh").unwrap(), "fullmesh");
+        assert_eq!(parse_path_manager("ndiffports:4").unwrap(), "ndiffports:4");
+        assert!(parse_path_manager("ndiffports:0").is_err());
+        assert!(parse_path_manager("ndiffports:x").is_err());
+        assert!(parse_path_manager("mesh").is_err());
+    }
+
+    #[test]
+    fn summary_is_one_line_with_fallback_flag() {
+        let s = Summary {
+            bytes_sent: 10,
+            bytes_received: 20,
+            duration: Duration::from_millis(1500),
+            mptcp: false,
+            subflows: vec![SubflowSummary {
+                local: "198.18.1.2:40000".parse().unwrap(),
+                remote: "198.18.1.1:5201".parse().unwrap(),
+                bytes_sent: 10,
+                bytes_received: 20,
+                rtt: Duration::from_micros(1500),
+                retransmits: 3,
+            }],
+        };
+        let line = s.to_string();
+        assert!(!line.contains('\n'));
+        assert!(line.starts_with("sent=10 received=20 duration=1.500s"));
+        assert!(line.contains(" mptcp=false "));
+        assert!(line.contains(
+            "sf0=198.18.1.2:40000->198.18.1.1:5201,sent=10,received=20,rtt=1.5ms,retrans=3"
+        ));
+    }
+
+    #[test]
+    fn running_without_tuns_or_peer_is_an_error() {
+        // No TUN device, no remote, no port: neither side can run.
+        let o = RunOptions::default();
+        assert!(run_connect(&o).is_err());
+        assert!(run_listen(&o).is_err());
     }
 }

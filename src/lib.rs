@@ -21,6 +21,6 @@ pub mod sched;
 pub mod stack;
 pub mod storage;
 pub mod tcp;
-// pub mod testbed; (pending)
+pub mod testbed;
 pub mod time;
 pub mod wire;

@@ -170,7 +170,7 @@ fn summarize(handle: &StackHandle, stream: &MptcpStream, t: Transfer) -> Summary
                         remote: f.remote,
                         bytes_sent: f.data_sent,
                         bytes_received: f.data_received,
-                        rtt: st.srtt,
+                        rtt: st.srtt.unwrap_or_default(),
                         retransmits: st.retransmits,
                     }
                 })

@@ -1,0 +1,162 @@
+//! Shared harness for the interop tests: the mptun binary, temporary files, running mptun
+//! inside a namespace with a timeout, and counter checks.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use mptun::testbed::{delta, deltas, NetNs};
+
+/// Seconds after which mptun or a peer is killed: a hang fails the test instead of CI.
+pub const TIMEOUT_SECS: u64 = 120;
+
+/// The `mptun` binary cargo built for these tests.
+pub fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mptun"))
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("mptun-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&p).expect("create temporary directory");
+        TempDir(p)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What an mptun run printed.
+#[derive(Debug)]
+pub struct MptunRun {
+    pub success: bool,
+    pub status: String,
+    /// The last non-empty stdout line: the one-line summary.
+    pub summary: String,
+    pub stderr: String,
+}
+
+impl MptunRun {
+    /// The value of `key=` in the summary line.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        field(&self.summary, key)
+    }
+}
+
+/// `key=value` lookup in a line of space-separated fields.
+pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+}
+
+/// Spawns `mptun ARGS` in `ns` under a timeout; returns the pid for [`wait_mptun`].
+pub fn spawn_mptun(ns: &NetNs, args: &[String]) -> u32 {
+    let mut cmd = ns.exec_with_timeout(TIMEOUT_SECS, &exe(), args);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    ns.spawn(&mut cmd).expect("spawn mptun")
+}
+
+/// Waits for an mptun started with [`spawn_mptun`].
+pub fn wait_mptun(ns: &NetNs, pid: u32) -> MptunRun {
+    let out = ns.wait_output(pid).expect("wait for mptun");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut status = out.status.to_string();
+    if out.status.code() == Some(124) {
+        status.push_str(" (timed out)");
+    }
+    MptunRun {
+        success: out.status.success(),
+        status,
+        summary: stdout
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Asserts mptun succeeded, with its output in the message otherwise.
+pub fn assert_ok(run: &MptunRun, what: &str) {
+    assert!(
+        run.success,
+        "{what}: mptun exited with {}\nsummary: {}\nstderr (tail): {}",
+        run.status,
+        run.summary,
+        tail(&run.stderr, 3000)
+    );
+}
+
+fn tail(s: &str, n: usize) -> &str {
+    let start = s.len().saturating_sub(n);
+    let mut i = start;
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    &s[i..]
+}
+
+/// Creates a namespace with tun0 198.18.1.1/24 and tun1 198.18.2.1/24 (mptun uses .2 on
+/// each) and generous MPTCP limits.
+pub fn two_tun_namespace(tag: &str) -> NetNs {
+    let ns = NetNs::new(tag).expect("create namespace");
+    ns.add_tun("tun0", "198.18.1.1/24").expect("tun0");
+    ns.add_tun("tun1", "198.18.2.1/24").expect("tun1");
+    ns.mptcp_limits(4, 4).expect("mptcp limits");
+    ns
+}
+
+/// mptun's `--tun` arguments matching [`two_tun_namespace`].
+pub fn tun_args() -> Vec<String> {
+    ["--tun", "tun0=198.18.1.2", "--tun", "tun1=198.18.2.2"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Asserts each named counter rose / did not change, printing every change on failure.
+pub fn assert_counters(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    rose: &[&str],
+    unchanged: &[&str],
+) {
+    let changes = deltas(before, after)
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("TcpExt."))
+        .collect::<Vec<_>>();
+    for name in rose {
+        assert!(
+            delta(before, after, name) > 0,
+            "kernel counter {name} did not rise; MPTcpExt changes: {changes:?}"
+        );
+    }
+    for name in unchanged {
+        assert_eq!(
+            delta(before, after, name),
+            0,
+            "kernel counter {name} changed; MPTcpExt changes: {changes:?}"
+        );
+    }
+}
+
+/// `path` as a String argument.
+pub fn arg(path: &Path) -> String {
+    path.display().to_string()
+}

@@ -1,0 +1,313 @@
+//! mptun against the Linux kernel's MPTCP, in a namespace over two real TUN devices.
+//!
+//! The oracle is the kernel: file digests both ways (mptun's `--input`/`--output` files
+//! against the digests `mptun linux-peer` reports) and the namespace's `MPTcpExt` counters.
+//! Every test makes its own namespace, removed on drop, so they run in parallel.
+
+mod common;
+
+use common::*;
+use mptun::testbed::peer::{self, PeerArgs, PeerReport};
+use mptun::testbed::{require_privileges, NetNs};
+
+const MIB: u64 = 1024 * 1024;
+const BULK: u64 = 32 * MIB;
+const SMALL: u64 = 4 * MIB;
+
+/// Counters that must not move on a clean MPTCP connection.
+const NO_FALLBACK: &[&str] = &[
+    "MPCapableFallbackACK",
+    "MPCapableFallbackSYNACK",
+    "DSSNotMatching",
+];
+
+struct Outcome {
+    mptun: MptunRun,
+    linux: PeerReport,
+    sent_digest: String,
+    received_digest: String,
+}
+
+/// Writes mptun's input file, runs the Linux peer and mptun (which side listens first is
+/// given by `linux_listens`), and collects both results.
+fn exchange(
+    ns: &NetNs,
+    dir: &TempDir,
+    size: u64,
+    mptun_args: Vec<String>,
+    linux: PeerArgs,
+    linux_listens: bool,
+) -> Outcome {
+    let input = dir.path("mptun-in.bin");
+    let output = dir.path("mptun-out.bin");
+    let sent_digest = peer::write_pattern_file(&input, 0xA11CE, size).expect("input file");
+    let mut args = mptun_args;
+    args.extend([
+        "--input".into(),
+        arg(&input),
+        "--output".into(),
+        arg(&output),
+    ]);
+
+    // mptun is waited for on its own thread; if it fails, everything in the namespace is
+    // killed so the Linux peer does not wait for its timeout, and mptun's error is reported.
+    let server = if linux_listens {
+        Some(
+            ns.start_peer(&exe(), &linux, TIMEOUT_SECS)
+                .expect("Linux server"),
+        )
+    } else {
+        None
+    };
+    let pid = spawn_mptun(ns, &args);
+    let (mptun, linux) = std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let run = wait_mptun(ns, pid);
+            if !run.success {
+                ns.kill_all();
+            }
+            run
+        });
+        let peer = match server {
+            Some(p) => Ok(p),
+            None => ns.start_peer(&exe(), &linux, TIMEOUT_SECS),
+        };
+        let report = peer.and_then(|p| ns.finish_peer(p));
+        (waiter.join().expect("mptun waiter"), report)
+    });
+    assert_ok(&mptun, "mptun");
+    let linux = linux.expect("Linux peer report");
+    let received_digest = peer::sha256_file(&output).expect("mptun output file");
+    Outcome {
+        mptun,
+        linux,
+        sent_digest,
+        received_digest,
+    }
+}
+
+fn assert_intact(o: &Outcome, size: u64) {
+    assert_eq!(
+        o.linux.bytes_received, size,
+        "bytes Linux received from mptun"
+    );
+    assert_eq!(
+        o.linux.received_sha256, o.sent_digest,
+        "mptun -> Linux digest"
+    );
+    assert_eq!(o.linux.bytes_sent, size, "bytes Linux sent");
+    assert_eq!(
+        o.linux.sent_sha256, o.received_digest,
+        "Linux -> mptun digest"
+    );
+    assert_eq!(o.mptun.field("sent"), Some(size.to_string().as_str()));
+    assert_eq!(o.mptun.field("received"), Some(size.to_string().as_str()));
+}
+
+fn connect_args(remote: &str, extra: &[&str]) -> Vec<String> {
+    let mut a = vec!["connect".to_string()];
+    a.extend(tun_args());
+    a.push(remote.to_string());
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn listen_args(extra: &[&str]) -> Vec<String> {
+    let mut a = vec!["listen".to_string()];
+    a.extend(tun_args());
+    a.extend(["--port", "5201", "--once"].iter().map(|s| s.to_string()));
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// The Linux server listens on the wildcard address so that subflows mptun opens towards
+/// 198.18.2.1 also find the listener.
+fn linux_server(size: u64, tcp: bool) -> PeerArgs {
+    let mut p = PeerArgs::listen("0.0.0.0:5201".parse().unwrap(), size, 0xB0B);
+    p.tcp = tcp;
+    p
+}
+
+fn linux_client(size: u64, tcp: bool) -> PeerArgs {
+    let mut p = PeerArgs::connect("198.18.1.2:5201".parse().unwrap(), size, 0xB0B);
+    p.tcp = tcp;
+    // mptun may still be attaching to its TUN devices: retry refused connects for 10 s.
+    p.connect_retries = 100;
+    p
+}
+
+#[test]
+fn mptun_client_to_linux_mptcp_server() {
+    if !require_privileges("mptun_client_to_linux_mptcp_server") {
+        return;
+    }
+    let ns = two_tun_namespace("mptun-to-linux");
+    let dir = TempDir::new("mptun-to-linux");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        BULK,
+        connect_args("198.18.1.1:5201", &[]),
+        linux_server(BULK, false),
+        true,
+    );
+    assert_intact(&o, BULK);
+    assert_eq!(o.mptun.field("mptcp"), Some("true"), "{}", o.mptun.summary);
+    let after = ns.mptcp_counters().expect("counters");
+    assert_counters(
+        &before,
+        &after,
+        &["MPCapableSYNRX", "MPCapableACKRX"],
+        NO_FALLBACK,
+    );
+}
+
+#[test]
+fn linux_mptcp_client_to_mptun_server() {
+    if !require_privileges("linux_mptcp_client_to_mptun_server") {
+        return;
+    }
+    let ns = two_tun_namespace("linux-to-mptun");
+    let dir = TempDir::new("linux-to-mptun");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        BULK,
+        listen_args(&["--announce"]),
+        linux_client(BULK, false),
+        false,
+    );
+    assert_intact(&o, BULK);
+    assert_eq!(o.mptun.field("mptcp"), Some("true"), "{}", o.mptun.summary);
+    let after = ns.mptcp_counters().expect("counters");
+    assert_counters(&before, &after, &["MPCapableSYNACKRX"], NO_FALLBACK);
+}
+
+#[test]
+fn mptun_client_falls_back_against_linux_tcp_server() {
+    if !require_privileges("mptun_client_falls_back_against_linux_tcp_server") {
+        return;
+    }
+    let ns = two_tun_namespace("fallback-srv");
+    let dir = TempDir::new("fallback-srv");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        connect_args("198.18.1.1:5201", &[]),
+        linux_server(SMALL, true),
+        true,
+    );
+    assert_intact(&o, SMALL);
+    assert_eq!(
+        o.mptun.field("mptcp"),
+        Some("false"),
+        "mptun must report the fallback: {}",
+        o.mptun.summary
+    );
+    let after = ns.mptcp_counters().expect("counters");
+    // A plain TCP listener never takes part in MPTCP.
+    assert_counters(&before, &after, &[], &["MPCapableSYNRX", "MPCapableACKRX"]);
+}
+
+#[test]
+fn mptun_server_falls_back_for_linux_tcp_client() {
+    if !require_privileges("mptun_server_falls_back_for_linux_tcp_client") {
+        return;
+    }
+    let ns = two_tun_namespace("fallback-cli");
+    let dir = TempDir::new("fallback-cli");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        listen_args(&[]),
+        linux_client(SMALL, true),
+        false,
+    );
+    assert_intact(&o, SMALL);
+    assert_eq!(
+        o.mptun.field("mptcp"),
+        Some("false"),
+        "mptun must report plain TCP: {}",
+        o.mptun.summary
+    );
+    let after = ns.mptcp_counters().expect("counters");
+    assert_counters(
+        &before,
+        &after,
+        &[],
+        &["MPCapableSYNTX", "MPCapableSYNACKRX"],
+    );
+}
+
+#[test]
+fn mptun_plain_tcp_mode_against_linux_mptcp_server() {
+    if !require_privileges("mptun_plain_tcp_mode_against_linux_mptcp_server") {
+        return;
+    }
+    let ns = two_tun_namespace("no-mptcp");
+    let dir = TempDir::new("no-mptcp");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        connect_args("198.18.1.1:5201", &["--no-mptcp"]),
+        linux_server(SMALL, false),
+        true,
+    );
+    assert_intact(&o, SMALL);
+    assert_eq!(o.mptun.field("mptcp"), Some("false"), "{}", o.mptun.summary);
+    let after = ns.mptcp_counters().expect("counters");
+    // --no-mptcp sends no MP_CAPABLE at all.
+    assert_counters(&before, &after, &[], &["MPCapableSYNRX"]);
+}
+
+#[test]
+fn demo_succeeds_and_removes_its_namespace() {
+    if !require_privileges("demo_succeeds_and_removes_its_namespace") {
+        return;
+    }
+    let child = std::process::Command::new("timeout")
+        .args(["-k", "5", "300"])
+        .arg(exe())
+        .args(["demo", "--size", "2"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run mptun demo");
+    let out = child.wait_with_output().expect("wait for the demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Cleanup is checked whatever the outcome: the demo names its namespace on stdout.
+    let ns_name = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("namespace "))
+        .and_then(|r| r.split(':').next())
+        .expect("the demo names its namespace")
+        .to_string();
+    let list = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        !list
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(ns_name.as_str())),
+        "{ns_name} left behind"
+    );
+    assert!(
+        out.status.success(),
+        "demo failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches(" matches").count(), 2, "{stdout}");
+    assert!(stdout.contains("MPCapableSYNRX+"), "{stdout}");
+}
