@@ -19,12 +19,46 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
-    let mut cfg = ConnConfig { mptcp: opts.mptcp, checksum: opts.checksum, ..ConnConfig::default() };
+    let mut cfg = ConnConfig {
+        mptcp: opts.mptcp,
+        checksum: opts.checksum,
+        ..ConnConfig::default()
+    };
     let cc = crate::cc::NAMES
         .iter()
         .find(|n| **n == opts.congestion)
-        .ok_or_else(|| format!("unknown congestion control {:?} (one of {:?})", opts.congestion, crate::cc::NAMES))?;
+        .ok_or_else(|| {
+            format!(
+                "unknown congestion control {:?} (one of {:?})",
+                opts.congestion,
+                crate::cc::NAMES
+            )
+        })?;
     cfg.tcp.congestion = cc;
+    crate::pm::by_name(&opts.path_manager)?;
+    crate::sched::by_name(&opts.scheduler).ok_or_else(|| {
+        format!(
+            "unknown scheduler {:?} (one of {:?})",
+            opts.scheduler,
+            crate::sched::NAMES
+        )
+    })?;
+    cfg.path_manager = opts.path_manager.clone();
+    cfg.scheduler = opts.scheduler.clone();
+    for b in &opts.backup {
+        if !opts.tuns.iter().any(|t| &t.name == b) {
+            return Err(format!("--backup {b}: no --tun with that name"));
+        }
+    }
+    cfg.local_addrs = opts
+        .tuns
+        .iter()
+        .map(|t| crate::pm::LocalAddr {
+            addr: t.addr,
+            backup: opts.backup.contains(&t.name),
+            announce: opts.announce,
+        })
+        .collect();
     Ok(cfg)
 }
 
@@ -33,13 +67,21 @@ fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
         return Err("at least one --tun NAME=ADDR is needed".into());
     }
     let cfg = conn_config(opts)?;
+    for (dev, _) in &opts.impair {
+        if !opts.tuns.iter().any(|t| &t.name == dev) {
+            return Err(format!("--impair {dev}: no --tun with that name"));
+        }
+    }
     let mut ports = Vec::new();
     for t in &opts.tuns {
-        let tun = crate::io::tun::Tun::open(&t.name).map_err(|e| format!("cannot open TUN device {}: {e}", t.name))?;
+        let tun = crate::io::tun::Tun::open(&t.name)
+            .map_err(|e| format!("cannot open TUN device {}: {e}", t.name))?;
         let mut egress = None;
         for (dev, spec) in &opts.impair {
             if dev == &t.name {
-                let imp: Impairment = spec.parse().map_err(|e| format!("--impair {dev}:{spec}: {e}"))?;
+                let imp: Impairment = spec
+                    .parse()
+                    .map_err(|e| format!("--impair {dev}:{spec}: {e}"))?;
                 egress = Some(imp);
             }
         }
@@ -48,22 +90,45 @@ fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
                 return Err(format!("{}: MTU {mtu} is too small", t.name));
             }
         }
-        ports.push(Port { device: Box::new(tun), addrs: vec![t.addr], egress, ingress: None });
+        ports.push(Port {
+            device: Box::new(tun),
+            addrs: vec![t.addr],
+            egress,
+            ingress: None,
+        });
     }
-    let stack_cfg = StackConfig { addrs: opts.tuns.iter().map(|t| t.addr).collect(), conn: cfg, ..StackConfig::default() };
+    let stack_cfg = StackConfig {
+        addrs: opts.tuns.iter().map(|t| t.addr).collect(),
+        conn: cfg,
+        ..StackConfig::default()
+    };
     let stack = Stack::new(stack_cfg, KeyGen::from_entropy());
     let seed = KeyGen::from_entropy().key();
-    Runtime::start(stack, ports, seed).map_err(|e| format!("cannot start the runtime: {e}"))
+    let ropts = crate::io::driver::RuntimeOptions {
+        seed,
+        pcap: opts.pcap.clone(),
+    };
+    Runtime::start_with(stack, ports, ropts).map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
 /// `mptun connect`.
 pub fn run_connect(opts: &RunOptions) -> Result<Summary, String> {
     let remote = opts.remote.ok_or("connect needs REMOTE_IP:PORT")?;
     let rt = start_runtime(opts)?;
-    let local = opts.tuns.iter().map(|t| t.addr).find(|a| a.is_ipv4() == remote.is_ipv4());
+    let local = opts
+        .tuns
+        .iter()
+        .map(|t| t.addr)
+        .find(|a| a.is_ipv4() == remote.is_ipv4());
     let start = Instant::now();
-    let stream = MptcpStream::connect_with(rt.handle(), remote, local, Some(conn_config(opts)?), Some(CONNECT_TIMEOUT))
-        .map_err(|e| format!("connect to {remote}: {e}"))?;
+    let stream = MptcpStream::connect_with(
+        rt.handle(),
+        remote,
+        local,
+        Some(conn_config(opts)?),
+        Some(CONNECT_TIMEOUT),
+    )
+    .map_err(|e| format!("connect to {remote}: {e}"))?;
     let r = transfer(&stream, opts, start);
     finish(rt, stream, r)
 }
@@ -98,11 +163,17 @@ struct Transfer {
 
 fn transfer(stream: &MptcpStream, opts: &RunOptions, start: Instant) -> Result<Transfer, String> {
     let input = match &opts.input {
-        Some(p) => Some(File::open(p).map_err(|e| format!("cannot open --input {}: {e}", p.display()))?),
+        Some(p) => {
+            Some(File::open(p).map_err(|e| format!("cannot open --input {}: {e}", p.display()))?)
+        }
         None => None,
     };
     let mut output = match &opts.output {
-        Some(p) => Some(BufWriter::new(File::create(p).map_err(|e| format!("cannot create --output {}: {e}", p.display()))?)),
+        Some(p) => {
+            Some(BufWriter::new(File::create(p).map_err(|e| {
+                format!("cannot create --output {}: {e}", p.display())
+            })?))
+        }
         None => None,
     };
     let has_input = input.is_some();
@@ -112,14 +183,20 @@ fn transfer(stream: &MptcpStream, opts: &RunOptions, start: Instant) -> Result<T
         if let Some(mut f) = input {
             let mut buf = vec![0u8; 256 * 1024];
             loop {
-                let n = f.read(&mut buf).map_err(|e| format!("reading --input: {e}"))?;
+                let n = f
+                    .read(&mut buf)
+                    .map_err(|e| format!("reading --input: {e}"))?;
                 if n == 0 {
                     break;
                 }
-                (&writer_stream).write_all(&buf[..n]).map_err(|e| format!("sending: {e}"))?;
+                (&writer_stream)
+                    .write_all(&buf[..n])
+                    .map_err(|e| format!("sending: {e}"))?;
                 sent += n as u64;
             }
-            writer_stream.shutdown(Shutdown::Write).map_err(|e| format!("shutdown: {e}"))?;
+            writer_stream
+                .shutdown(Shutdown::Write)
+                .map_err(|e| format!("shutdown: {e}"))?;
         }
         Ok(sent)
     });
@@ -146,14 +223,22 @@ fn transfer(stream: &MptcpStream, opts: &RunOptions, start: Instant) -> Result<T
     if read_result.is_err() {
         let _ = stream.shutdown(Shutdown::Both);
     }
-    let sent = writer.join().map_err(|_| "sender thread panicked".to_string())?;
+    let sent = writer
+        .join()
+        .map_err(|_| "sender thread panicked".to_string())?;
     read_result?;
     let sent = sent?;
     if !has_input {
         // we send nothing and close our direction once the peer closed its own
-        stream.shutdown(Shutdown::Write).map_err(|e| format!("shutdown: {e}"))?;
+        stream
+            .shutdown(Shutdown::Write)
+            .map_err(|e| format!("shutdown: {e}"))?;
     }
-    Ok(Transfer { sent, received, start })
+    Ok(Transfer {
+        sent,
+        received,
+        start,
+    })
 }
 
 fn summarize(handle: &StackHandle, stream: &MptcpStream, t: Transfer) -> Summary {
@@ -178,13 +263,27 @@ fn summarize(handle: &StackHandle, stream: &MptcpStream, t: Transfer) -> Summary
         ),
         None => (false, Vec::new()),
     });
-    Summary { bytes_sent: t.sent, bytes_received: t.received, duration: t.start.elapsed(), mptcp, subflows }
+    Summary {
+        bytes_sent: t.sent,
+        bytes_received: t.received,
+        duration: t.start.elapsed(),
+        mptcp,
+        subflows,
+    }
 }
 
-fn finish(rt: Runtime, stream: MptcpStream, r: Result<Transfer, String>) -> Result<Summary, String> {
+fn finish(
+    rt: Runtime,
+    stream: MptcpStream,
+    r: Result<Transfer, String>,
+) -> Result<Summary, String> {
     let t = r?;
-    stream.wait_all_acked(Some(CLOSE_TIMEOUT)).map_err(|e| format!("waiting for the peer to acknowledge: {e}"))?;
-    stream.wait_closed(Some(CLOSE_TIMEOUT)).map_err(|e| format!("closing: {e}"))?;
+    stream
+        .wait_all_acked(Some(CLOSE_TIMEOUT))
+        .map_err(|e| format!("waiting for the peer to acknowledge: {e}"))?;
+    stream
+        .wait_closed(Some(CLOSE_TIMEOUT))
+        .map_err(|e| format!("closing: {e}"))?;
     let summary = summarize(rt.handle(), &stream, t);
     drop(stream);
     let _ = rt.stop();

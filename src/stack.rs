@@ -114,7 +114,12 @@ pub struct StackConfig {
 
 impl Default for StackConfig {
     fn default() -> Self {
-        StackConfig { addrs: Vec::new(), conn: ConnConfig::default(), backlog: 128, ephemeral: (32768, 60999) }
+        StackConfig {
+            addrs: Vec::new(),
+            conn: ConnConfig::default(),
+            backlog: 128,
+            ephemeral: (32768, 60999),
+        }
     }
 }
 
@@ -213,7 +218,13 @@ impl Stack {
         if self.listeners.contains_key(&port) {
             return Err(StackError::AddrInUse);
         }
-        self.listeners.insert(port, Listener { cfg, queue: VecDeque::new() });
+        self.listeners.insert(
+            port,
+            Listener {
+                cfg,
+                queue: VecDeque::new(),
+            },
+        );
         Ok(())
     }
 
@@ -234,7 +245,9 @@ impl Stack {
         while i < l.queue.len() {
             let id = l.queue[i];
             let slot = self.slots.get(id.idx as usize);
-            let conn = slot.filter(|s| s.gen == id.gen).and_then(|s| s.conn.as_ref());
+            let conn = slot
+                .filter(|s| s.gen == id.gen)
+                .and_then(|s| s.conn.as_ref());
             match conn {
                 Some(c) if c.is_established() || c.readable() > 0 || c.at_eof() => {
                     l.queue.remove(i);
@@ -343,12 +356,17 @@ impl Stack {
 
     /// The connection behind a handle.
     pub fn connection(&self, id: ConnId) -> Option<&Connection> {
-        self.slots.get(id.idx as usize).filter(|s| s.gen == id.gen).and_then(|s| s.conn.as_ref())
+        self.slots
+            .get(id.idx as usize)
+            .filter(|s| s.gen == id.gen)
+            .and_then(|s| s.conn.as_ref())
     }
 
     /// Connection-level statistics.
     pub fn info(&self, id: ConnId) -> Result<ConnInfo, StackError> {
-        self.connection(id).map(|c| c.info()).ok_or(StackError::InvalidHandle)
+        self.connection(id)
+            .map(|c| c.info())
+            .ok_or(StackError::InvalidHandle)
     }
 
     /// The connection, mutably (subflow operations of the API).
@@ -362,14 +380,23 @@ impl Stack {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.conn.is_some())
-            .map(|(i, s)| ConnId { idx: i as u32, gen: s.gen })
+            .map(|(i, s)| ConnId {
+                idx: i as u32,
+                gen: s.gen,
+            })
     }
 
     /// Next event of any connection.
     pub fn poll_event(&mut self) -> Option<(ConnId, ConnEvent)> {
         for (i, s) in self.slots.iter_mut().enumerate() {
             if let Some(ev) = s.conn.as_mut().and_then(|c| c.poll_event()) {
-                return Some((ConnId { idx: i as u32, gen: s.gen }, ev));
+                return Some((
+                    ConnId {
+                        idx: i as u32,
+                        gen: s.gen,
+                    },
+                    ev,
+                ));
             }
         }
         None
@@ -422,7 +449,10 @@ impl Stack {
                 Err(_) => self.mib.MPTcpOptionErrors += 1,
             }
         }
-        let mut opts_arr: [MptcpOption<'_>; 4] = [MptcpOption::MpTcpRst { flags: 0, reason: 0 }; 4];
+        let mut opts_arr: [MptcpOption<'_>; 4] = [MptcpOption::MpTcpRst {
+            flags: 0,
+            reason: 0,
+        }; 4];
         for (i, o) in mopts.iter().take(n).enumerate() {
             if let Some(o) = o {
                 opts_arr[i] = *o;
@@ -441,7 +471,11 @@ impl Stack {
         let remote = SocketAddr::new(info.src, pkt.src_port());
 
         if let Some(&(idx, sf)) = self.tuples.get(&(local, remote)) {
-            if let Some(conn) = self.slots.get_mut(idx as usize).and_then(|s| s.conn.as_mut()) {
+            if let Some(conn) = self
+                .slots
+                .get_mut(idx as usize)
+                .and_then(|s| s.conn.as_mut())
+            {
                 conn.handle_segment(now, sf, &seg, opts, &mut self.mib);
                 self.run_open_requests(now, idx);
                 return;
@@ -464,8 +498,14 @@ impl Stack {
                 };
                 let iss = self.keygen.u32();
                 let nonce = self.keygen.nonce();
-                let res = match self.slots.get_mut(idx as usize).and_then(|s| s.conn.as_mut()) {
-                    Some(conn) => conn.accept_join(now, local, remote, &seg, &j, iss, nonce, &mut self.mib),
+                let res = match self
+                    .slots
+                    .get_mut(idx as usize)
+                    .and_then(|s| s.conn.as_mut())
+                {
+                    Some(conn) => {
+                        conn.accept_join(now, local, remote, &seg, &j, iss, nonce, &mut self.mib)
+                    }
                     None => Err(rst_reason::MPTCP_SPECIFIC),
                 };
                 match res {
@@ -494,7 +534,9 @@ impl Stack {
         opts: &[MptcpOption<'_>],
     ) {
         let backlog = self.cfg.backlog;
-        let Some(l) = self.listeners.get(&local.port()) else { return };
+        let Some(l) = self.listeners.get(&local.port()) else {
+            return;
+        };
         if l.queue.len() >= backlog {
             self.mib.ListenOverflows += 1;
             return; // drop the SYN: the peer retries
@@ -539,7 +581,9 @@ impl Stack {
         let n = self.slots.len();
         for k in 0..n {
             let i = (self.tx_cursor + k) % n;
-            let Some(conn) = self.slots[i].conn.as_mut() else { continue };
+            let Some(conn) = self.slots[i].conn.as_mut() else {
+                continue;
+            };
             let sent = conn.poll_transmit(now, buf, &mut self.mib);
             self.run_open_requests(now, i as u32);
             if let Some(len) = sent {
@@ -579,7 +623,9 @@ impl Stack {
             return Err(SubflowError::Open(crate::mptcp::OpenError::BadAddress));
         }
         let port = match local.port() {
-            0 => self.ephemeral_port(local.ip(), remote).map_err(|_| SubflowError::NoPorts)?,
+            0 => self
+                .ephemeral_port(local.ip(), remote)
+                .map_err(|_| SubflowError::NoPorts)?,
             p if self.tuples.contains_key(&(local, remote)) => {
                 let _ = p;
                 return Err(SubflowError::Open(crate::mptcp::OpenError::Exists));
@@ -590,7 +636,9 @@ impl Stack {
         let iss = self.keygen.u32();
         let nonce = self.keygen.nonce();
         let conn = self.conn_mut(id).map_err(|_| SubflowError::InvalidHandle)?;
-        let sf = conn.open_subflow(now, local, remote, backup, iss, nonce).map_err(SubflowError::Open)?;
+        let sf = conn
+            .open_subflow(now, local, remote, backup, iss, nonce)
+            .map_err(SubflowError::Open)?;
         if let Some(o) = opts {
             conn.apply_subflow_options(sf, o);
         }
@@ -600,18 +648,30 @@ impl Stack {
     }
 
     fn run_open_requests(&mut self, now: Instant, idx: u32) {
-        let Some(slot) = self.slots.get(idx as usize) else { return };
+        let Some(slot) = self.slots.get(idx as usize) else {
+            return;
+        };
         let id = ConnId { idx, gen: slot.gen };
         for _ in 0..16 {
-            let req = match self.slots.get_mut(idx as usize).and_then(|s| s.conn.as_mut()) {
+            let req = match self
+                .slots
+                .get_mut(idx as usize)
+                .and_then(|s| s.conn.as_mut())
+            {
                 Some(c) => c.take_open_request(),
                 None => None,
             };
-            let Some((local, port, remote, backup)) = req else { break };
+            let Some((local, port, remote, backup)) = req else {
+                break;
+            };
             let local_sa = SocketAddr::new(local, port);
             if let Err(e) = self.open_subflow(now, id, local_sa, remote, backup) {
                 log::debug!("{id}: path manager subflow {local_sa} -> {remote} not opened: {e}");
-                if let Some(c) = self.slots.get_mut(idx as usize).and_then(|s| s.conn.as_mut()) {
+                if let Some(c) = self
+                    .slots
+                    .get_mut(idx as usize)
+                    .and_then(|s| s.conn.as_mut())
+                {
                     c.open_failed(now, local_sa, remote);
                 }
             }
@@ -620,7 +680,11 @@ impl Stack {
 
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.slots.iter().filter_map(|s| s.conn.as_ref()).filter_map(|c| c.poll_timeout()).min()
+        self.slots
+            .iter()
+            .filter_map(|s| s.conn.as_ref())
+            .filter_map(|c| c.poll_timeout())
+            .min()
     }
 
     /// Run due timers.
@@ -664,7 +728,12 @@ impl Stack {
         let idx = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.slots.push(Slot { gen: 0, conn: None, released: false, listener: None });
+                self.slots.push(Slot {
+                    gen: 0,
+                    conn: None,
+                    released: false,
+                    listener: None,
+                });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -687,7 +756,10 @@ impl Stack {
     }
 
     fn conn_mut(&mut self, id: ConnId) -> Result<&mut Connection, StackError> {
-        self.slot_mut(id)?.conn.as_mut().ok_or(StackError::InvalidHandle)
+        self.slot_mut(id)?
+            .conn
+            .as_mut()
+            .ok_or(StackError::InvalidHandle)
     }
 
     /// Give the path manager the stack's addresses (unless the caller listed its own).
@@ -697,7 +769,11 @@ impl Stack {
                 .cfg
                 .addrs
                 .iter()
-                .map(|&addr| crate::pm::LocalAddr { addr, backup: false, announce: false })
+                .map(|&addr| crate::pm::LocalAddr {
+                    addr,
+                    backup: false,
+                    announce: false,
+                })
                 .collect();
         }
     }
@@ -718,20 +794,35 @@ impl Stack {
         for _ in 0..span {
             let p = self.next_port;
             self.next_port = if p >= hi { lo } else { p + 1 };
-            if !self.tuples.contains_key(&(SocketAddr::new(local, p), remote)) && !self.listeners.contains_key(&p) {
+            if !self
+                .tuples
+                .contains_key(&(SocketAddr::new(local, p), remote))
+                && !self.listeners.contains_key(&p)
+            {
                 return Ok(p);
             }
         }
         Err(StackError::NoPorts)
     }
 
-    fn queue_rst(&mut self, local: SocketAddr, remote: SocketAddr, seg: &SegmentIn<'_>, reason: Option<u8>) {
+    fn queue_rst(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: &SegmentIn<'_>,
+        reason: Option<u8>,
+    ) {
         if self.rsts.len() >= MAX_PENDING_RST {
             self.mib.OutDrops += 1;
             return;
         }
         if let Some(out) = tcp::reset_for(seg) {
-            self.rsts.push_back(PendingRst { local, remote, seg: out, mptcp_reason: reason });
+            self.rsts.push_back(PendingRst {
+                local,
+                remote,
+                seg: out,
+                mptcp_reason: reason,
+            });
         }
     }
 }

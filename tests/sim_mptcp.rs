@@ -32,7 +32,10 @@ fn small_transfer_both_ways_is_mptcp() {
     let mut p = Pair::new(1, clean());
     let c = p.connect();
     let mut t = Transfer::new(c, data(100_000, 1), data(70_000, 2));
-    assert!(t.run(&mut p, Duration::from_secs(30)), "transfer did not finish");
+    assert!(
+        t.run(&mut p, Duration::from_secs(30)),
+        "transfer did not finish"
+    );
     t.assert_intact();
     let cc = p.client.connection(c).unwrap();
     let sc = p.server.connection(t.server.unwrap()).unwrap();
@@ -42,7 +45,10 @@ fn small_transfer_both_ways_is_mptcp() {
     assert_eq!(p.server.mib().MPCapableSYNRX, 1);
     assert_eq!(p.server.mib().MPCapableACKRX, 1);
     assert_eq!(p.server.mib().MPCapableFallbackACK, 0);
-    assert_eq!(p.client.mib().DSSNotMatching + p.server.mib().DSSNotMatching, 0);
+    assert_eq!(
+        p.client.mib().DSSNotMatching + p.server.mib().DSSNotMatching,
+        0
+    );
     // tokens derive from the keys each side learned
     assert_eq!(cc.info().remote_token, sc.info().local_token);
     assert_eq!(sc.info().remote_token, cc.info().local_token);
@@ -55,11 +61,17 @@ fn handshake_loss(n: usize) {
     let dropped = Rc::new(Cell::new(false));
     let (s2, d2) = (seen.clone(), dropped.clone());
     p.net.set_hook(Box::new(move |_info, pkt| {
-        let Some(flags) = tcp_flags(pkt) else { return Verdict::Pass };
+        let Some(flags) = tcp_flags(pkt) else {
+            return Verdict::Pass;
+        };
         let is_hs = match n {
             0 => flags & SYN != 0 && flags & ACK == 0,
             1 => flags & SYN != 0 && flags & ACK != 0,
-            _ => flags == ACK && tcp_payload_len(pkt) == 0 && mptcp_options(pkt).iter().any(|o| o.len() == 20),
+            _ => {
+                flags == ACK
+                    && tcp_payload_len(pkt) == 0
+                    && mptcp_options(pkt).iter().any(|o| o.len() == 20)
+            }
         };
         if is_hs && !d2.get() {
             d2.set(true);
@@ -70,11 +82,21 @@ fn handshake_loss(n: usize) {
     }));
     let c = p.connect();
     let mut t = Transfer::new(c, data(50_000, 3), data(20_000, 4));
-    assert!(t.run(&mut p, Duration::from_secs(60)), "transfer did not finish after losing handshake packet {n}");
+    assert!(
+        t.run(&mut p, Duration::from_secs(60)),
+        "transfer did not finish after losing handshake packet {n}"
+    );
     assert!(dropped.get(), "the hook never saw handshake packet {n}");
     t.assert_intact();
-    assert_eq!(p.client.connection(c).unwrap().mode(), Mode::Mptcp, "fell back after losing packet {n}");
-    assert_eq!(p.server.connection(t.server.unwrap()).unwrap().mode(), Mode::Mptcp);
+    assert_eq!(
+        p.client.connection(c).unwrap().mode(),
+        Mode::Mptcp,
+        "fell back after losing packet {n}"
+    );
+    assert_eq!(
+        p.server.connection(t.server.unwrap()).unwrap().mode(),
+        Mode::Mptcp
+    );
 }
 
 #[test]
@@ -99,11 +121,17 @@ fn ten_megabytes_each_way_with_loss_and_reordering() {
     let a = data(10 << 20, 5);
     let b = data(10 << 20, 6);
     let mut t = Transfer::new(c, a.clone(), b.clone());
-    assert!(t.run(&mut p, Duration::from_secs(600)), "transfer did not finish");
+    assert!(
+        t.run(&mut p, Duration::from_secs(600)),
+        "transfer did not finish"
+    );
     assert_eq!(Sha256::digest(&t.s_recv), Sha256::digest(&a));
     assert_eq!(Sha256::digest(&t.c_recv), Sha256::digest(&b));
     let st = p.client.connection(c).unwrap().subflows()[0].tcb.stats();
-    assert!(st.retransmits > 0, "2% loss must have caused retransmissions");
+    assert!(
+        st.retransmits > 0,
+        "2% loss must have caused retransmissions"
+    );
     assert_eq!(p.client.connection(c).unwrap().mode(), Mode::Mptcp);
 }
 
@@ -114,7 +142,9 @@ fn lost_data_fin_is_retransmitted() {
     let d2 = dropped.clone();
     p.net.set_hook(Box::new(move |_info, pkt| {
         // DSS with the F flag (0x10 in the flags byte, offset 3 of the option)
-        let fin = mptcp_options(pkt).iter().any(|o| o.len() >= 4 && o[2] >> 4 == 2 && o[3] & 0x10 != 0);
+        let fin = mptcp_options(pkt)
+            .iter()
+            .any(|o| o.len() >= 4 && o[2] >> 4 == 2 && o[3] & 0x10 != 0);
         if fin && d2.get() < 2 {
             d2.set(d2.get() + 1);
             return Verdict::Drop;
@@ -123,7 +153,10 @@ fn lost_data_fin_is_retransmitted() {
     }));
     let c = p.connect();
     let mut t = Transfer::new(c, data(30_000, 8), data(30_000, 9));
-    assert!(t.run(&mut p, Duration::from_secs(120)), "connection did not close after DATA_FIN loss");
+    assert!(
+        t.run(&mut p, Duration::from_secs(120)),
+        "connection did not close after DATA_FIN loss"
+    );
     assert!(dropped.get() >= 1, "no DATA_FIN was seen");
     t.assert_intact();
     assert!(p.server.mib().DataFinRx + p.client.mib().DataFinRx >= 2);
@@ -140,23 +173,35 @@ fn fallback_when_synack_options_are_stripped() {
     }));
     let c = p.connect();
     let mut t = Transfer::new(c, data(200_000, 10), data(100_000, 11));
-    assert!(t.run(&mut p, Duration::from_secs(60)), "fallback transfer did not finish");
+    assert!(
+        t.run(&mut p, Duration::from_secs(60)),
+        "fallback transfer did not finish"
+    );
     t.assert_intact();
     assert_eq!(p.client.connection(c).unwrap().mode(), Mode::Fallback);
-    assert_eq!(p.server.connection(t.server.unwrap()).unwrap().mode(), Mode::Fallback);
+    assert_eq!(
+        p.server.connection(t.server.unwrap()).unwrap().mode(),
+        Mode::Fallback
+    );
     assert_eq!(p.client.mib().MPCapableFallbackSYNACK, 1);
     assert_eq!(p.server.mib().MPCapableFallbackACK, 1);
 }
 
 #[test]
 fn plain_tcp_client_gets_fallback() {
-    let plain = ConnConfig { mptcp: false, ..ConnConfig::default() };
+    let plain = ConnConfig {
+        mptcp: false,
+        ..ConnConfig::default()
+    };
     let mut p = Pair::with_configs(11, clean(), plain, ConnConfig::default());
     let c = p.connect();
     let mut t = Transfer::new(c, data(150_000, 12), data(150_000, 13));
     assert!(t.run(&mut p, Duration::from_secs(60)));
     t.assert_intact();
-    assert_eq!(p.server.connection(t.server.unwrap()).unwrap().mode(), Mode::Fallback);
+    assert_eq!(
+        p.server.connection(t.server.unwrap()).unwrap().mode(),
+        Mode::Fallback
+    );
     assert_eq!(p.server.mib().PlainTcpSYNRX, 1);
     assert_eq!(p.server.mib().MPCapableSYNRX, 0);
 }
@@ -167,22 +212,42 @@ fn connection_to_closed_port_is_refused() {
     let now = p.now();
     let c = p
         .client
-        .connect(now, std::net::SocketAddr::new(SERVER1, 9), Some(CLIENT1), None)
+        .connect(
+            now,
+            std::net::SocketAddr::new(SERVER1, 9),
+            Some(CLIENT1),
+            None,
+        )
         .unwrap();
-    assert!(p.run_until(Duration::from_secs(10), |p| p.client.connection(c).unwrap().error().is_some()));
-    assert_eq!(p.client.connection(c).unwrap().error(), Some(mptun::mptcp::ConnError::Refused));
+    assert!(p.run_until(Duration::from_secs(10), |p| p
+        .client
+        .connection(c)
+        .unwrap()
+        .error()
+        .is_some()));
+    assert_eq!(
+        p.client.connection(c).unwrap().error(),
+        Some(mptun::mptcp::ConnError::Refused)
+    );
     assert_eq!(p.server.mib().InNoSocket, 1);
 }
 
 #[test]
 fn checksums_negotiated_and_verified_path() {
-    let csum = ConnConfig { checksum: true, ..ConnConfig::default() };
+    let csum = ConnConfig {
+        checksum: true,
+        ..ConnConfig::default()
+    };
     let mut p = Pair::with_configs(13, clean(), csum, ConnConfig::default());
     let c = p.connect();
     let mut t = Transfer::new(c, data(80_000, 14), data(80_000, 15));
     assert!(t.run(&mut p, Duration::from_secs(60)));
     t.assert_intact();
     assert!(p.client.connection(c).unwrap().checksum_enabled());
-    assert!(p.server.connection(t.server.unwrap()).unwrap().checksum_enabled());
+    assert!(p
+        .server
+        .connection(t.server.unwrap())
+        .unwrap()
+        .checksum_enabled());
     assert_eq!(p.client.mib().DataCsumErr + p.server.mib().DataCsumErr, 0);
 }

@@ -9,7 +9,9 @@
 
 pub mod subflow;
 
-pub use subflow::{CloseHow, SubflowApiError, SubflowInfo, SubflowOpt, SubflowOptName, SubflowStatus};
+pub use subflow::{
+    CloseHow, SubflowApiError, SubflowInfo, SubflowOpt, SubflowOptName, SubflowStatus,
+};
 
 use crate::mptcp::{ConnConfig, ConnEvent, ConnInfo};
 use crate::stack::{ConnId, Stack, StackError};
@@ -64,7 +66,9 @@ pub(crate) fn to_io(e: StackError) -> io::Error {
         StackError::NoPorts => io::ErrorKind::AddrNotAvailable,
         StackError::WouldBlock => io::ErrorKind::WouldBlock,
         StackError::NotConnected => io::ErrorKind::NotConnected,
-        StackError::Closed(Some(crate::mptcp::ConnError::Refused)) => io::ErrorKind::ConnectionRefused,
+        StackError::Closed(Some(crate::mptcp::ConnError::Refused)) => {
+            io::ErrorKind::ConnectionRefused
+        }
         StackError::Closed(Some(crate::mptcp::ConnError::TimedOut)) => io::ErrorKind::TimedOut,
         StackError::Closed(Some(_)) => io::ErrorKind::ConnectionReset,
         StackError::Closed(None) => io::ErrorKind::BrokenPipe,
@@ -79,7 +83,10 @@ impl StackHandle {
     pub fn new(stack: Stack, waker: Box<dyn DriverWaker>, clock: Box<dyn ClockSource>) -> Self {
         StackHandle {
             shared: Arc::new(Shared {
-                core: Mutex::new(Core { stack, stopped: None }),
+                core: Mutex::new(Core {
+                    stack,
+                    stopped: None,
+                }),
                 cond: Condvar::new(),
                 waker,
                 clock,
@@ -131,14 +138,26 @@ impl StackHandle {
                 return r;
             }
             if let Some(why) = &g.stopped {
-                return Err(io::Error::new(io::ErrorKind::BrokenPipe, format!("stack stopped: {why}")));
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    format!("stack stopped: {why}"),
+                ));
             }
             g = match deadline {
-                None => self.shared.cond.wait_timeout(g, Duration::from_millis(200)).unwrap_or_else(|p| p.into_inner()).0,
+                None => {
+                    self.shared
+                        .cond
+                        .wait_timeout(g, Duration::from_millis(200))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
                 Some(d) => {
                     let left = d.saturating_duration_since(std::time::Instant::now());
                     if left.is_zero() {
-                        return Err(io::Error::new(io::ErrorKind::TimedOut, "operation timed out"));
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "operation timed out",
+                        ));
                     }
                     self.shared
                         .cond
@@ -187,7 +206,9 @@ impl MptcpStream {
         timeout: Option<Duration>,
     ) -> io::Result<MptcpStream> {
         let now = handle.now();
-        let id = handle.with_stack(|s| s.connect(now, remote, local, cfg)).map_err(to_io)?;
+        let id = handle
+            .with_stack(|s| s.connect(now, remote, local, cfg))
+            .map_err(to_io)?;
         handle.wake_driver();
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         let res = handle.wait_for(deadline, |s| match s.connection(id) {
@@ -207,7 +228,13 @@ impl MptcpStream {
     }
 
     fn from_id(handle: StackHandle, id: ConnId) -> Self {
-        MptcpStream { handle, id, inner: Arc::new(StreamState { opts: Mutex::new(StreamOpts::default()) }) }
+        MptcpStream {
+            handle,
+            id,
+            inner: Arc::new(StreamState {
+                opts: Mutex::new(StreamOpts::default()),
+            }),
+        }
     }
 
     fn opts(&self) -> StreamOpts {
@@ -251,7 +278,9 @@ impl MptcpStream {
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         if matches!(how, Shutdown::Write | Shutdown::Both) {
             let now = self.handle.now();
-            self.handle.with_stack(|s| s.shutdown(now, self.id)).map_err(to_io)?;
+            self.handle
+                .with_stack(|s| s.shutdown(now, self.id))
+                .map_err(to_io)?;
             self.handle.wake_driver();
         }
         Ok(())
@@ -259,7 +288,11 @@ impl MptcpStream {
 
     /// Non-blocking mode: reads and writes return `WouldBlock` instead of waiting.
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        self.inner.opts.lock().unwrap_or_else(|p| p.into_inner()).nonblocking = on;
+        self.inner
+            .opts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .nonblocking = on;
         Ok(())
     }
 
@@ -268,7 +301,11 @@ impl MptcpStream {
         if t == Some(Duration::ZERO) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "zero timeout"));
         }
-        self.inner.opts.lock().unwrap_or_else(|p| p.into_inner()).read_timeout = t;
+        self.inner
+            .opts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .read_timeout = t;
         Ok(())
     }
 
@@ -277,7 +314,11 @@ impl MptcpStream {
         if t == Some(Duration::ZERO) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "zero timeout"));
         }
-        self.inner.opts.lock().unwrap_or_else(|p| p.into_inner()).write_timeout = t;
+        self.inner
+            .opts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_timeout = t;
         Ok(())
     }
 
@@ -291,7 +332,11 @@ impl MptcpStream {
 
     /// Another handle on the same connection (shares options, like `TcpStream::try_clone`).
     pub fn try_clone(&self) -> io::Result<MptcpStream> {
-        Ok(MptcpStream { handle: self.handle.clone(), id: self.id, inner: self.inner.clone() })
+        Ok(MptcpStream {
+            handle: self.handle.clone(),
+            id: self.id,
+            inner: self.inner.clone(),
+        })
     }
 
     /// Next event of this connection (subflow established/closed, fallback, peer closed...).
@@ -302,21 +347,26 @@ impl MptcpStream {
     /// Wait until all written data and the DATA_FIN are acknowledged, or the timeout passes.
     pub fn wait_all_acked(&self, timeout: Option<Duration>) -> io::Result<()> {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
-        self.handle.wait_for(deadline, |s| match s.connection(self.id) {
-            None => Some(Err(to_io(StackError::InvalidHandle))),
-            Some(c) if c.all_acked() => Some(Ok(())),
-            Some(c) => c.error().map(|e| Err(to_io(StackError::Closed(Some(e))))),
-        })
+        self.handle
+            .wait_for(deadline, |s| match s.connection(self.id) {
+                None => Some(Err(to_io(StackError::InvalidHandle))),
+                Some(c) if c.all_acked() => Some(Ok(())),
+                Some(c) => c.error().map(|e| Err(to_io(StackError::Closed(Some(e))))),
+            })
     }
 
     /// Wait until the connection is fully closed (both directions, subflows closed).
     pub fn wait_closed(&self, timeout: Option<Duration>) -> io::Result<()> {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
-        self.handle.wait_for(deadline, |s| match s.connection(self.id) {
-            None => Some(Ok(())),
-            Some(c) if c.is_closed() => Some(c.error().map_or(Ok(()), |e| Err(to_io(StackError::Closed(Some(e)))))),
-            Some(_) => None,
-        })
+        self.handle
+            .wait_for(deadline, |s| match s.connection(self.id) {
+                None => Some(Ok(())),
+                Some(c) if c.is_closed() => Some(
+                    c.error()
+                        .map_or(Ok(()), |e| Err(to_io(StackError::Closed(Some(e))))),
+                ),
+                Some(_) => None,
+            })
     }
 }
 
@@ -333,7 +383,10 @@ impl Read for &MptcpStream {
             Err(e) => Some(Err(to_io(e))),
         };
         let r = if o.nonblocking {
-            let r = self.handle.with_stack(attempt).unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()));
+            let r = self
+                .handle
+                .with_stack(attempt)
+                .unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()));
             r
         } else {
             let deadline = o.read_timeout.map(|t| std::time::Instant::now() + t);
@@ -365,7 +418,9 @@ impl Write for &MptcpStream {
             Err(e) => Some(Err(to_io(e))),
         };
         let r = if o.nonblocking {
-            self.handle.with_stack(attempt).unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))
+            self.handle
+                .with_stack(attempt)
+                .unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))
         } else {
             let deadline = o.write_timeout.map(|t| std::time::Instant::now() + t);
             self.handle.wait_for(deadline, attempt)
@@ -426,14 +481,22 @@ impl MptcpListener {
     }
 
     /// Listen with these connection settings for accepted connections.
-    pub fn bind_with(handle: &StackHandle, port: u16, cfg: Option<ConnConfig>) -> io::Result<MptcpListener> {
+    pub fn bind_with(
+        handle: &StackHandle,
+        port: u16,
+        cfg: Option<ConnConfig>,
+    ) -> io::Result<MptcpListener> {
         handle
             .with_stack(|s| match cfg {
                 Some(c) => s.listen_with(port, c),
                 None => s.listen(port),
             })
             .map_err(to_io)?;
-        Ok(MptcpListener { handle: handle.clone(), port, nonblocking: false.into() })
+        Ok(MptcpListener {
+            handle: handle.clone(),
+            port,
+            nonblocking: false.into(),
+        })
     }
 
     /// The port listened on.
@@ -443,7 +506,8 @@ impl MptcpListener {
 
     /// Non-blocking accept.
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        self.nonblocking.store(on, std::sync::atomic::Ordering::Relaxed);
+        self.nonblocking
+            .store(on, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -453,16 +517,23 @@ impl MptcpListener {
     }
 
     /// Wait at most `timeout` for the next established connection.
-    pub fn accept_timeout(&self, timeout: Option<Duration>) -> io::Result<(MptcpStream, SocketAddr)> {
+    pub fn accept_timeout(
+        &self,
+        timeout: Option<Duration>,
+    ) -> io::Result<(MptcpStream, SocketAddr)> {
         let port = self.port;
         let attempt = |s: &mut Stack| {
             s.accept(port).map(|id| {
-                let peer = s.connection(id).and_then(|c| c.subflows().first().map(|f| f.remote));
+                let peer = s
+                    .connection(id)
+                    .and_then(|c| c.subflows().first().map(|f| f.remote));
                 Ok((id, peer))
             })
         };
         let (id, peer) = if self.nonblocking.load(std::sync::atomic::Ordering::Relaxed) {
-            self.handle.with_stack(attempt).unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))?
+            self.handle
+                .with_stack(attempt)
+                .unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))?
         } else {
             let deadline = timeout.map(|t| std::time::Instant::now() + t);
             self.handle.wait_for(deadline, attempt)?

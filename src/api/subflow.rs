@@ -80,7 +80,9 @@ impl From<SubflowError> for SubflowApiError {
             SubflowError::Open(OpenError::Limit) => SubflowApiError::Unavailable,
             SubflowError::Open(OpenError::Denied) => SubflowApiError::Refused,
             SubflowError::Open(OpenError::Closed) => SubflowApiError::NotConnected,
-            SubflowError::Open(OpenError::Exists | OpenError::BadAddress) => SubflowApiError::InvalidArgument,
+            SubflowError::Open(OpenError::Exists | OpenError::BadAddress) => {
+                SubflowApiError::InvalidArgument
+            }
         }
     }
 }
@@ -170,7 +172,10 @@ fn state_code(s: State) -> u8 {
 }
 
 impl MptcpStream {
-    fn with_conn<R>(&self, f: impl FnOnce(&mut Connection) -> Result<R, SubflowApiError>) -> Result<R, SubflowApiError> {
+    fn with_conn<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, SubflowApiError>,
+    ) -> Result<R, SubflowApiError> {
         let id = self.id();
         self.stack().with_stack(|s| match s.connection_mut(id) {
             Some(c) => f(c),
@@ -178,7 +183,10 @@ impl MptcpStream {
         })
     }
 
-    fn mptcp_conn<R>(&self, f: impl FnOnce(&mut Connection) -> Result<R, SubflowApiError>) -> Result<R, SubflowApiError> {
+    fn mptcp_conn<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, SubflowApiError>,
+    ) -> Result<R, SubflowApiError> {
         self.with_conn(|c| {
             if c.mode() != crate::mptcp::Mode::Mptcp {
                 return Err(SubflowApiError::NotMptcp);
@@ -218,7 +226,12 @@ impl MptcpStream {
 
     /// Open a subflow from `local` (port 0: any) to `remote` (MPTCP_OPEN_SUB_TUPLE).
     /// Returns its id at once; use `wait_subflow_established` to wait for the join.
-    pub fn open_subflow(&self, local: SocketAddr, remote: SocketAddr, backup: bool) -> Result<u32, SubflowApiError> {
+    pub fn open_subflow(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        backup: bool,
+    ) -> Result<u32, SubflowApiError> {
         self.open_subflow_with(local, remote, backup, SubflowOptions::default())
     }
 
@@ -238,20 +251,31 @@ impl MptcpStream {
         let r = self.stack().with_stack(|s| {
             match s.connection(id) {
                 None => return Err(SubflowApiError::NotConnected),
-                Some(c) if c.mode() != crate::mptcp::Mode::Mptcp => return Err(SubflowApiError::NotMptcp),
+                Some(c) if c.mode() != crate::mptcp::Mode::Mptcp => {
+                    return Err(SubflowApiError::NotMptcp)
+                }
                 _ => {}
             }
-            s.open_subflow_with(now, id, local, remote, backup, Some(opts)).map_err(SubflowApiError::from)
+            s.open_subflow_with(now, id, local, remote, backup, Some(opts))
+                .map_err(SubflowApiError::from)
         });
         self.stack().wake_driver();
         r
     }
 
     /// Wait until subflow `id` is established; fails if it closes first.
-    pub fn wait_subflow_established(&self, id: u32, timeout: Duration) -> Result<(), SubflowApiError> {
+    pub fn wait_subflow_established(
+        &self,
+        id: u32,
+        timeout: Duration,
+    ) -> Result<(), SubflowApiError> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let st = self.subflows()?.into_iter().find(|s| s.id == id).ok_or(SubflowApiError::UnknownId)?;
+            let st = self
+                .subflows()?
+                .into_iter()
+                .find(|s| s.id == id)
+                .ok_or(SubflowApiError::UnknownId)?;
             if st.established {
                 return Ok(());
             }
@@ -307,7 +331,11 @@ impl MptcpStream {
     }
 
     /// Read a per-subflow option (MPTCP_SUB_GETSOCKOPT).
-    pub fn subflow_option(&self, id: u32, name: SubflowOptName) -> Result<SubflowOpt, SubflowApiError> {
+    pub fn subflow_option(
+        &self,
+        id: u32,
+        name: SubflowOptName,
+    ) -> Result<SubflowOpt, SubflowApiError> {
         self.mptcp_conn(|c| {
             let i = c.subflow_by_id(id).ok_or(SubflowApiError::UnknownId)?;
             let s = &c.subflows()[i];

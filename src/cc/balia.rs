@@ -14,17 +14,25 @@ pub struct Balia {
 
 impl Balia {
     pub fn new(mss: u16) -> Self {
-        Balia { w: Window::new(mss) }
+        Balia {
+            w: Window::new(mss),
+        }
     }
 }
 
 fn alpha_and_increase(view: &CouplingView) -> Option<(f64, f64)> {
     let n = view.len.min(super::MAX_COUPLED);
-    let me = view.paths.get(view.me).filter(|p| p.usable && !p.srtt.is_zero())?;
+    let me = view
+        .paths
+        .get(view.me)
+        .filter(|p| p.usable && !p.srtt.is_zero())?;
     let x = |p: &super::PathCc| f64::from(p.cwnd) / f64::from(p.mss.max(1)) / p.srtt.as_secs_f64();
     let mut sum = 0.0;
     let mut max = 0.0f64;
-    for p in view.paths[..n].iter().filter(|p| p.usable && !p.srtt.is_zero()) {
+    for p in view.paths[..n]
+        .iter()
+        .filter(|p| p.usable && !p.srtt.is_zero())
+    {
         sum += x(p);
         max = max.max(x(p));
     }
@@ -49,7 +57,11 @@ impl CongestionControl for Balia {
     }
     fn on_ack(&mut self, _now: Instant, acked: u32, _rtt: Option<Duration>, ctx: &AckContext<'_>) {
         let mss = ctx.mss.max(1);
-        let rest = if self.w.in_slow_start() { self.w.slow_start(acked, mss) } else { acked };
+        let rest = if self.w.in_slow_start() {
+            self.w.slow_start(acked, mss)
+        } else {
+            acked
+        };
         if rest == 0 {
             return;
         }
@@ -64,7 +76,8 @@ impl CongestionControl for Balia {
             Some((a, _)) => 1.0 - 0.5 * a.min(1.5),
             None => 0.5,
         };
-        self.w.decrease(ctx.in_flight, ctx.mss, (factor * 1000.0) as u32);
+        self.w
+            .decrease(ctx.in_flight, ctx.mss, (factor * 1000.0) as u32);
     }
     fn on_rto(&mut self, _now: Instant, ctx: &AckContext<'_>) {
         self.w.timeout(ctx.in_flight, ctx.mss);
@@ -81,16 +94,37 @@ mod tests {
 
     #[test]
     fn slower_path_backs_off_more() {
-        let mut v = CouplingView { me: 0, len: 2, paths: [PathCc::default(); MAX_COUPLED] };
-        v.paths[0] = PathCc { cwnd: 20_000, srtt: Duration::from_millis(10), mss: 1000, usable: true, ..PathCc::default() };
-        v.paths[1] = PathCc { cwnd: 20_000, srtt: Duration::from_millis(100), mss: 1000, usable: true, ..PathCc::default() };
+        let mut v = CouplingView {
+            me: 0,
+            len: 2,
+            paths: [PathCc::default(); MAX_COUPLED],
+        };
+        v.paths[0] = PathCc {
+            cwnd: 20_000,
+            srtt: Duration::from_millis(10),
+            mss: 1000,
+            usable: true,
+            ..PathCc::default()
+        };
+        v.paths[1] = PathCc {
+            cwnd: 20_000,
+            srtt: Duration::from_millis(100),
+            mss: 1000,
+            usable: true,
+            ..PathCc::default()
+        };
         let (a_fast, _) = alpha_and_increase(&v).unwrap();
         v.me = 1;
         let (a_slow, _) = alpha_and_increase(&v).unwrap();
         assert!((a_fast - 1.0).abs() < 1e-9);
         assert!(a_slow > 1.0);
         let mut b = Balia::new(1000);
-        let ctx = AckContext { in_flight: 10_000, mss: 1000, srtt: None, coupling: Some(&v) };
+        let ctx = AckContext {
+            in_flight: 10_000,
+            mss: 1000,
+            srtt: None,
+            coupling: Some(&v),
+        };
         b.on_congestion_event(Instant::ZERO, &ctx);
         assert_eq!(b.cwnd(), 2_500); // 10000 * (1 - 0.5 * 1.5), floored at 2 MSS
     }

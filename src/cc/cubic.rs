@@ -20,14 +20,24 @@ pub struct Cubic {
 
 impl Cubic {
     pub fn new(mss: u16) -> Self {
-        Cubic { w: Window::new(mss), w_max: 0.0, epoch: None, k: 0.0, w_est: 0.0 }
+        Cubic {
+            w: Window::new(mss),
+            w_max: 0.0,
+            epoch: None,
+            k: 0.0,
+            w_est: 0.0,
+        }
     }
 
     fn reduce(&mut self, in_flight: u32, mss: u16) {
         let seg = f64::from(mss.max(1));
         let cur = f64::from(self.w.cwnd) / seg;
         // fast convergence
-        self.w_max = if cur < self.w_max { cur * (1.0 + BETA) / 2.0 } else { cur };
+        self.w_max = if cur < self.w_max {
+            cur * (1.0 + BETA) / 2.0
+        } else {
+            cur
+        };
         self.w.decrease(in_flight, mss, (BETA * 1000.0) as u32);
         self.epoch = None;
     }
@@ -45,20 +55,32 @@ impl CongestionControl for Cubic {
     }
     fn on_ack(&mut self, now: Instant, acked: u32, rtt: Option<Duration>, ctx: &AckContext<'_>) {
         let mss = ctx.mss.max(1);
-        let rest = if self.w.in_slow_start() { self.w.slow_start(acked, mss) } else { acked };
+        let rest = if self.w.in_slow_start() {
+            self.w.slow_start(acked, mss)
+        } else {
+            acked
+        };
         if rest == 0 {
             return;
         }
         let seg = f64::from(mss);
         let cwnd_seg = f64::from(self.w.cwnd) / seg;
         let epoch = *self.epoch.get_or_insert_with(|| {
-            self.k = if self.w_max > cwnd_seg { ((self.w_max - cwnd_seg) / C).cbrt() } else { 0.0 };
+            self.k = if self.w_max > cwnd_seg {
+                ((self.w_max - cwnd_seg) / C).cbrt()
+            } else {
+                0.0
+            };
             self.w_est = cwnd_seg;
             now
         });
-        let rtt = rtt.or(ctx.srtt).unwrap_or(Duration::from_millis(100)).as_secs_f64();
+        let rtt = rtt
+            .or(ctx.srtt)
+            .unwrap_or(Duration::from_millis(100))
+            .as_secs_f64();
         let t = (now - epoch).as_secs_f64() + rtt;
-        let target = (C * (t - self.k).powi(3) + self.w_max.max(cwnd_seg.min(self.w_max))).max(cwnd_seg);
+        let target =
+            (C * (t - self.k).powi(3) + self.w_max.max(cwnd_seg.min(self.w_max))).max(cwnd_seg);
         // Reno-friendly estimate: alpha = 3(1-beta)/(1+beta) segments per RTT
         let alpha = 3.0 * (1.0 - BETA) / (1.0 + BETA);
         self.w_est += alpha * f64::from(rest) / f64::from(self.w.cwnd.max(1));
@@ -91,14 +113,25 @@ mod tests {
     #[test]
     fn reduces_to_beta_and_regrows_towards_wmax() {
         let mss = 1000;
-        let ctx = AckContext { in_flight: 0, mss, srtt: Some(Duration::from_millis(50)), coupling: None };
+        let ctx = AckContext {
+            in_flight: 0,
+            mss,
+            srtt: Some(Duration::from_millis(50)),
+            coupling: None,
+        };
         let mut c = Cubic::new(mss);
         let mut now = Instant::ZERO;
         for _ in 0..90 {
             c.on_ack(now, 1000, None, &ctx);
         }
         assert_eq!(c.cwnd(), 100_000);
-        c.on_congestion_event(now, &AckContext { in_flight: 100_000, ..ctx });
+        c.on_congestion_event(
+            now,
+            &AckContext {
+                in_flight: 100_000,
+                ..ctx
+            },
+        );
         assert_eq!(c.cwnd(), 70_000);
         // a few seconds of acks bring it back near w_max (K = cbrt(30/0.4) ~ 4.2 s)
         for _ in 0..200 {

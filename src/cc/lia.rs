@@ -15,7 +15,9 @@ pub struct Lia {
 
 impl Lia {
     pub fn new(mss: u16) -> Self {
-        Lia { w: Window::new(mss) }
+        Lia {
+            w: Window::new(mss),
+        }
     }
 }
 
@@ -49,7 +51,11 @@ impl CongestionControl for Lia {
     }
     fn on_ack(&mut self, _now: Instant, acked: u32, _rtt: Option<Duration>, ctx: &AckContext<'_>) {
         let mss = ctx.mss.max(1);
-        let rest = if self.w.in_slow_start() { self.w.slow_start(acked, mss) } else { acked };
+        let rest = if self.w.in_slow_start() {
+            self.w.slow_start(acked, mss)
+        } else {
+            acked
+        };
         if rest == 0 {
             return;
         }
@@ -79,9 +85,19 @@ mod tests {
     use crate::cc::{PathCc, MAX_COUPLED};
 
     fn view(paths: &[(u32, u64)]) -> CouplingView {
-        let mut v = CouplingView { me: 0, len: paths.len(), paths: [PathCc::default(); MAX_COUPLED] };
+        let mut v = CouplingView {
+            me: 0,
+            len: paths.len(),
+            paths: [PathCc::default(); MAX_COUPLED],
+        };
         for (i, (w, rtt)) in paths.iter().enumerate() {
-            v.paths[i] = PathCc { cwnd: *w, srtt: Duration::from_millis(*rtt), mss: 1000, usable: true, ..PathCc::default() };
+            v.paths[i] = PathCc {
+                cwnd: *w,
+                srtt: Duration::from_millis(*rtt),
+                mss: 1000,
+                usable: true,
+                ..PathCc::default()
+            };
         }
         v
     }
@@ -103,12 +119,25 @@ mod tests {
         let mut lia = Lia::new(1000);
         let mut reno = crate::cc::reno::Reno::new(1000);
         let t = Instant::ZERO;
-        let c = AckContext { in_flight: 20_000, mss: 1000, srtt: None, coupling: Some(&v) };
+        let c = AckContext {
+            in_flight: 20_000,
+            mss: 1000,
+            srtt: None,
+            coupling: Some(&v),
+        };
         lia.on_congestion_event(t, &c);
         reno.on_congestion_event(t, &c);
         for _ in 0..1000 {
             lia.on_ack(t, 1000, None, &c);
-            reno.on_ack(t, 1000, None, &AckContext { coupling: None, ..c });
+            reno.on_ack(
+                t,
+                1000,
+                None,
+                &AckContext {
+                    coupling: None,
+                    ..c
+                },
+            );
             assert!(lia.cwnd() <= reno.cwnd());
         }
         assert!(lia.cwnd() > 10_000, "LIA must still grow");

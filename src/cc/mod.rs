@@ -44,7 +44,9 @@ pub struct CouplingView {
 impl CouplingView {
     /// The usable paths.
     pub fn usable(&self) -> impl Iterator<Item = &PathCc> {
-        self.paths[..self.len.min(MAX_COUPLED)].iter().filter(|p| p.usable && p.srtt > Duration::ZERO)
+        self.paths[..self.len.min(MAX_COUPLED)]
+            .iter()
+            .filter(|p| p.usable && p.srtt > Duration::ZERO)
     }
 }
 
@@ -106,7 +108,11 @@ pub struct Window {
 
 impl Window {
     pub fn new(mss: u16) -> Self {
-        Window { cwnd: initial_window(mss), ssthresh: u32::MAX, acc: 0 }
+        Window {
+            cwnd: initial_window(mss),
+            ssthresh: u32::MAX,
+            acc: 0,
+        }
     }
 
     pub fn in_slow_start(&self) -> bool {
@@ -131,7 +137,9 @@ impl Window {
         self.acc += u64::from(acked) * per_byte_num;
         let inc = self.acc / per_byte_den;
         self.acc %= per_byte_den;
-        self.cwnd = self.cwnd.saturating_add(inc.min(u64::from(u32::MAX)) as u32);
+        self.cwnd = self
+            .cwnd
+            .saturating_add(inc.min(u64::from(u32::MAX)) as u32);
     }
 
     /// Multiplicative decrease to `factor` (numerator over 1000), at least 2 MSS.

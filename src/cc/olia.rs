@@ -16,7 +16,9 @@ pub struct Olia {
 
 impl Olia {
     pub fn new(mss: u16) -> Self {
-        Olia { w: Window::new(mss) }
+        Olia {
+            w: Window::new(mss),
+        }
     }
 }
 
@@ -29,23 +31,34 @@ pub fn increase(view: &CouplingView) -> Option<f64> {
         return None;
     }
     let seg = |p: &super::PathCc| f64::from(p.cwnd) / f64::from(p.mss.max(1));
-    let usable: Vec<usize> = (0..n).filter(|&i| paths[i].usable && !paths[i].srtt.is_zero()).collect();
+    let usable: Vec<usize> = (0..n)
+        .filter(|&i| paths[i].usable && !paths[i].srtt.is_zero())
+        .collect();
     if usable.is_empty() {
         return None;
     }
-    let sum: f64 = usable.iter().map(|&i| seg(&paths[i]) / paths[i].srtt.as_secs_f64()).sum();
+    let sum: f64 = usable
+        .iter()
+        .map(|&i| seg(&paths[i]) / paths[i].srtt.as_secs_f64())
+        .sum();
     let r = me.srtt.as_secs_f64();
     let w = seg(me).max(1.0);
     let first = (w / (r * r)) / (sum * sum);
     // alpha
     let max_w = usable.iter().map(|&i| seg(&paths[i])).fold(0.0, f64::max);
     let quality = |i: usize| {
-        let l = paths[i].bytes_since_loss.max(paths[i].bytes_between_last_losses) as f64;
+        let l = paths[i]
+            .bytes_since_loss
+            .max(paths[i].bytes_between_last_losses) as f64;
         l * l / paths[i].srtt.as_secs_f64()
     };
     let best_q = usable.iter().map(|&i| quality(i)).fold(0.0, f64::max);
     let in_max = |i: usize| (seg(&paths[i]) - max_w).abs() < 1e-9;
-    let collected: Vec<usize> = usable.iter().copied().filter(|&i| (quality(i) - best_q).abs() < 1e-9 && !in_max(i)).collect();
+    let collected: Vec<usize> = usable
+        .iter()
+        .copied()
+        .filter(|&i| (quality(i) - best_q).abs() < 1e-9 && !in_max(i))
+        .collect();
     let maxes = usable.iter().filter(|&&i| in_max(i)).count() as f64;
     let np = usable.len() as f64;
     let alpha = if collected.is_empty() {
@@ -72,7 +85,11 @@ impl CongestionControl for Olia {
     }
     fn on_ack(&mut self, _now: Instant, acked: u32, _rtt: Option<Duration>, ctx: &AckContext<'_>) {
         let mss = ctx.mss.max(1);
-        let rest = if self.w.in_slow_start() { self.w.slow_start(acked, mss) } else { acked };
+        let rest = if self.w.in_slow_start() {
+            self.w.slow_start(acked, mss)
+        } else {
+            acked
+        };
         if rest == 0 {
             return;
         }
@@ -106,8 +123,18 @@ mod tests {
 
     #[test]
     fn single_path_is_reno_like() {
-        let mut v = CouplingView { me: 0, len: 1, paths: [PathCc::default(); MAX_COUPLED] };
-        v.paths[0] = PathCc { cwnd: 10_000, srtt: Duration::from_millis(100), mss: 1000, usable: true, ..PathCc::default() };
+        let mut v = CouplingView {
+            me: 0,
+            len: 1,
+            paths: [PathCc::default(); MAX_COUPLED],
+        };
+        v.paths[0] = PathCc {
+            cwnd: 10_000,
+            srtt: Duration::from_millis(100),
+            mss: 1000,
+            usable: true,
+            ..PathCc::default()
+        };
         // w/r^2 / (w/r)^2 = 1/w segments per segment, alpha 0
         let inc = increase(&v).unwrap();
         assert!((inc - 0.1).abs() < 1e-9, "{inc}");
@@ -115,9 +142,27 @@ mod tests {
 
     #[test]
     fn better_small_path_gets_positive_alpha() {
-        let mut v = CouplingView { me: 1, len: 2, paths: [PathCc::default(); MAX_COUPLED] };
-        v.paths[0] = PathCc { cwnd: 40_000, srtt: Duration::from_millis(100), mss: 1000, usable: true, bytes_since_loss: 1000, ..PathCc::default() };
-        v.paths[1] = PathCc { cwnd: 10_000, srtt: Duration::from_millis(100), mss: 1000, usable: true, bytes_since_loss: 100_000, ..PathCc::default() };
+        let mut v = CouplingView {
+            me: 1,
+            len: 2,
+            paths: [PathCc::default(); MAX_COUPLED],
+        };
+        v.paths[0] = PathCc {
+            cwnd: 40_000,
+            srtt: Duration::from_millis(100),
+            mss: 1000,
+            usable: true,
+            bytes_since_loss: 1000,
+            ..PathCc::default()
+        };
+        v.paths[1] = PathCc {
+            cwnd: 10_000,
+            srtt: Duration::from_millis(100),
+            mss: 1000,
+            usable: true,
+            bytes_since_loss: 100_000,
+            ..PathCc::default()
+        };
         let small = increase(&v).unwrap();
         v.me = 0;
         let big = increase(&v).unwrap();

@@ -10,7 +10,9 @@ pub struct Reno {
 
 impl Reno {
     pub fn new(mss: u16) -> Self {
-        Reno { w: Window::new(mss) }
+        Reno {
+            w: Window::new(mss),
+        }
     }
 }
 
@@ -25,7 +27,11 @@ impl CongestionControl for Reno {
         self.w.ssthresh
     }
     fn on_ack(&mut self, _now: Instant, acked: u32, _rtt: Option<Duration>, ctx: &AckContext<'_>) {
-        let rest = if self.w.in_slow_start() { self.w.slow_start(acked, ctx.mss) } else { acked };
+        let rest = if self.w.in_slow_start() {
+            self.w.slow_start(acked, ctx.mss)
+        } else {
+            acked
+        };
         if rest > 0 {
             // one MSS per cwnd of acknowledged bytes
             let cwnd = u64::from(self.w.cwnd.max(1));
@@ -48,7 +54,12 @@ mod tests {
     use super::*;
 
     fn ctx(mss: u16) -> AckContext<'static> {
-        AckContext { in_flight: 0, mss, srtt: None, coupling: None }
+        AckContext {
+            in_flight: 0,
+            mss,
+            srtt: None,
+            coupling: None,
+        }
     }
 
     #[test]
@@ -57,7 +68,13 @@ mod tests {
         let t = Instant::ZERO;
         r.on_ack(t, 1000, None, &ctx(1000));
         assert_eq!(r.cwnd(), 11_000);
-        r.on_congestion_event(t, &AckContext { in_flight: 11_000, ..ctx(1000) });
+        r.on_congestion_event(
+            t,
+            &AckContext {
+                in_flight: 11_000,
+                ..ctx(1000)
+            },
+        );
         assert_eq!(r.cwnd(), 5_500);
         assert_eq!(r.ssthresh(), 5_500);
         // one cwnd of acks grows the window by one MSS

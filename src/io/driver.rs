@@ -56,7 +56,12 @@ impl SeqPacketDevice {
         let mut fds = [0 as libc::c_int; 2];
         // SAFETY: fds points to two c_ints, as socketpair requires.
         let rc = unsafe {
-            libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
         };
         if rc != 0 {
             return Err(io::Error::last_os_error());
@@ -77,14 +82,30 @@ impl SeqPacketDevice {
                 );
             }
         }
-        Ok((SeqPacketDevice { fd: a, name: name_a.into() }, SeqPacketDevice { fd: b, name: name_b.into() }))
+        Ok((
+            SeqPacketDevice {
+                fd: a,
+                name: name_a.into(),
+            },
+            SeqPacketDevice {
+                fd: b,
+                name: name_b.into(),
+            },
+        ))
     }
 }
 
 impl PacketDevice for SeqPacketDevice {
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: buf is valid for writes of buf.len() bytes.
-        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+        let n = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                0,
+            )
+        };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -94,7 +115,14 @@ impl PacketDevice for SeqPacketDevice {
 
     fn send(&mut self, pkt: &[u8]) -> io::Result<usize> {
         // SAFETY: pkt is valid for reads of pkt.len() bytes.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), pkt.as_ptr() as *const libc::c_void, pkt.len(), libc::MSG_NOSIGNAL) };
+        let n = unsafe {
+            libc::send(
+                self.fd.as_raw_fd(),
+                pkt.as_ptr() as *const libc::c_void,
+                pkt.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -184,12 +212,35 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
+/// Options of a runtime.
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeOptions {
+    /// Seeds the impairment layers.
+    pub seed: u64,
+    /// Write every packet received and sent to this pcap file (raw IP).
+    pub pcap: Option<std::path::PathBuf>,
+}
+
 impl Runtime {
     /// Start the driver thread. `seed` seeds the impairment layers.
     pub fn start(stack: Stack, ports: Vec<Port>, seed: u64) -> io::Result<Runtime> {
+        Self::start_with(stack, ports, RuntimeOptions { seed, pcap: None })
+    }
+
+    /// Start the driver thread with options.
+    pub fn start_with(stack: Stack, ports: Vec<Port>, opts: RuntimeOptions) -> io::Result<Runtime> {
+        let seed = opts.seed;
+        let mut pcap = match &opts.pcap {
+            Some(p) => Some(super::pcap::PcapWriter::create(p)?),
+            None => None,
+        };
         let clock = Arc::new(Clock::new());
         let waker = Arc::new(Waker::new()?);
-        let handle = StackHandle::new(stack, Box::new(waker.clone()), Box::new(ClockRef(clock.clone())));
+        let handle = StackHandle::new(
+            stack,
+            Box::new(waker.clone()),
+            Box::new(ClockRef(clock.clone())),
+        );
         let control = Arc::new(Control {
             stop: AtomicBool::new(false),
             link_up: ports.iter().map(|_| AtomicBool::new(true)).collect(),
@@ -197,15 +248,25 @@ impl Runtime {
             stats: std::sync::Mutex::new(DriverStats::default()),
         });
         let (h, c, w) = (handle.clone(), control.clone(), waker.clone());
-        let thread = std::thread::Builder::new().name("mptun-driver".into()).spawn(move || {
-            let r = drive(&h, &c, &w, &clock, ports, seed);
-            h.set_stopped(match &r {
-                Ok(()) => "runtime stopped".into(),
-                Err(e) => format!("driver failed: {e}"),
-            });
-            r
-        })?;
-        Ok(Runtime { handle, control, waker, thread: Some(thread) })
+        let thread = std::thread::Builder::new()
+            .name("mptun-driver".into())
+            .spawn(move || {
+                let r = drive(&h, &c, &w, &clock, ports, seed, pcap.as_mut());
+                if let Some(p) = pcap.as_mut() {
+                    let _ = p.flush();
+                }
+                h.set_stopped(match &r {
+                    Ok(()) => "runtime stopped".into(),
+                    Err(e) => format!("driver failed: {e}"),
+                });
+                r
+            })?;
+        Ok(Runtime {
+            handle,
+            control,
+            waker,
+            thread: Some(thread),
+        })
     }
 
     /// The stack handle for the API (`MptcpStream::connect(rt.handle(), ...)`).
@@ -237,7 +298,9 @@ impl Runtime {
         self.control.stop.store(true, Ordering::Relaxed);
         self.waker.wake();
         match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| Err(io::Error::other("driver thread panicked"))),
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("driver thread panicked"))),
             None => Ok(()),
         }
     }
@@ -263,13 +326,20 @@ fn drive(
     clock: &Clock,
     ports: Vec<Port>,
     seed: u64,
+    mut pcap: Option<&mut super::pcap::PcapWriter>,
 ) -> io::Result<()> {
     let mut states: Vec<PortState> = ports
         .into_iter()
         .enumerate()
         .map(|(i, p)| PortState {
-            egress: p.egress.clone().map(|c| ImpairQueue::new(c, seed ^ (2 * i as u64 + 1))),
-            ingress: p.ingress.clone().map(|c| ImpairQueue::new(c, seed ^ (2 * i as u64 + 2))),
+            egress: p
+                .egress
+                .clone()
+                .map(|c| ImpairQueue::new(c, seed ^ (2 * i as u64 + 1))),
+            ingress: p
+                .ingress
+                .clone()
+                .map(|c| ImpairQueue::new(c, seed ^ (2 * i as u64 + 2))),
             port: p,
             up: true,
         })
@@ -285,9 +355,15 @@ fn drive(
         }
         if control.link_changed.swap(false, Ordering::Relaxed) {
             for (i, st) in states.iter_mut().enumerate() {
-                let up = control.link_up.get(i).is_none_or(|l| l.load(Ordering::Relaxed));
+                let up = control
+                    .link_up
+                    .get(i)
+                    .is_none_or(|l| l.load(Ordering::Relaxed));
                 st.up = up;
-                for q in [st.egress.as_mut(), st.ingress.as_mut()].into_iter().flatten() {
+                for q in [st.egress.as_mut(), st.ingress.as_mut()]
+                    .into_iter()
+                    .flatten()
+                {
                     q.set_up_with(up, |b| spare.push(b));
                 }
             }
@@ -296,13 +372,18 @@ fn drive(
         let now = clock.now();
         let mut next = handle.lock().stack.poll_timeout();
         for st in &states {
-            for q in [st.egress.as_ref(), st.ingress.as_ref()].into_iter().flatten() {
+            for q in [st.egress.as_ref(), st.ingress.as_ref()]
+                .into_iter()
+                .flatten()
+            {
                 if let Some(t) = q.next_due() {
                     next = Some(next.map_or(t, |n| n.min(t)));
                 }
             }
         }
-        let timeout = next.map(|t| t.saturating_duration_since(now)).map(|d| d.min(Duration::from_millis(250)));
+        let timeout = next
+            .map(|t| t.saturating_duration_since(now))
+            .map(|d| d.min(Duration::from_millis(250)));
         let timeout = Some(timeout.unwrap_or(Duration::from_millis(250)));
         pollfds.clear();
         pollfds.push(waker.fd());
@@ -327,6 +408,9 @@ fn drive(
                     Ok(0) => break,
                     Ok(n) => {
                         stats.rx_packets += 1;
+                        if let Some(p) = pcap.as_mut() {
+                            let _ = p.write(now, &rx[..n]);
+                        }
                         if !st.up {
                             stats.impaired_drops += 1;
                             continue;
@@ -366,12 +450,21 @@ fn drive(
         }
         // transmit
         for _ in 0..TX_BATCH {
-            let Some(n) = stack.poll_transmit(now, &mut tx) else { break };
+            let Some(n) = stack.poll_transmit(now, &mut tx) else {
+                break;
+            };
+            if let Some(p) = pcap.as_mut() {
+                let _ = p.write(now, &tx[..n]);
+            }
             let src = match ip::parse(&tx[..n]) {
                 Ok(info) => info.src,
                 Err(_) => continue,
             };
-            let Some(st) = states.iter_mut().find(|s| s.port.addrs.contains(&src)).or(None) else {
+            let Some(st) = states
+                .iter_mut()
+                .find(|s| s.port.addrs.contains(&src))
+                .or(None)
+            else {
                 stats.tx_errors += 1;
                 continue;
             };

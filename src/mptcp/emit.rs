@@ -57,7 +57,11 @@ pub fn emit_segment<F: FnOnce(&mut [u8])>(
             MptcpOption::Dss(d) => {
                 if let Some(m) = d.mapping.as_mut() {
                     if m.checksum.is_some() {
-                        let data = if m.ssn == 0 { &[][..] } else { &buf[payload_start..total] };
+                        let data = if m.ssn == 0 {
+                            &[][..]
+                        } else {
+                            &buf[payload_start..total]
+                        };
                         m.checksum = Some(dss_checksum(m.dsn, m.ssn, m.data_len, data));
                     }
                 }
@@ -89,7 +93,15 @@ pub fn emit_segment<F: FnOnce(&mut [u8])>(
         urgent: 0,
     };
     hdr.emit(&mut buf[ip_len..payload_start], opt_len)?;
-    ip::emit(buf, src.ip(), dst.ip(), IPPROTO_TCP, 20 + opt_len + payload_len, tos, ttl)?;
+    ip::emit(
+        buf,
+        src.ip(),
+        dst.ip(),
+        IPPROTO_TCP,
+        20 + opt_len + payload_len,
+        tos,
+        ttl,
+    )?;
     let mut pkt = TcpPacket::new_checked(&mut buf[ip_len..total])?;
     pkt.fill_checksum(src.ip(), dst.ip());
     Ok(total)

@@ -214,7 +214,11 @@ impl Connection {
         now: Instant,
     ) -> Self {
         let tcb = tcp::Tcb::connect(initial_tcp_config(&cfg), iss, now);
-        let mode = if cfg.mptcp { Mode::Handshake } else { Mode::Fallback };
+        let mode = if cfg.mptcp {
+            Mode::Handshake
+        } else {
+            Mode::Fallback
+        };
         let mut c = Connection::new(Role::Client, mode, cfg, key);
         let mut sf = Subflow::new(c.alloc_subflow_id(), tcb, local, remote, JoinState::Initial);
         sf.tos = c.cfg.tos;
@@ -236,7 +240,11 @@ impl Connection {
     ) -> Self {
         let tcb = tcp::Tcb::accept(initial_tcp_config(&cfg), syn, iss, now);
         let mptcp = cfg.mptcp && mpc.is_some();
-        let mode = if mptcp { Mode::Handshake } else { Mode::Fallback };
+        let mode = if mptcp {
+            Mode::Handshake
+        } else {
+            Mode::Fallback
+        };
         let mut c = Connection::new(Role::Server, mode, cfg, key);
         if let Some(m) = mpc.filter(|_| mptcp) {
             c.checksum = c.cfg.checksum || m.flags & cap_flags::A != 0;
@@ -360,13 +368,16 @@ impl Connection {
         self.error.is_some()
             || (!self.subflows.is_empty()
                 && self.subflows.iter().all(|s| {
-                    s.closed.is_some() || matches!(s.tcb.state(), tcp::State::TimeWait | tcp::State::Closed)
+                    s.closed.is_some()
+                        || matches!(s.tcb.state(), tcp::State::TimeWait | tcp::State::Closed)
                 }))
     }
 
     /// Every subflow engine is gone (TIME-WAIT expired): the stack may drop the connection.
     pub fn is_reapable(&self) -> bool {
-        self.subflows.iter().all(|s| s.tcb.state() == tcp::State::Closed)
+        self.subflows
+            .iter()
+            .all(|s| s.tcb.state() == tcp::State::Closed)
     }
 
     /// Bytes the application can read now.
@@ -517,7 +528,10 @@ impl Connection {
                     if sf.peer_backup != *backup {
                         sf.peer_backup = *backup;
                         let id = sf.id;
-                        self.push_event(ConnEvent::SubflowPriority { id, backup: *backup });
+                        self.push_event(ConnEvent::SubflowPriority {
+                            id,
+                            backup: *backup,
+                        });
                     }
                 }
                 MptcpOption::MpFail { .. } => mib.MPFailRx += 1,
@@ -569,7 +583,9 @@ impl Connection {
         }
 
         // MP_JOIN handshake of additional subflows.
-        if self.subflows[idx].join != JoinState::Initial && !self.join_input(now, idx, seg, join.as_ref(), mib) {
+        if self.subflows[idx].join != JoinState::Initial
+            && !self.join_input(now, idx, seg, join.as_ref(), mib)
+        {
             self.process_tcb_events(now, mib);
             return;
         }
@@ -591,7 +607,11 @@ impl Connection {
                 // MP_CAPABLE with data: implicit mapping of the first data bytes.
                 let len = m.data_len.unwrap_or(0);
                 if idx == 0 && len > 0 {
-                    let map = Map { off: 0, dsn: self.remote_idsn.wrapping_add(1), len: u32::from(len) };
+                    let map = Map {
+                        off: 0,
+                        dsn: self.remote_idsn.wrapping_add(1),
+                        len: u32::from(len),
+                    };
                     self.record_rx_map(idx, map, mib);
                 }
             }
@@ -606,10 +626,19 @@ impl Connection {
         // TCP processing, delivering payload into the connection's reassembly buffer.
         let before_recv = self.rbuf.contiguous_end();
         {
-            let fallback_base = if self.mode == Mode::Fallback { Some(self.rbuf_stream_base()) } else { None };
+            let fallback_base = if self.mode == Mode::Fallback {
+                Some(self.rbuf_stream_base())
+            } else {
+                None
+            };
             let Connection { subflows, rbuf, .. } = self;
             let sf = &mut subflows[idx];
-            let mut sink = Sink { maps: &sf.rx_maps, rbuf, fallback_base, no_map: 0 };
+            let mut sink = Sink {
+                maps: &sf.rx_maps,
+                rbuf,
+                fallback_base,
+                no_map: 0,
+            };
             sf.tcb.handle_segment(now, seg, &mut sink);
             mib.DSSNoMapping += sink.no_map;
             sf.rx_maps.forget_below(sf.tcb.rcv_nxt_offset());
@@ -621,7 +650,11 @@ impl Connection {
         // DATA_ACK and the peer's window.
         if self.mode == Mode::Mptcp {
             if let Some(DataAck { ack, ack64 }) = dss.and_then(|d| d.data_ack) {
-                let ack = if ack64 { ack } else { dsn::expand32(ack as u32, self.snd_una) };
+                let ack = if ack64 {
+                    ack
+                } else {
+                    dsn::expand32(ack as u32, self.snd_una)
+                };
                 self.handle_data_ack(now, idx, ack, mib);
             } else if mpc.is_some() && self.snd_una == self.local_idsn.wrapping_add(1) {
                 // nothing acknowledged yet; the window starts at our first DSN
@@ -676,7 +709,9 @@ impl Connection {
 
     /// In fallback, hand everything buffered to the single subflow.
     fn push_fallback(&mut self) {
-        let Some(sf) = self.subflows.first_mut() else { return };
+        let Some(sf) = self.subflows.first_mut() else {
+            return;
+        };
         // subflow offset o carries DSN local_idsn + 1 + o
         let base = self.local_idsn.wrapping_add(1);
         let have = sf.tcb.send_queue_end();
@@ -700,8 +735,19 @@ impl Connection {
         }
     }
 
-    fn handle_rx_mapping(&mut self, idx: usize, m: &DssMapping, fin: bool, payload_len: usize, mib: &mut Mib) {
-        let dsn = if m.dsn64 { m.dsn } else { dsn::expand32(m.dsn as u32, self.rbuf.contiguous_end()) };
+    fn handle_rx_mapping(
+        &mut self,
+        idx: usize,
+        m: &DssMapping,
+        fin: bool,
+        payload_len: usize,
+        mib: &mut Mib,
+    ) {
+        let dsn = if m.dsn64 {
+            m.dsn
+        } else {
+            dsn::expand32(m.dsn as u32, self.rbuf.contiguous_end())
+        };
         let mut data_len = u64::from(m.data_len);
         if fin {
             mib.DataFinRx += 1;
@@ -869,7 +915,15 @@ impl Connection {
                             self.push_event(ConnEvent::SubflowClosed { id, reason });
                             self.on_subflow_closed(now, i, reason);
                             if !self.subflows_closing && self.error.is_none() {
-                                self.pm_event(now, &crate::pm::PmEvent::SubflowClosed { id, local, remote, error });
+                                self.pm_event(
+                                    now,
+                                    &crate::pm::PmEvent::SubflowClosed {
+                                        id,
+                                        local,
+                                        remote,
+                                        error,
+                                    },
+                                );
                             }
                         }
                     }
@@ -918,7 +972,11 @@ impl Connection {
     /// its retransmission timer; the timer re-sends it until it is acknowledged.
     fn maybe_arm_fin(&mut self, now: Instant) {
         if let Some(f) = self.fin_dsn {
-            if self.snd_nxt >= f && !self.fin_acked && self.mode == Mode::Mptcp && self.fin_timer.is_none() {
+            if self.snd_nxt >= f
+                && !self.fin_acked
+                && self.mode == Mode::Mptcp
+                && self.fin_timer.is_none()
+            {
                 if let Some(s) = self.best_subflow() {
                     self.subflows[s].tcb.request_ack();
                 }
@@ -940,8 +998,15 @@ impl Connection {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let sub = self.subflows.iter().filter_map(|s| s.tcb.poll_timeout()).min();
-        [sub, self.fin_timer, self.mp_poll_timeout()].into_iter().flatten().min()
+        let sub = self
+            .subflows
+            .iter()
+            .filter_map(|s| s.tcb.poll_timeout())
+            .min();
+        [sub, self.fin_timer, self.mp_poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant, mib: &mut Mib) {
@@ -1019,7 +1084,10 @@ impl Connection {
                 break;
             }
             let mut wnd = self.snd_wnd_edge.saturating_sub(self.snd_nxt);
-            let idle = self.subflows.iter().all(|s| s.tcb.in_flight() == 0 && s.unsent() == 0);
+            let idle = self
+                .subflows
+                .iter()
+                .all(|s| s.tcb.in_flight() == 0 && s.unsent() == 0);
             if wnd == 0 && idle {
                 wnd = 1; // zero-window probe at the data level
             }
@@ -1043,7 +1111,11 @@ impl Connection {
                 Decision::Wait => break,
                 Decision::Send { subflow, max_len } => {
                     let room = self.subflow_room(subflow);
-                    let len = unsent.min(wnd).min(u64::from(max_len)).min(room).min(64 * 1024) as u32;
+                    let len = unsent
+                        .min(wnd)
+                        .min(u64::from(max_len))
+                        .min(room)
+                        .min(64 * 1024) as u32;
                     if len == 0 || !self.assign(subflow, self.snd_nxt, len) {
                         break;
                     }
@@ -1070,7 +1142,12 @@ impl Connection {
                         None => break,
                     }
                 }
-                Decision::Reinject { subflow, dsn, len, penalise } => {
+                Decision::Reinject {
+                    subflow,
+                    dsn,
+                    len,
+                    penalise,
+                } => {
                     let room = self.subflow_room(subflow);
                     let n = u64::from(len).min(room) as u32;
                     if n == 0 || dsn < self.snd_una || !self.assign(subflow, dsn, n) {
@@ -1094,7 +1171,9 @@ impl Connection {
 
     /// Record that subflow `i` carries `len` bytes from `dsn` and tell its engine.
     fn assign(&mut self, i: usize, dsn: u64, len: u32) -> bool {
-        let Some(sf) = self.subflows.get_mut(i) else { return false };
+        let Some(sf) = self.subflows.get_mut(i) else {
+            return false;
+        };
         if !sf.usable() {
             return false;
         }
@@ -1144,7 +1223,11 @@ impl Connection {
                 rttvar: st.rttvar,
                 cwnd: st.cwnd,
                 in_flight: st.bytes_in_flight,
-                send_capacity: if s.tx_maps.has_room() { s.tcb.send_capacity() } else { 0 },
+                send_capacity: if s.tx_maps.has_room() {
+                    s.tcb.send_capacity()
+                } else {
+                    0
+                },
                 queued: s.unsent().min(u64::from(u32::MAX)) as u32,
                 mss: st.snd_mss,
                 backup: s.backup || s.peer_backup,
@@ -1165,7 +1248,11 @@ impl Connection {
                 let end = m.dsn + u64::from(m.len);
                 if m.dsn <= self.snd_una && end > self.snd_una {
                     let len = (end - self.snd_una).min(64 * 1024) as u32;
-                    return Some(crate::sched::Blocked { subflow: i, dsn: self.snd_una, len });
+                    return Some(crate::sched::Blocked {
+                        subflow: i,
+                        dsn: self.snd_una,
+                        len,
+                    });
                 }
             }
         }
@@ -1176,7 +1263,10 @@ impl Connection {
     /// outstanding data goes to the others.
     fn detect_stalls(&mut self) {
         let others = |conn: &Connection, me: usize| {
-            conn.subflows.iter().enumerate().any(|(j, s)| j != me && s.usable() && !s.potentially_failed)
+            conn.subflows
+                .iter()
+                .enumerate()
+                .any(|(j, s)| j != me && s.usable() && !s.potentially_failed)
         };
         for i in 0..self.subflows.len() {
             let st = self.subflows[i].tcb.stats();
@@ -1187,7 +1277,10 @@ impl Connection {
                 self.subflows[i].potentially_failed = false;
                 continue;
             }
-            if st.rto_count >= rto_mark + 2 && !self.subflows[i].potentially_failed && others(self, i) {
+            if st.rto_count >= rto_mark + 2
+                && !self.subflows[i].potentially_failed
+                && others(self, i)
+            {
                 self.subflows[i].potentially_failed = true;
                 self.reinject_outstanding(i);
             }
@@ -1203,8 +1296,13 @@ impl Connection {
             let i = (self.tx_cursor + k) % n;
             let pending_data = self.subflows[i].unsent() > 0;
             let extra = self.option_budget(i, pending_data);
-            let tx = TxParams { extra_option_len: extra, rcv_space: self.rbuf.window() };
-            let Some(seg) = self.subflows[i].tcb.poll_transmit(now, &tx) else { continue };
+            let tx = TxParams {
+                extra_option_len: extra,
+                rcv_space: self.rbuf.window(),
+            };
+            let Some(seg) = self.subflows[i].tcb.poll_transmit(now, &tx) else {
+                continue;
+            };
             self.tx_cursor = (i + 1) % n;
             match self.emit(now, i, &seg, buf, mib) {
                 Ok(len) => {
@@ -1243,17 +1341,33 @@ impl Connection {
     }
 
     /// The MPTCP options for an outgoing segment of subflow `i`.
-    fn options_for(&mut self, now: Instant, i: usize, seg: &SegmentOut, out: &mut OptBuf, mib: &mut Mib) {
+    fn options_for(
+        &mut self,
+        now: Instant,
+        i: usize,
+        seg: &SegmentOut,
+        out: &mut OptBuf,
+        mib: &mut Mib,
+    ) {
         let syn = seg.flags & tcp::flags::SYN != 0;
         let ack = seg.flags & tcp::flags::ACK != 0;
         let rst = seg.flags & tcp::flags::RST != 0;
-        let cflags = cap_flags::H | if self.checksum || self.cfg.checksum { cap_flags::A } else { 0 };
+        let cflags = cap_flags::H
+            | if self.checksum || self.cfg.checksum {
+                cap_flags::A
+            } else {
+                0
+            };
         if rst {
             if self.mode == Mode::Mptcp || self.subflows[i].join != JoinState::Initial {
-                let reason = self.subflows[i].rst_reason.unwrap_or(rst_reason::UNSPECIFIED);
+                let reason = self.subflows[i]
+                    .rst_reason
+                    .unwrap_or(rst_reason::UNSPECIFIED);
                 out.push(MptcpOption::MpTcpRst { flags: 0, reason });
                 if self.mp.fastclose && self.mode == Mode::Mptcp {
-                    out.push(MptcpOption::MpFastclose { key: self.remote_key });
+                    out.push(MptcpOption::MpFastclose {
+                        key: self.remote_key,
+                    });
                     mib.MPFastcloseTx += 1;
                 }
             }
@@ -1298,8 +1412,12 @@ impl Connection {
                 return;
             }
             // client: MP_CAPABLE on the third ACK and on the first data packet (RFC 8684 3.1)
-            if self.role == Role::Client && !self.fully_established && seg.seq == sf.tcb.iss().wrapping_add(1) {
-                let data_len = (seg.payload_len > 0).then_some(seg.payload_len.min(u32::from(u16::MAX)) as u16);
+            if self.role == Role::Client
+                && !self.fully_established
+                && seg.seq == sf.tcb.iss().wrapping_add(1)
+            {
+                let data_len = (seg.payload_len > 0)
+                    .then_some(seg.payload_len.min(u32::from(u16::MAX)) as u16);
                 // the checksum value is computed by emit_segment once the payload is written
                 let checksum = data_len.filter(|_| self.checksum).map(|_| 0);
                 out.push(MptcpOption::MpCapable(MpCapable {
@@ -1327,7 +1445,10 @@ impl Connection {
         // DSS: DATA_ACK always, a mapping when carrying data, DATA_FIN when due.
         let sf = &self.subflows[i];
         let mut dss = Dss {
-            data_ack: Some(DataAck { ack: self.data_ack(), ack64: self.ack64 }),
+            data_ack: Some(DataAck {
+                ack: self.data_ack(),
+                ack64: self.ack64,
+            }),
             mapping: None,
             data_fin: false,
         };
@@ -1356,19 +1477,30 @@ impl Connection {
         out.push(MptcpOption::Dss(dss));
         if sf.prio_pending && seg.payload_len == 0 {
             let backup = sf.backup;
-            out.push(MptcpOption::MpPrio { backup, addr_id: None });
+            out.push(MptcpOption::MpPrio {
+                backup,
+                addr_id: None,
+            });
             self.subflows[i].prio_pending = false;
             mib.MPPrioTx += 1;
         }
     }
 
-    fn emit(&mut self, now: Instant, i: usize, seg: &SegmentOut, buf: &mut [u8], mib: &mut Mib) -> Result<usize, crate::wire::WireError> {
+    fn emit(
+        &mut self,
+        now: Instant,
+        i: usize,
+        seg: &SegmentOut,
+        buf: &mut [u8],
+        mib: &mut Mib,
+    ) -> Result<usize, crate::wire::WireError> {
         let mut opts = OptBuf::default();
         self.options_for(now, i, seg, &mut opts, mib);
         if seg.flags & tcp::flags::RST != 0 && !opts.is_empty() {
             mib.MPRstTx += 1;
         }
-        if seg.flags & tcp::flags::SYN != 0 && seg.flags & tcp::flags::ACK == 0 && !opts.is_empty() {
+        if seg.flags & tcp::flags::SYN != 0 && seg.flags & tcp::flags::ACK == 0 && !opts.is_empty()
+        {
             mib.MPCapableSYNTX += 1;
         }
         let sf = &self.subflows[i];
@@ -1404,7 +1536,9 @@ impl Connection {
 
     /// Index of the subflow with this 4-tuple.
     pub fn subflow_index(&self, local: SocketAddr, remote: SocketAddr) -> Option<usize> {
-        self.subflows.iter().position(|s| s.local == local && s.remote == remote)
+        self.subflows
+            .iter()
+            .position(|s| s.local == local && s.remote == remote)
     }
 }
 

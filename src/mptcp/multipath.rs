@@ -3,7 +3,9 @@
 
 use super::{ConnConfig, ConnEvent, Connection, JoinState, Mib, Mode, Role, Subflow};
 use crate::crypto;
-use crate::pm::{self, CommandQueue, PathManager, PmCommand, PmContext, PmEvent, PmSubflow, RemoteAddr};
+use crate::pm::{
+    self, CommandQueue, PathManager, PmCommand, PmContext, PmEvent, PmSubflow, RemoteAddr,
+};
 use crate::sched::{self, Scheduler, SubflowView};
 use crate::tcp::{self, SegmentIn};
 use crate::time::{Duration, Instant};
@@ -111,7 +113,11 @@ impl MpState {
             Box::new(pm::FullMesh::new())
         });
         let sched = sched::by_name(&cfg.scheduler).unwrap_or_else(|| {
-            log::warn!("unknown scheduler {:?}; using {}", cfg.scheduler, sched::DEFAULT);
+            log::warn!(
+                "unknown scheduler {:?}; using {}",
+                cfg.scheduler,
+                sched::DEFAULT
+            );
             Box::new(sched::MinRtt::new())
         });
         MpState {
@@ -159,7 +165,10 @@ impl Connection {
     }
 
     fn is_backup_addr(&self, addr: IpAddr) -> bool {
-        self.cfg.local_addrs.iter().any(|l| l.addr == addr && l.backup)
+        self.cfg
+            .local_addrs
+            .iter()
+            .any(|l| l.addr == addr && l.backup)
     }
 
     /// Subflows not closed.
@@ -184,10 +193,14 @@ impl Connection {
         if self.mode != Mode::Mptcp || !self.fully_established {
             return Err(OpenError::NotMptcp);
         }
-        if self.error.is_some() || self.subflows_closing || self.app_shutdown_write && self.fin_acked {
+        if self.error.is_some()
+            || self.subflows_closing
+            || self.app_shutdown_write && self.fin_acked
+        {
             return Err(OpenError::Closed);
         }
-        if local.is_ipv4() != remote.is_ipv4() || remote.port() == 0 || remote.ip().is_unspecified() {
+        if local.is_ipv4() != remote.is_ipv4() || remote.port() == 0 || remote.ip().is_unspecified()
+        {
             return Err(OpenError::BadAddress);
         }
         if self.live_subflows() >= self.cfg.limits.max_total() {
@@ -197,7 +210,10 @@ impl Connection {
         if self.peer_deny_join_initial && Some(remote) == initial_remote {
             return Err(OpenError::Denied);
         }
-        if self.subflow_index(local, remote).is_some_and(|i| self.subflows[i].closed.is_none()) {
+        if self
+            .subflow_index(local, remote)
+            .is_some_and(|i| self.subflows[i].closed.is_none())
+        {
             return Err(OpenError::Exists);
         }
         let tcb = tcp::Tcb::connect(self.cfg.tcp.clone(), iss, now);
@@ -212,10 +228,18 @@ impl Connection {
     }
 
     fn remote_addr_id(&self, remote: SocketAddr) -> u8 {
-        if self.subflows.first().is_some_and(|s| s.remote.ip() == remote.ip()) {
+        if self
+            .subflows
+            .first()
+            .is_some_and(|s| s.remote.ip() == remote.ip())
+        {
             return 0;
         }
-        self.mp.remote_addrs.iter().find(|r| r.addr.ip() == remote.ip()).map_or(0, |r| r.addr_id)
+        self.mp
+            .remote_addrs
+            .iter()
+            .find(|r| r.addr.ip() == remote.ip())
+            .map_or(0, |r| r.addr_id)
     }
 
     /// Passive side of MP_JOIN: a SYN carrying MP_JOIN for this connection's token.
@@ -231,10 +255,20 @@ impl Connection {
         nonce: u32,
         mib: &mut Mib,
     ) -> Result<usize, u8> {
-        let MpJoin::Syn { backup, addr_id, nonce: peer_nonce, .. } = *join else {
+        let MpJoin::Syn {
+            backup,
+            addr_id,
+            nonce: peer_nonce,
+            ..
+        } = *join
+        else {
             return Err(rst_reason::MPTCP_SPECIFIC);
         };
-        if self.mode != Mode::Mptcp || !self.fully_established || self.error.is_some() || self.subflows_closing {
+        if self.mode != Mode::Mptcp
+            || !self.fully_established
+            || self.error.is_some()
+            || self.subflows_closing
+        {
             mib.MPJoinRejected += 1;
             return Err(rst_reason::MPTCP_SPECIFIC);
         }
@@ -244,7 +278,13 @@ impl Connection {
         }
         let tcb = tcp::Tcb::accept(self.cfg.tcp.clone(), syn, iss, now);
         let id = self.alloc_subflow_id();
-        let mut sf = Subflow::new(id, tcb, local, remote, JoinState::SynReceived { nonce, peer_nonce });
+        let mut sf = Subflow::new(
+            id,
+            tcb,
+            local,
+            remote,
+            JoinState::SynReceived { nonce, peer_nonce },
+        );
         sf.peer_backup = backup;
         sf.backup = self.is_backup_addr(local.ip());
         sf.remote_addr_id = addr_id;
@@ -257,14 +297,24 @@ impl Connection {
     /// The stack takes the path manager's requests to open subflows.
     pub fn take_open_request(&mut self) -> Option<(IpAddr, u16, SocketAddr, bool)> {
         match self.mp.opens.pop_front()? {
-            PmCommand::OpenSubflow { local, local_port, remote, backup } => Some((local, local_port, remote, backup)),
+            PmCommand::OpenSubflow {
+                local,
+                local_port,
+                remote,
+                backup,
+            } => Some((local, local_port, remote, backup)),
             _ => None,
         }
     }
 
     /// A subflow the stack could not open (no port, bad address): tell the path manager.
     pub fn open_failed(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr) {
-        let ev = PmEvent::SubflowClosed { id: 0, local, remote, error: true };
+        let ev = PmEvent::SubflowClosed {
+            id: 0,
+            local,
+            remote,
+            error: true,
+        };
         self.pm_event(now, &ev);
     }
 
@@ -289,16 +339,29 @@ impl Connection {
         let sf = &mut self.subflows[idx];
         match sf.join {
             JoinState::SynSent { nonce } if syn && ack => match join {
-                Some(MpJoin::SynAck { backup, addr_id, hmac, nonce: peer_nonce }) => {
+                Some(MpJoin::SynAck {
+                    backup,
+                    addr_id,
+                    hmac,
+                    nonce: peer_nonce,
+                }) => {
                     mib.MPJoinSynAckRx += 1;
-                    let want = crypto::truncate64(&crypto::join_hmac(remote_key, local_key, *peer_nonce, nonce));
+                    let want = crypto::truncate64(&crypto::join_hmac(
+                        remote_key,
+                        local_key,
+                        *peer_nonce,
+                        nonce,
+                    ));
                     if !crypto::ct_eq(&want.to_be_bytes(), &hmac.to_be_bytes()) {
                         mib.MPJoinSynAckHMacFailure += 1;
                         sf.rst_reason = Some(rst_reason::MPTCP_SPECIFIC);
                         sf.tcb.abort();
                         return false;
                     }
-                    sf.join = JoinState::AckPending { nonce, peer_nonce: *peer_nonce };
+                    sf.join = JoinState::AckPending {
+                        nonce,
+                        peer_nonce: *peer_nonce,
+                    };
                     sf.peer_backup = *backup;
                     sf.remote_addr_id = *addr_id;
                     let rto = sf.tcb.stats().rto.max(Duration::from_millis(200));
@@ -323,7 +386,9 @@ impl Connection {
             }
             JoinState::SynReceived { nonce, peer_nonce } if !syn && ack => match join {
                 Some(MpJoin::Ack { hmac }) => {
-                    let want = crypto::truncate160(&crypto::join_hmac(remote_key, local_key, peer_nonce, nonce));
+                    let want = crypto::truncate160(&crypto::join_hmac(
+                        remote_key, local_key, peer_nonce, nonce,
+                    ));
                     if !crypto::ct_eq(&want, hmac) {
                         mib.MPJoinAckHMacFailure += 1;
                         sf.rst_reason = Some(rst_reason::MPTCP_SPECIFIC);
@@ -354,7 +419,15 @@ impl Connection {
         sf.established = true;
         let (id, local, remote, backup) = (sf.id, sf.local, sf.remote, sf.backup || sf.peer_backup);
         self.push_event(ConnEvent::SubflowEstablished { id });
-        self.pm_event(now, &PmEvent::SubflowEstablished { id, local, remote, backup });
+        self.pm_event(
+            now,
+            &PmEvent::SubflowEstablished {
+                id,
+                local,
+                remote,
+                backup,
+            },
+        );
     }
 
     /// ADD_ADDR, REMOVE_ADDR received on any subflow.
@@ -363,23 +436,50 @@ impl Connection {
             match o {
                 MptcpOption::AddAddr(a) if a.echo => {
                     mib.EchoAdd += 1;
-                    self.mp.add_addr.retain(|t| t.echo || t.addr_id != a.addr_id);
+                    self.mp
+                        .add_addr
+                        .retain(|t| t.echo || t.addr_id != a.addr_id);
                 }
                 MptcpOption::AddAddr(a) => {
-                    let want = crypto::add_addr_hmac(self.remote_key, self.local_key, a.addr_id, a.addr, a.port);
-                    if a.hmac.is_none_or(|h| !crypto::ct_eq(&h.to_be_bytes(), &want.to_be_bytes())) {
+                    let want = crypto::add_addr_hmac(
+                        self.remote_key,
+                        self.local_key,
+                        a.addr_id,
+                        a.addr,
+                        a.port,
+                    );
+                    if a.hmac
+                        .is_none_or(|h| !crypto::ct_eq(&h.to_be_bytes(), &want.to_be_bytes()))
+                    {
                         mib.AddAddrHMacFailure += 1;
                         continue;
                     }
                     mib.AddAddr += 1;
                     let addr = SocketAddr::new(a.addr, a.port.unwrap_or(0));
-                    if !self.mp.remote_addrs.iter().any(|r| r.addr_id == a.addr_id && r.addr == addr) {
+                    if !self
+                        .mp
+                        .remote_addrs
+                        .iter()
+                        .any(|r| r.addr_id == a.addr_id && r.addr == addr)
+                    {
                         self.mp.remote_addrs.retain(|r| r.addr_id != a.addr_id);
                         if self.mp.remote_addrs.len() < 64 {
-                            self.mp.remote_addrs.push(RemoteAddr { addr_id: a.addr_id, addr });
+                            self.mp.remote_addrs.push(RemoteAddr {
+                                addr_id: a.addr_id,
+                                addr,
+                            });
                         }
-                        self.push_event(ConnEvent::AddressAnnounced { addr_id: a.addr_id, addr });
-                        self.pm_event(now, &PmEvent::AddressAnnounced { addr_id: a.addr_id, addr });
+                        self.push_event(ConnEvent::AddressAnnounced {
+                            addr_id: a.addr_id,
+                            addr,
+                        });
+                        self.pm_event(
+                            now,
+                            &PmEvent::AddressAnnounced {
+                                addr_id: a.addr_id,
+                                addr,
+                            },
+                        );
                     }
                     self.queue_add_addr(AddAddrTx {
                         addr_id: a.addr_id,
@@ -396,7 +496,10 @@ impl Connection {
                         mib.RmAddr += 1;
                         self.mp.remote_addrs.retain(|r| r.addr_id != id);
                         for s in self.subflows.iter_mut() {
-                            if s.remote_addr_id == id && s.closed.is_none() && s.join != JoinState::Initial {
+                            if s.remote_addr_id == id
+                                && s.closed.is_none()
+                                && s.join != JoinState::Initial
+                            {
                                 mib.RmSubflow += 1;
                                 s.rst_reason = Some(rst_reason::ADMIN_PROHIBITED);
                                 s.tcb.abort();
@@ -425,7 +528,15 @@ impl Connection {
 
     /// Announce a local address to the peer (ADD_ADDR, retransmitted until echoed).
     pub fn announce(&mut self, addr_id: u8, addr: IpAddr, port: Option<u16>) {
-        self.queue_add_addr(AddAddrTx { addr_id, addr, port, echo: false, timer: None, retries: 0, sent: false });
+        self.queue_add_addr(AddAddrTx {
+            addr_id,
+            addr,
+            port,
+            echo: false,
+            timer: None,
+            retries: 0,
+            sent: false,
+        });
     }
 
     /// Withdraw an announced address (REMOVE_ADDR) and close our subflows using it.
@@ -445,7 +556,9 @@ impl Connection {
 
     /// Change our priority of a subflow (MP_PRIO).
     pub fn set_subflow_backup(&mut self, idx: usize, backup: bool) -> bool {
-        let Some(sf) = self.subflows.get_mut(idx) else { return false };
+        let Some(sf) = self.subflows.get_mut(idx) else {
+            return false;
+        };
         if sf.closed.is_some() {
             return false;
         }
@@ -460,7 +573,9 @@ impl Connection {
     /// Close one subflow: gracefully (FIN once its data is acknowledged; unacknowledged
     /// data is reinjected elsewhere) or abortively (RST now, data reinjected).
     pub fn close_subflow(&mut self, idx: usize, abortive: bool) -> bool {
-        let Some(sf) = self.subflows.get_mut(idx) else { return false };
+        let Some(sf) = self.subflows.get_mut(idx) else {
+            return false;
+        };
         if sf.closed.is_some() {
             return false;
         }
@@ -508,10 +623,17 @@ impl Connection {
         if self.mode != Mode::Mptcp {
             return;
         }
-        let Connection { mp, subflows, cfg, .. } = self;
+        let Connection {
+            mp, subflows, cfg, ..
+        } = self;
         mp.scratch.clear();
         for s in subflows.iter().filter(|s| s.closed.is_none()) {
-            mp.scratch.push(PmSubflow { id: s.id, local: s.local, remote: s.remote, established: s.established });
+            mp.scratch.push(PmSubflow {
+                id: s.id,
+                local: s.local,
+                remote: s.remote,
+                established: s.established,
+            });
         }
         let ctx = PmContext {
             now,
@@ -528,10 +650,17 @@ impl Connection {
         if self.mode != Mode::Mptcp || self.mp.pm.poll_timeout().is_none_or(|t| t > now) {
             return;
         }
-        let Connection { mp, subflows, cfg, .. } = self;
+        let Connection {
+            mp, subflows, cfg, ..
+        } = self;
         mp.scratch.clear();
         for s in subflows.iter().filter(|s| s.closed.is_none()) {
-            mp.scratch.push(PmSubflow { id: s.id, local: s.local, remote: s.remote, established: s.established });
+            mp.scratch.push(PmSubflow {
+                id: s.id,
+                local: s.local,
+                remote: s.remote,
+                established: s.established,
+            });
         }
         let ctx = PmContext {
             now,
@@ -557,7 +686,11 @@ impl Connection {
                         self.close_subflow(i, false);
                     }
                 }
-                PmCommand::Announce { addr_id, addr, port } => self.announce(addr_id, addr, port),
+                PmCommand::Announce {
+                    addr_id,
+                    addr,
+                    port,
+                } => self.announce(addr_id, addr, port),
                 PmCommand::RemoveAddress { addr_id } => self.remove_address(addr_id),
                 PmCommand::SetBackup { id, backup } => {
                     if let Some(i) = self.subflows.iter().position(|s| s.id == id) {
@@ -573,7 +706,9 @@ impl Connection {
         if self.mp.pm_started || self.mode != Mode::Mptcp || !self.fully_established {
             return;
         }
-        let Some(sf) = self.subflows.first() else { return };
+        let Some(sf) = self.subflows.first() else {
+            return;
+        };
         if !sf.established {
             return;
         }
@@ -598,7 +733,12 @@ impl Connection {
     // ----- transmit-side multipath options ---------------------------------------------
 
     /// Options for a segment of a joining subflow (SYN, SYN/ACK, third ACK), if any.
-    pub(super) fn join_option(&self, i: usize, syn: bool, ack: bool) -> Option<MptcpOption<'static>> {
+    pub(super) fn join_option(
+        &self,
+        i: usize,
+        syn: bool,
+        ack: bool,
+    ) -> Option<MptcpOption<'static>> {
         let sf = &self.subflows[i];
         match sf.join {
             JoinState::SynSent { nonce } if syn && !ack => Some(MptcpOption::MpJoin(MpJoin::Syn {
@@ -618,21 +758,41 @@ impl Connection {
             }
             JoinState::AckPending { nonce, peer_nonce } if !syn => {
                 let mac = crypto::join_hmac(self.local_key, self.remote_key, nonce, peer_nonce);
-                Some(MptcpOption::MpJoin(MpJoin::Ack { hmac: crypto::truncate160(&mac) }))
+                Some(MptcpOption::MpJoin(MpJoin::Ack {
+                    hmac: crypto::truncate160(&mac),
+                }))
             }
             _ => None,
         }
     }
 
     /// A signal (ADD_ADDR, REMOVE_ADDR) to put on a pure ACK, if one is due.
-    pub(super) fn take_signal(&mut self, now: Instant, mib: &mut Mib) -> Option<MptcpOption<'static>> {
+    pub(super) fn take_signal(
+        &mut self,
+        now: Instant,
+        mib: &mut Mib,
+    ) -> Option<MptcpOption<'static>> {
         if let Some(id) = self.mp.rm_addr.pop_front() {
-            return Some(MptcpOption::RemoveAddr { ids: &IDS[usize::from(id)..usize::from(id) + 1] });
+            return Some(MptcpOption::RemoveAddr {
+                ids: &IDS[usize::from(id)..usize::from(id) + 1],
+            });
         }
-        let pos = self.mp.add_addr.iter().position(|t| !t.sent || t.timer.is_some_and(|d| d <= now))?;
+        let pos = self
+            .mp
+            .add_addr
+            .iter()
+            .position(|t| !t.sent || t.timer.is_some_and(|d| d <= now))?;
         let t = self.mp.add_addr.get_mut(pos)?;
-        let hmac = (!t.echo).then(|| crypto::add_addr_hmac(self.local_key, self.remote_key, t.addr_id, t.addr, t.port));
-        let opt = MptcpOption::AddAddr(AddAddr { echo: t.echo, addr_id: t.addr_id, addr: t.addr, port: t.port, hmac });
+        let hmac = (!t.echo).then(|| {
+            crypto::add_addr_hmac(self.local_key, self.remote_key, t.addr_id, t.addr, t.port)
+        });
+        let opt = MptcpOption::AddAddr(AddAddr {
+            echo: t.echo,
+            addr_id: t.addr_id,
+            addr: t.addr,
+            port: t.port,
+            hmac,
+        });
         if t.echo {
             self.mp.add_addr.remove(pos);
         } else {
@@ -655,7 +815,10 @@ impl Connection {
     pub(super) fn mp_poll_timeout(&self) -> Option<Instant> {
         let joins = self.subflows.iter().filter_map(|s| s.join_timer).min();
         let adds = self.mp.add_addr.iter().filter_map(|t| t.timer).min();
-        [joins, adds, self.pm_poll_timeout()].into_iter().flatten().min()
+        [joins, adds, self.pm_poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub(super) fn mp_handle_timeout(&mut self, now: Instant, mib: &mut Mib) {
@@ -672,7 +835,9 @@ impl Connection {
                         mib.MPJoinAckRetrans += 1;
                         s.tcb.request_ack();
                         let base = s.tcb.stats().rto.max(Duration::from_millis(200));
-                        let wait = base.saturating_mul(1 << s.join_retries.min(5)).min(join_timeout);
+                        let wait = base
+                            .saturating_mul(1 << s.join_retries.min(5))
+                            .min(join_timeout);
                         s.join_timer = Some(now + wait);
                     }
                 } else {
@@ -680,7 +845,12 @@ impl Connection {
                 }
             }
         }
-        if self.mp.add_addr.iter().any(|t| t.timer.is_some_and(|d| d <= now)) {
+        if self
+            .mp
+            .add_addr
+            .iter()
+            .any(|t| t.timer.is_some_and(|d| d <= now))
+        {
             if let Some(i) = self.best_subflow() {
                 self.subflows[i].tcb.request_ack();
             }
@@ -705,7 +875,9 @@ pub struct SubflowOptions {
 impl Connection {
     /// Apply per-subflow options to subflow `idx`; false if it does not exist.
     pub fn apply_subflow_options(&mut self, idx: usize, o: SubflowOptions) -> bool {
-        let Some(sf) = self.subflows.get_mut(idx) else { return false };
+        let Some(sf) = self.subflows.get_mut(idx) else {
+            return false;
+        };
         if let Some(mss) = o.mss {
             sf.tcb.set_mss(mss);
         }

@@ -54,7 +54,9 @@ pub struct MapList {
 
 impl Default for MapList {
     fn default() -> Self {
-        MapList { maps: VecDeque::with_capacity(MAX_MAPS) }
+        MapList {
+            maps: VecDeque::with_capacity(MAX_MAPS),
+        }
     }
 }
 
@@ -87,14 +89,20 @@ impl MapList {
         // merge with a neighbour when both the subflow bytes and the DSNs continue
         if pos > 0 {
             let prev = &mut self.maps[pos - 1];
-            if prev.end() == m.off && prev.dsn + u64::from(prev.len) == m.dsn && prev.len.checked_add(m.len).is_some() {
+            if prev.end() == m.off
+                && prev.dsn + u64::from(prev.len) == m.dsn
+                && prev.len.checked_add(m.len).is_some()
+            {
                 prev.len += m.len;
                 self.merge_next(pos - 1);
                 return MapInsert::Ok;
             }
         }
         if let Some(next) = self.maps.get_mut(pos) {
-            if m.end() == next.off && m.dsn + u64::from(m.len) == next.dsn && next.len.checked_add(m.len).is_some() {
+            if m.end() == next.off
+                && m.dsn + u64::from(m.len) == next.dsn
+                && next.len.checked_add(m.len).is_some()
+            {
                 next.off = m.off;
                 next.dsn = m.dsn;
                 next.len += m.len;
@@ -119,7 +127,10 @@ impl MapList {
     fn merge_next(&mut self, i: usize) {
         if i + 1 < self.maps.len() {
             let (a, b) = (self.maps[i], self.maps[i + 1]);
-            if a.end() == b.off && a.dsn + u64::from(a.len) == b.dsn && a.len.checked_add(b.len).is_some() {
+            if a.end() == b.off
+                && a.dsn + u64::from(a.len) == b.dsn
+                && a.len.checked_add(b.len).is_some()
+            {
                 self.maps[i].len += b.len;
                 self.maps.remove(i + 1);
             }
@@ -266,12 +277,17 @@ impl Subflow {
         self.established
             && self.closed.is_none()
             && matches!(self.join, JoinState::Initial | JoinState::Joined)
-            && matches!(self.tcb.state(), crate::tcp::State::Established | crate::tcp::State::CloseWait)
+            && matches!(
+                self.tcb.state(),
+                crate::tcp::State::Established | crate::tcp::State::CloseWait
+            )
     }
 
     /// Bytes enqueued on the engine but not yet sent once.
     pub fn unsent(&self) -> u64 {
-        self.tcb.send_queue_end().saturating_sub(self.tcb.snd_nxt_offset())
+        self.tcb
+            .send_queue_end()
+            .saturating_sub(self.tcb.snd_nxt_offset())
     }
 }
 
@@ -282,10 +298,22 @@ mod tests {
     #[test]
     fn tx_maps_merge_when_contiguous() {
         let mut l = MapList::default();
-        assert!(l.push_tx(Map { off: 0, dsn: 100, len: 10 }));
-        assert!(l.push_tx(Map { off: 10, dsn: 110, len: 5 }));
+        assert!(l.push_tx(Map {
+            off: 0,
+            dsn: 100,
+            len: 10
+        }));
+        assert!(l.push_tx(Map {
+            off: 10,
+            dsn: 110,
+            len: 5
+        }));
         assert_eq!(l.iter().count(), 1);
-        assert!(l.push_tx(Map { off: 15, dsn: 500, len: 5 }));
+        assert!(l.push_tx(Map {
+            off: 15,
+            dsn: 500,
+            len: 5
+        }));
         assert_eq!(l.iter().count(), 2);
         assert_eq!(l.lookup(12), Some((112, 3)));
         assert_eq!(l.lookup(16), Some((501, 4)));
@@ -297,10 +325,38 @@ mod tests {
     #[test]
     fn rx_maps_detect_conflicts() {
         let mut l = MapList::default();
-        assert_eq!(l.insert_rx(Map { off: 0, dsn: 1000, len: 100 }), MapInsert::Ok);
-        assert_eq!(l.insert_rx(Map { off: 50, dsn: 1050, len: 10 }), MapInsert::Ok);
-        assert_eq!(l.insert_rx(Map { off: 50, dsn: 1051, len: 10 }), MapInsert::Conflict);
-        assert_eq!(l.insert_rx(Map { off: 100, dsn: 5000, len: 10 }), MapInsert::Ok);
+        assert_eq!(
+            l.insert_rx(Map {
+                off: 0,
+                dsn: 1000,
+                len: 100
+            }),
+            MapInsert::Ok
+        );
+        assert_eq!(
+            l.insert_rx(Map {
+                off: 50,
+                dsn: 1050,
+                len: 10
+            }),
+            MapInsert::Ok
+        );
+        assert_eq!(
+            l.insert_rx(Map {
+                off: 50,
+                dsn: 1051,
+                len: 10
+            }),
+            MapInsert::Conflict
+        );
+        assert_eq!(
+            l.insert_rx(Map {
+                off: 100,
+                dsn: 5000,
+                len: 10
+            }),
+            MapInsert::Ok
+        );
         assert_eq!(l.lookup(105), Some((5005, 5)));
         assert_eq!(l.iter().count(), 2);
     }
@@ -310,16 +366,44 @@ mod tests {
         let mut l = MapList::default();
         // per-segment mappings of one contiguous run collapse into one
         for i in 0..200u64 {
-            assert_eq!(l.insert_rx(Map { off: 1000 + i * 10, dsn: 5000 + i * 10, len: 10 }), MapInsert::Ok);
+            assert_eq!(
+                l.insert_rx(Map {
+                    off: 1000 + i * 10,
+                    dsn: 5000 + i * 10,
+                    len: 10
+                }),
+                MapInsert::Ok
+            );
         }
         assert_eq!(l.iter().count(), 1);
         // disjoint out-of-order mappings beyond the limit: the lowest new one still fits
         let mut l = MapList::default();
         for i in 0..MAX_MAPS as u64 {
-            assert_eq!(l.insert_rx(Map { off: 100 + i * 20, dsn: 90_000 + i * 50, len: 10 }), MapInsert::Ok);
+            assert_eq!(
+                l.insert_rx(Map {
+                    off: 100 + i * 20,
+                    dsn: 90_000 + i * 50,
+                    len: 10
+                }),
+                MapInsert::Ok
+            );
         }
-        assert_eq!(l.insert_rx(Map { off: 0, dsn: 1, len: 10 }), MapInsert::Ok);
+        assert_eq!(
+            l.insert_rx(Map {
+                off: 0,
+                dsn: 1,
+                len: 10
+            }),
+            MapInsert::Ok
+        );
         assert_eq!(l.lookup(5), Some((6, 5)));
-        assert_eq!(l.insert_rx(Map { off: 1_000_000, dsn: 7, len: 10 }), MapInsert::Full);
+        assert_eq!(
+            l.insert_rx(Map {
+                off: 1_000_000,
+                dsn: 7,
+                len: 10
+            }),
+            MapInsert::Full
+        );
     }
 }

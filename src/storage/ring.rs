@@ -576,12 +576,16 @@ mod tests {
 
 impl core::fmt::Debug for SendBuffer {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SendBuffer").field("capacity", &self.capacity()).finish_non_exhaustive()
+        f.debug_struct("SendBuffer")
+            .field("capacity", &self.capacity())
+            .finish_non_exhaustive()
     }
 }
 
 impl core::fmt::Debug for RecvBuffer {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("RecvBuffer").field("capacity", &self.capacity()).finish_non_exhaustive()
+        f.debug_struct("RecvBuffer")
+            .field("capacity", &self.capacity())
+            .finish_non_exhaustive()
     }
 }

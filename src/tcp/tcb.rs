@@ -117,7 +117,8 @@ impl core::fmt::Debug for Tcb {
 
 impl Tcb {
     fn new(cfg: Config, iss: u32, state: State) -> Tcb {
-        let cc = cc::by_name(cfg.congestion, cfg.mss).unwrap_or_else(|| Box::new(cc::cubic::Cubic::new(cfg.mss)));
+        let cc = cc::by_name(cfg.congestion, cfg.mss)
+            .unwrap_or_else(|| Box::new(cc::cubic::Cubic::new(cfg.mss)));
         let rto = cfg.rto_initial;
         Tcb {
             state,
@@ -253,7 +254,10 @@ impl Tcb {
         self.cfg.user_timeout
     }
     pub fn is_synchronized(&self) -> bool {
-        !matches!(self.state, State::Closed | State::Listen | State::SynSent | State::SynReceived)
+        !matches!(
+            self.state,
+            State::Closed | State::Listen | State::SynSent | State::SynReceived
+        )
     }
 
     /// Effective sender MSS (before options).
@@ -265,20 +269,31 @@ impl Tcb {
     pub fn in_flight(&self) -> u32 {
         let outstanding = self.snd_max_off.saturating_sub(self.snd_una_off);
         let pipe = if self.in_recovery {
-            let high_sack = self.sacked.last().map_or(self.snd_una_off, |r| r.end).max(self.snd_una_off);
+            let high_sack = self
+                .sacked
+                .last()
+                .map_or(self.snd_una_off, |r| r.end)
+                .max(self.snd_una_off);
             let above = self.snd_max_off.saturating_sub(high_sack);
-            let rtx = self.high_rxt.saturating_sub(self.snd_una_off).saturating_sub(self.sacked_below(self.high_rxt));
+            let rtx = self
+                .high_rxt
+                .saturating_sub(self.snd_una_off)
+                .saturating_sub(self.sacked_below(self.high_rxt));
             above + rtx
         } else {
             let sent = self.snd_nxt_off.max(self.snd_una_off);
             let below = sent - self.snd_una_off;
-            below.saturating_sub(self.sacked_below(sent)) + self.snd_max_off.saturating_sub(sent).min(0)
+            below.saturating_sub(self.sacked_below(sent))
+                + self.snd_max_off.saturating_sub(sent).min(0)
         };
         pipe.min(outstanding).min(u64::from(u32::MAX)) as u32
     }
 
     fn sacked_below(&self, off: u64) -> u64 {
-        self.sacked.iter().map(|r| r.end.min(off).saturating_sub(r.start)).sum()
+        self.sacked
+            .iter()
+            .map(|r| r.end.min(off).saturating_sub(r.start))
+            .sum()
     }
 
     /// Bytes that may be sent now.
@@ -516,7 +531,9 @@ impl Tcb {
         rst: bool,
         fin: bool,
     ) {
-        let rcv_wnd = rx.window().max(self.rcv_adv_edge.wrapping_sub(self.rcv_nxt));
+        let rcv_wnd = rx
+            .window()
+            .max(self.rcv_adv_edge.wrapping_sub(self.rcv_nxt));
         let seg_len = seg.payload.len() as u32 + u32::from(syn) + u32::from(fin);
         // PAWS (RFC 7323 section 5)
         if self.ts_ok && !rst {
@@ -530,7 +547,9 @@ impl Tcb {
         // acceptability (RFC 9293 3.10.7.4)
         let acceptable = match (seg_len, rcv_wnd) {
             (0, 0) => seg.seq == self.rcv_nxt,
-            (0, w) => seq_le(self.rcv_nxt, seg.seq) && seq_lt(seg.seq, self.rcv_nxt.wrapping_add(w)),
+            (0, w) => {
+                seq_le(self.rcv_nxt, seg.seq) && seq_lt(seg.seq, self.rcv_nxt.wrapping_add(w))
+            }
             (_, 0) => false,
             (l, w) => {
                 let end = seg.seq.wrapping_add(l - 1);
@@ -598,7 +617,12 @@ impl Tcb {
             }
         }
         // payload
-        if !seg.payload.is_empty() && matches!(self.state, State::Established | State::FinWait1 | State::FinWait2) {
+        if !seg.payload.is_empty()
+            && matches!(
+                self.state,
+                State::Established | State::FinWait1 | State::FinWait2
+            )
+        {
             self.receive_data(now, seg, rx, rcv_wnd);
         }
         if fin {
@@ -616,7 +640,13 @@ impl Tcb {
         (self.rcv_nxt_off as i64 + i64::from(d)).max(0) as u64
     }
 
-    fn receive_data(&mut self, now: Instant, seg: &SegmentIn<'_>, rx: &mut dyn RxSink, rcv_wnd: u32) {
+    fn receive_data(
+        &mut self,
+        now: Instant,
+        seg: &SegmentIn<'_>,
+        rx: &mut dyn RxSink,
+        rcv_wnd: u32,
+    ) {
         let off = self.seq_to_rcv_off(seg.seq);
         let data = seg.payload;
         // trim what is below rcv_nxt and beyond the window
@@ -644,7 +674,9 @@ impl Tcb {
         }
         let new_nxt = self.rcv_ranges.contiguous_end(self.rcv_nxt_off);
         if new_nxt > self.rcv_nxt_off {
-            self.rcv_nxt = self.rcv_nxt.wrapping_add((new_nxt - self.rcv_nxt_off) as u32);
+            self.rcv_nxt = self
+                .rcv_nxt
+                .wrapping_add((new_nxt - self.rcv_nxt_off) as u32);
             self.rcv_nxt_off = new_nxt;
             self.rcv_ranges.remove_below(new_nxt);
         }
@@ -688,7 +720,9 @@ impl Tcb {
     }
 
     fn process_ack(&mut self, now: Instant, seg: &SegmentIn<'_>) {
-        let snd_max_seq = self.off_to_seq(self.snd_max_off).wrapping_add(u32::from(self.fin_sent));
+        let snd_max_seq = self
+            .off_to_seq(self.snd_max_off)
+            .wrapping_add(u32::from(self.fin_sent));
         if seq_gt(seg.ack, snd_max_seq) {
             self.ack_now = true; // acks something not yet sent
             return;
@@ -741,7 +775,12 @@ impl Tcb {
                 self.rtt_sample(r);
             }
             let mss = self.snd_mss();
-            let ctx = AckContext { in_flight: in_flight_before, mss, srtt: self.srtt, coupling: self.coupling.as_ref() };
+            let ctx = AckContext {
+                in_flight: in_flight_before,
+                mss,
+                srtt: self.srtt,
+                coupling: self.coupling.as_ref(),
+            };
             if self.in_recovery {
                 if self.snd_una_off >= self.recover_off {
                     self.in_recovery = false;
@@ -750,13 +789,15 @@ impl Tcb {
                     self.high_rxt = self.snd_una_off;
                 }
             } else if acked > 0 {
-                self.cc.on_ack(now, acked.min(u64::from(u32::MAX)) as u32, rtt, &ctx);
+                self.cc
+                    .on_ack(now, acked.min(u64::from(u32::MAX)) as u32, rtt, &ctx);
             }
-            self.unacked_since = if self.snd_una_off < self.snd_max_off || (self.fin_sent && !self.fin_acked) {
-                Some(now)
-            } else {
-                None
-            };
+            self.unacked_since =
+                if self.snd_una_off < self.snd_max_off || (self.fin_sent && !self.fin_acked) {
+                    Some(now)
+                } else {
+                    None
+                };
             if self.snd_una_off >= self.snd_max_off && (!self.fin_sent || self.fin_acked) {
                 self.rtx_timer = None;
             } else {
@@ -786,7 +827,9 @@ impl Tcb {
             }
         }
         // window update (RFC 9293 3.10.7.4)
-        if seq_lt(self.snd_wl1, seg.seq) || (self.snd_wl1 == seg.seq && seq_le(self.snd_wl2, seg.ack)) {
+        if seq_lt(self.snd_wl1, seg.seq)
+            || (self.snd_wl1 == seg.seq && seq_le(self.snd_wl2, seg.ack))
+        {
             self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;
@@ -803,7 +846,12 @@ impl Tcb {
         self.high_rxt = self.snd_una_off;
         self.stats.fast_retransmits += 1;
         let mss = self.snd_mss();
-        let ctx = AckContext { in_flight: self.in_flight(), mss, srtt: self.srtt, coupling: self.coupling.as_ref() };
+        let ctx = AckContext {
+            in_flight: self.in_flight(),
+            mss,
+            srtt: self.srtt,
+            coupling: self.coupling.as_ref(),
+        };
         self.cc.on_congestion_event(now, &ctx);
         self.arm_rtx(now);
     }
@@ -824,7 +872,16 @@ impl Tcb {
             (Some(d), Some(t)) if self.is_synchronized() => Some(t + d),
             _ => None,
         };
-        [self.rtx_timer, self.delack_timer, self.persist_timer, self.timewait_timer, ut].into_iter().flatten().min()
+        [
+            self.rtx_timer,
+            self.delack_timer,
+            self.persist_timer,
+            self.timewait_timer,
+            ut,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -878,7 +935,12 @@ impl Tcb {
             }
             _ => {
                 let mss = self.snd_mss();
-                let ctx = AckContext { in_flight: self.in_flight(), mss, srtt: self.srtt, coupling: self.coupling.as_ref() };
+                let ctx = AckContext {
+                    in_flight: self.in_flight(),
+                    mss,
+                    srtt: self.srtt,
+                    coupling: self.coupling.as_ref(),
+                };
                 self.cc.on_rto(now, &ctx);
                 self.in_recovery = false;
                 self.dupacks = 0;
@@ -909,7 +971,14 @@ impl Tcb {
                 o.sack_permitted = true;
             }
             if self.cfg.timestamps && (self.state == State::SynSent || self.ts_ok) {
-                o.timestamps = Some((self.ts_now(now), if self.state == State::SynSent { 0 } else { self.ts_recent }));
+                o.timestamps = Some((
+                    self.ts_now(now),
+                    if self.state == State::SynSent {
+                        0
+                    } else {
+                        self.ts_recent
+                    },
+                ));
             }
         } else if self.ts_ok {
             o.timestamps = Some((self.ts_now(now), self.ts_recent));
@@ -928,7 +997,11 @@ impl Tcb {
         }
         // never shrink the right edge we advertised
         let edge_now = self.rcv_nxt.wrapping_add(space);
-        let wnd = if seq_lt(edge_now, self.rcv_adv_edge) { self.rcv_adv_edge.wrapping_sub(self.rcv_nxt) } else { space };
+        let wnd = if seq_lt(edge_now, self.rcv_adv_edge) {
+            self.rcv_adv_edge.wrapping_sub(self.rcv_nxt)
+        } else {
+            space
+        };
         let scaled = (wnd >> self.rcv_wscale).min(65535);
         let adv = scaled << self.rcv_wscale;
         self.rcv_adv_edge = self.rcv_nxt.wrapping_add(adv);
@@ -959,8 +1032,19 @@ impl Tcb {
         b
     }
 
-    fn segment(&mut self, now: Instant, seq: u32, flags_: u8, syn: bool, rcv_space: u32) -> SegmentOut {
-        let ack = if flags_ & flags::ACK != 0 { self.rcv_nxt } else { 0 };
+    fn segment(
+        &mut self,
+        now: Instant,
+        seq: u32,
+        flags_: u8,
+        syn: bool,
+        rcv_space: u32,
+    ) -> SegmentOut {
+        let ack = if flags_ & flags::ACK != 0 {
+            self.rcv_nxt
+        } else {
+            0
+        };
         let window = self.window_field(rcv_space);
         let mut options = self.base_options(now, syn);
         if !syn && flags_ & flags::RST == 0 {
@@ -973,7 +1057,16 @@ impl Tcb {
             self.delack_timer = None;
         }
         self.stats.segs_out += 1;
-        SegmentOut { seq, ack, flags: flags_, window, options, offset: 0, payload_len: 0, retransmission: false }
+        SegmentOut {
+            seq,
+            ack,
+            flags: flags_,
+            window,
+            options,
+            offset: 0,
+            payload_len: 0,
+            retransmission: false,
+        }
     }
 
     /// Payload room per segment given the options that will ride along.
@@ -987,7 +1080,9 @@ impl Tcb {
     pub fn poll_transmit(&mut self, now: Instant, tx: &TxParams) -> Option<SegmentOut> {
         if self.need_rst {
             self.need_rst = false;
-            let seq = self.off_to_seq(self.snd_max_off).wrapping_add(u32::from(self.fin_sent));
+            let seq = self
+                .off_to_seq(self.snd_max_off)
+                .wrapping_add(u32::from(self.fin_sent));
             let mut s = self.segment(now, seq, flags::RST | flags::ACK, false, 0);
             s.options.sack = SackBlocks::default();
             return Some(s);
@@ -1026,15 +1121,23 @@ impl Tcb {
             return Some(s);
         }
         if self.ack_now {
-            let seq = self.off_to_seq(self.snd_max_off).wrapping_add(u32::from(self.fin_sent));
+            let seq = self
+                .off_to_seq(self.snd_max_off)
+                .wrapping_add(u32::from(self.fin_sent));
             return Some(self.segment(now, seq, flags::ACK, false, tx.rcv_space));
         }
         None
     }
 
     fn poll_data(&mut self, now: Instant, tx: &TxParams) -> Option<SegmentOut> {
-        if !matches!(self.state, State::Established | State::CloseWait | State::FinWait1 | State::LastAck | State::Closing)
-        {
+        if !matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::LastAck
+                | State::Closing
+        ) {
             return None;
         }
         let room = self.payload_room(tx.extra_option_len);
@@ -1050,7 +1153,11 @@ impl Tcb {
             }
         }
         // (re)send from snd_nxt, skipping what the peer SACKed
-        while let Some(r) = self.sacked.iter().find(|r| r.start <= self.snd_nxt_off && r.end > self.snd_nxt_off) {
+        while let Some(r) = self
+            .sacked
+            .iter()
+            .find(|r| r.start <= self.snd_nxt_off && r.end > self.snd_nxt_off)
+        {
             self.snd_nxt_off = r.end;
         }
         let avail = self.queue_end.saturating_sub(self.snd_nxt_off);
@@ -1069,14 +1176,17 @@ impl Tcb {
                 if let Some(r) = self.sacked.iter().find(|r| r.start > self.snd_nxt_off) {
                     len = len.min((r.start - self.snd_nxt_off) as u32);
                 }
-                len = len.min((self.snd_max_off - self.snd_nxt_off).min(u64::from(u32::MAX)) as u32).max(len.min(1));
+                len = len
+                    .min((self.snd_max_off - self.snd_nxt_off).min(u64::from(u32::MAX)) as u32)
+                    .max(len.min(1));
             }
             if len > 0 {
                 let full = u64::from(len) == avail.min(u64::from(room));
                 let nagle_ok = self.cfg.nodelay || full || len >= room || pipe == 0 || is_rtx;
                 if nagle_ok {
                     let off = self.snd_nxt_off;
-                    let with_fin = self.fin_queued && off + u64::from(len) == self.queue_end && !self.fin_sent;
+                    let with_fin =
+                        self.fin_queued && off + u64::from(len) == self.queue_end && !self.fin_sent;
                     let s = self.data_segment(now, off, len, is_rtx, tx, with_fin);
                     self.snd_nxt_off = off + u64::from(len);
                     if self.snd_nxt_off > self.snd_max_off {
@@ -1085,12 +1195,16 @@ impl Tcb {
                     return Some(s);
                 }
             } else if self.snd_wnd == 0 && self.persist_timer.is_none() && pipe == 0 {
-                let wait = self.current_rto().saturating_mul(1 << self.persist_backoff.min(6)).min(Duration::from_secs(60));
+                let wait = self
+                    .current_rto()
+                    .saturating_mul(1 << self.persist_backoff.min(6))
+                    .min(Duration::from_secs(60));
                 self.persist_timer = Some(now + wait);
             }
         }
         // FIN alone (all data sent), or its retransmission
-        if self.fin_queued && self.snd_nxt_off >= self.queue_end && (!self.fin_sent || self.fin_rtx) {
+        if self.fin_queued && self.snd_nxt_off >= self.queue_end && (!self.fin_sent || self.fin_rtx)
+        {
             let retrans = self.fin_sent;
             self.fin_sent = true;
             self.fin_rtx = false;
@@ -1113,13 +1227,21 @@ impl Tcb {
         let high_sack = self.sacked.last().map_or(self.snd_una_off, |r| r.end);
         let mut pos = self.high_rxt.max(self.snd_una_off);
         // when nothing is SACKed (NewReno), retransmit the first segment once
-        let limit = if self.sacked.is_empty() { (self.snd_una_off + u64::from(room)).min(self.snd_max_off) } else { high_sack };
+        let limit = if self.sacked.is_empty() {
+            (self.snd_una_off + u64::from(room)).min(self.snd_max_off)
+        } else {
+            high_sack
+        };
         while pos < limit {
             if let Some(r) = self.sacked.iter().find(|r| r.start <= pos && r.end > pos) {
                 pos = r.end;
                 continue;
             }
-            let next_sacked = self.sacked.iter().find(|r| r.start > pos).map_or(limit, |r| r.start);
+            let next_sacked = self
+                .sacked
+                .iter()
+                .find(|r| r.start > pos)
+                .map_or(limit, |r| r.start);
             let len = (next_sacked.min(limit) - pos).min(u64::from(room)) as u32;
             if len > 0 {
                 return Some((pos, len));
@@ -1129,7 +1251,15 @@ impl Tcb {
         None
     }
 
-    fn data_segment(&mut self, now: Instant, off: u64, len: u32, rtx: bool, tx: &TxParams, fin: bool) -> SegmentOut {
+    fn data_segment(
+        &mut self,
+        now: Instant,
+        off: u64,
+        len: u32,
+        rtx: bool,
+        tx: &TxParams,
+        fin: bool,
+    ) -> SegmentOut {
         let seq = self.off_to_seq(off);
         let mut f = flags::ACK;
         if fin {

@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 use mptun::crypto::KeyGen;
-use mptun::io::sim::{SimNet, Verdict};
 use mptun::io::impair::Impairment;
+use mptun::io::sim::{SimNet, Verdict};
 use mptun::mptcp::ConnConfig;
 use mptun::stack::{ConnId, Stack, StackConfig, StackError};
 use mptun::time::{Duration, Instant};
@@ -34,20 +34,36 @@ impl Pair {
         net.add_host(&[SERVER1, SERVER2]);
         net.add_link(CLIENT1, SERVER1, imp.clone(), imp);
         let client = Stack::new(
-            StackConfig { addrs: vec![CLIENT1, CLIENT2], conn: ccfg, ..StackConfig::default() },
+            StackConfig {
+                addrs: vec![CLIENT1, CLIENT2],
+                conn: ccfg,
+                ..StackConfig::default()
+            },
             KeyGen::from_seed(seed.wrapping_mul(3) + 1),
         );
         let mut server = Stack::new(
-            StackConfig { addrs: vec![SERVER1, SERVER2], conn: scfg, ..StackConfig::default() },
+            StackConfig {
+                addrs: vec![SERVER1, SERVER2],
+                conn: scfg,
+                ..StackConfig::default()
+            },
             KeyGen::from_seed(seed.wrapping_mul(5) + 2),
         );
         server.listen(PORT).expect("listen");
-        Pair { net, client, server }
+        Pair {
+            net,
+            client,
+            server,
+        }
     }
 
     /// One simulator event.
     pub fn step(&mut self) -> bool {
-        let Pair { net, client, server } = self;
+        let Pair {
+            net,
+            client,
+            server,
+        } = self;
         net.step(&mut [client, server])
     }
 
@@ -57,7 +73,9 @@ impl Pair {
 
     pub fn connect(&mut self) -> ConnId {
         let now = self.now();
-        self.client.connect(now, SocketAddr::new(SERVER1, PORT), Some(CLIENT1), None).expect("connect")
+        self.client
+            .connect(now, SocketAddr::new(SERVER1, PORT), Some(CLIENT1), None)
+            .expect("connect")
     }
 
     /// Step until `cond` holds or `limit` of virtual time passes; returns whether it held.
@@ -171,9 +189,13 @@ impl Transfer {
     /// Both directions delivered and both connections closed cleanly.
     pub fn done(&self, p: &Pair) -> bool {
         let closed = |st: &Stack, id: Option<ConnId>| {
-            id.and_then(|i| st.connection(i)).is_some_and(|c| c.is_closed() && c.error().is_none())
+            id.and_then(|i| st.connection(i))
+                .is_some_and(|c| c.is_closed() && c.error().is_none())
         };
-        self.c_eof && self.s_eof && closed(&p.client, Some(self.client)) && closed(&p.server, self.server)
+        self.c_eof
+            && self.s_eof
+            && closed(&p.client, Some(self.client))
+            && closed(&p.server, self.server)
     }
 
     /// Run to completion within `limit` of virtual time.
@@ -185,8 +207,16 @@ impl Transfer {
     }
 
     pub fn assert_intact(&self) {
-        assert_eq!(self.s_recv.len(), self.c_data.len(), "server received the wrong amount");
-        assert_eq!(self.c_recv.len(), self.s_data.len(), "client received the wrong amount");
+        assert_eq!(
+            self.s_recv.len(),
+            self.c_data.len(),
+            "server received the wrong amount"
+        );
+        assert_eq!(
+            self.c_recv.len(),
+            self.s_data.len(),
+            "client received the wrong amount"
+        );
         assert!(self.s_recv == self.c_data, "client->server data corrupted");
         assert!(self.c_recv == self.s_data, "server->client data corrupted");
     }
@@ -283,7 +313,11 @@ pub fn fix_tcp_checksum(pkt: &mut [u8]) {
     let mut sum: u32 = 0;
     let mut add = |b: &[u8]| {
         for c in b.chunks(2) {
-            let w = if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from(c[0]) << 8 };
+            let w = if c.len() == 2 {
+                u16::from_be_bytes([c[0], c[1]])
+            } else {
+                u16::from(c[0]) << 8
+            };
             sum += u32::from(w);
         }
     };
