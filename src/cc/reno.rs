@@ -81,9 +81,11 @@ mod tests {
         for _ in 0..55 {
             r.on_ack(t, 100, None, &ctx(1000));
         }
-        assert_eq!(r.cwnd(), 6_500);
+        // (a little under one MSS: each increment uses the window as it grows)
+        assert!((6_400..=6_500).contains(&r.cwnd()), "cwnd {}", r.cwnd());
+        let w = r.cwnd();
         r.on_rto(t, &ctx(1000));
         assert_eq!(r.cwnd(), 1000);
-        assert_eq!(r.ssthresh(), 3_250);
+        assert_eq!(r.ssthresh(), w / 2);
     }
 }

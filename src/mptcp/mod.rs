@@ -564,6 +564,8 @@ impl Connection {
                             self.enter_fallback(0);
                         } else {
                             mib.MPCapableACKRX += 1;
+                            // confirm at once with a DSS so the client knows we have its key
+                            self.subflows[0].tcb.request_ack();
                             self.set_remote_key(m.sender_key.unwrap_or_default());
                             self.checksum = self.checksum || m.flags & cap_flags::A != 0;
                             self.peer_deny_join_initial = m.flags & cap_flags::C != 0;
@@ -642,6 +644,7 @@ impl Connection {
             sf.tcb.handle_segment(now, seg, &mut sink);
             mib.DSSNoMapping += sink.no_map;
             sf.rx_maps.forget_below(sf.tcb.rcv_nxt_offset());
+            sf.tx_maps.forget_below(sf.tcb.snd_una_offset());
         }
         let got = self.rbuf.contiguous_end().saturating_sub(before_recv);
         self.stats_bytes_received += got;
@@ -1178,11 +1181,19 @@ impl Connection {
             return false;
         }
         let off = sf.tcb.send_queue_end();
-        if !sf.tx_maps.push_tx(Map { off, dsn, len }) {
+        if !sf.tx_maps.has_room() {
             return false;
         }
-        sf.tcb.enqueue(len);
-        true
+        let continues = sf
+            .tx_maps
+            .last()
+            .is_some_and(|m| m.end() == off && m.dsn + u64::from(m.len) == dsn);
+        if continues {
+            sf.tcb.enqueue(len);
+        } else if !sf.tcb.enqueue_chunk(len) {
+            return false;
+        }
+        sf.tx_maps.push_tx(Map { off, dsn, len })
     }
 
     /// Bytes subflow `i` may take now (congestion and peer window, minus what it holds unsent).
@@ -1453,12 +1464,16 @@ impl Connection {
             data_fin: false,
         };
         if seg.payload_len > 0 {
-            if let Some((dsn, _)) = sf.tx_maps.lookup(seg.offset) {
+            if let Some((dsn, avail)) = sf.tx_maps.lookup(seg.offset) {
+                // the engine never lets a segment cross a mapping boundary
+                let len = u64::from(seg.payload_len)
+                    .min(avail)
+                    .min(u64::from(u16::MAX)) as u16;
                 dss.mapping = Some(DssMapping {
                     dsn,
                     dsn64: true,
                     ssn: (seg.offset as u32).wrapping_add(1),
-                    data_len: seg.payload_len.min(u32::from(u16::MAX)) as u16,
+                    data_len: len,
                     checksum: self.checksum.then_some(0),
                 });
             }

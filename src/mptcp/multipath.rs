@@ -190,7 +190,9 @@ impl Connection {
         iss: u32,
         nonce: u32,
     ) -> Result<usize, OpenError> {
-        if self.mode != Mode::Mptcp || !self.fully_established {
+        // RFC 8684 3.2: joins need the keys exchanged; the initiator has them once its
+        // third ACK went out, the listener once it received it.
+        if self.mode != Mode::Mptcp || !self.subflows.first().is_some_and(|s| s.established) {
             return Err(OpenError::NotMptcp);
         }
         if self.error.is_some()
@@ -703,7 +705,7 @@ impl Connection {
 
     /// Start the path manager once MPTCP is fully established.
     pub(super) fn maybe_start_pm(&mut self, now: Instant) {
-        if self.mp.pm_started || self.mode != Mode::Mptcp || !self.fully_established {
+        if self.mp.pm_started || self.mode != Mode::Mptcp {
             return;
         }
         let Some(sf) = self.subflows.first() else {

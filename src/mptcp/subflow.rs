@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 /// Most mappings remembered per direction per subflow; more are refused (the data they cover
 /// is then not acknowledged and the peer sends it again).
-pub const MAX_MAPS: usize = 64;
+pub const MAX_MAPS: usize = 128;
 
 /// Where a run of subflow stream bytes sits in the data sequence space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +154,11 @@ impl MapList {
         }
         self.maps.push_back(m);
         true
+    }
+
+    /// The newest map.
+    pub fn last(&self) -> Option<&Map> {
+        self.maps.back()
     }
 
     /// Forget maps wholly below subflow offset `off`.

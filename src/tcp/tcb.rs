@@ -15,6 +15,8 @@ pub struct TxParams {
 }
 
 const MAX_RANGES: usize = 32;
+/// Most segment boundaries remembered (the MPTCP layer keeps fewer mappings than this).
+pub const MAX_BOUNDARIES: usize = 512;
 const MAX_OPT: usize = 40;
 
 fn seq_lt(a: u32, b: u32) -> bool {
@@ -44,6 +46,8 @@ pub struct Tcb {
     /// Highest stream offset sent + 1.
     snd_max_off: u64,
     queue_end: u64,
+    /// Stream offsets no segment may cross (ends of `enqueue_chunk` calls), ascending.
+    boundaries: VecDeque<u64>,
     snd_wnd: u32,
     snd_wl1: u32,
     snd_wl2: u32,
@@ -128,6 +132,7 @@ impl Tcb {
             snd_nxt_off: 0,
             snd_max_off: 0,
             queue_end: 0,
+            boundaries: VecDeque::with_capacity(MAX_BOUNDARIES),
             snd_wnd: 0,
             snd_wl1: 0,
             snd_wl2: 0,
@@ -335,6 +340,26 @@ impl Tcb {
         if !self.fin_queued {
             self.queue_end += u64::from(len);
         }
+    }
+
+    /// Append `len` bytes that must not share a segment with the bytes before them
+    /// (MPTCP: a run whose data-sequence mapping does not continue the previous one).
+    /// Returns false, enqueuing nothing, when too many boundaries are outstanding.
+    pub fn enqueue_chunk(&mut self, len: u32) -> bool {
+        if self.fin_queued || self.boundaries.len() >= MAX_BOUNDARIES {
+            return false;
+        }
+        if self.boundaries.back() != Some(&self.queue_end) {
+            self.boundaries.push_back(self.queue_end);
+        }
+        self.queue_end += u64::from(len);
+        true
+    }
+
+    /// Bytes from `off` to the next boundary (or `u64::MAX` if none).
+    fn to_boundary(&self, off: u64) -> u64 {
+        let i = self.boundaries.partition_point(|&b| b <= off);
+        self.boundaries.get(i).map_or(u64::MAX, |&b| b - off)
     }
 
     pub fn note_receive_space(&mut self, space: u32) {
@@ -754,6 +779,13 @@ impl Tcb {
                 self.snd_nxt_off = self.snd_una_off;
             }
             self.sacked.remove_below(self.snd_una_off);
+            while self
+                .boundaries
+                .front()
+                .is_some_and(|&b| b <= self.snd_una_off)
+            {
+                self.boundaries.pop_front();
+            }
             self.stats.bytes_acked += acked;
             self.retries = 0;
             self.backoff = 0;
@@ -1147,6 +1179,7 @@ impl Tcb {
             let pipe = self.in_flight();
             if pipe < cwnd {
                 if let Some((off, len)) = self.next_hole(room) {
+                    let len = (u64::from(len).min(self.to_boundary(off))) as u32;
                     self.high_rxt = off + u64::from(len);
                     return Some(self.data_segment(now, off, len, true, tx, false));
                 }
@@ -1170,7 +1203,10 @@ impl Tcb {
         }
         self.probe_now = false;
         if avail > 0 {
-            let mut len = u64::from(room).min(avail).min(u64::from(can)) as u32;
+            let mut len = u64::from(room)
+                .min(avail)
+                .min(u64::from(can))
+                .min(self.to_boundary(self.snd_nxt_off)) as u32;
             if is_rtx {
                 // do not run into the next SACKed range
                 if let Some(r) = self.sacked.iter().find(|r| r.start > self.snd_nxt_off) {
@@ -1181,7 +1217,10 @@ impl Tcb {
                     .max(len.min(1));
             }
             if len > 0 {
-                let full = u64::from(len) == avail.min(u64::from(room));
+                let full = u64::from(len)
+                    == avail
+                        .min(u64::from(room))
+                        .min(self.to_boundary(self.snd_nxt_off));
                 let nagle_ok = self.cfg.nodelay || full || len >= room || pipe == 0 || is_rtx;
                 if nagle_ok {
                     let off = self.snd_nxt_off;

@@ -57,6 +57,42 @@ impl Pair {
         }
     }
 
+    /// Two stacks joined by two independent paths: CLIENT1-SERVER1 and CLIENT2-SERVER2.
+    pub fn two_paths(
+        seed: u64,
+        p1: Impairment,
+        p2: Impairment,
+        ccfg: ConnConfig,
+        scfg: ConnConfig,
+    ) -> Pair {
+        let mut p = Self::with_configs(seed, p1, ccfg, scfg);
+        p.net.add_link(CLIENT2, SERVER2, p2.clone(), p2);
+        p
+    }
+
+    /// Open a subflow CLIENT2 -> SERVER2 on connection `c`.
+    pub fn open_second_path(&mut self, c: ConnId, backup: bool) -> u32 {
+        let now = self.now();
+        self.client
+            .open_subflow(
+                now,
+                c,
+                SocketAddr::new(CLIENT2, 0),
+                SocketAddr::new(SERVER2, PORT),
+                backup,
+            )
+            .expect("open subflow")
+    }
+
+    /// Step until connection `c`'s subflow `id` is established.
+    pub fn wait_subflow(&mut self, c: ConnId, id: u32) -> bool {
+        self.run_until(Duration::from_secs(20), |p| {
+            p.client
+                .connection(c)
+                .is_some_and(|x| x.subflows().iter().any(|s| s.id == id && s.established))
+        })
+    }
+
     /// One simulator event.
     pub fn step(&mut self) -> bool {
         let Pair {

@@ -1,0 +1,459 @@
+//! Multipath scenarios on the simulated network: joins, schedulers, backup, path failure,
+//! bad joins, address signalling.
+
+mod simutil;
+
+use mptun::io::impair::Impairment;
+use mptun::io::sim::Verdict;
+use mptun::mptcp::{ConnConfig, Mode};
+use mptun::time::Duration;
+use simutil::*;
+use std::cell::Cell;
+use std::rc::Rc;
+
+fn path(delay_ms: u64, mbit: u64) -> Impairment {
+    Impairment {
+        delay: Duration::from_millis(delay_ms),
+        rate_bps: mbit * 1_000_000,
+        queue_limit: 256 * 1024,
+        ..Impairment::default()
+    }
+}
+
+fn cfg(sched: &str, pm: &str) -> ConnConfig {
+    ConnConfig {
+        scheduler: sched.into(),
+        path_manager: pm.into(),
+        ..ConnConfig::default()
+    }
+}
+
+/// Connect, wait for establishment, open the second path; returns (conn, second subflow id).
+fn connect_two(p: &mut Pair, backup: bool) -> (mptun::stack::ConnId, u32) {
+    let c = p.connect();
+    assert!(p.run_until(Duration::from_secs(10), |p| p
+        .client
+        .connection(c)
+        .is_some_and(|x| x.is_established() && x.subflows()[0].established)));
+    // the client may join once the server confirmed the key (first DSS)
+    assert!(p.run_until(Duration::from_secs(10), |p| {
+        let now = p.now();
+        p.client
+            .open_subflow(
+                now,
+                c,
+                std::net::SocketAddr::new(CLIENT2, 0),
+                std::net::SocketAddr::new(SERVER2, PORT),
+                backup,
+            )
+            .is_ok()
+    }));
+    let id = p
+        .client
+        .connection(c)
+        .unwrap()
+        .subflows()
+        .last()
+        .unwrap()
+        .id;
+    assert!(p.wait_subflow(c, id), "join did not complete");
+    (c, id)
+}
+
+fn sent_per_subflow(p: &Pair, c: mptun::stack::ConnId) -> Vec<u64> {
+    p.client
+        .connection(c)
+        .unwrap()
+        .subflows()
+        .iter()
+        .map(|s| s.data_sent)
+        .collect()
+}
+
+#[test]
+fn two_paths_share_a_transfer() {
+    let mut p = Pair::two_paths(
+        21,
+        path(10, 50),
+        path(10, 50),
+        cfg("minrtt", "manual"),
+        cfg("minrtt", "manual"),
+    );
+    let (c, _) = connect_two(&mut p, false);
+    let mut t = Transfer::new(c, data(4 << 20, 1), data(4 << 20, 2));
+    assert!(
+        t.run(&mut p, Duration::from_secs(120)),
+        "transfer did not finish"
+    );
+    t.assert_intact();
+    let sent = sent_per_subflow(&p, c);
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent.iter().all(|&b| b > 100_000),
+        "both subflows must carry data: {sent:?}"
+    );
+    let s = t.server.unwrap();
+    let srv: Vec<u64> = p
+        .server
+        .connection(s)
+        .unwrap()
+        .subflows()
+        .iter()
+        .map(|s| s.data_sent)
+        .collect();
+    assert!(
+        srv.iter().all(|&b| b > 100_000),
+        "server used both subflows: {srv:?}"
+    );
+    assert_eq!(p.server.mib().MPJoinSynRx, 1);
+    assert_eq!(p.server.mib().MPJoinAckRx, 1);
+    assert_eq!(p.client.mib().MPJoinSynAckRx, 1);
+    assert_eq!(
+        p.client.mib().MPJoinSynAckHMacFailure + p.server.mib().MPJoinAckHMacFailure,
+        0
+    );
+}
+
+#[test]
+fn four_subflows() {
+    let mut p = Pair::two_paths(
+        22,
+        path(5, 50),
+        path(5, 50),
+        cfg("roundrobin", "manual"),
+        cfg("minrtt", "manual"),
+    );
+    let (c, _) = connect_two(&mut p, false);
+    let now = p.now();
+    let a = p
+        .client
+        .open_subflow(
+            now,
+            c,
+            std::net::SocketAddr::new(CLIENT1, 0),
+            std::net::SocketAddr::new(SERVER1, PORT),
+            false,
+        )
+        .unwrap();
+    let b = p
+        .client
+        .open_subflow(
+            now,
+            c,
+            std::net::SocketAddr::new(CLIENT2, 0),
+            std::net::SocketAddr::new(SERVER2, PORT),
+            false,
+        )
+        .unwrap();
+    assert!(p.wait_subflow(c, a) && p.wait_subflow(c, b));
+    let ids: Vec<u32> = p
+        .client
+        .connection(c)
+        .unwrap()
+        .subflows()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(
+        ids,
+        vec![1, 2, 3, 4],
+        "ids are allocated in order and never reused"
+    );
+    let mut t = Transfer::new(c, data(2 << 20, 3), data(64 << 10, 4));
+    assert!(t.run(&mut p, Duration::from_secs(120)));
+    t.assert_intact();
+    let sent = sent_per_subflow(&p, c);
+    assert!(
+        sent.iter().all(|&b| b > 50_000),
+        "all four subflows carry data: {sent:?}"
+    );
+}
+
+#[test]
+fn roundrobin_alternates_and_redundant_duplicates() {
+    for (sched, check) in [("roundrobin", 0), ("redundant", 1)] {
+        let mut p = Pair::two_paths(
+            23,
+            path(10, 50),
+            path(10, 50),
+            cfg(sched, "manual"),
+            cfg("minrtt", "manual"),
+        );
+        let (c, _) = connect_two(&mut p, false);
+        let total = 2 << 20;
+        let mut t = Transfer::new(c, data(total, 5), data(1000, 6));
+        assert!(
+            t.run(&mut p, Duration::from_secs(120)),
+            "{sched}: did not finish"
+        );
+        t.assert_intact();
+        let sent = sent_per_subflow(&p, c);
+        let sum: u64 = sent.iter().sum();
+        if check == 0 {
+            for &s in &sent {
+                let share = s as f64 / total as f64;
+                assert!((0.3..0.7).contains(&share), "roundrobin shares {sent:?}");
+            }
+        } else {
+            assert!(
+                sum as f64 >= 1.9 * total as f64,
+                "redundant sends every byte on both: {sent:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn minrtt_prefers_the_fast_path() {
+    let mut p = Pair::two_paths(
+        24,
+        path(5, 100),
+        path(80, 100),
+        cfg("minrtt", "manual"),
+        cfg("minrtt", "manual"),
+    );
+    let (c, _) = connect_two(&mut p, false);
+    let mut t = Transfer::new(c, data(1 << 20, 7), data(1000, 8));
+    assert!(t.run(&mut p, Duration::from_secs(120)));
+    t.assert_intact();
+    let sent = sent_per_subflow(&p, c);
+    assert!(sent[0] > 3 * sent[1], "fast path must dominate: {sent:?}");
+}
+
+#[test]
+fn backup_is_idle_until_the_regular_path_fails() {
+    let mut p = Pair::two_paths(
+        25,
+        path(10, 50),
+        path(10, 50),
+        cfg("minrtt", "manual"),
+        cfg("minrtt", "manual"),
+    );
+    let (c, _) = connect_two(&mut p, true);
+    let mut t = Transfer::new(c, data(1 << 20, 9), data(1000, 10));
+    // first half: backup must stay idle
+    assert!(p.run_until(Duration::from_secs(60), |p| {
+        t.pump(p);
+        t.s_recv.len() > 512 << 10
+    }));
+    assert_eq!(
+        sent_per_subflow(&p, c)[1],
+        0,
+        "backup carried data while the regular path worked"
+    );
+    // kill the regular path: the backup takes over and the transfer completes
+    p.net.set_link_up(0, false);
+    assert!(
+        t.run(&mut p, Duration::from_secs(300)),
+        "transfer did not complete on the backup path"
+    );
+    t.assert_intact();
+    assert!(sent_per_subflow(&p, c)[1] > 0);
+}
+
+#[test]
+fn path_death_mid_transfer_reinjects() {
+    let mut ccfg = cfg("minrtt", "manual");
+    ccfg.tcp.user_timeout = Some(std::time::Duration::from_secs(5));
+    let mut p = Pair::two_paths(
+        26,
+        path(10, 20),
+        path(10, 20),
+        ccfg,
+        cfg("minrtt", "manual"),
+    );
+    let (c, _) = connect_two(&mut p, false);
+    let a = data(4 << 20, 11);
+    let b = data(4 << 20, 12);
+    let mut t = Transfer::new(c, a, b);
+    assert!(p.run_until(Duration::from_secs(60), |p| {
+        t.pump(p);
+        t.s_recv.len() > 1 << 20
+    }));
+    p.net.set_link_up(1, false);
+    assert!(
+        t.run(&mut p, Duration::from_secs(600)),
+        "transfer did not survive the path death"
+    );
+    t.assert_intact();
+    assert!(
+        p.client.mib().Reinjections > 0,
+        "outstanding data of the dead path must be reinjected"
+    );
+}
+
+/// Rewrite the first packet whose MPTCP option matches `pick` with `edit`, fixing the checksum.
+fn corrupt_once(
+    p: &mut Pair,
+    pick: impl Fn(&[u8]) -> bool + 'static,
+    edit: impl Fn(&mut [u8]) + 'static,
+) -> Rc<Cell<bool>> {
+    let done = Rc::new(Cell::new(false));
+    let d = done.clone();
+    p.net.set_hook(Box::new(move |_info, pkt| {
+        if d.get() {
+            return Verdict::Pass;
+        }
+        let ihl = usize::from(pkt[0] & 0x0f) * 4;
+        let doff = usize::from(pkt[ihl + 12] >> 4) * 4;
+        let mut i = ihl + 20;
+        while i + 1 < ihl + doff {
+            match pkt[i] {
+                0 => break,
+                1 => i += 1,
+                k => {
+                    let l = usize::from(pkt[i + 1]);
+                    if l < 2 || i + l > ihl + doff {
+                        break;
+                    }
+                    if k == 30 && pick(&pkt[i..i + l]) {
+                        edit(&mut pkt[i..i + l]);
+                        fix_tcp_checksum(pkt);
+                        d.set(true);
+                        return Verdict::Pass;
+                    }
+                    i += l;
+                }
+            }
+        }
+        Verdict::Pass
+    }));
+    done
+}
+
+fn join_fails(
+    seed: u64,
+    pick: impl Fn(&[u8]) -> bool + 'static,
+    edit: impl Fn(&mut [u8]) + 'static,
+) -> Pair {
+    let mut p = Pair::two_paths(
+        seed,
+        path(10, 50),
+        path(10, 50),
+        cfg("minrtt", "manual"),
+        cfg("minrtt", "manual"),
+    );
+    let c = p.connect();
+    assert!(p.run_until(Duration::from_secs(10), |p| p
+        .client
+        .connection(c)
+        .is_some_and(|x| x.is_established())));
+    let done = corrupt_once(&mut p, pick, edit);
+    assert!(p.run_until(Duration::from_secs(10), |p| {
+        let now = p.now();
+        p.client
+            .open_subflow(
+                now,
+                c,
+                std::net::SocketAddr::new(CLIENT2, 0),
+                std::net::SocketAddr::new(SERVER2, PORT),
+                false,
+            )
+            .is_ok()
+    }));
+    assert!(p.run_until(Duration::from_secs(30), |p| p
+        .client
+        .connection(c)
+        .is_some_and(|x| x.subflows().last().unwrap().closed.is_some())));
+    assert!(done.get(), "the hook never found its packet");
+    // the connection itself is unharmed
+    let mut t = Transfer::new(c, data(100_000, 13), data(100_000, 14));
+    assert!(t.run(&mut p, Duration::from_secs(60)));
+    t.assert_intact();
+    assert_eq!(p.client.connection(c).unwrap().mode(), Mode::Mptcp);
+    p
+}
+
+#[test]
+fn join_with_bad_token_is_refused() {
+    // MP_JOIN SYN: length 12, token at bytes 4..8
+    let p = join_fails(27, |o| o[2] >> 4 == 1 && o[1] == 12, |o| o[4] ^= 0xff);
+    assert_eq!(p.server.mib().MPJoinNoTokenFound, 1);
+    assert!(p.server.mib().MPRstTx >= 1, "refused with RST + MP_TCPRST");
+    assert_eq!(p.server.mib().MPJoinAckRx, 0);
+}
+
+#[test]
+fn join_with_bad_synack_hmac_is_refused() {
+    // MP_JOIN SYN/ACK: length 16, truncated HMAC at bytes 4..12
+    let p = join_fails(28, |o| o[2] >> 4 == 1 && o[1] == 16, |o| o[6] ^= 0x01);
+    assert_eq!(p.client.mib().MPJoinSynAckHMacFailure, 1);
+    assert_eq!(p.server.mib().MPJoinAckRx, 0);
+}
+
+#[test]
+fn join_with_bad_third_ack_hmac_is_refused() {
+    // MP_JOIN ACK: length 24, HMAC at bytes 4..24
+    let p = join_fails(29, |o| o[2] >> 4 == 1 && o[1] == 24, |o| o[10] ^= 0x80);
+    assert_eq!(p.server.mib().MPJoinAckHMacFailure, 1);
+    assert_eq!(p.server.mib().MPJoinAckRx, 0);
+}
+
+#[test]
+fn add_addr_lost_is_retransmitted_and_remove_addr_closes_subflows() {
+    let mut scfg = cfg("minrtt", "fullmesh");
+    scfg.local_addrs = vec![
+        mptun::pm::LocalAddr {
+            addr: SERVER1,
+            backup: false,
+            announce: false,
+        },
+        mptun::pm::LocalAddr {
+            addr: SERVER2,
+            backup: false,
+            announce: true,
+        },
+    ];
+    let mut ccfg = cfg("minrtt", "fullmesh");
+    ccfg.local_addrs = vec![mptun::pm::LocalAddr {
+        addr: CLIENT2,
+        backup: false,
+        announce: false,
+    }];
+    let mut p = Pair::two_paths(30, path(10, 50), path(10, 50), ccfg, scfg);
+    // drop the first ADD_ADDR (subtype 3, E flag clear)
+    let dropped = Rc::new(Cell::new(0u32));
+    let d = dropped.clone();
+    p.net.set_hook(Box::new(move |_info, pkt| {
+        if mptcp_options(pkt)
+            .iter()
+            .any(|o| o.len() >= 3 && o[2] >> 4 == 3 && o[2] & 1 == 0)
+            && d.get() == 0
+        {
+            d.set(1);
+            return Verdict::Drop;
+        }
+        Verdict::Pass
+    }));
+    let c = p.connect();
+    let mut t = Transfer::new(c, data(2 << 20, 15), data(2 << 20, 16));
+    // the client learns SERVER2 and joins to it (CLIENT2 -> SERVER2)
+    assert!(p.run_until(Duration::from_secs(60), |p| {
+        t.pump(p);
+        p.client.connection(c).is_some_and(|x| {
+            x.subflows()
+                .iter()
+                .any(|s| s.remote.ip() == SERVER2 && s.established)
+        })
+    }));
+    assert_eq!(dropped.get(), 1);
+    assert!(p.server.mib().AddAddrRetrans >= 1);
+    assert_eq!(p.client.mib().AddAddr, 1);
+    assert!(p.server.mib().EchoAdd >= 1);
+    // the server withdraws SERVER2: the client closes its subflow there
+    let s = t.server.unwrap();
+    let id = p.server.connection(s).unwrap().local_addr_id(SERVER2);
+    p.server.connection_mut(s).unwrap().remove_address(id);
+    assert!(p.run_until(Duration::from_secs(30), |p| {
+        t.pump(p);
+        p.client.connection(c).is_some_and(|x| {
+            x.subflows()
+                .iter()
+                .filter(|s| s.remote.ip() == SERVER2)
+                .all(|s| s.closed.is_some())
+        })
+    }));
+    assert!(p.client.mib().RmAddr >= 1 && p.client.mib().RmSubflow >= 1);
+    assert!(t.run(&mut p, Duration::from_secs(300)));
+    t.assert_intact();
+}
