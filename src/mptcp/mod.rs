@@ -906,6 +906,11 @@ impl Connection {
                     }
                     tcp::Event::PeerFin => {
                         self.subflows[i].peer_fin = true;
+                        if self.mode == Mode::Mptcp {
+                            // RFC 8684 3.3.3: a subflow FIN closes only that subflow; finish it
+                            // (its unacknowledged data, if any, is reinjected when it closes)
+                            self.subflows[i].tcb.close();
+                        }
                         self.check_peer_fin();
                     }
                     tcp::Event::Closed(reason) => {
