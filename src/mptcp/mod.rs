@@ -23,6 +23,10 @@ use std::collections::VecDeque;
 pub use mib::Mib;
 pub use subflow::{JoinState, Map, MapInsert, MapList, Subflow};
 
+/// Out-of-order ranges the connection-level receive buffer tracks: subflows interleave
+/// chunks, so a dead subflow leaves a hole every other chunk until reinjection fills them.
+pub const RECV_RANGES: usize = 4096;
+
 /// MPTCP protocol version spoken.
 pub const VERSION: u8 = 1;
 
@@ -260,7 +264,7 @@ impl Connection {
         let start = local_idsn.wrapping_add(1);
         let sbuf = SendBuffer::new(cfg.send_buffer, start);
         // the receive buffer is re-based once the peer's key (and so its IDSN) is known
-        let rbuf = RecvBuffer::new(cfg.recv_buffer, 1);
+        let rbuf = RecvBuffer::with_max_ranges(cfg.recv_buffer, 1, RECV_RANGES);
         Connection {
             role,
             mode,
@@ -690,7 +694,8 @@ impl Connection {
         let (token, idsn) = crypto::token_and_idsn(key);
         self.remote_token = token;
         self.remote_idsn = idsn;
-        self.rbuf = RecvBuffer::new(self.cfg.recv_buffer, idsn.wrapping_add(1));
+        self.rbuf =
+            RecvBuffer::with_max_ranges(self.cfg.recv_buffer, idsn.wrapping_add(1), RECV_RANGES);
     }
 
     fn enter_fallback(&mut self, idx: usize) {
@@ -703,7 +708,7 @@ impl Connection {
         if !after_established {
             // fallback from the start: both streams map 1:1 to the data streams
             self.remote_idsn = 0;
-            self.rbuf = RecvBuffer::new(self.cfg.recv_buffer, 1);
+            self.rbuf = RecvBuffer::with_max_ranges(self.cfg.recv_buffer, 1, RECV_RANGES);
         }
         let _ = idx;
         self.push_event(ConnEvent::Fallback);
@@ -863,7 +868,14 @@ impl Connection {
         if self.peer_closed && self.fin_acked {
             self.subflows_closing = true;
             for s in self.subflows.iter_mut().filter(|s| s.closed.is_none()) {
-                s.tcb.close();
+                if s.established && !s.potentially_failed {
+                    s.tcb.close();
+                } else {
+                    // a join still in its handshake, or a subflow whose path seems dead, is
+                    // not worth a FIN exchange
+                    s.rst_reason = Some(rst_reason::UNSPECIFIED);
+                    s.tcb.abort();
+                }
             }
         }
     }
@@ -951,8 +963,9 @@ impl Connection {
         self.subflows[idx].tx_maps.clear();
         let alive = self.subflows.iter().any(|s| s.closed.is_none());
         if !alive && self.error.is_none() {
-            let clean = reason == CloseReason::Normal
-                && (self.mode == Mode::Fallback || (self.peer_closed && self.fin_acked));
+            // once both DATA_FINs are through, how the last subflow ended does not matter
+            let data_done = self.mode == Mode::Mptcp && self.peer_closed && self.fin_acked;
+            let clean = data_done || (reason == CloseReason::Normal && self.mode == Mode::Fallback);
             if !clean {
                 self.error = Some(match reason {
                     CloseReason::Timeout => ConnError::TimedOut,
@@ -1288,7 +1301,8 @@ impl Connection {
             let st = self.subflows[i].tcb.stats();
             let una = self.subflows[i].tcb.snd_una_offset();
             let (rto_mark, una_mark) = self.subflows[i].stall_mark;
-            if una != una_mark || st.bytes_in_flight == 0 {
+            let outstanding = self.subflows[i].tcb.snd_nxt_offset() > una;
+            if una != una_mark || !outstanding {
                 self.subflows[i].stall_mark = (st.rto_count, una);
                 self.subflows[i].potentially_failed = false;
                 continue;

@@ -357,7 +357,7 @@ impl Connection {
                     if !crypto::ct_eq(&want.to_be_bytes(), &hmac.to_be_bytes()) {
                         mib.MPJoinSynAckHMacFailure += 1;
                         sf.rst_reason = Some(rst_reason::MPTCP_SPECIFIC);
-                        sf.tcb.abort();
+                        sf.tcb.reject(seg);
                         return false;
                     }
                     sf.join = JoinState::AckPending {
@@ -375,7 +375,7 @@ impl Connection {
                     // the peer answered without MP_JOIN: it does not take this subflow
                     mib.MPJoinSynAckHMacFailure += 1;
                     sf.rst_reason = Some(rst_reason::MPTCP_SPECIFIC);
-                    sf.tcb.abort();
+                    sf.tcb.reject(seg);
                     false
                 }
             },

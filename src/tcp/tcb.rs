@@ -97,6 +97,7 @@ pub struct Tcb {
     segs_unacked: u32,
     need_syn: bool,
     need_rst: bool,
+    pending_rst: Option<SegmentOut>,
     probe_now: bool,
     fin_rtx: bool,
     // ---- misc
@@ -177,6 +178,7 @@ impl Tcb {
             segs_unacked: 0,
             need_syn: false,
             need_rst: false,
+            pending_rst: None,
             probe_now: false,
             fin_rtx: false,
             cc,
@@ -397,6 +399,16 @@ impl Tcb {
         if self.state != State::SynSent {
             self.need_rst = true;
         }
+        self.enter_closed(CloseReason::Aborted);
+    }
+
+    /// Refuse the connection in answer to `seg` (e.g. a SYN/ACK whose MPTCP HMAC is wrong):
+    /// a RST acceptable to the peer goes out on the next poll and the TCB closes.
+    pub fn reject(&mut self, seg: &SegmentIn<'_>) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.pending_rst = reset_for(seg);
         self.enter_closed(CloseReason::Aborted);
     }
 
@@ -1110,6 +1122,10 @@ impl Tcb {
     }
 
     pub fn poll_transmit(&mut self, now: Instant, tx: &TxParams) -> Option<SegmentOut> {
+        if let Some(r) = self.pending_rst.take() {
+            self.stats.segs_out += 1;
+            return Some(r);
+        }
         if self.need_rst {
             self.need_rst = false;
             let seq = self
