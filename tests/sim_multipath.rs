@@ -444,16 +444,18 @@ fn add_addr_lost_is_retransmitted_and_remove_addr_closes_subflows() {
     let s = t.server.unwrap();
     let id = p.server.connection(s).unwrap().local_addr_id(SERVER2);
     p.server.connection_mut(s).unwrap().remove_address(id);
+    // (the server also resets its own subflows on that address, so the client may see the
+    // RST before the REMOVE_ADDR: either way the subflow ends and the signal is counted)
     assert!(p.run_until(Duration::from_secs(30), |p| {
         t.pump(p);
-        p.client.connection(c).is_some_and(|x| {
-            x.subflows()
-                .iter()
-                .filter(|s| s.remote.ip() == SERVER2)
-                .all(|s| s.closed.is_some())
-        })
+        p.client.mib().RmAddr >= 1
+            && p.client.connection(c).is_some_and(|x| {
+                x.subflows()
+                    .iter()
+                    .filter(|s| s.remote.ip() == SERVER2)
+                    .all(|s| s.closed.is_some())
+            })
     }));
-    assert!(p.client.mib().RmAddr >= 1 && p.client.mib().RmSubflow >= 1);
     assert!(t.run(&mut p, Duration::from_secs(300)));
     t.assert_intact();
 }

@@ -78,6 +78,10 @@ mib! {
     DSSNotMatching,
     /// Mappings with an impossible length or range.
     DSSInvalidMapping,
+    /// Outgoing segments whose payload a mapping did not fully cover (a bug if non-zero).
+    DSSTxPartialMapping,
+    /// Received mappings dropped because the subflow's mapping table was full.
+    DSSMapTableFull,
     /// Subflow payload for which no mapping is known (not acknowledged, will be resent).
     DSSNoMapping,
     /// DSS checksum failures.

@@ -367,13 +367,16 @@ impl Connection {
         self.established_reported && self.error.is_none()
     }
 
-    /// The connection has ended and every subflow is closed (or in TIME-WAIT).
+    /// The connection has ended: both data-level directions closed (MPTCP), or every
+    /// subflow closed or in TIME-WAIT (plain TCP), or it failed.
     pub fn is_closed(&self) -> bool {
+        // In MPTCP the connection is over once both DATA_FINs are acknowledged; its
+        // subflows finish their own FIN exchanges in the background.
         self.error.is_some()
+            || (self.mode == Mode::Mptcp && self.peer_closed && self.fin_acked)
             || (!self.subflows.is_empty()
                 && self.subflows.iter().all(|s| {
-                    s.closed.is_some()
-                        || matches!(s.tcb.state(), tcp::State::TimeWait | tcp::State::Closed)
+                    s.closed.is_some() || matches!(s.tcb.state(), tcp::State::TimeWait | tcp::State::Closed)
                 }))
     }
 
@@ -739,7 +742,7 @@ impl Connection {
         match self.subflows[idx].rx_maps.insert_rx(map) {
             MapInsert::Ok => {}
             MapInsert::Conflict => mib.DSSNotMatching += 1,
-            MapInsert::Full => mib.DSSNoMapping += 1,
+            MapInsert::Full => mib.DSSMapTableFull += 1,
         }
     }
 
@@ -1039,8 +1042,12 @@ impl Connection {
         if self.fin_timer.is_some_and(|t| t <= now) {
             self.fin_timer = None;
             if !self.fin_acked {
+                // the subflow that carried it may be dead: retransmit on every usable one
                 self.fin_backoff += 1;
-                self.maybe_arm_fin(now);
+                for s in self.subflows.iter_mut().filter(|s| s.usable()) {
+                    s.tcb.request_ack();
+                }
+                self.arm_fin_timer(now);
             }
         }
         if self.mode == Mode::Mptcp {
@@ -1495,6 +1502,11 @@ impl Connection {
                     data_len: len,
                     checksum: self.checksum.then_some(0),
                 });
+                if u64::from(len) < u64::from(seg.payload_len) {
+                    mib.DSSTxPartialMapping += 1;
+                }
+            } else {
+                mib.DSSTxPartialMapping += 1;
             }
         } else if let Some(f) = self.fin_dsn {
             if !self.fin_acked && self.snd_nxt >= f {
