@@ -195,9 +195,14 @@ fn roundrobin_alternates_and_redundant_duplicates() {
                 assert!((0.3..0.7).contains(&share), "roundrobin shares {sent:?}");
             }
         } else {
+            // every byte goes on each subflow that has room when it is scheduled
             assert!(
-                sum as f64 >= 1.9 * total as f64,
-                "redundant sends every byte on both: {sent:?}"
+                sum as f64 >= 1.5 * total as f64,
+                "redundant must duplicate: {sent:?}"
+            );
+            assert!(
+                sent.iter().all(|&b| b as f64 >= 0.75 * total as f64),
+                "redundant shares {sent:?}"
             );
         }
     }
@@ -410,7 +415,8 @@ fn add_addr_lost_is_retransmitted_and_remove_addr_closes_subflows() {
         backup: false,
         announce: false,
     }];
-    let mut p = Pair::two_paths(30, path(10, 50), path(10, 50), ccfg, scfg);
+    // slow paths: the transfer must outlast the ADD_ADDR retransmission timer
+    let mut p = Pair::two_paths(30, path(10, 10), path(10, 10), ccfg, scfg);
     // drop the first ADD_ADDR (subtype 3, E flag clear)
     let dropped = Rc::new(Cell::new(0u32));
     let d = dropped.clone();
@@ -426,7 +432,7 @@ fn add_addr_lost_is_retransmitted_and_remove_addr_closes_subflows() {
         Verdict::Pass
     }));
     let c = p.connect();
-    let mut t = Transfer::new(c, data(2 << 20, 15), data(2 << 20, 16));
+    let mut t = Transfer::new(c, data(6 << 20, 15), data(6 << 20, 16));
     // the client learns SERVER2 and joins to it (CLIENT2 -> SERVER2)
     assert!(p.run_until(Duration::from_secs(60), |p| {
         t.pump(p);

@@ -376,7 +376,8 @@ impl Connection {
             || (self.mode == Mode::Mptcp && self.peer_closed && self.fin_acked)
             || (!self.subflows.is_empty()
                 && self.subflows.iter().all(|s| {
-                    s.closed.is_some() || matches!(s.tcb.state(), tcp::State::TimeWait | tcp::State::Closed)
+                    s.closed.is_some()
+                        || matches!(s.tcb.state(), tcp::State::TimeWait | tcp::State::Closed)
                 }))
     }
 
@@ -1161,8 +1162,13 @@ impl Connection {
                     let dsn = self.snd_nxt;
                     let mut first = None;
                     for i in subflows.iter() {
-                        if self.assign(i, dsn, len) && first.is_none() {
-                            first = Some(i);
+                        if self.assign(i, dsn, len) {
+                            if first.is_none() {
+                                first = Some(i);
+                            } else {
+                                // a copy: counted on this subflow, not in the connection's bytes
+                                self.subflows[i].data_sent += u64::from(len);
+                            }
                         }
                     }
                     match first {

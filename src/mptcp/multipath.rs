@@ -688,11 +688,11 @@ impl Connection {
                         self.close_subflow(i, false);
                     }
                 }
-                PmCommand::Announce {
-                    addr_id,
-                    addr,
-                    port,
-                } => self.announce(addr_id, addr, port),
+                PmCommand::Announce { addr, port, .. } => {
+                    // one id space for ADD_ADDR, REMOVE_ADDR and MP_JOIN: ours
+                    let id = self.local_addr_id(addr);
+                    self.announce(id, addr, port)
+                }
                 PmCommand::RemoveAddress { addr_id } => self.remove_address(addr_id),
                 PmCommand::SetBackup { id, backup } => {
                     if let Some(i) = self.subflows.iter().position(|s| s.id == id) {

@@ -14,7 +14,7 @@ pub struct TxParams {
     pub rcv_space: u32,
 }
 
-const MAX_RANGES: usize = 32;
+const MAX_RANGES: usize = 64;
 /// Most segment boundaries remembered (the MPTCP layer keeps fewer mappings than this).
 pub const MAX_BOUNDARIES: usize = 512;
 const MAX_OPT: usize = 40;
@@ -705,11 +705,16 @@ impl Tcb {
         let got = start_off..start_off + accepted as u64;
         let was_in_order = start_off == self.rcv_nxt_off;
         let had_gap = !self.rcv_ranges.is_empty();
-        if !self.rcv_ranges.insert(got.clone()) {
-            self.ack_now = true;
-            return;
-        }
-        let new_nxt = self.rcv_ranges.contiguous_end(self.rcv_nxt_off);
+        let new_nxt = if was_in_order {
+            // in-order data needs no range of its own (the set may be full of islands)
+            self.rcv_ranges.contiguous_end(got.end)
+        } else {
+            if !self.rcv_ranges.insert(got.clone()) {
+                self.ack_now = true;
+                return;
+            }
+            self.rcv_ranges.contiguous_end(self.rcv_nxt_off)
+        };
         if new_nxt > self.rcv_nxt_off {
             self.rcv_nxt = self
                 .rcv_nxt
