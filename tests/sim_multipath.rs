@@ -445,7 +445,10 @@ fn add_addr_lost_is_retransmitted_and_remove_addr_closes_subflows() {
     assert_eq!(dropped.get(), 1);
     assert!(p.server.mib().AddAddrRetrans >= 1);
     assert_eq!(p.client.mib().AddAddr, 1);
-    assert!(p.server.mib().EchoAdd >= 1);
+    assert!(p.run_until(Duration::from_secs(10), |p| {
+        t.pump(p);
+        p.server.mib().EchoAdd >= 1
+    }));
     // the server withdraws SERVER2: the client closes its subflow there
     let s = t.server.unwrap();
     let id = p.server.connection(s).unwrap().local_addr_id(SERVER2);

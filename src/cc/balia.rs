@@ -1,48 +1,40 @@
-//! BALIA, the Balanced Linked Adaptation algorithm (Peng, Walid, Hwang, Low, IEEE/ACM ToN 2016).
+//! BALIA, Balanced Linked Adaptation (Peng, Walid, Hwang, Low, 2016).
 //!
-//! With `x_r = w_r / rtt_r` and `alpha_r = max_k x_k / x_r`, each acknowledged segment on
-//! path r grows w_r by `(x_r / rtt_r) / (sum_k x_k)^2 * (1 + alpha_r)/2 * (4 + alpha_r)/5`
-//! segments; a loss shrinks it by `w_r / 2 * min(alpha_r, 1.5)`.
+//! Per ACK of one segment on path r (`x_k = w_k / rtt_k`, `alpha_r = max_k x_k / x_r`):
+//! `w_r += x_r / (rtt_r * (sum_k x_k)^2) * (1 + alpha_r) / 2 * (4 + alpha_r) / 5`;
+//! on loss `w_r -= w_r / 2 * min(alpha_r, 1.5)`.
 
-use super::{AckContext, CongestionControl, CouplingView, Window};
+use super::{rtt_secs, AckContext, CongestionControl, CouplingView, RenoCore};
 use crate::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
 pub struct Balia {
-    w: Window,
+    core: RenoCore,
 }
 
 impl Balia {
     pub fn new(mss: u16) -> Self {
         Balia {
-            w: Window::new(mss),
+            core: RenoCore::new(mss),
         }
     }
 }
 
-fn alpha_and_increase(view: &CouplingView) -> Option<(f64, f64)> {
-    let n = view.len.min(super::MAX_COUPLED);
-    let me = view
-        .paths
-        .get(view.me)
-        .filter(|p| p.usable && !p.srtt.is_zero())?;
-    let x = |p: &super::PathCc| f64::from(p.cwnd) / f64::from(p.mss.max(1)) / p.srtt.as_secs_f64();
+/// (x_me, sum x, alpha_me) in segments per second.
+fn rates(view: &CouplingView) -> Option<(f64, f64, f64)> {
     let mut sum = 0.0;
-    let mut max = 0.0f64;
-    for p in view.paths[..n]
-        .iter()
-        .filter(|p| p.usable && !p.srtt.is_zero())
-    {
-        sum += x(p);
-        max = max.max(x(p));
+    let mut max: f64 = 0.0;
+    for p in view.paths().iter().filter(|p| p.usable) {
+        let x = f64::from(p.cwnd) / f64::from(p.mss.max(1)) / rtt_secs(p.srtt);
+        sum += x;
+        max = max.max(x);
     }
-    let xr = x(me);
-    if xr <= 0.0 || sum <= 0.0 {
+    let me = view.paths.get(view.me)?;
+    let x = f64::from(me.cwnd) / f64::from(me.mss.max(1)) / rtt_secs(me.srtt);
+    if x <= 0.0 || sum <= 0.0 {
         return None;
     }
-    let a = max / xr;
-    let inc = (xr / me.srtt.as_secs_f64()) / (sum * sum) * (1.0 + a) / 2.0 * (4.0 + a) / 5.0;
-    Some((a, inc))
+    Some((x, sum, max / x))
 }
 
 impl CongestionControl for Balia {
@@ -50,82 +42,96 @@ impl CongestionControl for Balia {
         "balia"
     }
     fn cwnd(&self) -> u32 {
-        self.w.cwnd
+        self.core.cwnd
     }
     fn ssthresh(&self) -> u32 {
-        self.w.ssthresh
+        self.core.ssthresh
     }
-    fn on_ack(&mut self, _now: Instant, acked: u32, _rtt: Option<Duration>, ctx: &AckContext<'_>) {
-        let mss = ctx.mss.max(1);
-        let rest = if self.w.in_slow_start() {
-            self.w.slow_start(acked, mss)
-        } else {
-            acked
-        };
-        if rest == 0 {
-            return;
+    fn on_ack(&mut self, _now: Instant, acked: u32, _rtt: Option<Duration>, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        let mut acked = acked;
+        if self.core.in_slow_start() {
+            acked = self.core.slow_start(acked);
+            if acked == 0 {
+                return;
+            }
         }
-        let per_seg = match ctx.coupling.and_then(alpha_and_increase) {
-            Some((_, inc)) => inc.min(f64::from(mss) / f64::from(self.w.cwnd.max(1))),
-            None => f64::from(mss) / f64::from(self.w.cwnd.max(1)),
+        let view = ctx.coupling.and_then(|v| v.with_me(self.core.cwnd));
+        let rs = view
+            .as_ref()
+            .and_then(|v| rates(v).map(|r| (r, rtt_secs(v.paths[v.me].srtt))));
+        let Some(((x, sum, alpha), rtt)) = rs else {
+            self.core.reno_ca(acked);
+            return;
         };
-        self.w.grow(rest, (per_seg * 1e6) as u64, 1_000_000);
+        let per_seg = x / (rtt * sum * sum) * (1.0 + alpha) / 2.0 * (4.0 + alpha) / 5.0;
+        let mss = f64::from(self.core.mss);
+        self.core.grow(per_seg * f64::from(acked) / mss * mss);
     }
-    fn on_congestion_event(&mut self, _now: Instant, ctx: &AckContext<'_>) {
-        let factor = match ctx.coupling.and_then(alpha_and_increase) {
-            Some((a, _)) => 1.0 - 0.5 * a.min(1.5),
-            None => 0.5,
-        };
-        self.w
-            .decrease(ctx.in_flight, ctx.mss, (factor * 1000.0) as u32);
+    fn on_congestion_event(&mut self, _now: Instant, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        let alpha = ctx
+            .coupling
+            .and_then(|v| v.with_me(self.core.cwnd))
+            .and_then(|v| rates(&v))
+            .map(|r| r.2);
+        match alpha {
+            None => self.core.halve(ctx.in_flight),
+            Some(a) => {
+                let w = f64::from(self.core.cwnd);
+                let new = (w - w / 2.0 * a.min(1.5)).max(f64::from(2 * self.core.mss));
+                self.core.halve(ctx.in_flight);
+                self.core.cwnd = new as u32;
+                self.core.ssthresh = self.core.cwnd;
+            }
+        }
     }
-    fn on_rto(&mut self, _now: Instant, ctx: &AckContext<'_>) {
-        self.w.timeout(ctx.in_flight, ctx.mss);
-    }
-    fn penalise(&mut self, mss: u16) {
-        self.w.decrease(0, mss, 500);
+    fn on_rto(&mut self, _now: Instant, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        self.core.rto(ctx.in_flight);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cc::{PathCc, MAX_COUPLED};
+    use crate::cc::test_util::{ctx, view};
 
     #[test]
-    fn slower_path_backs_off_more() {
-        let mut v = CouplingView {
-            me: 0,
-            len: 2,
-            paths: [PathCc::default(); MAX_COUPLED],
-        };
-        v.paths[0] = PathCc {
-            cwnd: 20_000,
-            srtt: Duration::from_millis(10),
-            mss: 1000,
-            usable: true,
-            ..PathCc::default()
-        };
-        v.paths[1] = PathCc {
-            cwnd: 20_000,
-            srtt: Duration::from_millis(100),
-            mss: 1000,
-            usable: true,
-            ..PathCc::default()
-        };
-        let (a_fast, _) = alpha_and_increase(&v).unwrap();
-        v.me = 1;
-        let (a_slow, _) = alpha_and_increase(&v).unwrap();
-        assert!((a_fast - 1.0).abs() < 1e-9);
-        assert!(a_slow > 1.0);
+    fn equal_paths_growth_and_loss() {
+        let t = Instant::ZERO;
         let mut b = Balia::new(1000);
-        let ctx = AckContext {
-            in_flight: 10_000,
-            mss: 1000,
-            srtt: None,
+        b.on_congestion_event(t, &ctx(40_000, 1000));
+        assert_eq!(b.cwnd(), 20_000);
+        let v = view(&[(20_000, 100), (20_000, 100)], 0);
+        let c = AckContext {
             coupling: Some(&v),
+            ..ctx(20_000, 1000)
         };
-        b.on_congestion_event(Instant::ZERO, &ctx);
-        assert_eq!(b.cwnd(), 2_500); // 10000 * (1 - 0.5 * 1.5), floored at 2 MSS
+        // alpha = 1: per segment 1/(w * 4) -> 20 acks of 1 segment at w=20 grow ~0.25 segment
+        for _ in 0..20 {
+            b.on_ack(t, 1000, None, &c);
+        }
+        let grown = b.cwnd() - 20_000;
+        assert!((200..=300).contains(&grown), "grew {grown}");
+        // loss with alpha = 1: w -= w/2
+        let before = b.cwnd();
+        b.on_congestion_event(t, &c);
+        assert!((i64::from(b.cwnd()) - i64::from(before / 2)).abs() <= 1);
+    }
+
+    #[test]
+    fn slow_path_backs_off_less_than_half_is_capped() {
+        let t = Instant::ZERO;
+        let mut b = Balia::new(1000);
+        b.on_congestion_event(t, &ctx(40_000, 1000)); // cwnd 20 kB
+                                                      // the other path is 4x faster: alpha_me = 4 -> min(4, 1.5) = 1.5 -> w * 0.25
+        let v = view(&[(20_000, 100), (20_000, 25)], 0);
+        let c = AckContext {
+            coupling: Some(&v),
+            ..ctx(20_000, 1000)
+        };
+        b.on_congestion_event(t, &c);
+        assert_eq!(b.cwnd(), 5_000);
     }
 }

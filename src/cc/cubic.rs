@@ -1,6 +1,6 @@
-//! CUBIC (RFC 9438), in bytes, with the Reno-friendly region.
+//! CUBIC (RFC 9438).
 
-use super::{AckContext, CongestionControl, Window};
+use super::{AckContext, CongestionControl, RenoCore};
 use crate::time::{Duration, Instant};
 
 const C: f64 = 0.4;
@@ -8,37 +8,54 @@ const BETA: f64 = 0.7;
 
 #[derive(Clone, Debug)]
 pub struct Cubic {
-    w: Window,
+    core: RenoCore,
     /// Window before the last reduction, in segments.
     w_max: f64,
     /// Start of the current congestion-avoidance epoch.
     epoch: Option<Instant>,
     k: f64,
-    /// Reno-friendly estimate, in segments.
+    /// Reno-friendly estimate (RFC 9438 4.3), in segments.
     w_est: f64,
+    /// Window when the epoch started, in segments.
+    cwnd_epoch: f64,
 }
 
 impl Cubic {
     pub fn new(mss: u16) -> Self {
         Cubic {
-            w: Window::new(mss),
+            core: RenoCore::new(mss),
             w_max: 0.0,
             epoch: None,
             k: 0.0,
             w_est: 0.0,
+            cwnd_epoch: 0.0,
         }
     }
 
-    fn reduce(&mut self, in_flight: u32, mss: u16) {
-        let seg = f64::from(mss.max(1));
-        let cur = f64::from(self.w.cwnd) / seg;
-        // fast convergence
-        self.w_max = if cur < self.w_max {
-            cur * (1.0 + BETA) / 2.0
+    fn segs(&self) -> f64 {
+        f64::from(self.core.cwnd) / f64::from(self.core.mss)
+    }
+
+    fn w_cubic(&self, t: f64) -> f64 {
+        C * (t - self.k).powi(3) + self.w_max
+    }
+
+    fn reduce(&mut self, rto: bool) {
+        let cwnd = self.segs();
+        // fast convergence (RFC 9438 4.7)
+        self.w_max = if cwnd < self.w_max {
+            cwnd * (1.0 + BETA) / 2.0
         } else {
-            cur
+            cwnd
         };
-        self.w.decrease(in_flight, mss, (BETA * 1000.0) as u32);
+        // RFC 9438 4.6: ssthresh = cwnd * beta_cubic
+        let ss = (cwnd * BETA * f64::from(self.core.mss)) as u32;
+        self.core.ssthresh = ss.max(2 * self.core.mss);
+        if rto {
+            self.core.cwnd = self.core.mss;
+        } else {
+            self.core.cwnd = self.core.ssthresh;
+        }
         self.epoch = None;
     }
 }
@@ -48,98 +65,129 @@ impl CongestionControl for Cubic {
         "cubic"
     }
     fn cwnd(&self) -> u32 {
-        self.w.cwnd
+        self.core.cwnd
     }
     fn ssthresh(&self) -> u32 {
-        self.w.ssthresh
+        self.core.ssthresh
     }
-    fn on_ack(&mut self, now: Instant, acked: u32, rtt: Option<Duration>, ctx: &AckContext<'_>) {
-        let mss = ctx.mss.max(1);
-        let rest = if self.w.in_slow_start() {
-            self.w.slow_start(acked, mss)
-        } else {
-            acked
+    fn on_ack(&mut self, now: Instant, acked: u32, rtt: Option<Duration>, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        let mut acked = acked;
+        if self.core.in_slow_start() {
+            acked = self.core.slow_start(acked);
+            if acked == 0 {
+                return;
+            }
+        }
+        let mss = f64::from(self.core.mss);
+        let cwnd = self.segs();
+        let epoch = match self.epoch {
+            Some(e) => e,
+            None => {
+                self.epoch = Some(now);
+                self.cwnd_epoch = cwnd;
+                self.w_est = cwnd;
+                if self.w_max <= cwnd {
+                    self.w_max = cwnd;
+                    self.k = 0.0;
+                } else {
+                    self.k = ((self.w_max - cwnd) / C).cbrt();
+                }
+                now
+            }
         };
-        if rest == 0 {
-            return;
-        }
-        let seg = f64::from(mss);
-        let cwnd_seg = f64::from(self.w.cwnd) / seg;
-        let epoch = *self.epoch.get_or_insert_with(|| {
-            self.k = if self.w_max > cwnd_seg {
-                ((self.w_max - cwnd_seg) / C).cbrt()
-            } else {
-                0.0
-            };
-            self.w_est = cwnd_seg;
-            now
-        });
-        let rtt = rtt
-            .or(ctx.srtt)
-            .unwrap_or(Duration::from_millis(100))
-            .as_secs_f64();
-        let t = (now - epoch).as_secs_f64() + rtt;
-        let target =
-            (C * (t - self.k).powi(3) + self.w_max.max(cwnd_seg.min(self.w_max))).max(cwnd_seg);
-        // Reno-friendly estimate: alpha = 3(1-beta)/(1+beta) segments per RTT
-        let alpha = 3.0 * (1.0 - BETA) / (1.0 + BETA);
-        self.w_est += alpha * f64::from(rest) / f64::from(self.w.cwnd.max(1));
-        let goal = target.max(self.w_est);
-        if goal > cwnd_seg {
-            // increase by (goal - cwnd)/cwnd segments per acknowledged segment
-            let per_byte = ((goal - cwnd_seg) / cwnd_seg).min(0.5);
-            let inc = (per_byte * f64::from(rest)) as u64;
-            let inc = inc.max(u64::from(self.w.cwnd < (goal * seg) as u32));
-            self.w.grow(inc.min(u64::from(u32::MAX)) as u32, 1, 1);
+        let t = (now - epoch).as_secs_f64();
+        let rtt = rtt.or(ctx.srtt).map_or(0.1, |d| d.as_secs_f64());
+        let acked_segs = f64::from(acked) / mss;
+        // Reno-friendly region
+        let alpha = if self.w_est >= self.w_max {
+            1.0
+        } else {
+            3.0 * (1.0 - BETA) / (1.0 + BETA)
+        };
+        self.w_est += alpha * acked_segs / cwnd.max(1.0);
+        let target = self.w_cubic(t + rtt).clamp(cwnd, 1.5 * cwnd);
+        if self.w_cubic(t) < self.w_est {
+            let new = (self.w_est * mss) as u32;
+            if new > self.core.cwnd {
+                self.core.cwnd = new;
+            }
+        } else {
+            let inc = (target - cwnd) / cwnd.max(1.0) * acked_segs;
+            self.core.grow(inc * mss);
         }
     }
-    fn on_congestion_event(&mut self, _now: Instant, ctx: &AckContext<'_>) {
-        self.reduce(ctx.in_flight, ctx.mss);
+    fn on_congestion_event(&mut self, _now: Instant, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        self.reduce(false);
     }
-    fn on_rto(&mut self, _now: Instant, ctx: &AckContext<'_>) {
-        self.reduce(ctx.in_flight, ctx.mss);
-        self.w.timeout(ctx.in_flight, ctx.mss);
-    }
-    fn penalise(&mut self, mss: u16) {
-        self.w.decrease(0, mss, 500);
-        self.epoch = None;
+    fn on_rto(&mut self, _now: Instant, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        self.reduce(true);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cc::test_util::ctx;
 
     #[test]
-    fn reduces_to_beta_and_regrows_towards_wmax() {
-        let mss = 1000;
-        let ctx = AckContext {
-            in_flight: 0,
-            mss,
-            srtt: Some(Duration::from_millis(50)),
-            coupling: None,
-        };
-        let mut c = Cubic::new(mss);
+    fn slow_start_growth_and_beta_reduction() {
+        let t = Instant::ZERO;
+        let mut c = Cubic::new(1000);
+        for _ in 0..30 {
+            c.on_ack(t, 1000, None, &ctx(10_000, 1000));
+        }
+        assert_eq!(c.cwnd(), 40_000);
+        c.on_congestion_event(t, &ctx(40_000, 1000));
+        assert_eq!(c.cwnd(), 28_000, "multiplicative decrease by beta 0.7");
+        assert_eq!(c.ssthresh(), 28_000);
+    }
+
+    #[test]
+    fn cubic_growth_is_concave_then_convex_around_w_max() {
+        let mut c = Cubic::new(1000);
         let mut now = Instant::ZERO;
         for _ in 0..90 {
-            c.on_ack(now, 1000, None, &ctx);
+            c.on_ack(now, 1000, None, &ctx(10_000, 1000));
         }
         assert_eq!(c.cwnd(), 100_000);
-        c.on_congestion_event(
-            now,
-            &AckContext {
-                in_flight: 100_000,
-                ..ctx
-            },
-        );
+        c.on_congestion_event(now, &ctx(100_000, 1000));
         assert_eq!(c.cwnd(), 70_000);
-        // a few seconds of acks bring it back near w_max (K = cbrt(30/0.4) ~ 4.2 s)
-        for _ in 0..200 {
-            now += Duration::from_millis(50);
-            for _ in 0..70 {
-                c.on_ack(now, 1000, Some(Duration::from_millis(50)), &ctx);
+        let rtt = Duration::from_millis(100);
+        // K = cbrt(30 / 0.4) = 4.2 s. Feed one window of ACKs per RTT.
+        let mut samples = Vec::new();
+        for _ in 0..100 {
+            let w = c.cwnd() / 1000;
+            for _ in 0..w {
+                c.on_ack(now, 1000, Some(rtt), &ctx(c.cwnd(), 1000));
             }
+            now += rtt;
+            samples.push(c.cwnd());
         }
-        assert!(c.cwnd() > 95_000, "cwnd {}", c.cwnd());
+        // grows, approaches w_max slowly near K (~4.2s), then grows beyond it
+        assert!(samples[5] > 70_000);
+        let near_k = samples[42];
+        assert!((95_000..=102_000).contains(&near_k), "near K: {near_k}");
+        let growth_early = samples[10] - samples[0];
+        let growth_plateau = samples[45] - samples[38];
+        assert!(
+            growth_plateau < growth_early,
+            "{growth_plateau} vs {growth_early}"
+        );
+        assert!(
+            samples[99] > 110_000,
+            "convex growth beyond w_max: {}",
+            samples[99]
+        );
+    }
+
+    #[test]
+    fn rto_collapses_to_one_segment() {
+        let mut c = Cubic::new(1000);
+        c.on_rto(Instant::ZERO, &ctx(10_000, 1000));
+        assert_eq!(c.cwnd(), 1000);
+        assert_eq!(c.ssthresh(), 7000);
     }
 }

@@ -1,42 +1,41 @@
-//! LIA, the Linked Increases Algorithm (RFC 6356).
-//!
-//! In congestion avoidance each acknowledged byte on path i grows cwnd_i by
-//! `min(alpha * mss_i / cwnd_total, mss_i / cwnd_i)` bytes, where
-//! `alpha = cwnd_total * max_i(cwnd_i / rtt_i^2) / (sum_i cwnd_i / rtt_i)^2`.
-//! The `min` keeps each path at most as aggressive as Reno on it (RFC 6356 goal 2).
+//! Linked Increases Algorithm (RFC 6356), the MPTCP coupled congestion control.
 
-use super::{AckContext, CongestionControl, CouplingView, Window};
+use super::{rtt_secs, AckContext, CongestionControl, CouplingView, RenoCore};
 use crate::time::{Duration, Instant};
+
+/// RFC 6356 section 3:
+/// `alpha = cwnd_total * max_i(cwnd_i / rtt_i^2) / (sum_i cwnd_i / rtt_i)^2`
+/// over the usable paths; `None` when no path is usable.
+pub fn lia_alpha(view: &CouplingView) -> Option<f64> {
+    let mut total = 0.0;
+    let mut best: f64 = 0.0;
+    let mut sum = 0.0;
+    let mut any = false;
+    for p in view.paths().iter().filter(|p| p.usable) {
+        let w = f64::from(p.cwnd);
+        let r = rtt_secs(p.srtt);
+        total += w;
+        best = best.max(w / (r * r));
+        sum += w / r;
+        any = true;
+    }
+    if !any || sum <= 0.0 {
+        return None;
+    }
+    Some(total * best / (sum * sum))
+}
 
 #[derive(Clone, Debug)]
 pub struct Lia {
-    w: Window,
+    core: RenoCore,
 }
 
 impl Lia {
     pub fn new(mss: u16) -> Self {
         Lia {
-            w: Window::new(mss),
+            core: RenoCore::new(mss),
         }
     }
-}
-
-/// RFC 6356 alpha and the total window, from a coupling view.
-pub fn alpha(view: &CouplingView) -> Option<(f64, f64)> {
-    let mut total = 0.0;
-    let mut best = 0.0f64;
-    let mut sum = 0.0;
-    for p in view.usable() {
-        let w = f64::from(p.cwnd);
-        let r = p.srtt.as_secs_f64();
-        total += w;
-        best = best.max(w / (r * r));
-        sum += w / r;
-    }
-    if sum <= 0.0 || total <= 0.0 {
-        return None;
-    }
-    Some((total * best / (sum * sum), total))
 }
 
 impl CongestionControl for Lia {
@@ -44,102 +43,110 @@ impl CongestionControl for Lia {
         "lia"
     }
     fn cwnd(&self) -> u32 {
-        self.w.cwnd
+        self.core.cwnd
     }
     fn ssthresh(&self) -> u32 {
-        self.w.ssthresh
+        self.core.ssthresh
     }
-    fn on_ack(&mut self, _now: Instant, acked: u32, _rtt: Option<Duration>, ctx: &AckContext<'_>) {
-        let mss = ctx.mss.max(1);
-        let rest = if self.w.in_slow_start() {
-            self.w.slow_start(acked, mss)
-        } else {
-            acked
-        };
-        if rest == 0 {
-            return;
+    fn on_ack(&mut self, _now: Instant, acked: u32, _rtt: Option<Duration>, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        let mut acked = acked;
+        if self.core.in_slow_start() {
+            acked = self.core.slow_start(acked);
+            if acked == 0 {
+                return;
+            }
         }
-        let own = f64::from(mss) / f64::from(self.w.cwnd.max(1));
-        let per_byte = match ctx.coupling.and_then(alpha) {
-            Some((a, total)) => (a * f64::from(mss) / total).min(own),
-            None => own,
+        let view = ctx.coupling.and_then(|v| v.with_me(self.core.cwnd));
+        let Some(view) = view else {
+            self.core.reno_ca(acked);
+            return;
         };
-        // accumulate in millionths of a byte
-        let scaled = (per_byte * 1e6) as u64;
-        self.w.grow(rest, scaled, 1_000_000);
+        let Some(alpha) = lia_alpha(&view) else {
+            self.core.reno_ca(acked);
+            return;
+        };
+        let total: f64 = view
+            .paths()
+            .iter()
+            .filter(|p| p.usable)
+            .map(|p| f64::from(p.cwnd))
+            .sum();
+        let a = f64::from(acked);
+        let mss = f64::from(self.core.mss);
+        // RFC 6356: min(alpha * bytes_acked * MSS_i / cwnd_total, bytes_acked * MSS_i / cwnd_i)
+        let coupled = alpha * a * mss / total.max(1.0);
+        let uncoupled = a * mss / f64::from(self.core.cwnd.max(1));
+        self.core.grow(coupled.min(uncoupled));
     }
-    fn on_congestion_event(&mut self, _now: Instant, ctx: &AckContext<'_>) {
-        self.w.decrease(ctx.in_flight, ctx.mss, 500);
+    fn on_congestion_event(&mut self, _now: Instant, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        self.core.halve(ctx.in_flight);
     }
-    fn on_rto(&mut self, _now: Instant, ctx: &AckContext<'_>) {
-        self.w.timeout(ctx.in_flight, ctx.mss);
-    }
-    fn penalise(&mut self, mss: u16) {
-        self.w.decrease(0, mss, 500);
+    fn on_rto(&mut self, _now: Instant, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        self.core.rto(ctx.in_flight);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cc::{PathCc, MAX_COUPLED};
+    use crate::cc::test_util::{ctx, view};
+    use crate::cc::Reno;
 
-    fn view(paths: &[(u32, u64)]) -> CouplingView {
-        let mut v = CouplingView {
-            me: 0,
-            len: paths.len(),
-            paths: [PathCc::default(); MAX_COUPLED],
-        };
-        for (i, (w, rtt)) in paths.iter().enumerate() {
-            v.paths[i] = PathCc {
-                cwnd: *w,
-                srtt: Duration::from_millis(*rtt),
-                mss: 1000,
-                usable: true,
-                ..PathCc::default()
-            };
-        }
-        v
+    #[test]
+    fn alpha_on_two_paths() {
+        // path 0: 20 kB at 100 ms, path 1: 10 kB at 50 ms
+        let v = view(&[(20_000, 100), (10_000, 50)], 0);
+        let a = lia_alpha(&v).unwrap();
+        // total 30000; max(20000/0.01, 10000/0.0025) = 4e6; sum = 200000 + 200000 = 4e5
+        let expect = 30_000.0 * 4.0e6 / (4.0e5f64 * 4.0e5);
+        assert!((a - expect).abs() < 1e-9, "{a} vs {expect}");
+        assert!((a - 0.75).abs() < 1e-9);
+        // equal paths: alpha = n * w * (w/r^2) / (n w / r)^2 = 1/n
+        let v = view(&[(10_000, 100), (10_000, 100)], 1);
+        assert!((lia_alpha(&v).unwrap() - 0.5).abs() < 1e-9);
     }
 
     #[test]
-    fn alpha_matches_rfc_formula_for_two_paths() {
-        // equal windows and RTTs: alpha = 2w * (w/r^2) / (2w/r)^2 = 1/2
-        let (a, total) = alpha(&view(&[(10_000, 100), (10_000, 100)])).unwrap();
-        assert!((a - 0.5).abs() < 1e-9);
-        assert_eq!(total, 20_000.0);
-        // one path: alpha = 1 (Reno)
-        let (a, _) = alpha(&view(&[(10_000, 100)])).unwrap();
-        assert!((a - 1.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn never_more_aggressive_than_reno_on_the_path() {
-        let v = view(&[(20_000, 10), (20_000, 200)]);
-        let mut lia = Lia::new(1000);
-        let mut reno = crate::cc::reno::Reno::new(1000);
+    fn increase_never_exceeds_reno_on_same_path() {
         let t = Instant::ZERO;
-        let c = AckContext {
-            in_flight: 20_000,
-            mss: 1000,
-            srtt: None,
-            coupling: Some(&v),
-        };
-        lia.on_congestion_event(t, &c);
-        reno.on_congestion_event(t, &c);
-        for _ in 0..1000 {
-            lia.on_ack(t, 1000, None, &c);
-            reno.on_ack(
-                t,
-                1000,
-                None,
-                &AckContext {
-                    coupling: None,
-                    ..c
-                },
-            );
-            assert!(lia.cwnd() <= reno.cwnd());
+        for paths in [
+            [(20_000u32, 100u64), (10_000, 50)],
+            [(10_000, 10), (50_000, 300)],
+            [(5_000, 20), (5_000, 20)],
+        ] {
+            for me in 0..2 {
+                let v = view(&paths, me);
+                let mut lia = Lia::new(1000);
+                let mut reno = Reno::new(1000);
+                let c0 = ctx(100_000, 1000);
+                // leave slow start at the same window
+                lia.on_congestion_event(t, &c0);
+                reno.on_congestion_event(t, &c0);
+                let c = AckContext {
+                    coupling: Some(&v),
+                    ..ctx(50_000, 1000)
+                };
+                for _ in 0..500 {
+                    let before = lia.cwnd();
+                    lia.on_ack(t, 1000, None, &c);
+                    reno.on_ack(t, 1000, None, &c);
+                    // Reno's per-ACK increase is bytes_acked * MSS / cwnd
+                    let reno_inc = (1000.0 * 1000.0 / f64::from(before)).ceil() as u32;
+                    assert!(lia.cwnd() - before <= reno_inc);
+                    assert!(lia.cwnd() <= reno.cwnd() + 1000);
+                }
+                assert!(lia.cwnd() > 50_000, "LIA still grows");
+            }
         }
-        assert!(lia.cwnd() > 10_000, "LIA must still grow");
+    }
+
+    #[test]
+    fn halves_on_loss() {
+        let mut l = Lia::new(1000);
+        l.on_congestion_event(Instant::ZERO, &ctx(30_000, 1000));
+        assert_eq!(l.cwnd(), 15_000);
     }
 }

@@ -1,39 +1,48 @@
-//! Congestion control: one controller per subflow behind a trait, one algorithm per file.
+//! Per-subflow congestion control (RFC 5681 Reno, RFC 9438 CUBIC) and the MPTCP coupled
+//! algorithms (RFC 6356 LIA, OLIA, BALIA).
 //!
-//! `reno` (RFC 5681) and `cubic` (RFC 9438) are uncoupled; `lia` (RFC 6356), `olia`
-//! (Khalili et al., 2013) and `balia` (Peng et al., 2016) couple the subflows of an MPTCP
-//! connection through a [`CouplingView`] the connection refreshes. Without a view the
-//! coupled algorithms behave like Reno.
+//! Every controller works on one subflow. The coupled ones additionally read a
+//! [`CouplingView`] of all subflows of the MPTCP connection, which the connection fills in
+//! before feeding segments to each subflow. Without a view (or with a single usable path)
+//! they behave like Reno.
 //!
-//! Adding an algorithm: one file with a type implementing [`CongestionControl`] and a branch
-//! in [`by_name`].
+//! Units: windows are in bytes; `acked` is the number of newly acknowledged bytes.
 
 use crate::time::{Duration, Instant};
 
-pub mod balia;
-pub mod cubic;
-pub mod lia;
-pub mod olia;
-pub mod reno;
+mod balia;
+mod cubic;
+mod lia;
+mod olia;
+mod reno;
 
-/// Most subflows a coupling view describes.
+pub use balia::Balia;
+pub use cubic::Cubic;
+pub use lia::{lia_alpha, Lia};
+pub use olia::Olia;
+pub use reno::Reno;
+
+/// Maximum number of subflows in a coupling view.
 pub const MAX_COUPLED: usize = 8;
 
-/// What a coupled controller knows about one path.
+/// Names accepted by [`by_name`].
+pub const NAMES: &[&str] = &["reno", "cubic", "lia", "olia", "balia"];
+
+/// One subflow as seen by a coupled controller.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PathCc {
     pub cwnd: u32,
     pub srtt: Duration,
     pub mss: u16,
-    /// Bytes acknowledged since the last loss on this path (OLIA's l1).
+    /// Bytes acknowledged since the last loss on this path (OLIA's l2).
     pub bytes_since_loss: u64,
-    /// Bytes acknowledged between the last two losses (OLIA's l2).
+    /// Bytes acknowledged between the last two losses (OLIA's l1).
     pub bytes_between_last_losses: u64,
-    /// Established and sending.
+    /// False for paths that must not be counted (backup, not established, failed).
     pub usable: bool,
 }
 
-/// The connection's paths as seen by subflow `me`.
+/// All subflows of one MPTCP connection; `paths[me]` is the subflow being driven.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CouplingView {
     pub me: usize,
@@ -42,76 +51,104 @@ pub struct CouplingView {
 }
 
 impl CouplingView {
-    /// The usable paths.
-    pub fn usable(&self) -> impl Iterator<Item = &PathCc> {
-        self.paths[..self.len.min(MAX_COUPLED)]
-            .iter()
-            .filter(|p| p.usable && p.srtt > Duration::ZERO)
+    /// The filled-in paths.
+    pub fn paths(&self) -> &[PathCc] {
+        &self.paths[..self.len.min(MAX_COUPLED)]
+    }
+
+    /// Number of usable paths.
+    pub fn usable_count(&self) -> usize {
+        self.paths().iter().filter(|p| p.usable).count()
+    }
+
+    /// A copy in which path `me` carries the live window `cwnd` (the view may be stale)
+    /// and is marked usable; `None` if `me` is out of range or fewer than 2 paths are usable.
+    pub(crate) fn with_me(&self, cwnd: u32) -> Option<CouplingView> {
+        if self.me >= self.len.min(MAX_COUPLED) {
+            return None;
+        }
+        let mut v = *self;
+        v.paths[v.me].cwnd = cwnd;
+        v.paths[v.me].usable = true;
+        if v.usable_count() < 2 {
+            return None;
+        }
+        Some(v)
     }
 }
 
-/// What the engine tells a controller with each event.
+/// Round-trip time in seconds, floored at 100 us so that divisions stay finite.
+pub(crate) fn rtt_secs(d: Duration) -> f64 {
+    d.as_secs_f64().max(1e-4)
+}
+
+/// What a controller may look at when an ACK or a loss is processed.
 #[derive(Clone, Copy, Debug)]
 pub struct AckContext<'a> {
-    /// Bytes in flight before this event.
+    /// Bytes in flight before this event (RFC 5681 FlightSize).
     pub in_flight: u32,
+    /// Sender MSS of the subflow.
     pub mss: u16,
     pub srtt: Option<Duration>,
     pub coupling: Option<&'a CouplingView>,
 }
 
-/// A per-subflow congestion controller. Windows are in bytes.
+/// A congestion controller for one subflow.
 pub trait CongestionControl: Send + core::fmt::Debug {
     fn name(&self) -> &'static str;
+    /// Congestion window in bytes.
     fn cwnd(&self) -> u32;
+    /// Slow-start threshold in bytes (`u32::MAX` until the first loss).
     fn ssthresh(&self) -> u32;
-    /// New data acknowledged (not during fast recovery).
-    fn on_ack(&mut self, now: Instant, acked: u32, rtt: Option<Duration>, ctx: &AckContext<'_>);
-    /// Loss detected by duplicate ACKs / SACK: enter fast recovery.
-    fn on_congestion_event(&mut self, now: Instant, ctx: &AckContext<'_>);
-    /// Retransmission timeout.
-    fn on_rto(&mut self, now: Instant, ctx: &AckContext<'_>);
-    /// Fast recovery ended.
+    /// `acked` new bytes were cumulatively acknowledged (outside loss recovery).
+    fn on_ack(&mut self, now: Instant, acked: u32, rtt: Option<Duration>, ctx: &AckContext);
+    /// A loss was detected by fast retransmit / SACK (once per recovery episode).
+    fn on_congestion_event(&mut self, now: Instant, ctx: &AckContext);
+    /// The retransmission timer expired.
+    fn on_rto(&mut self, now: Instant, ctx: &AckContext);
+    /// Loss recovery ended (the recovery point was acknowledged).
     fn on_recovery_end(&mut self, _now: Instant) {}
-    /// Halve the window (MPTCP penalisation of a subflow that blocks the receive window).
-    fn penalise(&mut self, mss: u16);
 }
 
-/// Initial window (RFC 6928): 10 segments.
-pub fn initial_window(mss: u16) -> u32 {
-    10 * u32::from(mss.max(1))
-}
-
-/// Names accepted by [`by_name`].
-pub const NAMES: &[&str] = &["reno", "cubic", "lia", "olia", "balia"];
-
-/// A controller by name.
+/// A controller by name (see [`NAMES`]), with an initial window of 10 * `mss` (RFC 6928).
 pub fn by_name(name: &str, mss: u16) -> Option<Box<dyn CongestionControl>> {
-    Some(match name {
-        "reno" => Box::new(reno::Reno::new(mss)),
-        "cubic" => Box::new(cubic::Cubic::new(mss)),
-        "lia" => Box::new(lia::Lia::new(mss)),
-        "olia" => Box::new(olia::Olia::new(mss)),
-        "balia" => Box::new(balia::Balia::new(mss)),
-        _ => return None,
-    })
+    match name {
+        "reno" => Some(Box::new(Reno::new(mss))),
+        "cubic" => Some(Box::new(Cubic::new(mss))),
+        "lia" => Some(Box::new(Lia::new(mss))),
+        "olia" => Some(Box::new(Olia::new(mss))),
+        "balia" => Some(Box::new(Balia::new(mss))),
+        _ => None,
+    }
 }
 
-/// Reno-style window state shared by the loss-based algorithms here.
-#[derive(Clone, Copy, Debug)]
-pub struct Window {
+/// The Reno window logic shared by all controllers (RFC 5681).
+#[derive(Clone, Debug)]
+pub(crate) struct RenoCore {
     pub cwnd: u32,
     pub ssthresh: u32,
-    /// Bytes acknowledged towards the next congestion-avoidance increase.
-    pub acc: u64,
+    pub mss: u32,
+    /// Bytes acknowledged in congestion avoidance not yet turned into window.
+    ca_acc: u64,
+    /// Fractional window growth (bytes) for the float-based coupled increases.
+    frac: f64,
 }
 
-impl Window {
+impl RenoCore {
     pub fn new(mss: u16) -> Self {
-        Window {
-            cwnd: initial_window(mss),
+        let mss = u32::from(mss.max(1));
+        RenoCore {
+            cwnd: 10 * mss,
             ssthresh: u32::MAX,
-            acc: 0,
+            mss,
+            ca_acc: 0,
+            frac: 0.0,
+        }
+    }
+
+    pub fn set_mss(&mut self, mss: u16) {
+        if mss > 0 {
+            self.mss = u32::from(mss);
         }
     }
 
@@ -119,43 +156,93 @@ impl Window {
         self.cwnd < self.ssthresh
     }
 
-    /// Slow start (RFC 5681 with appropriate byte counting, L = 2 MSS); returns bytes left
-    /// for congestion avoidance.
-    pub fn slow_start(&mut self, acked: u32, mss: u16) -> u32 {
-        let inc = acked.min(2 * u32::from(mss));
+    /// RFC 5681 3.1: cwnd += min(N, SMSS), not beyond ssthresh. Returns acked bytes left over
+    /// for congestion avoidance when ssthresh was crossed.
+    pub fn slow_start(&mut self, acked: u32) -> u32 {
+        let inc = acked.min(self.mss);
         let room = self.ssthresh.saturating_sub(self.cwnd);
-        let grow = inc.min(room);
-        self.cwnd = self.cwnd.saturating_add(grow);
-        acked - grow.min(acked)
+        if inc <= room {
+            self.cwnd = self.cwnd.saturating_add(inc);
+            0
+        } else {
+            self.cwnd = self.cwnd.saturating_add(room);
+            acked.saturating_sub(room)
+        }
     }
 
-    /// Grow by `num/den` bytes per acknowledged byte (accumulated so no growth is lost).
-    pub fn grow(&mut self, acked: u32, per_byte_num: u64, per_byte_den: u64) {
-        if per_byte_den == 0 {
+    /// RFC 5681 congestion avoidance by appropriate byte counting: one MSS per window acked.
+    pub fn reno_ca(&mut self, acked: u32) {
+        self.ca_acc += u64::from(acked);
+        let w = u64::from(self.cwnd.max(1));
+        if self.ca_acc >= w {
+            self.ca_acc -= w;
+            self.cwnd = self.cwnd.saturating_add(self.mss);
+        }
+    }
+
+    /// Add a (possibly fractional) number of bytes to the window.
+    pub fn grow(&mut self, bytes: f64) {
+        if !bytes.is_finite() || bytes <= 0.0 {
             return;
         }
-        self.acc += u64::from(acked) * per_byte_num;
-        let inc = self.acc / per_byte_den;
-        self.acc %= per_byte_den;
-        self.cwnd = self
-            .cwnd
-            .saturating_add(inc.min(u64::from(u32::MAX)) as u32);
+        self.frac += bytes;
+        let whole = self.frac.floor();
+        self.frac -= whole;
+        let whole = if whole > f64::from(u32::MAX) {
+            u32::MAX
+        } else {
+            whole as u32
+        };
+        self.cwnd = self.cwnd.saturating_add(whole);
     }
 
-    /// Multiplicative decrease to `factor` (numerator over 1000), at least 2 MSS.
-    pub fn decrease(&mut self, in_flight: u32, mss: u16, factor_milli: u32) {
-        let base = self.cwnd.max(in_flight.min(self.cwnd));
-        let w = (u64::from(base) * u64::from(factor_milli) / 1000) as u32;
-        self.ssthresh = w.max(2 * u32::from(mss));
+    /// Fast retransmit (RFC 5681 eq. 4): ssthresh = max(FlightSize / 2, 2*SMSS), cwnd = ssthresh.
+    pub fn halve(&mut self, in_flight: u32) {
+        self.ssthresh = (in_flight / 2).max(2 * self.mss);
         self.cwnd = self.ssthresh;
-        self.acc = 0;
+        self.ca_acc = 0;
+        self.frac = 0.0;
     }
 
-    /// After an RTO: one segment, ssthresh halved.
-    pub fn timeout(&mut self, in_flight: u32, mss: u16) {
-        self.ssthresh = (in_flight.max(self.cwnd) / 2).max(2 * u32::from(mss));
-        self.cwnd = u32::from(mss);
-        self.acc = 0;
+    /// RTO: ssthresh as on loss, cwnd = one segment (RFC 5681 eq. 4 and LW = 1 SMSS).
+    pub fn rto(&mut self, in_flight: u32) {
+        self.ssthresh = (in_flight / 2).max(2 * self.mss);
+        self.cwnd = self.mss;
+        self.ca_acc = 0;
+        self.frac = 0.0;
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use super::*;
+
+    pub fn ctx(in_flight: u32, mss: u16) -> AckContext<'static> {
+        AckContext {
+            in_flight,
+            mss,
+            srtt: Some(Duration::from_millis(100)),
+            coupling: None,
+        }
+    }
+
+    pub fn view(paths: &[(u32, u64)], me: usize) -> CouplingView {
+        let mut v = CouplingView {
+            me,
+            len: paths.len(),
+            ..Default::default()
+        };
+        for (i, (cwnd, rtt_ms)) in paths.iter().enumerate() {
+            v.paths[i] = PathCc {
+                cwnd: *cwnd,
+                srtt: Duration::from_millis(*rtt_ms),
+                mss: 1000,
+                bytes_since_loss: 0,
+                bytes_between_last_losses: 0,
+                usable: true,
+            };
+        }
+        v
     }
 }
 
@@ -164,12 +251,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_name_builds() {
+    fn by_name_knows_every_name_and_initial_window() {
         for n in NAMES {
-            let cc = by_name(n, 1000).expect(n);
+            let cc = by_name(n, 1000).expect("known name");
             assert_eq!(cc.name(), *n);
             assert_eq!(cc.cwnd(), 10_000);
+            assert_eq!(cc.ssthresh(), u32::MAX);
         }
         assert!(by_name("vegas", 1000).is_none());
+    }
+
+    #[test]
+    fn every_controller_slow_starts_and_backs_off() {
+        let t = Instant::ZERO;
+        let v = test_util::view(&[(10_000, 100), (10_000, 50)], 0);
+        for n in NAMES {
+            let mut cc = by_name(n, 1000).unwrap();
+            let c = AckContext {
+                coupling: Some(&v),
+                ..test_util::ctx(10_000, 1000)
+            };
+            // slow start: +1 MSS per MSS acked, whatever the coupling
+            for _ in 0..10 {
+                cc.on_ack(t, 1000, None, &c);
+            }
+            assert_eq!(cc.cwnd(), 20_000, "{n}");
+            let before = cc.cwnd();
+            cc.on_congestion_event(t, &test_util::ctx(20_000, 1000));
+            assert!(cc.cwnd() < before, "{n}");
+            assert!(cc.cwnd() >= 2000, "{n}");
+            assert_eq!(cc.ssthresh(), cc.cwnd(), "{n}");
+            cc.on_rto(t, &test_util::ctx(8000, 1000));
+            assert_eq!(cc.cwnd(), 1000, "{n}");
+        }
+    }
+
+    #[test]
+    fn coupled_without_view_behaves_like_reno() {
+        let t = Instant::ZERO;
+        for n in ["lia", "olia", "balia"] {
+            let mut a = by_name("reno", 1000).unwrap();
+            let mut b = by_name(n, 1000).unwrap();
+            let c = test_util::ctx(20_000, 1000);
+            a.on_congestion_event(t, &c);
+            b.on_congestion_event(t, &c);
+            for _ in 0..200 {
+                a.on_ack(t, 1000, None, &c);
+                b.on_ack(t, 1000, None, &c);
+            }
+            let diff = i64::from(a.cwnd()) - i64::from(b.cwnd());
+            assert!(diff.abs() <= 1000, "{n}: reno {} vs {}", a.cwnd(), b.cwnd());
+        }
     }
 }

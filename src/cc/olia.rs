@@ -1,76 +1,71 @@
-//! OLIA, the Opportunistic Linked-Increases Algorithm (Khalili, Gast, Popovic, Le Boudec,
-//! IEEE/ACM ToN 2013).
+//! OLIA, Opportunistic Linked Increases (Khalili, Gast, Popovic, Le Boudec, 2013).
 //!
-//! Per acknowledged segment on path r (windows in segments):
-//! `dw_r = (w_r / rtt_r^2) / (sum_p w_p / rtt_p)^2 + alpha_r / w_r`, where alpha moves
-//! window from the paths with the largest windows towards the "best" paths (largest
-//! `l_r^2 / rtt_r`, l_r the bytes between losses) that do not have the largest window.
+//! Per ACK of one segment on path r (windows `w` in segments, `rtt` in seconds):
+//! `w_r += (w_r / rtt_r^2) / (sum_p w_p / rtt_p)^2 + alpha_r / w_r`, and `w_r /= 2` on loss.
+//! `l_p = max(bytes between the last two losses, bytes since the last loss)`; the best paths
+//! B maximise `l_p / rtt_p^2` (an estimate of the TCP rate ordering), M are the paths with the
+//! largest window. If B \ M is not empty, `alpha_r = 1 / (|P| * |B\M|)` for r in B \ M,
+//! `alpha_r = -1 / (|P| * |M|)` for r in M, 0 otherwise; else alpha is 0 everywhere.
 
-use super::{AckContext, CongestionControl, CouplingView, Window};
+use super::{rtt_secs, AckContext, CongestionControl, CouplingView, RenoCore, MAX_COUPLED};
 use crate::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
 pub struct Olia {
-    w: Window,
+    core: RenoCore,
 }
 
 impl Olia {
     pub fn new(mss: u16) -> Self {
         Olia {
-            w: Window::new(mss),
+            core: RenoCore::new(mss),
         }
     }
 }
 
-/// OLIA's per-segment increase for path `view.me`, in segments; None without usable paths.
-pub fn increase(view: &CouplingView) -> Option<f64> {
-    let n = view.len.min(super::MAX_COUPLED);
-    let paths = &view.paths[..n];
-    let me = paths.get(view.me)?;
-    if !me.usable || me.srtt.is_zero() {
-        return None;
+/// OLIA's alpha for path `view.me` (the view must have `me` in range).
+pub(crate) fn olia_alpha(view: &CouplingView) -> f64 {
+    let paths = view.paths();
+    let mut best = 0.0f64;
+    let mut maxw = 0u32;
+    let mut usable = 0usize;
+    for p in paths.iter().filter(|p| p.usable) {
+        let l = p.bytes_since_loss.max(p.bytes_between_last_losses) as f64;
+        let r = rtt_secs(p.srtt);
+        best = best.max(l / (r * r));
+        maxw = maxw.max(p.cwnd);
+        usable += 1;
     }
-    let seg = |p: &super::PathCc| f64::from(p.cwnd) / f64::from(p.mss.max(1));
-    let usable: Vec<usize> = (0..n)
-        .filter(|&i| paths[i].usable && !paths[i].srtt.is_zero())
-        .collect();
-    if usable.is_empty() {
-        return None;
+    let mut in_b = [false; MAX_COUPLED];
+    let mut in_m = [false; MAX_COUPLED];
+    let (mut n_bm, mut n_m) = (0usize, 0usize);
+    for (i, p) in paths.iter().enumerate() {
+        if !p.usable {
+            continue;
+        }
+        let l = p.bytes_since_loss.max(p.bytes_between_last_losses) as f64;
+        let r = rtt_secs(p.srtt);
+        in_b[i] = (l / (r * r)) >= best * (1.0 - 1e-12);
+        in_m[i] = p.cwnd == maxw;
+        if in_m[i] {
+            n_m += 1;
+        }
+        if in_b[i] && !in_m[i] {
+            n_bm += 1;
+        }
     }
-    let sum: f64 = usable
-        .iter()
-        .map(|&i| seg(&paths[i]) / paths[i].srtt.as_secs_f64())
-        .sum();
-    let r = me.srtt.as_secs_f64();
-    let w = seg(me).max(1.0);
-    let first = (w / (r * r)) / (sum * sum);
-    // alpha
-    let max_w = usable.iter().map(|&i| seg(&paths[i])).fold(0.0, f64::max);
-    let quality = |i: usize| {
-        let l = paths[i]
-            .bytes_since_loss
-            .max(paths[i].bytes_between_last_losses) as f64;
-        l * l / paths[i].srtt.as_secs_f64()
-    };
-    let best_q = usable.iter().map(|&i| quality(i)).fold(0.0, f64::max);
-    let in_max = |i: usize| (seg(&paths[i]) - max_w).abs() < 1e-9;
-    let collected: Vec<usize> = usable
-        .iter()
-        .copied()
-        .filter(|&i| (quality(i) - best_q).abs() < 1e-9 && !in_max(i))
-        .collect();
-    let maxes = usable.iter().filter(|&&i| in_max(i)).count() as f64;
-    let np = usable.len() as f64;
-    let alpha = if collected.is_empty() {
-        0.0
-    } else if collected.contains(&view.me) {
-        1.0 / (np * collected.len() as f64)
-    } else if in_max(view.me) {
-        -1.0 / (np * maxes)
+    if n_bm == 0 || usable == 0 {
+        return 0.0;
+    }
+    let me = view.me;
+    let n = usable as f64;
+    if in_b[me] && !in_m[me] {
+        1.0 / (n * n_bm as f64)
+    } else if in_m[me] {
+        -1.0 / (n * n_m as f64)
     } else {
         0.0
-    };
-    Some(first + alpha / w)
+    }
 }
 
 impl CongestionControl for Olia {
@@ -78,95 +73,95 @@ impl CongestionControl for Olia {
         "olia"
     }
     fn cwnd(&self) -> u32 {
-        self.w.cwnd
+        self.core.cwnd
     }
     fn ssthresh(&self) -> u32 {
-        self.w.ssthresh
+        self.core.ssthresh
     }
-    fn on_ack(&mut self, _now: Instant, acked: u32, _rtt: Option<Duration>, ctx: &AckContext<'_>) {
-        let mss = ctx.mss.max(1);
-        let rest = if self.w.in_slow_start() {
-            self.w.slow_start(acked, mss)
-        } else {
-            acked
+    fn on_ack(&mut self, _now: Instant, acked: u32, _rtt: Option<Duration>, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        let mut acked = acked;
+        if self.core.in_slow_start() {
+            acked = self.core.slow_start(acked);
+            if acked == 0 {
+                return;
+            }
+        }
+        let Some(view) = ctx.coupling.and_then(|v| v.with_me(self.core.cwnd)) else {
+            self.core.reno_ca(acked);
+            return;
         };
-        if rest == 0 {
+        let mss = f64::from(self.core.mss);
+        let mut sum = 0.0;
+        for p in view.paths().iter().filter(|p| p.usable) {
+            let w = f64::from(p.cwnd) / f64::from(p.mss.max(1));
+            sum += w / rtt_secs(p.srtt);
+        }
+        let me = &view.paths[view.me];
+        let w = (f64::from(self.core.cwnd) / mss).max(1.0);
+        let r = rtt_secs(me.srtt);
+        if sum <= 0.0 {
+            self.core.reno_ca(acked);
             return;
         }
-        let per_seg = match ctx.coupling.and_then(increase) {
-            Some(x) => x,
-            None => f64::from(mss) / f64::from(self.w.cwnd.max(1)),
-        };
-        // per acknowledged byte: per_seg segments per segment = per_seg bytes per byte
-        if per_seg >= 0.0 {
-            self.w.grow(rest, (per_seg * 1e6) as u64, 1_000_000);
+        let per_seg = (w / (r * r)) / (sum * sum) + olia_alpha(&view) / w;
+        let segs = f64::from(acked) / mss;
+        let delta = per_seg * segs * mss;
+        if delta >= 0.0 {
+            self.core.grow(delta);
         } else {
-            let dec = (-per_seg * f64::from(rest)) as u32;
-            self.w.cwnd = self.w.cwnd.saturating_sub(dec).max(2 * u32::from(mss));
+            let dec = (-delta) as u32;
+            self.core.cwnd = self.core.cwnd.saturating_sub(dec).max(self.core.mss);
         }
     }
-    fn on_congestion_event(&mut self, _now: Instant, ctx: &AckContext<'_>) {
-        self.w.decrease(ctx.in_flight, ctx.mss, 500);
+    fn on_congestion_event(&mut self, _now: Instant, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        self.core.halve(ctx.in_flight);
     }
-    fn on_rto(&mut self, _now: Instant, ctx: &AckContext<'_>) {
-        self.w.timeout(ctx.in_flight, ctx.mss);
-    }
-    fn penalise(&mut self, mss: u16) {
-        self.w.decrease(0, mss, 500);
+    fn on_rto(&mut self, _now: Instant, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        self.core.rto(ctx.in_flight);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cc::{PathCc, MAX_COUPLED};
+    use crate::cc::test_util::{ctx, view};
 
     #[test]
-    fn single_path_is_reno_like() {
-        let mut v = CouplingView {
-            me: 0,
-            len: 1,
-            paths: [PathCc::default(); MAX_COUPLED],
-        };
-        v.paths[0] = PathCc {
-            cwnd: 10_000,
-            srtt: Duration::from_millis(100),
-            mss: 1000,
-            usable: true,
-            ..PathCc::default()
-        };
-        // w/r^2 / (w/r)^2 = 1/w segments per segment, alpha 0
-        let inc = increase(&v).unwrap();
-        assert!((inc - 0.1).abs() < 1e-9, "{inc}");
+    fn alpha_moves_window_towards_best_path() {
+        // path 0 has the biggest window but path 1 is "best" (long inter-loss distance)
+        let mut v = view(&[(40_000, 100), (10_000, 100)], 0);
+        v.paths[0].bytes_since_loss = 100_000;
+        v.paths[1].bytes_since_loss = 1_000_000;
+        assert!((olia_alpha(&v) + 0.5).abs() < 1e-9);
+        v.me = 1;
+        assert!((olia_alpha(&v) - 0.5).abs() < 1e-9);
+        // best path also has the max window: alpha = 0
+        v.paths[0].bytes_since_loss = 10_000_000;
+        assert_eq!(olia_alpha(&v), 0.0);
     }
 
     #[test]
-    fn better_small_path_gets_positive_alpha() {
-        let mut v = CouplingView {
-            me: 1,
-            len: 2,
-            paths: [PathCc::default(); MAX_COUPLED],
+    fn avoidance_growth_is_coupled_and_loss_halves() {
+        let t = Instant::ZERO;
+        let mut o = Olia::new(1000);
+        o.on_congestion_event(t, &ctx(40_000, 1000));
+        assert_eq!(o.cwnd(), 20_000);
+        // the other path has the largest window and is the best path: alpha = 0 and the
+        // increase is (w/r^2)/(sum w/r)^2 = 2000 / 500^2 = 0.008 segment per ACK
+        let mut v = view(&[(20_000, 100), (30_000, 100)], 0);
+        v.paths[0].bytes_since_loss = 100_000;
+        v.paths[1].bytes_since_loss = 1_000_000;
+        let c = AckContext {
+            coupling: Some(&v),
+            ..ctx(20_000, 1000)
         };
-        v.paths[0] = PathCc {
-            cwnd: 40_000,
-            srtt: Duration::from_millis(100),
-            mss: 1000,
-            usable: true,
-            bytes_since_loss: 1000,
-            ..PathCc::default()
-        };
-        v.paths[1] = PathCc {
-            cwnd: 10_000,
-            srtt: Duration::from_millis(100),
-            mss: 1000,
-            usable: true,
-            bytes_since_loss: 100_000,
-            ..PathCc::default()
-        };
-        let small = increase(&v).unwrap();
-        v.me = 0;
-        let big = increase(&v).unwrap();
-        assert!(small > 0.0);
-        assert!(big < small);
+        for _ in 0..20 {
+            o.on_ack(t, 1000, None, &c);
+        }
+        let grown = o.cwnd() - 20_000;
+        assert!((140..=180).contains(&grown), "grew {grown}");
     }
 }

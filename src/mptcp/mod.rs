@@ -1189,7 +1189,7 @@ impl Connection {
                     }
                     self.mib_reinjections += 1;
                     if let Some(p) = penalise.and_then(|p| self.subflows.get_mut(p)) {
-                        p.tcb.penalise();
+                        p.tcb.penalise(now);
                     }
                 }
             }
@@ -1314,7 +1314,7 @@ impl Connection {
             let st = self.subflows[i].tcb.stats();
             let una = self.subflows[i].tcb.snd_una_offset();
             let (rto_mark, una_mark) = self.subflows[i].stall_mark;
-            let outstanding = self.subflows[i].tcb.snd_nxt_offset() > una;
+            let outstanding = self.subflows[i].tcb.snd_max_offset() > una;
             if una != una_mark || !outstanding {
                 self.subflows[i].stall_mark = (st.rto_count, una);
                 self.subflows[i].potentially_failed = false;

@@ -292,7 +292,7 @@ impl Subflow {
     pub fn unsent(&self) -> u64 {
         self.tcb
             .send_queue_end()
-            .saturating_sub(self.tcb.snd_nxt_offset())
+            .saturating_sub(self.tcb.snd_max_offset())
     }
 }
 

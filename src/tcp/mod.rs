@@ -13,8 +13,21 @@
 //!
 //! Stream offsets: byte 0 of the stream is the byte with sequence number ISN+1 (the first
 //! byte after the SYN), in each direction. Offsets are `u64` so they never wrap.
+//!
+//! Driving a [`Tcb`] (sans-IO, quinn-style):
+//! 1. feed input: `handle_segment(now, seg, sink)` for each packet, `handle_timeout(now)`
+//!    once `now >= poll_timeout()`; user calls (`enqueue`, `close`, `abort`,
+//!    `note_receive_space`, `request_ack`) at any time;
+//! 2. then drain `poll_transmit(now, tx)` until `None` (the engine may owe several
+//!    duplicate ACKs after a batch of out-of-order segments), and `poll_event()`;
+//! 3. sleep until `poll_timeout()` or the next packet.
+//!
+//! Segments that match no connection are answered with [`reset_for`].
 
-use crate::time::{Duration, Instant};
+use crate::time::Duration;
+
+mod tcb;
+pub use tcb::{reset_for, Tcb, TxParams};
 
 /// TCP header flag bits.
 pub mod flags {
@@ -210,7 +223,3 @@ pub struct Stats {
     pub rto_count: u64,
     pub peer_window: u32,
 }
-
-mod tcb;
-
-pub use tcb::{reset_for, Tcb, TxParams};

@@ -1,234 +1,264 @@
-//! The TCP control block: one subflow's state machine, timers, loss recovery.
+//! The transmission control block: one TCP connection's state machine (RFC 9293 3.10),
+//! RTT/RTO (RFC 6298), loss recovery (RFC 5681, RFC 6582 NewReno, RFC 6675 SACK), window
+//! scaling and timestamps (RFC 7323), delayed ACKs, zero-window probing, Nagle.
+//!
+//! Internally both directions are tracked in 64-bit *sequence-space offsets* that never wrap:
+//! on the send side offset 0 is the ISS (our SYN), offset `1 + k` is stream byte `k` and the
+//! FIN sits at `1 + send_end`; on the receive side offset 0 is the IRS. Wire sequence numbers
+//! are converted at the edges with wrapping 32-bit arithmetic relative to a known point
+//! (`snd_una`, `rcv_nxt`), so a segment can never move the state by more than 2^31.
 
-use super::*;
-use crate::cc::{self, AckContext, CongestionControl, CouplingView};
+use super::{
+    flags, CloseReason, Config, Event, RxSink, SackBlocks, SegmentIn, SegmentOut, State, Stats,
+    TcpOptions,
+};
+use crate::cc::{self, AckContext, CongestionControl, CouplingView, PathCc};
 use crate::storage::RangeSet;
+use crate::time::{Duration, Instant};
 use std::collections::VecDeque;
 
-/// Extra TCP option parameters for one `poll_transmit`.
-#[derive(Clone, Copy, Debug, Default)]
+/// Out-of-order ranges kept by the receiver (more are refused and not acknowledged).
+const RX_RANGES: usize = 64;
+/// Most chunk boundaries remembered (the MPTCP layer keeps fewer mappings than this).
+pub const MAX_BOUNDARIES: usize = 512;
+/// SACKed ranges kept by the sender.
+const SACK_RANGES: usize = 32;
+/// RFC 9293 3.7.1: MSS to assume when the peer sent no MSS option.
+const DEFAULT_MSS: u16 = 536;
+/// Duplicate ACK threshold (RFC 5681, RFC 6675 DupThresh).
+const DUPTHRESH: u32 = 3;
+/// Length of the timestamps option with its two NOPs.
+const TS_LEN: usize = 12;
+/// Maximum TCP option space.
+const MAX_OPT: usize = 40;
+
+/// What the caller tells `poll_transmit` about the segment being built.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TxParams {
-    /// Bytes of options the caller adds (MPTCP).
+    /// Option bytes the caller will add (MPTCP); payload and SACK blocks shrink to fit.
     pub extra_option_len: usize,
-    /// Free receive space to advertise.
+    /// Free receive space to advertise, in bytes.
     pub rcv_space: u32,
 }
 
-const MAX_RANGES: usize = 64;
-/// Most segment boundaries remembered (the MPTCP layer keeps fewer mappings than this).
-pub const MAX_BOUNDARIES: usize = 512;
-const MAX_OPT: usize = 40;
-
-fn seq_lt(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) < 0
-}
-fn seq_le(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) <= 0
-}
-fn seq_gt(a: u32, b: u32) -> bool {
-    seq_lt(b, a)
-}
-fn seq_ge(a: u32, b: u32) -> bool {
-    seq_le(b, a)
-}
-
-/// One TCP connection (subflow). See the module documentation.
+/// One TCP connection (subflow). See the module documentation of `crate::tcp`.
+#[derive(Debug)]
 pub struct Tcb {
     cfg: Config,
     state: State,
-    // ---- send side
+
+    // ---- send side (send-space offsets: 0 = SYN, 1 + k = stream byte k) ----
     iss: u32,
-    snd_una: u32,
-    /// Stream offset of `snd_una` (once the SYN is acknowledged).
-    snd_una_off: u64,
-    /// Next stream offset to send (below `snd_max_off` after a timeout: go-back-N).
-    snd_nxt_off: u64,
-    /// Highest stream offset sent + 1.
-    snd_max_off: u64,
-    queue_end: u64,
-    /// Stream offsets no segment may cross (ends of `enqueue_chunk` calls), ascending.
+    snd_una: u64,
+    snd_nxt: u64,
+    /// One past the highest offset ever sent.
+    snd_max: u64,
+    /// Stream bytes enqueued.
+    send_end: u64,
+    /// Stream offsets no segment may cross (starts of `enqueue_chunk` runs), ascending.
     boundaries: VecDeque<u64>,
+    fin_queued: bool,
+    /// Peer window in bytes (already scaled).
     snd_wnd: u32,
-    snd_wl1: u32,
-    snd_wl2: u32,
+    max_snd_wnd: u32,
+    /// Receive-space offset of the segment that last updated the window.
+    snd_wl1: u64,
+    /// Send-space offset acknowledged by that segment.
+    snd_wl2: u64,
     snd_wscale: u8,
     rcv_wscale: u8,
-    peer_mss: u16,
+    /// The peer's SYN carried a window scale option.
+    ws_negotiated: bool,
     sack_ok: bool,
     ts_ok: bool,
-    fin_queued: bool,
-    fin_sent: bool,
-    fin_acked: bool,
-    syn_acked: bool,
-    /// Peer SACKed stream ranges above snd_una.
-    sacked: RangeSet,
-    in_recovery: bool,
-    recover_off: u64,
-    high_rxt: u64,
-    dupacks: u32,
-    // ---- receive side
+    peer_mss: u16,
+
+    // ---- receive side (receive-space offsets: 0 = SYN, 1 + k = stream byte k) ----
     irs: u32,
-    rcv_nxt: u32,
+    /// Stream offset: everything below was received in order.
     rcv_nxt_off: u64,
-    rcv_ranges: RangeSet,
-    /// Most recently received out-of-order range (first SACK block).
-    last_ooo: Option<(u64, u64)>,
+    /// The peer's FIN was received in order.
+    fin_rcvd: bool,
+    /// Stream offset at which the peer's FIN sits (it may have arrived out of order).
     peer_fin_off: Option<u64>,
-    peer_fin_done: bool,
-    rcv_adv_edge: u32,
-    last_adv_wnd: u32,
+    /// Receive-space offset of the right edge of the window we advertised.
+    rcv_right: u64,
+    /// Window advertised in our SYN, applied once the IRS is known.
+    syn_wnd: u32,
+    /// Stream ranges received above `rcv_nxt_off`.
+    rx_ranges: RangeSet,
+    /// Stream offsets of the most recently received out-of-order segments, newest first.
+    sack_recent: [u64; 4],
+    sack_recent_len: usize,
     ts_recent: u32,
-    last_ack_sent: u32,
-    // ---- timers
-    srtt: Option<Duration>,
-    rttvar: Duration,
-    rto: Duration,
-    backoff: u32,
-    retries: u8,
-    rtx_timer: Option<Instant>,
-    delack_timer: Option<Instant>,
-    persist_timer: Option<Instant>,
-    persist_backoff: u32,
-    timewait_timer: Option<Instant>,
-    rtt_probe: Option<(u64, Instant)>,
-    unacked_since: Option<Instant>,
-    // ---- output flags
+    /// Receive-space offset acknowledged by the last segment we sent.
+    last_ack_sent: u64,
+    ts_offset: u32,
+    unacked_segs: u32,
+
+    // ---- ACK scheduling ----
     ack_now: bool,
-    segs_unacked: u32,
-    need_syn: bool,
-    need_rst: bool,
-    pending_rst: Option<SegmentOut>,
-    probe_now: bool,
-    fin_rtx: bool,
-    // ---- misc
+    /// Immediate ACKs still owed (one per out-of-order or duplicate segment, capped), so
+    /// that a caller processing a batch of segments still emits duplicate ACKs.
+    acks_owed: u8,
+    delack_at: Option<Instant>,
+    win_update: bool,
+
+    // ---- timers and RTT ----
+    rto: Duration,
+    srtt: Option<Duration>,
+    rttvar: Option<Duration>,
+    rto_at: Option<Instant>,
+    retries: u8,
+    /// Karn's rule timing: (send offset that must be acked, send time).
+    rtt_sample: Option<(u64, Instant)>,
+    persist_at: Option<Instant>,
+    persist_backoff: u32,
+    /// Zero-window probes sent since the peer last acknowledged anything.
+    probes_unanswered: u8,
+    probe_pending: bool,
+    tw_at: Option<Instant>,
+    /// Last forward progress while data was outstanding (user timeout).
+    last_progress: Option<Instant>,
+
+    // ---- loss recovery ----
+    dupacks: u32,
+    in_recovery: bool,
+    /// RFC 6582 "recover": snd_max when recovery (or the last RTO) started.
+    recover: u64,
+    /// Retransmit the first hole / first unacked segment on the next poll.
+    rexmit_pending: bool,
+    /// SACK recovery: holes below this were retransmitted.
+    rexmit_next: u64,
+    /// SACKed send-space ranges above `snd_una`.
+    scoreboard: RangeSet,
+
+    /// `stats.bytes_acked` at the last loss event, and the bytes acked between the last two.
+    acked_at_loss: u64,
+    acked_between_losses: u64,
     cc: Box<dyn CongestionControl>,
     coupling: Option<CouplingView>,
     events: VecDeque<Event>,
+    rst_pending: bool,
+    reply: Option<SegmentOut>,
     stats: Stats,
-    ts_base: u32,
 }
 
-impl core::fmt::Debug for Tcb {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Tcb")
-            .field("state", &self.state)
-            .field("snd_una_off", &self.snd_una_off)
-            .field("snd_nxt_off", &self.snd_nxt_off)
-            .field("queue_end", &self.queue_end)
-            .field("rcv_nxt_off", &self.rcv_nxt_off)
-            .finish_non_exhaustive()
-    }
+fn seq_diff(a: u32, b: u32) -> i64 {
+    i64::from(a.wrapping_sub(b) as i32)
+}
+
+fn controller(cfg: &Config, mss: u16) -> Box<dyn CongestionControl> {
+    cc::by_name(cfg.congestion, mss).unwrap_or_else(|| Box::new(cc::Reno::new(mss)))
 }
 
 impl Tcb {
-    fn new(cfg: Config, iss: u32, state: State) -> Tcb {
-        let cc = cc::by_name(cfg.congestion, cfg.mss)
-            .unwrap_or_else(|| Box::new(cc::cubic::Cubic::new(cfg.mss)));
-        let rto = cfg.rto_initial;
+    fn new(config: Config, iss: u32, state: State) -> Tcb {
+        let mut cfg = config;
+        cfg.window_scale = cfg.window_scale.min(14);
+        cfg.mss = cfg.mss.max(64);
+        let cc = controller(&cfg, cfg.mss);
         Tcb {
             state,
             iss,
-            snd_una: iss,
-            snd_una_off: 0,
-            snd_nxt_off: 0,
-            snd_max_off: 0,
-            queue_end: 0,
-            boundaries: VecDeque::with_capacity(MAX_BOUNDARIES),
+            snd_una: 0,
+            snd_nxt: 0,
+            snd_max: 0,
+            send_end: 0,
+            fin_queued: false,
             snd_wnd: 0,
+            max_snd_wnd: 0,
             snd_wl1: 0,
             snd_wl2: 0,
             snd_wscale: 0,
             rcv_wscale: 0,
-            peer_mss: 536,
+            ws_negotiated: false,
             sack_ok: false,
             ts_ok: false,
-            fin_queued: false,
-            fin_sent: false,
-            fin_acked: false,
-            syn_acked: false,
-            sacked: RangeSet::with_capacity(MAX_RANGES),
-            in_recovery: false,
-            recover_off: 0,
-            high_rxt: 0,
-            dupacks: 0,
+            peer_mss: DEFAULT_MSS,
             irs: 0,
-            rcv_nxt: 0,
             rcv_nxt_off: 0,
-            rcv_ranges: RangeSet::with_capacity(MAX_RANGES),
-            last_ooo: None,
+            fin_rcvd: false,
             peer_fin_off: None,
-            peer_fin_done: false,
-            rcv_adv_edge: 0,
-            last_adv_wnd: 0,
+            rcv_right: 1,
+            syn_wnd: 0,
+            rx_ranges: RangeSet::with_capacity(RX_RANGES),
+            sack_recent: [0; 4],
+            sack_recent_len: 0,
             ts_recent: 0,
             last_ack_sent: 0,
-            srtt: None,
-            rttvar: Duration::ZERO,
-            rto,
-            backoff: 0,
-            retries: 0,
-            rtx_timer: None,
-            delack_timer: None,
-            persist_timer: None,
-            persist_backoff: 0,
-            timewait_timer: None,
-            rtt_probe: None,
-            unacked_since: None,
+            ts_offset: iss.rotate_left(13) ^ 0x5bd1_e995,
+            unacked_segs: 0,
             ack_now: false,
-            segs_unacked: 0,
-            need_syn: false,
-            need_rst: false,
-            pending_rst: None,
-            probe_now: false,
-            fin_rtx: false,
+            acks_owed: 0,
+            delack_at: None,
+            win_update: false,
+            rto: cfg
+                .rto_initial
+                .clamp(cfg.rto_min, cfg.rto_max.max(cfg.rto_min)),
+            srtt: None,
+            rttvar: None,
+            rto_at: None,
+            retries: 0,
+            rtt_sample: None,
+            persist_at: None,
+            persist_backoff: 0,
+            probes_unanswered: 0,
+            probe_pending: false,
+            tw_at: None,
+            last_progress: None,
+            dupacks: 0,
+            in_recovery: false,
+            recover: 0,
+            rexmit_pending: false,
+            rexmit_next: 0,
+            scoreboard: RangeSet::with_capacity(SACK_RANGES),
+            acked_at_loss: 0,
+            acked_between_losses: 0,
             cc,
             coupling: None,
             events: VecDeque::with_capacity(8),
+            rst_pending: false,
+            boundaries: VecDeque::with_capacity(MAX_BOUNDARIES),
+            reply: None,
             stats: Stats::default(),
-            ts_base: iss.rotate_left(7),
             cfg,
         }
     }
 
     /// Active open: SYN-SENT; the first `poll_transmit` yields the SYN.
     pub fn connect(config: Config, iss: u32, _now: Instant) -> Tcb {
-        let mut t = Tcb::new(config, iss, State::SynSent);
-        t.need_syn = true;
-        t
+        Tcb::new(config, iss, State::SynSent)
     }
 
-    /// Passive open from a received SYN: SYN-RECEIVED; the first `poll_transmit` yields the SYN/ACK.
-    pub fn accept(config: Config, syn: &SegmentIn<'_>, iss: u32, _now: Instant) -> Tcb {
+    /// Passive open from a received SYN (the caller checked: SYN set, ACK and RST clear).
+    /// SYN-RECEIVED; the first `poll_transmit` yields the SYN/ACK.
+    pub fn accept(config: Config, syn: &SegmentIn, iss: u32, _now: Instant) -> Tcb {
         let mut t = Tcb::new(config, iss, State::SynReceived);
-        t.take_syn_options(syn);
         t.irs = syn.seq;
-        t.rcv_nxt = syn.seq.wrapping_add(1);
+        t.negotiate(&syn.options);
         t.snd_wnd = u32::from(syn.window);
-        t.snd_wl1 = syn.seq;
-        t.need_syn = true;
+        t.max_snd_wnd = t.snd_wnd;
         t
     }
 
-    fn take_syn_options(&mut self, syn: &SegmentIn<'_>) {
-        let o = &syn.options;
-        self.peer_mss = o.mss.unwrap_or(536).max(64);
+    /// Apply the options of the peer's SYN.
+    fn negotiate(&mut self, o: &TcpOptions) {
+        self.peer_mss = o.mss.unwrap_or(DEFAULT_MSS).max(64);
+        self.ws_negotiated = o.window_scale.is_some();
         if let Some(ws) = o.window_scale {
             self.snd_wscale = ws.min(14);
-            self.rcv_wscale = self.cfg.window_scale.min(14);
+            self.rcv_wscale = self.cfg.window_scale;
         } else {
             self.snd_wscale = 0;
             self.rcv_wscale = 0;
         }
         self.sack_ok = self.cfg.sack && o.sack_permitted;
-        if let (true, Some((tsval, _))) = (self.cfg.timestamps, o.timestamps) {
-            self.ts_ok = true;
+        self.ts_ok = self.cfg.timestamps && o.timestamps.is_some();
+        if let Some((tsval, _)) = o.timestamps {
             self.ts_recent = tsval;
-        } else {
-            self.ts_ok = false;
         }
     }
-
-    // ----- accessors -------------------------------------------------------------------
 
     pub fn state(&self) -> State {
         self.state
@@ -239,148 +269,270 @@ impl Tcb {
     pub fn irs(&self) -> u32 {
         self.irs
     }
-    pub fn send_queue_end(&self) -> u64 {
-        self.queue_end
-    }
-    pub fn snd_una_offset(&self) -> u64 {
-        self.snd_una_off
-    }
-    pub fn snd_nxt_offset(&self) -> u64 {
-        self.snd_max_off
-    }
-    pub fn rcv_nxt_offset(&self) -> u64 {
-        self.rcv_nxt_off
-    }
     pub fn peer_mss(&self) -> u16 {
         self.peer_mss
     }
-    pub fn nodelay(&self) -> bool {
-        self.cfg.nodelay
+    /// Appended stream length: the offset one past the last enqueued byte.
+    pub fn send_queue_end(&self) -> u64 {
+        self.send_end
     }
-    pub fn user_timeout(&self) -> Option<Duration> {
-        self.cfg.user_timeout
+    /// First unacknowledged stream byte.
+    pub fn snd_una_offset(&self) -> u64 {
+        self.snd_una.saturating_sub(1).min(self.send_end)
     }
+    /// Next stream byte to be sent for the first time (or again after an RTO).
+    pub fn snd_nxt_offset(&self) -> u64 {
+        self.snd_nxt.saturating_sub(1).min(self.send_end)
+    }
+    /// All stream bytes below were received in order.
+    pub fn rcv_nxt_offset(&self) -> u64 {
+        self.rcv_nxt_off
+    }
+    /// Handshake done and the connection not closed.
     pub fn is_synchronized(&self) -> bool {
-        !matches!(
+        matches!(
             self.state,
-            State::Closed | State::Listen | State::SynSent | State::SynReceived
+            State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+                | State::Closing
+                | State::LastAck
+                | State::TimeWait
         )
     }
-
-    /// Effective sender MSS (before options).
-    fn snd_mss(&self) -> u16 {
-        self.peer_mss.min(self.cfg.mss).max(64)
+    pub fn set_nodelay(&mut self, on: bool) {
+        self.cfg.nodelay = on;
     }
-
-    /// Bytes in flight (sent, not acknowledged, not SACKed; RFC 6675 style "pipe").
-    pub fn in_flight(&self) -> u32 {
-        let outstanding = self.snd_max_off.saturating_sub(self.snd_una_off);
-        let pipe = if self.in_recovery {
-            let high_sack = self
-                .sacked
-                .last()
-                .map_or(self.snd_una_off, |r| r.end)
-                .max(self.snd_una_off);
-            let above = self.snd_max_off.saturating_sub(high_sack);
-            let rtx = self
-                .high_rxt
-                .saturating_sub(self.snd_una_off)
-                .saturating_sub(self.sacked_below(self.high_rxt));
-            above + rtx
-        } else {
-            let sent = self.snd_nxt_off.max(self.snd_una_off);
-            let below = sent - self.snd_una_off;
-            below.saturating_sub(self.sacked_below(sent))
-                + self.snd_max_off.saturating_sub(sent).min(0)
-        };
-        pipe.min(outstanding).min(u64::from(u32::MAX)) as u32
+    pub fn set_user_timeout(&mut self, t: Option<Duration>) {
+        self.cfg.user_timeout = t;
     }
-
-    fn sacked_below(&self, off: u64) -> u64 {
-        self.sacked
-            .iter()
-            .map(|r| r.end.min(off).saturating_sub(r.start))
-            .sum()
+    /// Coupling view for the coupled congestion controllers (LIA, OLIA, BALIA).
+    pub fn set_coupling(&mut self, view: CouplingView) {
+        self.coupling = Some(view);
     }
-
-    /// Bytes that may be sent now.
-    pub fn send_capacity(&self) -> u32 {
-        if !matches!(self.state, State::Established | State::CloseWait) {
-            return 0;
-        }
-        let wnd = self.cc.cwnd().min(self.snd_wnd);
-        wnd.saturating_sub(self.in_flight())
-    }
-
-    pub fn stats(&self) -> Stats {
-        let mut s = self.stats;
-        s.srtt = self.srtt;
-        s.rttvar = self.srtt.map(|_| self.rttvar);
-        s.rto = self.rto;
-        s.cwnd = self.cc.cwnd();
-        s.ssthresh = self.cc.ssthresh();
-        s.bytes_in_flight = self.in_flight();
-        s.snd_mss = self.snd_mss();
-        s.rcv_mss = self.cfg.mss;
-        s.peer_window = self.snd_wnd;
-        s
-    }
-
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    fn event(&mut self, e: Event) {
-        if self.events.len() < 16 {
-            self.events.push_back(e);
+    /// This subflow's entry for a coupling view (`usable` is true while synchronized).
+    pub fn path_cc(&self) -> PathCc {
+        PathCc {
+            cwnd: self.cc.cwnd(),
+            srtt: self.srtt.unwrap_or(self.rto),
+            mss: self.smss() as u16,
+            bytes_since_loss: self.stats.bytes_acked - self.acked_at_loss,
+            bytes_between_last_losses: self.acked_between_losses,
+            usable: matches!(self.state, State::Established | State::CloseWait),
         }
     }
 
-    // ----- user calls ------------------------------------------------------------------
-
-    pub fn enqueue(&mut self, len: u32) {
-        if !self.fin_queued {
-            self.queue_end += u64::from(len);
-        }
+    fn note_loss(&mut self) {
+        self.acked_between_losses = self.stats.bytes_acked - self.acked_at_loss;
+        self.acked_at_loss = self.stats.bytes_acked;
     }
 
-    /// Append `len` bytes that must not share a segment with the bytes before them
-    /// (MPTCP: a run whose data-sequence mapping does not continue the previous one).
-    /// Returns false, enqueuing nothing, when too many boundaries are outstanding.
+    /// Current congestion window in bytes.
+    pub fn cwnd(&self) -> u32 {
+        self.cc.cwnd()
+    }
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    /// Sender MSS: what the peer accepts, bounded by our own.
+    fn smss(&self) -> u32 {
+        u32::from(self.peer_mss.min(self.cfg.mss).max(1))
+    }
+
+    fn rcv_nxt_space(&self) -> u64 {
+        self.rcv_nxt_off + 1 + u64::from(self.fin_rcvd)
+    }
+    fn snd_seq(&self, off: u64) -> u32 {
+        self.iss.wrapping_add(off as u32)
+    }
+    fn rcv_seq(&self, off: u64) -> u32 {
+        self.irs.wrapping_add(off as u32)
+    }
+    /// Send-space offset of a wire ACK number (may be negative or beyond `snd_max`).
+    fn snd_unwrap(&self, seq: u32) -> i64 {
+        self.snd_una as i64 + seq_diff(seq, self.snd_seq(self.snd_una))
+    }
+    /// Receive-space offset of a wire sequence number.
+    fn rcv_unwrap(&self, seq: u32) -> i64 {
+        let nxt = self.rcv_nxt_space();
+        nxt as i64 + seq_diff(seq, self.rcv_seq(nxt))
+    }
+    /// Send-space offset one past the last data byte (the FIN's offset).
+    fn data_end(&self) -> u64 {
+        self.send_end + 1
+    }
+    fn fin_sent(&self) -> bool {
+        self.fin_queued && self.snd_max > self.data_end()
+    }
+    fn fin_acked(&self) -> bool {
+        self.fin_queued && self.snd_una > self.data_end()
+    }
+    fn ts_now(&self, now: Instant) -> u32 {
+        (now.total_millis() as u32).wrapping_add(self.ts_offset)
+    }
+
+    /// One past the highest stream byte sent so far.
+    pub fn snd_max_offset(&self) -> u64 {
+        self.snd_max.saturating_sub(1).min(self.send_end)
+    }
+
+    /// Append `len` bytes that must not share a segment with the bytes before them (MPTCP:
+    /// a run whose data-sequence mapping does not continue the previous one). Returns
+    /// false, enqueuing nothing, when too many boundaries are outstanding.
     pub fn enqueue_chunk(&mut self, len: u32) -> bool {
-        if self.fin_queued || self.boundaries.len() >= MAX_BOUNDARIES {
+        if self.fin_queued || matches!(self.state, State::Closed | State::TimeWait) {
             return false;
         }
-        if self.boundaries.back() != Some(&self.queue_end) {
-            self.boundaries.push_back(self.queue_end);
+        let una = self.snd_una_offset();
+        while self.boundaries.front().is_some_and(|&b| b <= una) {
+            self.boundaries.pop_front();
         }
-        self.queue_end += u64::from(len);
+        if self.boundaries.len() >= MAX_BOUNDARIES {
+            return false;
+        }
+        if self.boundaries.back() != Some(&self.send_end) {
+            self.boundaries.push_back(self.send_end);
+        }
+        self.send_end += u64::from(len);
         true
     }
 
-    /// Bytes from `off` to the next boundary (or `u64::MAX` if none).
-    fn to_boundary(&self, off: u64) -> u64 {
+    /// Send-space bytes from `start` (send-space offset) to the next chunk boundary.
+    fn to_boundary(&self, start: u64) -> u64 {
+        let off = start.saturating_sub(1);
         let i = self.boundaries.partition_point(|&b| b <= off);
         self.boundaries.get(i).map_or(u64::MAX, |&b| b - off)
     }
 
+    /// Refuse the connection in answer to `seg` (e.g. a SYN/ACK whose MPTCP HMAC is
+    /// wrong): a RST acceptable to the peer goes out on the next poll and the TCB closes.
+    pub fn reject(&mut self, seg: &SegmentIn) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.reply = reset_for(seg);
+        self.close_with(CloseReason::Aborted);
+    }
+
+    /// The MSS we advertise and send with (in the SYN when set before it is sent).
+    pub fn set_mss(&mut self, mss: u16) {
+        self.cfg.mss = mss.max(64);
+    }
+
+    pub fn nodelay(&self) -> bool {
+        self.cfg.nodelay
+    }
+
+    pub fn user_timeout(&self) -> Option<Duration> {
+        self.cfg.user_timeout
+    }
+
+    /// Reduce the congestion window as for a loss (MPTCP penalisation of a subflow that
+    /// blocks the connection's receive window, Raiciu et al. NSDI 2012 section 4.2).
+    pub fn penalise(&mut self, now: Instant) {
+        let ctx = AckContext {
+            in_flight: self.in_flight(),
+            mss: self.smss() as u16,
+            srtt: self.srtt(),
+            coupling: None,
+        };
+        self.cc.on_congestion_event(now, &ctx);
+    }
+
+    /// Append `len` bytes to the send stream (the caller keeps them until acknowledged).
+    pub fn enqueue(&mut self, len: u32) {
+        if self.fin_queued || matches!(self.state, State::Closed | State::TimeWait) {
+            return;
+        }
+        self.send_end += u64::from(len);
+    }
+
+    /// Bytes that may be sent now (congestion and peer window minus what is in flight).
+    pub fn send_capacity(&self) -> u32 {
+        if !matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait1 | State::LastAck
+        ) {
+            return 0;
+        }
+        let cwnd_room = self.cc.cwnd().saturating_sub(self.in_flight());
+        let wnd_room = (self.snd_una + u64::from(self.snd_wnd)).saturating_sub(self.snd_nxt);
+        cwnd_room.min(u32::try_from(wnd_room).unwrap_or(u32::MAX))
+    }
+
+    /// Sacked bytes inside `[a, b)`.
+    fn sacked_in(&self, a: u64, b: u64) -> u64 {
+        self.scoreboard
+            .iter()
+            .map(|r| r.end.min(b).saturating_sub(r.start.max(a)))
+            .sum()
+    }
+
+    /// Bytes estimated to be in the network (RFC 6675 "pipe", NewReno flight size).
+    pub fn in_flight(&self) -> u32 {
+        let out = self.snd_nxt.saturating_sub(self.snd_una);
+        let pipe = if !self.in_recovery {
+            out.saturating_sub(self.sacked_in(self.snd_una, self.snd_nxt))
+        } else if self.sack_ok && !self.scoreboard.is_empty() {
+            let hs = self.scoreboard.last().map_or(self.snd_una, |r| r.start);
+            let sacked = self.sacked_in(self.snd_una, self.snd_max);
+            let lost = hs.saturating_sub(self.snd_una) - self.sacked_in(self.snd_una, hs);
+            let re_end = self.rexmit_next.min(hs).max(self.snd_una);
+            let retrans = (re_end - self.snd_una) - self.sacked_in(self.snd_una, re_end);
+            (out + retrans).saturating_sub(sacked + lost)
+        } else {
+            out.saturating_sub(u64::from(self.dupacks) * u64::from(self.smss()))
+        };
+        u32::try_from(pipe).unwrap_or(u32::MAX)
+    }
+
+    /// The first un-SACKed hole at or above `from` that lies below the highest SACKed byte.
+    fn next_hole(&self, from: u64) -> Option<(u64, u64)> {
+        let hs = self.scoreboard.last()?.start;
+        let mut s = from.max(self.snd_una);
+        for r in self.scoreboard.iter() {
+            if s < r.start {
+                return (s < hs).then_some((s, r.start));
+            }
+            if s < r.end {
+                s = r.end;
+            }
+        }
+        None
+    }
+
+    // ------------------------------------------------------------------------------------
+    // user calls
+    // ------------------------------------------------------------------------------------
+
+    /// The application read data: `space` bytes are free now. Schedules a window update if
+    /// the window grew enough (RFC 9293 3.8.6.2.2 receiver SWS avoidance).
     pub fn note_receive_space(&mut self, space: u32) {
-        let mss = u32::from(self.cfg.mss);
-        if self.is_synchronized() && space >= self.last_adv_wnd.saturating_add(2 * mss) {
-            self.ack_now = true;
+        if !self.is_synchronized() || self.fin_rcvd {
+            return;
+        }
+        let max = 65535u64 << self.rcv_wscale;
+        let space = u64::from(space).min(max);
+        let cur = self.rcv_right.saturating_sub(self.rcv_nxt_space());
+        let step = (space / 2).min(u64::from(self.cfg.mss)).max(1);
+        if space >= cur + step {
+            self.win_update = true;
         }
     }
 
+    /// Send a pure ACK on the next poll.
     pub fn request_ack(&mut self) {
-        if self.state != State::Closed {
-            self.ack_now = true;
-        }
+        self.ack_now = true;
     }
 
+    /// Send FIN after all enqueued data (RFC 9293 3.10.4 CLOSE).
     pub fn close(&mut self) {
         match self.state {
-            State::SynSent | State::Listen => self.enter_closed(CloseReason::Normal),
-            State::SynReceived | State::Established => {
+            State::SynSent | State::Listen => self.close_with(CloseReason::Normal),
+            State::SynReceived => self.fin_queued = true,
+            State::Established => {
                 self.fin_queued = true;
                 self.state = State::FinWait1;
             }
@@ -392,541 +544,76 @@ impl Tcb {
         }
     }
 
+    /// Abort: RST on the next poll (if the peer knows us), then `Closed(Aborted)`.
     pub fn abort(&mut self) {
-        if matches!(self.state, State::Closed | State::TimeWait) {
-            return;
+        match self.state {
+            State::Closed => {}
+            State::SynSent | State::Listen => self.close_with(CloseReason::Aborted),
+            _ => {
+                self.clear_timers();
+                self.state = State::Closed;
+                self.rst_pending = true;
+            }
         }
-        if self.state != State::SynSent {
-            self.need_rst = true;
-        }
-        self.enter_closed(CloseReason::Aborted);
     }
 
-    /// Refuse the connection in answer to `seg` (e.g. a SYN/ACK whose MPTCP HMAC is wrong):
-    /// a RST acceptable to the peer goes out on the next poll and the TCB closes.
-    pub fn reject(&mut self, seg: &SegmentIn<'_>) {
-        if self.state == State::Closed {
-            return;
-        }
-        self.pending_rst = reset_for(seg);
-        self.enter_closed(CloseReason::Aborted);
+    fn clear_timers(&mut self) {
+        self.rto_at = None;
+        self.delack_at = None;
+        self.persist_at = None;
+        self.tw_at = None;
+        self.ack_now = false;
+        self.acks_owed = 0;
+        self.win_update = false;
+        self.probe_pending = false;
+        self.rexmit_pending = false;
     }
 
-    pub fn set_nodelay(&mut self, on: bool) {
-        self.cfg.nodelay = on;
-    }
-
-    pub fn set_user_timeout(&mut self, t: Option<Duration>) {
-        self.cfg.user_timeout = t;
-    }
-
-    /// Set the MSS we advertise and send with; before the SYN it appears in the SYN.
-    pub fn set_mss(&mut self, mss: u16) {
-        self.cfg.mss = mss.max(64);
-    }
-
-    pub fn set_coupling(&mut self, view: CouplingView) {
-        self.coupling = Some(view);
-    }
-
-    /// Halve the congestion window (MPTCP penalisation).
-    pub fn penalise(&mut self) {
-        let mss = self.snd_mss();
-        self.cc.penalise(mss);
-    }
-
-    fn enter_closed(&mut self, reason: CloseReason) {
-        if self.state == State::Closed {
-            return;
-        }
+    fn close_with(&mut self, reason: CloseReason) {
+        self.clear_timers();
         self.state = State::Closed;
-        self.rtx_timer = None;
-        self.delack_timer = None;
-        self.persist_timer = None;
-        self.timewait_timer = None;
-        self.event(Event::Closed(reason));
+        self.events.push_back(Event::Closed(reason));
     }
 
-    fn enter_time_wait(&mut self, now: Instant) {
-        self.state = State::TimeWait;
-        self.rtx_timer = None;
-        self.persist_timer = None;
-        self.timewait_timer = Some(now + self.cfg.time_wait);
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
     }
 
-    // ----- RTT / RTO ---------------------------------------------------------------------
-
-    fn rtt_sample(&mut self, r: Duration) {
-        match self.srtt {
-            None => {
-                self.srtt = Some(r);
-                self.rttvar = r / 2;
-            }
-            Some(s) => {
-                let diff = if s > r { s - r } else { r - s };
-                self.rttvar = (self.rttvar * 3 + diff) / 4;
-                self.srtt = Some((s * 7 + r) / 8);
-            }
-        }
-        let srtt = self.srtt.unwrap_or(r);
-        let rto = srtt + (self.rttvar * 4).max(Duration::from_millis(1));
-        self.rto = rto.clamp(self.cfg.rto_min, self.cfg.rto_max);
-    }
-
-    fn current_rto(&self) -> Duration {
-        let factor = 1u32 << self.backoff.min(16);
-        self.rto.saturating_mul(factor).min(self.cfg.rto_max)
-    }
-
-    fn arm_rtx(&mut self, now: Instant) {
-        self.rtx_timer = Some(now + self.current_rto());
-    }
-
-    fn ts_now(&self, now: Instant) -> u32 {
-        (now.total_millis() as u32).wrapping_add(self.ts_base)
-    }
-
-    // ----- input -------------------------------------------------------------------------
-
-    pub fn handle_segment(&mut self, now: Instant, seg: &SegmentIn<'_>, rx: &mut dyn RxSink) {
-        self.stats.segs_in += 1;
-        let syn = seg.flags & flags::SYN != 0;
-        let ack = seg.flags & flags::ACK != 0;
-        let rst = seg.flags & flags::RST != 0;
-        let fin = seg.flags & flags::FIN != 0;
-        match self.state {
-            State::Closed | State::Listen => {}
-            State::SynSent => {
-                if ack && (seq_le(seg.ack, self.iss) || seq_gt(seg.ack, self.iss.wrapping_add(1))) {
-                    if !rst {
-                        self.need_rst_for(seg);
-                    }
-                    return;
-                }
-                if rst {
-                    if ack {
-                        self.enter_closed(CloseReason::Reset);
-                    }
-                    return;
-                }
-                if !syn {
-                    return;
-                }
-                self.take_syn_options(seg);
-                self.irs = seg.seq;
-                self.rcv_nxt = seg.seq.wrapping_add(1);
-                self.snd_wl1 = seg.seq;
-                self.snd_wl2 = seg.ack;
-                self.snd_wnd = u32::from(seg.window); // never scaled in a SYN
-                if ack {
-                    self.syn_acked(now, seg);
-                    self.state = State::Established;
-                    self.event(Event::Established);
-                    self.ack_now = true;
-                } else {
-                    // simultaneous open
-                    self.state = State::SynReceived;
-                    self.need_syn = true;
-                }
-            }
-            _ => self.handle_synchronized(now, seg, rx, syn, ack, rst, fin),
-        }
-    }
-
-    fn need_rst_for(&mut self, _seg: &SegmentIn<'_>) {
-        // A RST answering an unacceptable ACK in SYN-SENT is left to the stack's
-        // stateless reset path; the connection itself keeps waiting for a valid SYN/ACK.
-    }
-
-    fn syn_acked(&mut self, now: Instant, seg: &SegmentIn<'_>) {
-        self.syn_acked = true;
-        self.snd_una = self.iss.wrapping_add(1);
-        self.retries = 0;
-        self.backoff = 0;
-        self.rtx_timer = None;
-        if let Some((_, ecr)) = seg.options.timestamps.filter(|_| self.ts_ok) {
-            let r = self.ts_now(now).wrapping_sub(ecr);
-            if r < 60_000 {
-                self.rtt_sample(Duration::from_millis(u64::from(r.max(1))));
-            }
-        } else if self.stats.retransmits == 0 {
-            if let Some((_, t)) = self.rtt_probe.take() {
-                self.rtt_sample(now - t);
-            }
-        }
-        self.rtt_probe = None;
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn handle_synchronized(
-        &mut self,
-        now: Instant,
-        seg: &SegmentIn<'_>,
-        rx: &mut dyn RxSink,
-        syn: bool,
-        ack: bool,
-        rst: bool,
-        fin: bool,
-    ) {
-        let rcv_wnd = rx
-            .window()
-            .max(self.rcv_adv_edge.wrapping_sub(self.rcv_nxt));
-        let seg_len = seg.payload.len() as u32 + u32::from(syn) + u32::from(fin);
-        // PAWS (RFC 7323 section 5)
-        if self.ts_ok && !rst {
-            if let Some((tsval, _)) = seg.options.timestamps {
-                if seq_lt(tsval, self.ts_recent) && self.state != State::SynReceived {
-                    self.ack_now = true;
-                    return;
-                }
-            }
-        }
-        // acceptability (RFC 9293 3.10.7.4)
-        let acceptable = match (seg_len, rcv_wnd) {
-            (0, 0) => seg.seq == self.rcv_nxt,
-            (0, w) => {
-                seq_le(self.rcv_nxt, seg.seq) && seq_lt(seg.seq, self.rcv_nxt.wrapping_add(w))
-            }
-            (_, 0) => false,
-            (l, w) => {
-                let end = seg.seq.wrapping_add(l - 1);
-                let win_end = self.rcv_nxt.wrapping_add(w);
-                (seq_le(self.rcv_nxt, seg.seq) && seq_lt(seg.seq, win_end))
-                    || (seq_le(self.rcv_nxt, end) && seq_lt(end, win_end))
-            }
-        };
-        // a retransmitted SYN/ACK in ESTABLISHED (our ACK was lost) is answered with an ACK
-        if !acceptable {
-            if !rst {
-                self.ack_now = true;
-                if self.state == State::TimeWait && fin {
-                    self.timewait_timer = Some(now + self.cfg.time_wait);
-                }
-            }
-            return;
-        }
-        if rst {
-            // RFC 5961: exact match resets, otherwise challenge ACK
-            if seg.seq == self.rcv_nxt || self.state == State::SynReceived {
-                self.enter_closed(CloseReason::Reset);
-            } else {
-                self.ack_now = true;
-            }
-            return;
-        }
-        if syn {
-            if self.state == State::SynReceived && seg.seq == self.irs {
-                self.need_syn = true; // retransmitted SYN: resend SYN/ACK
-                return;
-            }
-            // RFC 5961: SYN in a synchronized state gets a challenge ACK
-            self.ack_now = true;
-            return;
-        }
-        if !ack {
-            return;
-        }
-        // timestamps: remember the peer's value (RFC 7323 section 4.3)
-        if let Some((tsval, _)) = seg.options.timestamps {
-            if self.ts_ok && seq_le(seg.seq, self.last_ack_sent) {
-                self.ts_recent = tsval;
-            }
-        }
-        if self.state == State::SynReceived {
-            if seq_gt(seg.ack, self.iss) && seq_le(seg.ack, self.iss.wrapping_add(1)) {
-                self.syn_acked(now, seg);
-                self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
-                self.snd_wl1 = seg.seq;
-                self.snd_wl2 = seg.ack;
-                if self.fin_queued {
-                    self.state = State::FinWait1;
-                } else {
-                    self.state = State::Established;
-                }
-                self.event(Event::Established);
-            } else {
-                return;
-            }
-        } else {
-            self.process_ack(now, seg);
-            if self.state == State::Closed {
-                return;
-            }
-        }
-        // payload
-        if !seg.payload.is_empty()
-            && matches!(
-                self.state,
-                State::Established | State::FinWait1 | State::FinWait2
-            )
-        {
-            self.receive_data(now, seg, rx, rcv_wnd);
-        }
-        if fin {
-            let off = self.seq_to_rcv_off(seg.seq) + seg.payload.len() as u64;
-            if self.peer_fin_off.is_none() && !self.peer_fin_done {
-                self.peer_fin_off = Some(off);
-            }
-            self.ack_now = true;
-        }
-        self.check_peer_fin(now);
-    }
-
-    fn seq_to_rcv_off(&self, seq: u32) -> u64 {
-        let d = seq.wrapping_sub(self.rcv_nxt) as i32;
-        (self.rcv_nxt_off as i64 + i64::from(d)).max(0) as u64
-    }
-
-    fn receive_data(
-        &mut self,
-        now: Instant,
-        seg: &SegmentIn<'_>,
-        rx: &mut dyn RxSink,
-        rcv_wnd: u32,
-    ) {
-        let off = self.seq_to_rcv_off(seg.seq);
-        let data = seg.payload;
-        // trim what is below rcv_nxt and beyond the window
-        let skip = self.rcv_nxt_off.saturating_sub(off).min(data.len() as u64) as usize;
-        let start_off = off + skip as u64;
-        let limit = self.rcv_nxt_off + u64::from(rcv_wnd);
-        let end_off = (off + data.len() as u64).min(limit);
-        if end_off <= start_off {
-            self.ack_now = true; // duplicate or beyond the window
-            return;
-        }
-        let slice = &data[skip..skip + (end_off - start_off) as usize];
-        let accepted = rx.deliver(start_off, slice).min(slice.len());
-        self.stats.bytes_received += accepted as u64;
-        if accepted == 0 {
-            self.ack_now = true;
-            return;
-        }
-        let got = start_off..start_off + accepted as u64;
-        let was_in_order = start_off == self.rcv_nxt_off;
-        let had_gap = !self.rcv_ranges.is_empty();
-        let new_nxt = if was_in_order {
-            // in-order data needs no range of its own (the set may be full of islands)
-            self.rcv_ranges.contiguous_end(got.end)
-        } else {
-            if !self.rcv_ranges.insert(got.clone()) {
-                self.ack_now = true;
-                return;
-            }
-            self.rcv_ranges.contiguous_end(self.rcv_nxt_off)
-        };
-        if new_nxt > self.rcv_nxt_off {
-            self.rcv_nxt = self
-                .rcv_nxt
-                .wrapping_add((new_nxt - self.rcv_nxt_off) as u32);
-            self.rcv_nxt_off = new_nxt;
-            self.rcv_ranges.remove_below(new_nxt);
-        }
-        if !was_in_order {
-            self.last_ooo = Some((got.start, got.end));
-            self.ack_now = true; // out of order: immediate duplicate ACK with SACK
-        } else if had_gap {
-            self.ack_now = true; // filled (part of) a gap
-            self.last_ooo = None;
-        } else {
-            self.segs_unacked += 1;
-            if self.segs_unacked >= 2 || seg.flags & flags::PSH != 0 && self.segs_unacked >= 2 {
-                self.ack_now = true;
-            } else if self.delack_timer.is_none() {
-                self.delack_timer = Some(now + self.cfg.delayed_ack);
-            }
-        }
-    }
-
-    fn check_peer_fin(&mut self, now: Instant) {
-        let Some(f) = self.peer_fin_off else { return };
-        if self.peer_fin_done || self.rcv_nxt_off != f {
-            return;
-        }
-        self.peer_fin_done = true;
-        self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
-        self.ack_now = true;
-        self.event(Event::PeerFin);
-        match self.state {
-            State::Established => self.state = State::CloseWait,
-            State::FinWait1 => {
-                if self.fin_acked {
-                    self.enter_time_wait(now);
-                } else {
-                    self.state = State::Closing;
-                }
-            }
-            State::FinWait2 => self.enter_time_wait(now),
-            _ => {}
-        }
-    }
-
-    fn process_ack(&mut self, now: Instant, seg: &SegmentIn<'_>) {
-        let snd_max_seq = self
-            .off_to_seq(self.snd_max_off)
-            .wrapping_add(u32::from(self.fin_sent));
-        if seq_gt(seg.ack, snd_max_seq) {
-            self.ack_now = true; // acks something not yet sent
-            return;
-        }
-        // SACK blocks
-        if self.sack_ok {
-            for &(l, r) in seg.options.sack.as_slice() {
-                let lo = self.seq_to_snd_off(l);
-                let hi = self.seq_to_snd_off(r);
-                if hi > lo && lo >= self.snd_una_off && hi <= self.snd_max_off {
-                    self.sacked.insert(lo..hi);
-                }
-            }
-        }
-        let old_una = self.snd_una;
-        if seq_gt(seg.ack, self.snd_una) {
-            let mut acked_seq = seg.ack.wrapping_sub(self.snd_una);
-            let fin_seq = self.off_to_seq(self.queue_end);
-            let acks_fin = self.fin_sent && seg.ack == fin_seq.wrapping_add(1);
-            if acks_fin {
-                acked_seq -= 1;
-                self.fin_acked = true;
-            }
-            let acked = u64::from(acked_seq);
-            self.snd_una = seg.ack;
-            let in_flight_before = self.in_flight();
-            self.snd_una_off += acked;
-            if self.snd_nxt_off < self.snd_una_off {
-                self.snd_nxt_off = self.snd_una_off;
-            }
-            self.sacked.remove_below(self.snd_una_off);
-            while self
-                .boundaries
-                .front()
-                .is_some_and(|&b| b <= self.snd_una_off)
-            {
-                self.boundaries.pop_front();
-            }
-            self.stats.bytes_acked += acked;
-            self.retries = 0;
-            self.backoff = 0;
-            self.dupacks = 0;
-            // RTT
-            let mut rtt = None;
-            if let Some((_, ecr)) = seg.options.timestamps.filter(|_| self.ts_ok) {
-                let r = self.ts_now(now).wrapping_sub(ecr);
-                if r < 60_000 {
-                    rtt = Some(Duration::from_millis(u64::from(r.max(1))));
-                }
-            } else if let Some((off, t)) = self.rtt_probe {
-                if self.snd_una_off > off {
-                    rtt = Some(now - t);
-                    self.rtt_probe = None;
-                }
-            }
-            if let Some(r) = rtt {
-                self.rtt_sample(r);
-            }
-            let mss = self.snd_mss();
-            let ctx = AckContext {
-                in_flight: in_flight_before,
-                mss,
-                srtt: self.srtt,
-                coupling: self.coupling.as_ref(),
-            };
-            if self.in_recovery {
-                if self.snd_una_off >= self.recover_off {
-                    self.in_recovery = false;
-                    self.cc.on_recovery_end(now);
-                } else if self.high_rxt < self.snd_una_off {
-                    self.high_rxt = self.snd_una_off;
-                }
-            } else if acked > 0 {
-                self.cc
-                    .on_ack(now, acked.min(u64::from(u32::MAX)) as u32, rtt, &ctx);
-            }
-            self.unacked_since =
-                if self.snd_una_off < self.snd_max_off || (self.fin_sent && !self.fin_acked) {
-                    Some(now)
-                } else {
-                    None
-                };
-            if self.snd_una_off >= self.snd_max_off && (!self.fin_sent || self.fin_acked) {
-                self.rtx_timer = None;
-            } else {
-                self.arm_rtx(now);
-            }
-            if self.fin_acked {
-                match self.state {
-                    State::FinWait1 => self.state = State::FinWait2,
-                    State::Closing => self.enter_time_wait(now),
-                    State::LastAck => {
-                        self.enter_closed(CloseReason::Normal);
-                        return;
-                    }
-                    _ => {}
-                }
-            }
-        } else if seg.ack == old_una
-            && seg.payload.is_empty()
-            && seg.flags & flags::FIN == 0
-            && self.snd_max_off > self.snd_una_off
-            && u32::from(seg.window) << self.snd_wscale == self.snd_wnd
-        {
-            self.dupacks += 1;
-            let sacked_segs = self.sacked.total() / u64::from(self.snd_mss());
-            if !self.in_recovery && (self.dupacks >= 3 || (self.sack_ok && sacked_segs >= 3)) {
-                self.enter_recovery(now);
-            }
-        }
-        // window update (RFC 9293 3.10.7.4)
-        if seq_lt(self.snd_wl1, seg.seq)
-            || (self.snd_wl1 == seg.seq && seq_le(self.snd_wl2, seg.ack))
-        {
-            self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
-            self.snd_wl1 = seg.seq;
-            self.snd_wl2 = seg.ack;
-            if self.snd_wnd > 0 {
-                self.persist_timer = None;
-                self.persist_backoff = 0;
-            }
-        }
-    }
-
-    fn enter_recovery(&mut self, now: Instant) {
-        self.in_recovery = true;
-        self.recover_off = self.snd_max_off;
-        self.high_rxt = self.snd_una_off;
-        self.stats.fast_retransmits += 1;
-        let mss = self.snd_mss();
-        let ctx = AckContext {
-            in_flight: self.in_flight(),
-            mss,
+    pub fn stats(&self) -> Stats {
+        Stats {
             srtt: self.srtt,
-            coupling: self.coupling.as_ref(),
-        };
-        self.cc.on_congestion_event(now, &ctx);
-        self.arm_rtx(now);
+            rttvar: self.rttvar,
+            rto: self.rto,
+            cwnd: self.cc.cwnd(),
+            ssthresh: self.cc.ssthresh(),
+            bytes_in_flight: self.in_flight(),
+            snd_mss: self.smss() as u16,
+            rcv_mss: self.cfg.mss,
+            peer_window: self.snd_wnd,
+            ..self.stats
+        }
     }
 
-    fn off_to_seq(&self, off: u64) -> u32 {
-        self.iss.wrapping_add(1).wrapping_add(off as u32)
-    }
+    // ------------------------------------------------------------------------------------
+    // timers
+    // ------------------------------------------------------------------------------------
 
-    fn seq_to_snd_off(&self, seq: u32) -> u64 {
-        let d = seq.wrapping_sub(self.snd_una) as i32;
-        (self.snd_una_off as i64 + i64::from(d)).max(0) as u64
+    fn user_deadline(&self) -> Option<Instant> {
+        let ut = self.cfg.user_timeout?;
+        if self.snd_max > self.snd_una && self.is_synchronized() {
+            self.last_progress.map(|t| t + ut)
+        } else {
+            None
+        }
     }
-
-    // ----- timers ------------------------------------------------------------------------
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let ut = match (self.cfg.user_timeout, self.unacked_since) {
-            (Some(d), Some(t)) if self.is_synchronized() => Some(t + d),
-            _ => None,
-        };
         [
-            self.rtx_timer,
-            self.delack_timer,
-            self.persist_timer,
-            self.timewait_timer,
-            ut,
+            self.rto_at,
+            self.delack_at,
+            self.persist_at,
+            self.tw_at,
+            self.user_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -934,452 +621,1086 @@ impl Tcb {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let (Some(d), Some(t)) = (self.cfg.user_timeout, self.unacked_since) {
-            if self.is_synchronized() && now >= t + d {
-                self.need_rst = true;
-                self.enter_closed(CloseReason::Timeout);
-                return;
-            }
-        }
-        if self.timewait_timer.is_some_and(|t| t <= now) {
-            self.timewait_timer = None;
-            self.enter_closed(CloseReason::Normal);
+        if self.state == State::Closed {
             return;
         }
-        if self.delack_timer.is_some_and(|t| t <= now) {
-            self.delack_timer = None;
-            if self.segs_unacked > 0 {
-                self.ack_now = true;
+        if self.tw_at.is_some_and(|t| now >= t) {
+            self.tw_at = None;
+            self.close_with(CloseReason::Normal);
+            return;
+        }
+        if self.user_deadline().is_some_and(|t| now >= t) {
+            self.close_with(CloseReason::Timeout);
+            return;
+        }
+        if self.delack_at.is_some_and(|t| now >= t) {
+            self.delack_at = None;
+            self.ack_now = true;
+        }
+        if self.persist_at.is_some_and(|t| now >= t) {
+            // a peer that answers probes stays alive forever; one that does not is given
+            // up on like unanswered retransmissions
+            if self.probes_unanswered >= self.cfg.max_retries {
+                self.close_with(CloseReason::Timeout);
+                return;
             }
+            self.probe_pending = true;
+            self.persist_backoff = self.persist_backoff.saturating_add(1);
+            self.persist_at = Some(now + self.backed_off(self.persist_backoff));
         }
-        if self.persist_timer.is_some_and(|t| t <= now) {
-            self.persist_timer = None;
-            self.probe_now = true;
-            self.persist_backoff = (self.persist_backoff + 1).min(10);
-        }
-        if self.rtx_timer.is_some_and(|t| t <= now) {
-            self.rtx_timer = None;
+        if self.rto_at.is_some_and(|t| now >= t) {
+            self.rto_at = None;
             self.on_rto(now);
         }
     }
 
+    fn backed_off(&self, n: u32) -> Duration {
+        let f = 1u32 << n.min(16);
+        self.rto.saturating_mul(f).min(self.cfg.rto_max)
+    }
+
     fn on_rto(&mut self, now: Instant) {
-        self.retries += 1;
-        self.stats.rto_count += 1;
-        self.backoff += 1;
-        let limit = match self.state {
-            State::SynSent | State::SynReceived => self.cfg.syn_retries,
-            _ => self.cfg.max_retries,
-        };
-        if self.retries > limit {
-            if self.state != State::SynSent {
-                self.need_rst = true;
-            }
-            self.enter_closed(CloseReason::Timeout);
-            return;
-        }
         match self.state {
             State::SynSent | State::SynReceived => {
-                self.need_syn = true;
+                self.retries = self.retries.saturating_add(1);
+                if self.retries > self.cfg.syn_retries {
+                    self.close_with(CloseReason::Timeout);
+                    return;
+                }
+                self.rto = self.rto.saturating_mul(2).min(self.cfg.rto_max);
+                self.snd_nxt = 0;
+                self.rtt_sample = None;
+                self.stats.rto_count += 1;
             }
-            _ => {
-                let mss = self.snd_mss();
+            _ if self.is_synchronized() && self.snd_max > self.snd_una => {
+                self.retries = self.retries.saturating_add(1);
+                if self.retries > self.cfg.max_retries {
+                    self.close_with(CloseReason::Timeout);
+                    return;
+                }
                 let ctx = AckContext {
                     in_flight: self.in_flight(),
-                    mss,
+                    mss: self.smss() as u16,
                     srtt: self.srtt,
                     coupling: self.coupling.as_ref(),
                 };
                 self.cc.on_rto(now, &ctx);
+                self.note_loss();
+                self.rto = self.rto.saturating_mul(2).min(self.cfg.rto_max);
+                // go back N from the first unacknowledged byte (RFC 5681 3.1, RFC 6582 4)
+                self.snd_nxt = self.snd_una;
                 self.in_recovery = false;
+                self.recover = self.snd_max;
                 self.dupacks = 0;
-                // go back: resend from the first unacknowledged byte (SACKed ranges skipped)
-                self.snd_nxt_off = self.snd_una_off;
-                self.rtt_probe = None;
-                if self.fin_sent && !self.fin_acked && self.snd_una_off >= self.queue_end {
-                    self.fin_rtx = true;
+                self.rexmit_pending = false;
+                self.scoreboard.clear();
+                self.rtt_sample = None;
+                self.stats.rto_count += 1;
+            }
+            _ => {}
+        }
+    }
+
+    fn update_rtt(&mut self, r: Duration) {
+        match (self.srtt, self.rttvar) {
+            (Some(s), Some(v)) => {
+                let diff = if s > r { s - r } else { r - s };
+                self.rttvar = Some(v * 3 / 4 + diff / 4);
+                self.srtt = Some(s * 7 / 8 + r / 8);
+            }
+            _ => {
+                self.srtt = Some(r);
+                self.rttvar = Some(r / 2);
+            }
+        }
+        let srtt = self.srtt.unwrap_or(r);
+        let var = self.rttvar.unwrap_or(r / 2);
+        let rto = srtt + (var * 4).max(Duration::from_millis(1));
+        self.rto = rto.clamp(self.cfg.rto_min, self.cfg.rto_max.max(self.cfg.rto_min));
+    }
+
+    fn update_persist(&mut self, now: Instant) {
+        let sending = matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait1 | State::LastAck
+        );
+        let unsent = self.snd_nxt < self.data_end();
+        if sending && self.snd_wnd == 0 && unsent && self.snd_max == self.snd_una {
+            if self.persist_at.is_none() {
+                self.persist_at = Some(now + self.backed_off(self.persist_backoff));
+            }
+        } else {
+            self.persist_at = None;
+            self.persist_backoff = 0;
+        }
+    }
+
+    // ------------------------------------------------------------------------------------
+    // segment arrival
+    // ------------------------------------------------------------------------------------
+
+    /// RFC 9293 3.10.7 SEGMENT ARRIVES.
+    pub fn handle_segment(&mut self, now: Instant, seg: &SegmentIn, rx: &mut dyn RxSink) {
+        self.stats.segs_in += 1;
+        match self.state {
+            State::Closed | State::Listen => return,
+            State::SynSent => {
+                self.on_syn_sent(now, seg);
+                return;
+            }
+            _ => {}
+        }
+        let has = |f: u8| seg.flags & f != 0;
+        let rcv_nxt = self.rcv_nxt_space();
+        let s = self.rcv_unwrap(seg.seq);
+        let wnd = self.rcv_right.saturating_sub(rcv_nxt);
+        let in_window = |x: i64| x >= rcv_nxt as i64 && x < (rcv_nxt + wnd.max(1)) as i64;
+
+        // RST (RFC 5961 3.2)
+        if has(flags::RST) {
+            if s == rcv_nxt as i64 || (self.state == State::SynReceived && in_window(s)) {
+                self.close_with(CloseReason::Reset);
+            } else if in_window(s) {
+                self.ack_now = true; // challenge ACK
+            }
+            return;
+        }
+        // PAWS (RFC 7323 5.3)
+        if self.ts_ok {
+            if let Some((tsval, _)) = seg.options.timestamps {
+                if seq_diff(tsval, self.ts_recent) < 0 {
+                    self.ack_now = true;
+                    return;
                 }
-                // RFC 6675: SACK information may be stale after a timeout
-                self.sacked.clear();
             }
         }
-        self.arm_rtx(now);
-    }
-
-    // ----- output ------------------------------------------------------------------------
-
-    fn base_options(&self, now: Instant, syn: bool) -> TcpOptions {
-        let mut o = TcpOptions::default();
-        if syn {
-            o.mss = Some(self.cfg.mss);
-            let we_scale = self.state == State::SynSent || self.snd_wscale_offered();
-            if we_scale {
-                o.window_scale = Some(self.cfg.window_scale.min(14));
+        if has(flags::SYN) {
+            if self.state == State::SynReceived && seg.seq == self.irs {
+                let a = self.snd_unwrap(seg.ack);
+                if has(flags::ACK) && a >= 1 && a <= self.snd_max as i64 {
+                    // simultaneous open: the peer's SYN/ACK acknowledges our SYN
+                    self.snd_una = 1;
+                    self.snd_nxt = self.snd_nxt.max(1);
+                    self.snd_wnd = u32::from(seg.window);
+                    self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                    self.snd_wl1 = 0;
+                    self.snd_wl2 = 1;
+                    self.rto_at = None;
+                    self.retries = 0;
+                    self.on_established();
+                    self.ack_now = true;
+                } else if !has(flags::ACK) && self.snd_max > 0 {
+                    // our SYN/ACK was lost: send it again
+                    self.snd_nxt = 0;
+                }
+                return;
             }
-            if self.cfg.sack && (self.state == State::SynSent || self.sack_ok) {
-                o.sack_permitted = true;
-            }
-            if self.cfg.timestamps && (self.state == State::SynSent || self.ts_ok) {
-                o.timestamps = Some((
-                    self.ts_now(now),
-                    if self.state == State::SynSent {
-                        0
-                    } else {
-                        self.ts_recent
-                    },
-                ));
-            }
-        } else if self.ts_ok {
-            o.timestamps = Some((self.ts_now(now), self.ts_recent));
+            // RFC 5961 4.2: SYN in a synchronized state -> challenge ACK
+            self.ack_now = true;
+            return;
         }
-        o
-    }
 
-    fn snd_wscale_offered(&self) -> bool {
-        // in SYN-RECEIVED we answer with a scale only if the peer offered one
-        self.rcv_wscale > 0 || self.cfg.window_scale == 0 && self.snd_wscale > 0
-    }
-
-    fn window_field(&mut self, space: u32) -> u16 {
-        if !self.is_synchronized() && self.state != State::SynReceived {
-            return space.min(65535) as u16;
-        }
-        // never shrink the right edge we advertised
-        let edge_now = self.rcv_nxt.wrapping_add(space);
-        let wnd = if seq_lt(edge_now, self.rcv_adv_edge) {
-            self.rcv_adv_edge.wrapping_sub(self.rcv_nxt)
-        } else {
-            space
+        // acceptability (RFC 9293 3.10.7.4)
+        let seg_len = seg.payload.len() as u64 + u64::from(has(flags::FIN));
+        let acceptable = match (seg_len, wnd) {
+            (0, 0) => s == rcv_nxt as i64,
+            (0, _) => in_window(s),
+            (_, 0) => s == rcv_nxt as i64, // only the ACK is processed, data is dropped
+            (l, w) => s < (rcv_nxt + w) as i64 && s + l as i64 > rcv_nxt as i64,
         };
-        let scaled = (wnd >> self.rcv_wscale).min(65535);
-        let adv = scaled << self.rcv_wscale;
-        self.rcv_adv_edge = self.rcv_nxt.wrapping_add(adv);
-        self.last_adv_wnd = adv;
-        scaled as u16
+        if !acceptable {
+            self.ack_now = true;
+            if self.state == State::TimeWait && has(flags::FIN) {
+                self.tw_at = Some(now + self.cfg.time_wait);
+            }
+            return;
+        }
+        if self.ts_ok {
+            if let Some((tsval, _)) = seg.options.timestamps {
+                if s <= self.last_ack_sent as i64 {
+                    self.ts_recent = tsval;
+                }
+            }
+        }
+        if !has(flags::ACK) {
+            return;
+        }
+        if self.state == State::SynReceived {
+            let a = self.snd_unwrap(seg.ack);
+            if a < 1 || a > self.snd_max as i64 {
+                self.reply = Some(rst_segment(seg.ack, 0, flags::RST));
+                return;
+            }
+            self.on_established();
+        }
+        if !self.process_ack(now, seg, s) {
+            return;
+        }
+        match self.state {
+            State::FinWait1 if self.fin_acked() => self.state = State::FinWait2,
+            State::Closing if self.fin_acked() => {
+                self.enter_time_wait(now);
+                return;
+            }
+            State::LastAck if self.fin_acked() => {
+                self.close_with(CloseReason::Normal);
+                return;
+            }
+            _ => {}
+        }
+        if matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        ) {
+            if seg_len > 0 {
+                self.process_data(now, seg, s, rx);
+            }
+        } else if seg_len > 0 {
+            // data or FIN after the peer's FIN: acknowledge what we have
+            self.ack_now = true;
+        }
+        self.update_persist(now);
     }
 
-    fn sack_blocks(&self) -> SackBlocks {
-        let mut b = SackBlocks::default();
-        if !self.sack_ok || self.rcv_ranges.is_empty() {
-            return b;
-        }
-        let to_seq = |off: u64| self.rcv_nxt.wrapping_add((off - self.rcv_nxt_off) as u32);
-        if let Some((s, e)) = self.last_ooo {
-            if let Some(r) = self.rcv_ranges.iter().find(|r| r.start <= s && r.end >= e) {
-                b.push(to_seq(r.start), to_seq(r.end));
-            }
-        }
-        for r in self.rcv_ranges.iter().rev() {
-            if b.len >= 4 {
-                break;
-            }
-            let blk = (to_seq(r.start), to_seq(r.end));
-            if !b.as_slice().contains(&blk) {
-                b.push(blk.0, blk.1);
-            }
-        }
-        b
-    }
-
-    fn segment(
-        &mut self,
-        now: Instant,
-        seq: u32,
-        flags_: u8,
-        syn: bool,
-        rcv_space: u32,
-    ) -> SegmentOut {
-        let ack = if flags_ & flags::ACK != 0 {
-            self.rcv_nxt
+    fn on_established(&mut self) {
+        self.state = if self.fin_queued {
+            State::FinWait1
         } else {
-            0
+            State::Established
         };
-        let window = self.window_field(rcv_space);
-        let mut options = self.base_options(now, syn);
-        if !syn && flags_ & flags::RST == 0 {
-            options.sack = self.sack_blocks();
+        self.cc = controller(&self.cfg, self.smss() as u16);
+        self.events.push_back(Event::Established);
+    }
+
+    fn enter_time_wait(&mut self, now: Instant) {
+        self.state = State::TimeWait;
+        self.rto_at = None;
+        self.persist_at = None;
+        self.delack_at = None;
+        self.tw_at = Some(now + self.cfg.time_wait);
+    }
+
+    fn on_syn_sent(&mut self, now: Instant, seg: &SegmentIn) {
+        let has = |f: u8| seg.flags & f != 0;
+        let a = self.snd_unwrap(seg.ack);
+        let ack_ok = has(flags::ACK) && a >= 1 && a <= self.snd_max as i64;
+        if has(flags::ACK) && !ack_ok {
+            if !has(flags::RST) {
+                self.reply = Some(rst_segment(seg.ack, 0, flags::RST));
+            }
+            return;
         }
-        if flags_ & flags::ACK != 0 {
-            self.last_ack_sent = self.rcv_nxt;
+        if has(flags::RST) {
+            if ack_ok {
+                self.close_with(CloseReason::Reset);
+            }
+            return;
+        }
+        if !has(flags::SYN) {
+            return;
+        }
+        self.irs = seg.seq;
+        self.rcv_nxt_off = 0;
+        self.negotiate(&seg.options);
+        self.rcv_right = 1 + u64::from(self.syn_wnd);
+        self.snd_wnd = u32::from(seg.window);
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = 0;
+        self.ack_now = true;
+        if ack_ok {
+            self.snd_una = 1;
+            self.snd_wl2 = 1;
+            self.rto_at = None;
+            self.retries = 0;
+            let rtt = self.ack_rtt(now, seg);
+            if let Some(r) = rtt {
+                self.update_rtt(r);
+            }
+            self.on_established();
+        } else {
+            // simultaneous open: answer with SYN/ACK from the same ISS
+            self.state = State::SynReceived;
+            self.snd_nxt = 0;
+            self.rtt_sample = None;
+        }
+    }
+
+    /// RTT sample carried by an ACK that advanced `snd_una`.
+    fn ack_rtt(&mut self, now: Instant, seg: &SegmentIn) -> Option<Duration> {
+        let a = self.snd_unwrap(seg.ack);
+        let karn = match self.rtt_sample {
+            Some((off, t)) if a >= off as i64 => {
+                self.rtt_sample = None;
+                Some(now - t)
+            }
+            _ => None,
+        };
+        if self.ts_ok {
+            if let Some((_, tsecr)) = seg.options.timestamps {
+                if tsecr != 0 {
+                    let ms = self.ts_now(now).wrapping_sub(tsecr);
+                    if ms < 3_600_000 {
+                        return Some(Duration::from_millis(u64::from(ms)));
+                    }
+                }
+            }
+        }
+        karn
+    }
+
+    /// ACK field processing; returns false if the segment must be dropped.
+    fn process_ack(&mut self, now: Instant, seg: &SegmentIn, s: i64) -> bool {
+        let a = self.snd_unwrap(seg.ack);
+        if a > self.snd_max as i64 {
+            self.ack_now = true; // ACK of unsent data
+            return false;
+        }
+        let max_back = i64::from(self.max_snd_wnd.max(65535));
+        if a < self.snd_una as i64 - max_back {
+            self.ack_now = true; // RFC 5961 5.2 challenge ACK
+            return false;
+        }
+        if a < self.snd_una as i64 {
+            return true; // old duplicate: ignore the ACK, keep the data
+        }
+        let a = a as u64;
+        let smss = self.smss();
+        self.probes_unanswered = 0;
+        if self.sack_ok {
+            for &(l, r) in seg.options.sack.as_slice() {
+                let (l, r) = (self.snd_unwrap(l), self.snd_unwrap(r));
+                if l >= a as i64 && l < r && r <= self.snd_max as i64 {
+                    let _ = self.scoreboard.insert(l as u64..r as u64);
+                }
+            }
+        }
+        let new_wnd = u32::from(seg.window) << self.snd_wscale;
+        let old_una = self.snd_una;
+        if a > old_una {
+            let data_acked = a.min(self.data_end()).saturating_sub(old_una.max(1));
+            self.stats.bytes_acked += data_acked;
+            let flight_before = self.in_flight();
+            self.snd_una = a;
+            if self.snd_nxt < a {
+                self.snd_nxt = a;
+            }
+            self.scoreboard.remove_below(a);
+            let rtt = self.ack_rtt(now, seg);
+            if let Some(r) = rtt {
+                self.update_rtt(r);
+            }
+            self.retries = 0;
+            let outstanding = self.snd_max > self.snd_una;
+            self.last_progress = outstanding.then_some(now);
+            self.rto_at = outstanding.then(|| now + self.rto);
+            if self.in_recovery {
+                if a >= self.recover {
+                    self.in_recovery = false;
+                    self.dupacks = 0;
+                    self.cc.on_recovery_end(now);
+                } else {
+                    // partial ACK (RFC 6582 3.2 step 5)
+                    if !self.sack_ok {
+                        self.rexmit_pending = true;
+                        self.dupacks = 0;
+                    }
+                    self.rexmit_next = self.rexmit_next.max(a);
+                }
+            } else {
+                self.dupacks = 0;
+                if data_acked > 0 {
+                    let ctx = AckContext {
+                        in_flight: flight_before,
+                        mss: smss as u16,
+                        srtt: self.srtt,
+                        coupling: self.coupling.as_ref(),
+                    };
+                    let acked = u32::try_from(data_acked).unwrap_or(u32::MAX);
+                    self.cc.on_ack(now, acked, rtt, &ctx);
+                }
+            }
+        } else if self.snd_max > self.snd_una
+            && seg.payload.is_empty()
+            && seg.flags & (flags::SYN | flags::FIN) == 0
+            && new_wnd == self.snd_wnd
+        {
+            self.dupacks = self.dupacks.saturating_add(1);
+        }
+        if !self.in_recovery
+            && self.snd_max > self.snd_una
+            && self.snd_una >= self.recover
+            && (self.dupacks >= DUPTHRESH
+                || (self.sack_ok
+                    && self.sacked_in(self.snd_una, self.snd_max) >= u64::from(DUPTHRESH * smss)))
+        {
+            self.enter_recovery(now);
+        }
+        // window update (RFC 9293 3.10.7.4, fifth check)
+        let s = s.max(0) as u64;
+        if self.snd_wl1 < s || (self.snd_wl1 == s && self.snd_wl2 <= a) {
+            self.snd_wnd = new_wnd;
+            self.max_snd_wnd = self.max_snd_wnd.max(new_wnd);
+            self.snd_wl1 = s;
+            self.snd_wl2 = a;
+        }
+        true
+    }
+
+    fn enter_recovery(&mut self, now: Instant) {
+        let ctx = AckContext {
+            in_flight: u32::try_from(self.snd_max - self.snd_una).unwrap_or(u32::MAX),
+            mss: self.smss() as u16,
+            srtt: self.srtt,
+            coupling: self.coupling.as_ref(),
+        };
+        self.cc.on_congestion_event(now, &ctx);
+        self.note_loss();
+        self.in_recovery = true;
+        self.recover = self.snd_max;
+        self.rexmit_pending = true;
+        self.rexmit_next = self.snd_una;
+        self.stats.fast_retransmits += 1;
+    }
+
+    fn process_data(&mut self, now: Instant, seg: &SegmentIn, s: i64, rx: &mut dyn RxSink) {
+        if self.fin_rcvd {
+            self.ack_now = true;
+            return;
+        }
+        let rcv_nxt = self.rcv_nxt_space();
+        let mut d = seg.payload;
+        let mut start = s;
+        if start < rcv_nxt as i64 {
+            let skip = usize::try_from(rcv_nxt as i64 - start).unwrap_or(usize::MAX);
+            d = d.get(skip..).unwrap_or(&[]);
+            start = rcv_nxt as i64;
+        }
+        let start = start as u64;
+        let mut right = self.rcv_right;
+        if let Some(f) = self.peer_fin_off {
+            right = right.min(f + 1);
+        }
+        let mut fin = seg.flags & flags::FIN != 0;
+        let allowed = usize::try_from(right.saturating_sub(start)).unwrap_or(usize::MAX);
+        if d.len() > allowed {
+            d = d.get(..allowed).unwrap_or(&[]);
+            fin = false;
+        }
+        let had_ooo = !self.rx_ranges.is_empty();
+        let off = start - 1;
+        if !d.is_empty() {
+            let n = rx.deliver(off, d).min(d.len());
+            if n < d.len() {
+                fin = false;
+            }
+            let end = off + n as u64;
+            if n > 0 {
+                if off <= self.rcv_nxt_off {
+                    self.stats.bytes_received += end - self.rcv_nxt_off;
+                    self.rcv_nxt_off = end;
+                } else if self.rx_ranges.insert(off..end) {
+                    self.stats.bytes_received += n as u64;
+                    self.note_ooo(off);
+                    self.owe_ack();
+                } else {
+                    fin = false;
+                    self.ack_now = true;
+                }
+            } else {
+                self.ack_now = true;
+            }
+        } else if !seg.payload.is_empty() {
+            self.owe_ack(); // duplicate
+        }
+        if fin && self.peer_fin_off.is_none() {
+            let fin_off = start - 1 + d.len() as u64;
+            if fin_off >= self.rcv_nxt_off {
+                self.peer_fin_off = Some(fin_off);
+            }
+        }
+        // advance over out-of-order data that is now contiguous
+        let end = self.rx_ranges.contiguous_end(self.rcv_nxt_off);
+        self.rcv_nxt_off = end;
+        self.rx_ranges.remove_below(end);
+        let advanced = self.rcv_nxt_off + 1 > rcv_nxt;
+        if advanced {
+            if had_ooo {
+                self.ack_now = true; // gap filled (RFC 5681 4.2)
+            } else {
+                self.unacked_segs += 1;
+                if self.unacked_segs >= 2 {
+                    self.ack_now = true;
+                } else if self.delack_at.is_none() {
+                    self.delack_at = Some(now + self.cfg.delayed_ack);
+                }
+            }
+        }
+        if self.peer_fin_off == Some(self.rcv_nxt_off) && !self.fin_rcvd {
+            self.fin_rcvd = true;
+            self.ack_now = true;
+            self.events.push_back(Event::PeerFin);
+            match self.state {
+                State::Established => self.state = State::CloseWait,
+                State::FinWait1 if self.fin_acked() => self.enter_time_wait(now),
+                State::FinWait1 => self.state = State::Closing,
+                State::FinWait2 => self.enter_time_wait(now),
+                _ => {}
+            }
+        }
+    }
+
+    fn owe_ack(&mut self) {
+        self.ack_now = true;
+        self.acks_owed = self.acks_owed.saturating_add(1).min(DUPTHRESH as u8);
+    }
+
+    fn note_ooo(&mut self, off: u64) {
+        let n = self.sack_recent_len.min(3);
+        self.sack_recent.copy_within(0..n, 1);
+        self.sack_recent[0] = off;
+        self.sack_recent_len = (n + 1).min(4);
+    }
+
+    // ------------------------------------------------------------------------------------
+    // transmission
+    // ------------------------------------------------------------------------------------
+
+    /// Next segment to transmit, if any.
+    pub fn poll_transmit(&mut self, now: Instant, tx: &TxParams) -> Option<SegmentOut> {
+        let seg = self.poll_inner(now, tx);
+        if let Some(s) = &seg {
+            self.stats.segs_out += 1;
+            self.stats.bytes_sent += u64::from(s.payload_len);
+        } else {
+            self.update_persist(now);
+        }
+        seg
+    }
+
+    fn poll_inner(&mut self, now: Instant, tx: &TxParams) -> Option<SegmentOut> {
+        if let Some(r) = self.reply.take() {
+            return Some(r);
+        }
+        if self.rst_pending {
+            self.rst_pending = false;
+            self.events.push_back(Event::Closed(CloseReason::Aborted));
+            return Some(rst_segment(
+                self.snd_seq(self.snd_max),
+                self.rcv_seq(self.rcv_nxt_space()),
+                flags::RST | flags::ACK,
+            ));
+        }
+        match self.state {
+            State::Closed | State::Listen => return None,
+            State::SynSent => {
+                return (self.snd_nxt == 0).then(|| self.syn_segment(now, tx, false));
+            }
+            State::SynReceived if self.snd_nxt == 0 => {
+                return Some(self.syn_segment(now, tx, true));
+            }
+            _ => {}
+        }
+        if let Some(s) = self.data_segment(now, tx) {
+            return Some(s);
+        }
+        if self.probe_pending && self.is_synchronized() {
+            self.probe_pending = false;
+            self.probes_unanswered = self.probes_unanswered.saturating_add(1);
+            // zero-window probe: an old sequence number elicits an ACK with the window
+            let seq = self.snd_seq(self.snd_una.saturating_sub(1));
+            return Some(self.control_segment(now, tx, seq, flags::ACK));
+        }
+        if (self.ack_now || self.win_update) && self.state != State::SynSent {
+            // SND.NXT, but never a value rewound by go-back-N: the peer may already have
+            // received more, and would drop a segment with an old sequence number
+            let seq = self.snd_seq(self.snd_max);
+            return Some(self.control_segment(now, tx, seq, flags::ACK));
+        }
+        None
+    }
+
+    fn syn_segment(&mut self, now: Instant, tx: &TxParams, passive: bool) -> SegmentOut {
+        let mut o = TcpOptions {
+            mss: Some(self.cfg.mss),
+            ..Default::default()
+        };
+        let ts = self.ts_now(now);
+        if passive {
+            if self.ws_negotiated {
+                o.window_scale = Some(self.rcv_wscale);
+            }
+            o.sack_permitted = self.sack_ok;
+            if self.ts_ok {
+                o.timestamps = Some((ts, self.ts_recent));
+            }
+        } else {
+            o.window_scale = Some(self.cfg.window_scale);
+            o.sack_permitted = self.cfg.sack;
+            if self.cfg.timestamps {
+                o.timestamps = Some((ts, 0));
+            }
+        }
+        let window = tx.rcv_space.min(65535) as u16;
+        let retransmission = self.snd_max > 0;
+        self.snd_nxt = 1;
+        self.snd_max = self.snd_max.max(1);
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.rto);
+        }
+        if retransmission {
+            self.stats.retransmits += 1;
+        } else {
+            self.rtt_sample = Some((1, now));
+        }
+        let mut flags_ = flags::SYN;
+        let mut ack = 0;
+        if passive {
+            flags_ |= flags::ACK;
+            ack = self.rcv_seq(1);
+            self.rcv_right = self.rcv_right.max(1 + u64::from(window));
+            self.last_ack_sent = 1;
             self.ack_now = false;
-            self.segs_unacked = 0;
-            self.delack_timer = None;
+        } else {
+            self.syn_wnd = u32::from(window);
         }
-        self.stats.segs_out += 1;
         SegmentOut {
-            seq,
+            seq: self.iss,
             ack,
             flags: flags_,
             window,
-            options,
+            options: o,
             offset: 0,
+            payload_len: 0,
+            retransmission,
+        }
+    }
+
+    /// The window field to send and the right edge it implies (never shrinking the window).
+    fn window_field(&mut self, tx: &TxParams) -> u16 {
+        let shift = self.rcv_wscale;
+        let max = 65535u64 << shift;
+        let space = u64::from(tx.rcv_space).min(max);
+        let nxt = self.rcv_nxt_space();
+        let cur = self.rcv_right.saturating_sub(nxt);
+        let mut field = space >> shift;
+        if field << shift < cur {
+            // never shrink the window, except by the scaling granularity (RFC 7323 2.4)
+            field = cur >> shift;
+        }
+        let field = field.min(65535);
+        self.rcv_right = self.rcv_right.max(nxt + (field << shift));
+        field as u16
+    }
+
+    /// Timestamps and SACK options for a non-SYN segment; returns them and the option bytes
+    /// used including the caller's extra options.
+    fn options(&self, now: Instant, extra: usize) -> (TcpOptions, usize) {
+        let mut o = TcpOptions::default();
+        let mut len = extra;
+        if self.ts_ok {
+            o.timestamps = Some((self.ts_now(now), self.ts_recent));
+            len += TS_LEN;
+        }
+        if self.sack_ok && !self.rx_ranges.is_empty() {
+            let avail = MAX_OPT.saturating_sub(len);
+            if avail >= 12 {
+                let n = ((avail - 4) / 8).min(4);
+                let mut chosen = [(0u64, 0u64); 4];
+                let mut k = 0;
+                let recent = self.sack_recent.iter().take(self.sack_recent_len);
+                for &off in recent {
+                    if k >= n {
+                        break;
+                    }
+                    if let Some(r) = self
+                        .rx_ranges
+                        .iter()
+                        .find(|r| r.start <= off && off < r.end)
+                    {
+                        if !chosen[..k].iter().any(|c| c.0 == r.start) {
+                            chosen[k] = (r.start, r.end);
+                            k += 1;
+                        }
+                    }
+                }
+                for r in self.rx_ranges.iter().rev() {
+                    if k >= n {
+                        break;
+                    }
+                    if !chosen[..k].iter().any(|c| c.0 == r.start) {
+                        chosen[k] = (r.start, r.end);
+                        k += 1;
+                    }
+                }
+                let mut sack = SackBlocks::default();
+                for c in &chosen[..k] {
+                    sack.push(self.rcv_seq(c.0 + 1), self.rcv_seq(c.1 + 1));
+                }
+                o.sack = sack;
+                len += 4 + 8 * k;
+            }
+        }
+        (o, len)
+    }
+
+    /// Bookkeeping for any non-SYN segment carrying an ACK.
+    fn acked_now(&mut self) {
+        self.acks_owed = self.acks_owed.saturating_sub(1);
+        self.ack_now = self.acks_owed > 0;
+        self.win_update = false;
+        self.delack_at = None;
+        self.unacked_segs = 0;
+        self.last_ack_sent = self.rcv_nxt_space();
+    }
+
+    fn control_segment(&mut self, now: Instant, tx: &TxParams, seq: u32, fl: u8) -> SegmentOut {
+        let (options, _) = self.options(now, tx.extra_option_len);
+        let window = self.window_field(tx);
+        self.acked_now();
+        SegmentOut {
+            seq,
+            ack: self.rcv_seq(self.rcv_nxt_space()),
+            flags: fl,
+            window,
+            options,
+            offset: self.snd_una_offset(),
             payload_len: 0,
             retransmission: false,
         }
     }
 
-    /// Payload room per segment given the options that will ride along.
-    fn payload_room(&self, extra: usize) -> u32 {
-        let ts = if self.ts_ok { 12 } else { 0 };
-        let opts = (ts + extra).min(MAX_OPT);
-        let opts = (opts + 3) & !3;
-        u32::from(self.snd_mss()).saturating_sub(opts as u32).max(1)
-    }
-
-    pub fn poll_transmit(&mut self, now: Instant, tx: &TxParams) -> Option<SegmentOut> {
-        if let Some(r) = self.pending_rst.take() {
-            self.stats.segs_out += 1;
-            return Some(r);
-        }
-        if self.need_rst {
-            self.need_rst = false;
-            let seq = self
-                .off_to_seq(self.snd_max_off)
-                .wrapping_add(u32::from(self.fin_sent));
-            let mut s = self.segment(now, seq, flags::RST | flags::ACK, false, 0);
-            s.options.sack = SackBlocks::default();
-            return Some(s);
-        }
-        match self.state {
-            State::Closed | State::Listen => return None,
-            State::SynSent => {
-                if !self.need_syn {
-                    return None;
-                }
-                self.need_syn = false;
-                if self.retries == 0 {
-                    self.rtt_probe = Some((0, now));
-                } else {
-                    self.stats.retransmits += 1;
-                }
-                self.arm_rtx(now);
-                let s = self.segment(now, self.iss, flags::SYN, true, tx.rcv_space);
-                return Some(s);
-            }
-            State::SynReceived => {
-                if !self.need_syn {
-                    return None;
-                }
-                self.need_syn = false;
-                if self.retries > 0 {
-                    self.stats.retransmits += 1;
-                }
-                self.arm_rtx(now);
-                let s = self.segment(now, self.iss, flags::SYN | flags::ACK, true, tx.rcv_space);
-                return Some(s);
-            }
-            _ => {}
-        }
-        if let Some(s) = self.poll_data(now, tx) {
-            return Some(s);
-        }
-        if self.ack_now {
-            let seq = self
-                .off_to_seq(self.snd_max_off)
-                .wrapping_add(u32::from(self.fin_sent));
-            return Some(self.segment(now, seq, flags::ACK, false, tx.rcv_space));
-        }
-        None
-    }
-
-    fn poll_data(&mut self, now: Instant, tx: &TxParams) -> Option<SegmentOut> {
+    fn data_segment(&mut self, now: Instant, tx: &TxParams) -> Option<SegmentOut> {
         if !matches!(
             self.state,
             State::Established
                 | State::CloseWait
                 | State::FinWait1
-                | State::LastAck
                 | State::Closing
+                | State::LastAck
         ) {
             return None;
         }
-        let room = self.payload_room(tx.extra_option_len);
+        let data_end = self.data_end();
+        let (opts, opt_len) = self.options(now, tx.extra_option_len);
+        let max_payload = u64::from(self.smss()).saturating_sub(opt_len as u64).max(1);
+
+        // 1. fast retransmit of the first hole / first unacknowledged segment
+        if self.rexmit_pending {
+            self.rexmit_pending = false;
+            let (start, hole_end) = match self.next_hole(self.snd_una) {
+                Some(h) if self.sack_ok => h,
+                _ => (self.snd_una, self.snd_max),
+            };
+            if start < self.snd_max {
+                let len = hole_end
+                    .min(start + max_payload)
+                    .min(data_end)
+                    .min(start.saturating_add(self.to_boundary(start)))
+                    .saturating_sub(start);
+                let fin = self.fin_sent() && start + len == data_end && hole_end > data_end;
+                if len > 0 || fin {
+                    self.rexmit_next = self.rexmit_next.max(start + len);
+                    return Some(self.emit(now, tx, opts, start, len, fin, true));
+                }
+            }
+        }
         let cwnd = self.cc.cwnd();
-        // retransmit holes during SACK recovery
-        if self.in_recovery {
-            let pipe = self.in_flight();
-            if pipe < cwnd {
-                if let Some((off, len)) = self.next_hole(room) {
-                    let len = (u64::from(len).min(self.to_boundary(off))) as u32;
-                    self.high_rxt = off + u64::from(len);
-                    return Some(self.data_segment(now, off, len, true, tx, false));
+        // 2. SACK loss recovery: the next hole while pipe < cwnd (RFC 6675 NextSeg rule 1)
+        if self.in_recovery && self.sack_ok && self.in_flight() < cwnd {
+            if let Some((s, e)) = self.next_hole(self.rexmit_next) {
+                let len = e
+                    .min(s + max_payload)
+                    .min(data_end)
+                    .min(s.saturating_add(self.to_boundary(s)))
+                    .saturating_sub(s);
+                if len > 0 {
+                    self.rexmit_next = s + len;
+                    return Some(self.emit(now, tx, opts, s, len, false, true));
                 }
             }
         }
-        // (re)send from snd_nxt, skipping what the peer SACKed
-        while let Some(r) = self
-            .sacked
-            .iter()
-            .find(|r| r.start <= self.snd_nxt_off && r.end > self.snd_nxt_off)
-        {
-            self.snd_nxt_off = r.end;
+        // 3. new data (or go-back-N after an RTO), skipping SACKed ranges
+        let mut start = self.snd_nxt.max(self.snd_una);
+        start = self.scoreboard.contiguous_end(start);
+        self.snd_nxt = start;
+        let cwnd_room = u64::from(cwnd.saturating_sub(self.in_flight()));
+        let wnd_room = (self.snd_una + u64::from(self.snd_wnd)).saturating_sub(start);
+        let avail = data_end.saturating_sub(start);
+        let mut len = avail
+            .min(max_payload)
+            .min(wnd_room)
+            .min(cwnd_room)
+            .min(self.to_boundary(start));
+        if let Some(r) = self.scoreboard.iter().find(|r| r.start > start) {
+            len = len.min(r.start - start);
         }
-        let avail = self.queue_end.saturating_sub(self.snd_nxt_off);
-        let is_rtx = self.snd_nxt_off < self.snd_max_off;
-        let wnd_limit = cwnd.min(self.snd_wnd);
-        let pipe = self.in_flight();
-        let mut can = wnd_limit.saturating_sub(pipe);
-        if self.probe_now && avail > 0 && can == 0 {
-            can = 1; // zero-window probe
+        let fin = self.fin_queued && start <= data_end && start + len == data_end;
+        if len == 0 && !fin {
+            return None;
         }
-        self.probe_now = false;
-        if avail > 0 {
-            let mut len = u64::from(room)
-                .min(avail)
-                .min(u64::from(can))
-                .min(self.to_boundary(self.snd_nxt_off)) as u32;
-            if is_rtx {
-                // do not run into the next SACKed range
-                if let Some(r) = self.sacked.iter().find(|r| r.start > self.snd_nxt_off) {
-                    len = len.min((r.start - self.snd_nxt_off) as u32);
-                }
-                len = len
-                    .min((self.snd_max_off - self.snd_nxt_off).min(u64::from(u32::MAX)) as u32)
-                    .max(len.min(1));
-            }
-            if len > 0 {
-                let full = u64::from(len)
-                    == avail
-                        .min(u64::from(room))
-                        .min(self.to_boundary(self.snd_nxt_off));
-                let nagle_ok = self.cfg.nodelay || full || len >= room || pipe == 0 || is_rtx;
-                if nagle_ok {
-                    let off = self.snd_nxt_off;
-                    let with_fin =
-                        self.fin_queued && off + u64::from(len) == self.queue_end && !self.fin_sent;
-                    let s = self.data_segment(now, off, len, is_rtx, tx, with_fin);
-                    self.snd_nxt_off = off + u64::from(len);
-                    if self.snd_nxt_off > self.snd_max_off {
-                        self.snd_max_off = self.snd_nxt_off;
-                    }
-                    return Some(s);
-                }
-            } else if self.snd_wnd == 0 && self.persist_timer.is_none() && pipe == 0 {
-                let wait = self
-                    .current_rto()
-                    .saturating_mul(1 << self.persist_backoff.min(6))
-                    .min(Duration::from_secs(60));
-                self.persist_timer = Some(now + wait);
+        let retrans = start < self.snd_max;
+        let cut_by_boundary = len == self.to_boundary(start);
+        if len > 0 && !retrans && len < max_payload && !fin && !cut_by_boundary {
+            let outstanding = self.snd_max > self.snd_una;
+            let all_queued = start + len == data_end;
+            // sender SWS avoidance (RFC 9293 3.8.6.2.1) and Nagle (RFC 896)
+            if outstanding && (!all_queued || !self.cfg.nodelay) {
+                return None;
             }
         }
-        // FIN alone (all data sent), or its retransmission
-        if self.fin_queued && self.snd_nxt_off >= self.queue_end && (!self.fin_sent || self.fin_rtx)
-        {
-            let retrans = self.fin_sent;
-            self.fin_sent = true;
-            self.fin_rtx = false;
-            if retrans {
-                self.stats.retransmits += 1;
-            }
-            self.snd_max_off = self.snd_max_off.max(self.queue_end);
-            let seq = self.off_to_seq(self.queue_end);
-            if self.rtx_timer.is_none() {
-                self.arm_rtx(now);
-            }
-            self.unacked_since.get_or_insert(now);
-            return Some(self.segment(now, seq, flags::FIN | flags::ACK, false, tx.rcv_space));
-        }
-        None
+        Some(self.emit(now, tx, opts, start, len, fin, false))
     }
 
-    /// First un-SACKed range at or above `high_rxt` below the highest SACKed byte.
-    fn next_hole(&self, room: u32) -> Option<(u64, u32)> {
-        let high_sack = self.sacked.last().map_or(self.snd_una_off, |r| r.end);
-        let mut pos = self.high_rxt.max(self.snd_una_off);
-        // when nothing is SACKed (NewReno), retransmit the first segment once
-        let limit = if self.sacked.is_empty() {
-            (self.snd_una_off + u64::from(room)).min(self.snd_max_off)
-        } else {
-            high_sack
-        };
-        while pos < limit {
-            if let Some(r) = self.sacked.iter().find(|r| r.start <= pos && r.end > pos) {
-                pos = r.end;
-                continue;
-            }
-            let next_sacked = self
-                .sacked
-                .iter()
-                .find(|r| r.start > pos)
-                .map_or(limit, |r| r.start);
-            let len = (next_sacked.min(limit) - pos).min(u64::from(room)) as u32;
-            if len > 0 {
-                return Some((pos, len));
-            }
-            break;
-        }
-        None
-    }
-
-    fn data_segment(
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
         &mut self,
         now: Instant,
-        off: u64,
-        len: u32,
-        rtx: bool,
         tx: &TxParams,
+        options: TcpOptions,
+        start: u64,
+        len: u64,
         fin: bool,
+        hole: bool,
     ) -> SegmentOut {
-        let seq = self.off_to_seq(off);
-        let mut f = flags::ACK;
-        if fin {
-            f |= flags::FIN;
-            self.fin_sent = true;
+        let end = start + len + u64::from(fin);
+        let retransmission = start < self.snd_max;
+        if !hole {
+            self.snd_nxt = self.snd_nxt.max(end);
         }
-        if off + u64::from(len) >= self.queue_end {
-            f |= flags::PSH;
-        }
-        let mut s = self.segment(now, seq, f, false, tx.rcv_space);
-        s.offset = off;
-        s.payload_len = len;
-        s.retransmission = rtx;
-        self.stats.bytes_sent += u64::from(len);
-        if rtx {
+        self.snd_max = self.snd_max.max(end);
+        if retransmission {
             self.stats.retransmits += 1;
-            if self.rtt_probe.is_some_and(|(o, _)| o >= off) {
-                self.rtt_probe = None; // Karn
+            if self.rtt_sample.is_some_and(|(off, _)| off > start) {
+                self.rtt_sample = None; // Karn
             }
-        } else if self.rtt_probe.is_none() && !self.ts_ok {
-            self.rtt_probe = Some((off, now));
+        } else if self.rtt_sample.is_none() && !self.ts_ok {
+            self.rtt_sample = Some((end, now));
         }
-        if self.rtx_timer.is_none() {
-            self.arm_rtx(now);
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.rto);
         }
-        self.unacked_since.get_or_insert(now);
-        s
+        if self.last_progress.is_none() {
+            self.last_progress = Some(now);
+        }
+        let mut fl = flags::ACK;
+        if fin {
+            fl |= flags::FIN;
+        }
+        if len > 0 && start + len == self.data_end() {
+            fl |= flags::PSH;
+        }
+        let window = self.window_field(tx);
+        self.acked_now();
+        SegmentOut {
+            seq: self.snd_seq(start),
+            ack: self.rcv_seq(self.rcv_nxt_space()),
+            flags: fl,
+            window,
+            options,
+            offset: start.saturating_sub(1),
+            payload_len: len as u32,
+            retransmission,
+        }
     }
 }
 
-/// A RST answering a segment that matches no connection (RFC 9293 section 3.10.7.1).
-pub fn reset_for(seg: &SegmentIn<'_>) -> Option<SegmentOut> {
+fn rst_segment(seq: u32, ack: u32, fl: u8) -> SegmentOut {
+    SegmentOut {
+        seq,
+        ack,
+        flags: fl,
+        window: 0,
+        options: TcpOptions::default(),
+        offset: 0,
+        payload_len: 0,
+        retransmission: false,
+    }
+}
+
+/// A RST answering a segment that matches no connection (RFC 9293 3.10.7.1 / "reset
+/// generation"); `None` if the segment itself is a RST.
+pub fn reset_for(seg: &SegmentIn) -> Option<SegmentOut> {
     if seg.flags & flags::RST != 0 {
         return None;
     }
-    let out = if seg.flags & flags::ACK != 0 {
-        SegmentOut {
-            seq: seg.ack,
-            ack: 0,
-            flags: flags::RST,
-            window: 0,
-            options: TcpOptions::default(),
-            offset: 0,
-            payload_len: 0,
-            retransmission: false,
+    if seg.flags & flags::ACK != 0 {
+        return Some(rst_segment(seg.ack, 0, flags::RST));
+    }
+    let len = seg.payload.len() as u32
+        + u32::from(seg.flags & flags::SYN != 0)
+        + u32::from(seg.flags & flags::FIN != 0);
+    Some(rst_segment(
+        0,
+        seg.seq.wrapping_add(len),
+        flags::RST | flags::ACK,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NullSink(u64);
+    impl RxSink for NullSink {
+        fn deliver(&mut self, _offset: u64, data: &[u8]) -> usize {
+            self.0 += data.len() as u64;
+            data.len()
         }
-    } else {
-        let len = seg.payload.len() as u32
-            + u32::from(seg.flags & flags::SYN != 0)
-            + u32::from(seg.flags & flags::FIN != 0);
-        SegmentOut {
-            seq: 0,
-            ack: seg.seq.wrapping_add(len),
-            flags: flags::RST | flags::ACK,
-            window: 0,
-            options: TcpOptions::default(),
-            offset: 0,
-            payload_len: 0,
-            retransmission: false,
+        fn window(&self) -> u32 {
+            65535
         }
+    }
+
+    const TX: TxParams = TxParams {
+        extra_option_len: 0,
+        rcv_space: 65535,
     };
-    Some(out)
+
+    fn seg(seq: u32, ack: u32, fl: u8, payload: &[u8]) -> SegmentIn<'_> {
+        SegmentIn {
+            seq,
+            ack,
+            flags: fl,
+            window: 65535,
+            options: TcpOptions::default(),
+            payload,
+        }
+    }
+
+    fn plain() -> Config {
+        Config {
+            timestamps: false,
+            sack: false,
+            ..Config::default()
+        }
+    }
+
+    /// A client in ESTABLISHED with ISS 100 talking to a peer with IRS 500.
+    fn established() -> Tcb {
+        let now = Instant::ZERO;
+        let mut t = Tcb::connect(plain(), 100, now);
+        let syn = t.poll_transmit(now, &TX).unwrap();
+        assert_eq!((syn.seq, syn.flags), (100, flags::SYN));
+        let mut sa = seg(500, 101, flags::SYN | flags::ACK, &[]);
+        sa.options.mss = Some(1000);
+        t.handle_segment(Instant::from_millis(50), &sa, &mut NullSink(0));
+        assert_eq!(t.state(), State::Established);
+        assert_eq!(t.poll_event(), Some(Event::Established));
+        let ack = t.poll_transmit(Instant::from_millis(50), &TX).unwrap();
+        assert_eq!((ack.seq, ack.ack, ack.flags), (101, 501, flags::ACK));
+        t
+    }
+
+    #[test]
+    fn rtt_estimator_follows_rfc6298() {
+        let mut t = established();
+        // Karn timing of the SYN: first sample 50 ms -> srtt 50, rttvar 25, rto = 150 -> 200 (min)
+        assert_eq!(t.srtt, Some(Duration::from_millis(50)));
+        assert_eq!(t.rttvar, Some(Duration::from_millis(25)));
+        assert_eq!(t.rto, Duration::from_millis(200));
+        t.update_rtt(Duration::from_millis(130));
+        // rttvar = 3/4 * 25 + 1/4 * 80 = 38.75; srtt = 7/8 * 50 + 1/8 * 130 = 60
+        assert_eq!(t.srtt, Some(Duration::from_millis(60)));
+        assert_eq!(t.rttvar, Some(Duration::from_micros(38_750)));
+        assert_eq!(t.rto, Duration::from_millis(60 + 155));
+    }
+
+    #[test]
+    fn syn_sent_answers_a_bad_ack_with_rst() {
+        let now = Instant::ZERO;
+        let mut t = Tcb::connect(plain(), 100, now);
+        t.poll_transmit(now, &TX).unwrap();
+        t.handle_segment(
+            now,
+            &seg(9, 4242, flags::SYN | flags::ACK, &[]),
+            &mut NullSink(0),
+        );
+        assert_eq!(t.state(), State::SynSent);
+        let r = t.poll_transmit(now, &TX).unwrap();
+        assert_eq!((r.seq, r.flags), (4242, flags::RST));
+        // an unacceptable RST is ignored, an acceptable one resets
+        t.handle_segment(
+            now,
+            &seg(0, 55, flags::RST | flags::ACK, &[]),
+            &mut NullSink(0),
+        );
+        assert_eq!(t.state(), State::SynSent);
+        t.handle_segment(
+            now,
+            &seg(0, 101, flags::RST | flags::ACK, &[]),
+            &mut NullSink(0),
+        );
+        assert_eq!(t.poll_event(), Some(Event::Closed(CloseReason::Reset)));
+    }
+
+    #[test]
+    fn out_of_order_fin_completes_when_the_gap_fills() {
+        let mut t = established();
+        let now = Instant::from_millis(60);
+        let mut sink = NullSink(0);
+        t.handle_segment(
+            now,
+            &seg(511, 101, flags::ACK | flags::FIN, b"0123456789"),
+            &mut sink,
+        );
+        assert_eq!(t.rcv_nxt_offset(), 0);
+        assert_eq!(t.state(), State::Established);
+        t.handle_segment(now, &seg(501, 101, flags::ACK, b"abcdefghij"), &mut sink);
+        assert_eq!(t.rcv_nxt_offset(), 20);
+        assert_eq!(t.state(), State::CloseWait);
+        assert_eq!(t.poll_event(), Some(Event::PeerFin));
+        let ack = t.poll_transmit(now, &TX).unwrap();
+        assert_eq!(ack.ack, 501 + 20 + 1);
+        // data beyond the FIN is never accepted
+        t.handle_segment(now, &seg(521, 101, flags::ACK, b"zz"), &mut sink);
+        assert_eq!(sink.0, 20);
+    }
+
+    #[test]
+    fn paws_drops_old_timestamps() {
+        let now = Instant::ZERO;
+        let mut syn = seg(1000, 0, flags::SYN, &[]);
+        syn.options.timestamps = Some((5000, 0));
+        let mut t = Tcb::accept(Config::default(), &syn, 7, now);
+        let sa = t.poll_transmit(now, &TX).unwrap();
+        assert_eq!(sa.options.timestamps.map(|x| x.1), Some(5000));
+        let mut ack = seg(1001, 8, flags::ACK, &[]);
+        ack.options.timestamps = Some((5001, sa.options.timestamps.unwrap().0));
+        let mut sink = NullSink(0);
+        t.handle_segment(now, &ack, &mut sink);
+        assert_eq!(t.state(), State::Established);
+        let mut old = seg(1001, 8, flags::ACK, b"data");
+        old.options.timestamps = Some((4000, 0));
+        t.handle_segment(now, &old, &mut sink);
+        assert_eq!(sink.0, 0, "PAWS dropped the segment");
+        assert!(t.poll_transmit(now, &TX).is_some(), "and ACKed it");
+        old.options.timestamps = Some((5002, 0));
+        t.handle_segment(now, &old, &mut sink);
+        assert_eq!(sink.0, 4);
+    }
+
+    #[test]
+    fn ack_of_unsent_data_is_dropped_and_acked() {
+        let mut t = established();
+        let now = Instant::from_millis(60);
+        let mut sink = NullSink(0);
+        t.handle_segment(now, &seg(501, 5000, flags::ACK, b"abc"), &mut sink);
+        assert_eq!(sink.0, 0);
+        assert_eq!(t.snd_una_offset(), 0);
+        let a = t.poll_transmit(now, &TX).unwrap();
+        assert_eq!((a.ack, a.flags), (501, flags::ACK));
+    }
+
+    #[test]
+    fn path_cc_tracks_inter_loss_distance() {
+        let mut t = established();
+        t.stats.bytes_acked = 5000;
+        t.note_loss();
+        t.stats.bytes_acked = 8000;
+        let p = t.path_cc();
+        assert_eq!(p.bytes_between_last_losses, 5000);
+        assert_eq!(p.bytes_since_loss, 3000);
+        assert!(p.usable);
+        assert_eq!(p.mss, 1000);
+    }
 }
