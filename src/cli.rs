@@ -95,6 +95,28 @@ impl fmt::Display for TunSpec {
     }
 }
 
+/// Parses `--link DEV:down@MS` or `--link DEV:up@MS` (milliseconds after the start).
+pub fn parse_link(s: &str) -> Result<(String, bool, Duration), String> {
+    let (dev, rest) = s
+        .split_once(':')
+        .ok_or_else(|| format!("expected DEV:down@MS or DEV:up@MS, got {s:?}"))?;
+    let (what, ms) = rest
+        .split_once('@')
+        .ok_or_else(|| format!("expected DEV:down@MS or DEV:up@MS, got {s:?}"))?;
+    let up = match what {
+        "down" => false,
+        "up" => true,
+        _ => return Err(format!("link state must be down or up, got {what:?}")),
+    };
+    if dev.is_empty() {
+        return Err("empty device in --link".into());
+    }
+    let ms: u64 = ms
+        .parse()
+        .map_err(|_| format!("bad milliseconds {ms:?} in --link"))?;
+    Ok((dev.to_string(), up, Duration::from_millis(ms)))
+}
+
 /// Parses `--impair DEV:SPEC` into `(DEV, SPEC)`; SPEC (`delay=25ms,loss=1%`) is checked
 /// for `key=value` syntax only, its meaning belongs to the impairment layer.
 pub fn parse_impair(s: &str) -> Result<(String, String), String> {
@@ -155,6 +177,8 @@ pub struct RunOptions {
     /// `(device, spec)` impairments applied by mptun's own impairment layer.
     pub impair: Vec<(String, String)>,
     pub pcap: Option<PathBuf>,
+    /// Scheduled link changes: take device `.0` down (`.1 == false`) or up after `.2`.
+    pub links: Vec<(String, bool, Duration)>,
     /// `false` with `--no-mptcp`: plain TCP.
     pub mptcp: bool,
     /// Request DSS checksums.
@@ -177,6 +201,7 @@ impl Default for RunOptions {
             announce: false,
             impair: Vec::new(),
             pcap: None,
+            links: Vec::new(),
             mptcp: true,
             checksum: false,
         }

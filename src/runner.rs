@@ -108,7 +108,22 @@ fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
         seed,
         pcap: opts.pcap.clone(),
     };
-    Runtime::start_with(stack, ports, ropts).map_err(|e| format!("cannot start the runtime: {e}"))
+    let rt = Runtime::start_with(stack, ports, ropts)
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    for (dev, up, at) in &opts.links {
+        let port = opts
+            .tuns
+            .iter()
+            .position(|t| &t.name == dev)
+            .ok_or_else(|| format!("--link {dev}: no --tun with that name"))?;
+        let control = rt.link_control();
+        let (up, at) = (*up, *at);
+        std::thread::spawn(move || {
+            std::thread::sleep(at);
+            control.set_link_up(port, up);
+        });
+    }
+    Ok(rt)
 }
 
 /// `mptun connect`.

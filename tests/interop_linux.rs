@@ -311,3 +311,135 @@ fn demo_succeeds_and_removes_its_namespace() {
     assert_eq!(stdout.matches(" matches").count(), 2, "{stdout}");
     assert!(stdout.contains("MPCapableSYNRX+"), "{stdout}");
 }
+
+/// Bytes sent and received on subflow `n` of mptun's summary (`sfN=L->R,sent=..,received=..`).
+fn subflow_bytes(run: &MptunRun, n: usize) -> (u64, u64) {
+    let Some(sf) = run.field(&format!("sf{n}")) else {
+        return (0, 0);
+    };
+    let num = |key: &str| {
+        sf.split(',')
+            .find_map(|kv| kv.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (num("sent="), num("received="))
+}
+
+#[test]
+fn mptun_joins_the_second_path_to_linux() {
+    if !require_privileges("mptun_joins_the_second_path_to_linux") {
+        return;
+    }
+    let ns = two_tun_namespace("mp-join-linux");
+    let dir = TempDir::new("mp-join-linux");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        BULK,
+        connect_args("198.18.1.1:5201", &[]),
+        linux_server(BULK, false),
+        true,
+    );
+    assert_intact(&o, BULK);
+    assert_eq!(o.mptun.field("mptcp"), Some("true"), "{}", o.mptun.summary);
+    let after = ns.mptcp_counters().expect("counters");
+    assert_counters(
+        &before,
+        &after,
+        &["MPJoinSynRx", "MPJoinAckRx"],
+        &[
+            "MPJoinAckHMacFailure",
+            "MPJoinSynAckHMacFailure",
+            "DSSNotMatching",
+        ],
+    );
+    // both devices carried data
+    let (s0, r0) = subflow_bytes(&o.mptun, 0);
+    let (s1, r1) = subflow_bytes(&o.mptun, 1);
+    assert!(
+        s0 + r0 > 0 && s1 + r1 > 0,
+        "both subflows must carry data: {}",
+        o.mptun.summary
+    );
+}
+
+#[test]
+fn linux_joins_the_address_mptun_announces() {
+    if !require_privileges("linux_joins_the_address_mptun_announces") {
+        return;
+    }
+    let ns = two_tun_namespace("mp-announce");
+    let dir = TempDir::new("mp-announce");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        BULK,
+        listen_args(&["--announce"]),
+        linux_client(BULK, false),
+        false,
+    );
+    assert_intact(&o, BULK);
+    let after = ns.mptcp_counters().expect("counters");
+    // the kernel accepted our ADD_ADDR (HMAC valid) and joined to it
+    assert_counters(
+        &before,
+        &after,
+        &["AddAddr", "MPJoinSynAckRx"],
+        &[
+            "MPJoinSynAckHMacFailure",
+            "DSSNotMatching",
+            "MPCapableFallbackSYNACK",
+        ],
+    );
+    assert_eq!(o.mptun.field("subflows"), Some("2"), "{}", o.mptun.summary);
+}
+
+#[test]
+fn transfer_survives_a_path_going_down_and_the_subflow_comes_back() {
+    if !require_privileges("transfer_survives_a_path_going_down_and_the_subflow_comes_back") {
+        return;
+    }
+    let ns = two_tun_namespace("mp-path-down");
+    // slow the kernel -> mptun direction so the transfer is still running when the path drops
+    ns.tbf("tun0", "40mbit").expect("tbf tun0");
+    ns.tbf("tun1", "40mbit").expect("tbf tun1");
+    let dir = TempDir::new("mp-path-down");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        BULK,
+        connect_args(
+            "198.18.1.1:5201",
+            &[
+                "--impair",
+                "tun1:rate=40mbit",
+                "--impair",
+                "tun0:rate=40mbit",
+                "--link",
+                "tun1:down@1500",
+                "--link",
+                "tun1:up@4000",
+            ],
+        ),
+        linux_server(BULK, false),
+        true,
+    );
+    assert_intact(&o, BULK);
+    let after = ns.mptcp_counters().expect("counters");
+    assert_counters(
+        &before,
+        &after,
+        &["MPJoinAckRx"],
+        &["DSSNotMatching", "MPJoinAckHMacFailure"],
+    );
+    let (s1, r1) = subflow_bytes(&o.mptun, 1);
+    assert!(
+        s1 + r1 > 0,
+        "the second path carried data before/after the outage: {}",
+        o.mptun.summary
+    );
+}

@@ -86,6 +86,9 @@ struct Common {
     /// Write every packet mptun sends and receives to this pcap file.
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
+    /// Take DEV down or up MS milliseconds after start: DEV:down@MS, DEV:up@MS (repeatable).
+    #[arg(long = "link", value_name = "DEV:down|up@MS", value_parser = cli::parse_link)]
+    links: Vec<(String, bool, std::time::Duration)>,
     /// Plain TCP, no MPTCP options.
     #[arg(long)]
     no_mptcp: bool,
@@ -106,6 +109,7 @@ impl Common {
             backup: self.backup,
             impair: self.impair,
             pcap: self.pcap,
+            links: self.links,
             mptcp: !self.no_mptcp,
             checksum: self.checksum,
             ..RunOptions::default()

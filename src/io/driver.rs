@@ -198,6 +198,26 @@ impl ClockSource for ClockRef {
     }
 }
 
+/// Takes a runtime's devices down and up (see [`Runtime::set_link_up`]).
+#[derive(Clone)]
+pub struct LinkControl {
+    control: Arc<Control>,
+    waker: Arc<Waker>,
+}
+
+impl LinkControl {
+    /// Take device `port` down or up.
+    pub fn set_link_up(&self, port: usize, up: bool) {
+        if let Some(l) = self.control.link_up.get(port) {
+            l.store(up, Ordering::Relaxed);
+            self.control.link_changed.store(true, Ordering::Relaxed);
+            if let Err(e) = Waker::wake(&self.waker) {
+                log::warn!("cannot wake the driver: {e}");
+            }
+        }
+    }
+}
+
 /// A stack running on its own thread.
 pub struct Runtime {
     handle: StackHandle,
@@ -281,6 +301,14 @@ impl Runtime {
             l.store(up, Ordering::Relaxed);
             self.control.link_changed.store(true, Ordering::Relaxed);
             self.waker.wake();
+        }
+    }
+
+    /// A handle that can take devices down and up from another thread.
+    pub fn link_control(&self) -> LinkControl {
+        LinkControl {
+            control: self.control.clone(),
+            waker: self.waker.clone(),
         }
     }
 
