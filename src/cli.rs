@@ -272,13 +272,13 @@ impl fmt::Display for Summary {
 /// to `opts.output`.
 // TODO(lead): temporary body until the stack is wired to the TUN driver.
 pub fn run_connect(opts: &RunOptions) -> Result<Summary, String> {
-    crate::runner::run_connect(opts)
+    crate::io::runner::run_connect(opts)
 }
 
 /// Listens on `opts.port` on every TUN address; serves one connection with `--once`.
 // TODO(lead): temporary body until the stack is wired to the TUN driver.
 pub fn run_listen(opts: &RunOptions) -> Result<Summary, String> {
-    crate::runner::run_listen(opts)
+    crate::io::runner::run_listen(opts)
 }
 
 #[cfg(test)]

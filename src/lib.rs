@@ -16,7 +16,6 @@ pub mod crypto;
 pub mod io;
 pub mod mptcp;
 pub mod pm;
-pub mod runner;
 pub mod sched;
 pub mod stack;
 pub mod storage;

@@ -129,7 +129,7 @@ impl StackHandle {
     /// Block until `ready` returns `Some`, the deadline passes (`TimedOut`) or the driver stops.
     fn wait_for<R>(
         &self,
-        deadline: Option<std::time::Instant>,
+        deadline: Option<Instant>,
         mut ready: impl FnMut(&mut Stack) -> Option<io::Result<R>>,
     ) -> io::Result<R> {
         let mut g = self.lock();
@@ -152,7 +152,7 @@ impl StackHandle {
                         .0
                 }
                 Some(d) => {
-                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    let left = d.saturating_duration_since(self.now());
                     if left.is_zero() {
                         return Err(io::Error::new(
                             io::ErrorKind::TimedOut,
@@ -210,7 +210,7 @@ impl MptcpStream {
             .with_stack(|s| s.connect(now, remote, local, cfg))
             .map_err(to_io)?;
         handle.wake_driver();
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let deadline = timeout.map(|t| handle.now() + t);
         let res = handle.wait_for(deadline, |s| match s.connection(id) {
             None => Some(Err(to_io(StackError::InvalidHandle))),
             Some(c) if c.is_established() => Some(Ok(())),
@@ -346,7 +346,7 @@ impl MptcpStream {
 
     /// Wait until all written data and the DATA_FIN are acknowledged, or the timeout passes.
     pub fn wait_all_acked(&self, timeout: Option<Duration>) -> io::Result<()> {
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let deadline = timeout.map(|t| self.handle.now() + t);
         self.handle
             .wait_for(deadline, |s| match s.connection(self.id) {
                 None => Some(Err(to_io(StackError::InvalidHandle))),
@@ -357,7 +357,7 @@ impl MptcpStream {
 
     /// Wait until the connection is fully closed (both directions, subflows closed).
     pub fn wait_closed(&self, timeout: Option<Duration>) -> io::Result<()> {
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let deadline = timeout.map(|t| self.handle.now() + t);
         self.handle
             .wait_for(deadline, |s| match s.connection(self.id) {
                 None => Some(Ok(())),
@@ -389,7 +389,7 @@ impl Read for &MptcpStream {
                 .unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()));
             r
         } else {
-            let deadline = o.read_timeout.map(|t| std::time::Instant::now() + t);
+            let deadline = o.read_timeout.map(|t| self.handle.now() + t);
             self.handle.wait_for(deadline, attempt).map_err(|e| {
                 if e.kind() == io::ErrorKind::TimedOut {
                     io::Error::new(io::ErrorKind::WouldBlock, "read timed out")
@@ -422,7 +422,7 @@ impl Write for &MptcpStream {
                 .with_stack(attempt)
                 .unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))
         } else {
-            let deadline = o.write_timeout.map(|t| std::time::Instant::now() + t);
+            let deadline = o.write_timeout.map(|t| self.handle.now() + t);
             self.handle.wait_for(deadline, attempt)
         };
         if r.is_ok() {
@@ -535,7 +535,7 @@ impl MptcpListener {
                 .with_stack(attempt)
                 .unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))?
         } else {
-            let deadline = timeout.map(|t| std::time::Instant::now() + t);
+            let deadline = timeout.map(|t| self.handle.now() + t);
             self.handle.wait_for(deadline, attempt)?
         };
         let peer = peer.ok_or_else(|| to_io(StackError::InvalidHandle))?;

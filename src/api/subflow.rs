@@ -269,7 +269,7 @@ impl MptcpStream {
         id: u32,
         timeout: Duration,
     ) -> Result<(), SubflowApiError> {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = self.stack().now() + timeout;
         loop {
             let st = self
                 .subflows()?
@@ -282,7 +282,7 @@ impl MptcpStream {
             if st.closed.is_some() {
                 return Err(SubflowApiError::Refused);
             }
-            if std::time::Instant::now() >= deadline {
+            if self.stack().now() >= deadline {
                 return Err(SubflowApiError::Unavailable);
             }
             std::thread::sleep(Duration::from_millis(5));

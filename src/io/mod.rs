@@ -21,6 +21,7 @@ pub use sim::{Endpoint, LinkStats, PacketInfo, SimNet, SimStats, Verdict};
 pub mod tun;
 pub use tun::{poll_fds, Tun, Waker};
 pub mod driver;
+pub mod runner;
 
 impl sim::Endpoint for crate::stack::Stack {
     fn handle_packet(&mut self, now: crate::time::Instant, packet: &[u8]) {

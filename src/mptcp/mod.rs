@@ -543,7 +543,6 @@ impl Connection {
                     }
                 }
                 MptcpOption::MpFail { .. } => mib.MPFailRx += 1,
-                _ => {}
             }
         }
         let syn = seg.flags & tcp::flags::SYN != 0;
