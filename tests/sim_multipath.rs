@@ -468,3 +468,92 @@ fn add_addr_lost_is_retransmitted_and_remove_addr_closes_subflows() {
     assert!(t.run(&mut p, Duration::from_secs(300)));
     t.assert_intact();
 }
+
+/// Share of the client's bytes sent on the slow path (index 1) for a scheduler, when the
+/// receiver's buffer (the connection window) is small and the paths' RTTs differ widely.
+fn slow_path_share(sched: &str, total: usize) -> (f64, f64) {
+    let ccfg = cfg(sched, "manual");
+    let scfg = ConnConfig {
+        recv_buffer: 64 * 1024,
+        ..cfg("minrtt", "manual")
+    };
+    // a short queue on the fast path keeps its window near the path's capacity, so new data
+    // must either wait for it or go on the slow path
+    let fast = Impairment {
+        queue_limit: 16 * 1024,
+        ..path(10, 4)
+    };
+    let mut p = Pair::two_paths(31, fast, path(100, 8), ccfg, scfg);
+    let (c, _) = connect_two(&mut p, false);
+    let mut t = Transfer::new(c, data(total, 17), data(1000, 18));
+    let start = p.now();
+    assert!(t.run(&mut p, Duration::from_secs(600)), "{sched}: did not finish");
+    t.assert_intact();
+    let secs = (p.now() - start).as_secs_f64();
+    let sent = sent_per_subflow(&p, c);
+    (sent[1] as f64 / sent.iter().sum::<u64>() as f64, secs)
+}
+
+#[test]
+fn blest_and_ecf_avoid_the_slow_path_when_it_would_block_the_window() {
+    // bulk: BLEST keeps the slow path from blocking the small connection window
+    let (minrtt, _) = slow_path_share("minrtt", 1 << 20);
+    let (blest, _) = slow_path_share("blest", 1 << 20);
+    println!("bulk slow-path share: minrtt {minrtt:.3} blest {blest:.3}");
+    assert!(minrtt > 0.05, "minRTT spills onto the slow path when the fast one is full");
+    assert!(blest < minrtt / 2.0, "BLEST must avoid the slow path: {blest} vs {minrtt}");
+    // short transfer: ECF waits for the fast path, which finishes first
+    let (minrtt, _) = slow_path_share("minrtt", 96 * 1024);
+    let (ecf, _) = slow_path_share("ecf", 96 * 1024);
+    println!("short slow-path share: minrtt {minrtt:.3} ecf {ecf:.3}");
+    assert!(ecf < minrtt, "ECF must put less on the slow path than minRTT: {ecf} vs {minrtt}");
+}
+
+#[test]
+fn fullmesh_recreates_a_subflow_after_its_path_returns() {
+    let mut ccfg = cfg("minrtt", "fullmesh");
+    ccfg.local_addrs = vec![mptun::pm::LocalAddr {
+        addr: CLIENT2,
+        backup: false,
+        announce: false,
+    }];
+    ccfg.tcp.user_timeout = Some(std::time::Duration::from_secs(3));
+    let mut p = Pair::with_configs(32, path(10, 20), ccfg, cfg("minrtt", "manual"));
+    // the second path reaches the server's (only) address
+    let link2 = p.net.add_link(CLIENT2, SERVER1, path(10, 20), path(10, 20));
+    let c = p.connect();
+    let mut t = Transfer::new(c, data(24 << 20, 19), data(1 << 20, 20));
+    let on_path2 = |p: &Pair| {
+        p.client
+            .connection(c)
+            .map(|x| {
+                x.subflows()
+                    .iter()
+                    .filter(|s| s.local.ip() == CLIENT2 && s.established && s.closed.is_none())
+                    .map(|s| s.id)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    assert!(p.run_until(Duration::from_secs(20), |p| {
+        t.pump(p);
+        !on_path2(p).is_empty()
+    }));
+    let first = on_path2(&p)[0];
+    p.net.set_link_up(link2, false);
+    // the subflow on the dead path times out and closes
+    assert!(p.run_until(Duration::from_secs(60), |p| {
+        t.pump(p);
+        on_path2(p).is_empty()
+    }));
+    p.net.set_link_up(link2, true);
+    // the path manager opens a new subflow there, with a new id
+    assert!(p.run_until(Duration::from_secs(120), |p| {
+        t.pump(p);
+        !on_path2(p).is_empty()
+    }), "the subflow was not re-created");
+    let again = on_path2(&p)[0];
+    assert!(again > first, "a new subflow with a fresh id ({again} after {first})");
+    assert!(t.run(&mut p, Duration::from_secs(600)));
+    t.assert_intact();
+}
