@@ -80,7 +80,8 @@ struct Common {
     /// Use the subflows over DEV as backups (repeatable).
     #[arg(long, value_name = "DEV")]
     backup: Vec<String>,
-    /// Impair DEV with SPEC, e.g. tun1:delay=25ms,loss=1% (repeatable).
+    /// Impair DEV with SPEC, e.g. tun1:delay=25ms,loss=1% (what mptun sends; DEV/in for what
+    /// it receives, DEV/both for both directions; repeatable).
     #[arg(long, value_name = "DEV:SPEC", value_parser = cli::parse_impair)]
     impair: Vec<(String, String)>,
     /// Write every packet mptun sends and receives to this pcap file.

@@ -68,7 +68,8 @@ fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
     }
     let cfg = conn_config(opts)?;
     for (dev, _) in &opts.impair {
-        if !opts.tuns.iter().any(|t| &t.name == dev) {
+        let (name, _) = impair_direction(dev)?;
+        if !opts.tuns.iter().any(|t| t.name == name) {
             return Err(format!("--impair {dev}: no --tun with that name"));
         }
     }
@@ -76,13 +77,21 @@ fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
     for t in &opts.tuns {
         let tun = crate::io::tun::Tun::open(&t.name)
             .map_err(|e| format!("cannot open TUN device {}: {e}", t.name))?;
-        let mut egress = None;
+        let (mut egress, mut ingress) = (None, None);
         for (dev, spec) in &opts.impair {
-            if dev == &t.name {
+            let (name, dir) = impair_direction(dev)?;
+            if name == t.name {
                 let imp: Impairment = spec
                     .parse()
                     .map_err(|e| format!("--impair {dev}:{spec}: {e}"))?;
-                egress = Some(imp);
+                match dir {
+                    Dir::Out => egress = Some(imp),
+                    Dir::In => ingress = Some(imp),
+                    Dir::Both => {
+                        egress = Some(imp.clone());
+                        ingress = Some(imp);
+                    }
+                }
             }
         }
         if let Ok(mtu) = tun.mtu() {
@@ -94,7 +103,7 @@ fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
             device: Box::new(tun),
             addrs: vec![t.addr],
             egress,
-            ingress: None,
+            ingress,
         });
     }
     let stack_cfg = StackConfig {
@@ -124,6 +133,23 @@ fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
         });
     }
     Ok(rt)
+}
+
+enum Dir {
+    Out,
+    In,
+    Both,
+}
+
+/// `tun1` (packets mptun sends), `tun1/in` (packets it receives), `tun1/both`.
+fn impair_direction(dev: &str) -> Result<(&str, Dir), String> {
+    match dev.split_once('/') {
+        None => Ok((dev, Dir::Out)),
+        Some((d, "out")) => Ok((d, Dir::Out)),
+        Some((d, "in")) => Ok((d, Dir::In)),
+        Some((d, "both")) => Ok((d, Dir::Both)),
+        Some((_, other)) => Err(format!("--impair {dev}: direction must be in, out or both, not {other:?}")),
+    }
 }
 
 /// `mptun connect`.
