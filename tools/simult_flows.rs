@@ -48,11 +48,13 @@ fn run_mptun(c: &Case, size: u64, upload: bool) -> Result<(f64, String), String>
     let input = dir.join("in.bin");
     peer::write_pattern_file(&input, 7, if upload { size } else { 0 })
         .map_err(|e| e.to_string())?;
-    let linux = PeerArgs::listen(
+    let mut linux = PeerArgs::listen(
         "0.0.0.0:5201".parse().unwrap(),
         if upload { 0 } else { size },
         9,
     );
+    // a receiver that half-closes at once makes Linux refuse further subflows
+    linux.hold = true;
     let srv = ns
         .start_peer(&mptun_exe(), &linux, 300)
         .map_err(|e| e.to_string())?;

@@ -57,6 +57,10 @@ pub struct PeerArgs {
     /// How many times to retry a refused connect, 100 ms apart.
     #[arg(long, default_value_t = 50)]
     pub connect_retries: u32,
+    /// Close the sending direction only after the peer closed its own (Linux refuses new
+    /// MPTCP subflows once the connection is half-closed).
+    #[arg(long)]
+    pub hold: bool,
 }
 
 impl PeerArgs {
@@ -73,6 +77,7 @@ impl PeerArgs {
             output: None,
             io_timeout: 120,
             connect_retries: 50,
+            hold: false,
         }
     }
 
@@ -114,6 +119,9 @@ impl PeerArgs {
             "--connect-retries".to_string(),
             self.connect_retries.to_string(),
         ]);
+        if self.hold {
+            v.push("--hold".to_string());
+        }
         v
     }
 }
@@ -356,6 +364,8 @@ pub fn run_peer(args: &PeerArgs) -> io::Result<PeerReport> {
 
     let mut writer = stream.try_clone()?;
     let (bytes, seed) = (args.bytes, args.seed);
+    let (eof_tx, eof_rx) = std::sync::mpsc::channel::<()>();
+    let hold = args.hold;
     let sender = std::thread::spawn(move || -> io::Result<(u64, String)> {
         let mut hasher = Sha256::new();
         let mut chunk = vec![0u8; 64 * 1024];
@@ -380,6 +390,9 @@ pub fn run_peer(args: &PeerArgs) -> io::Result<PeerReport> {
                 sent += n as u64;
             }
         }
+        if hold {
+            let _ = eof_rx.recv(); // the reader saw EOF (or failed)
+        }
         writer.shutdown(Shutdown::Write)?;
         Ok((sent, hex(&hasher.finalize())))
     });
@@ -403,6 +416,7 @@ pub fn run_peer(args: &PeerArgs) -> io::Result<PeerReport> {
             Err(e) => break Err(e),
         }
     };
+    let _ = eof_tx.send(());
     if read_result.is_err() {
         // Unblock the sender so the thread can be joined.
         let _ = stream.shutdown(Shutdown::Both);
