@@ -251,3 +251,35 @@ fn checksums_negotiated_and_verified_path() {
         .checksum_enabled());
     assert_eq!(p.client.mib().DataCsumErr + p.server.mib().DataCsumErr, 0);
 }
+
+#[test]
+fn corrupted_payload_is_caught_by_the_dss_checksum() {
+    let csum = ConnConfig {
+        checksum: true,
+        ..ConnConfig::default()
+    };
+    let mut p = Pair::with_configs(14, clean(), csum.clone(), csum);
+    // flip payload bytes of a few data packets and repair the TCP checksum, as a middlebox
+    // rewriting content would: only the DSS checksum can tell
+    let hits = Rc::new(Cell::new(0u32));
+    let h = hits.clone();
+    p.net.set_hook(Box::new(move |_info, pkt| {
+        if tcp_payload_len(pkt) > 100 && h.get() < 3 {
+            h.set(h.get() + 1);
+            let n = pkt.len();
+            pkt[n - 10] ^= 0x55;
+            fix_tcp_checksum(pkt);
+        }
+        Verdict::Pass
+    }));
+    let c = p.connect();
+    let mut t = Transfer::new(c, data(200_000, 21), data(200_000, 22));
+    assert!(t.run(&mut p, Duration::from_secs(120)));
+    assert_eq!(hits.get(), 3);
+    t.assert_intact();
+    let errs = p.client.mib().DataCsumErr + p.server.mib().DataCsumErr;
+    assert_eq!(
+        errs, 3,
+        "every corrupted segment is caught and its data taken again"
+    );
+}

@@ -575,3 +575,42 @@ fn fullmesh_recreates_a_subflow_after_its_path_returns() {
     assert!(t.run(&mut p, Duration::from_secs(600)));
     t.assert_intact();
 }
+
+#[test]
+fn abort_sends_fastclose_and_the_peer_resets() {
+    let mut p = Pair::two_paths(
+        33,
+        path(10, 20),
+        path(10, 20),
+        cfg("minrtt", "manual"),
+        cfg("minrtt", "manual"),
+    );
+    let (c, _) = connect_two(&mut p, false);
+    let mut t = Transfer::new(c, data(4 << 20, 23), data(4 << 20, 24));
+    assert!(p.run_until(Duration::from_secs(30), |p| {
+        t.pump(p);
+        t.s_recv.len() > 256 << 10
+    }));
+    let s = t.server.unwrap();
+    p.client.abort(c).unwrap();
+    assert!(p.run_until(Duration::from_secs(10), |p| p
+        .server
+        .connection(s)
+        .is_some_and(|x| x.error().is_some())));
+    assert_eq!(
+        p.server.connection(s).unwrap().error(),
+        Some(mptun::mptcp::ConnError::Reset)
+    );
+    assert!(p.client.mib().MPFastcloseTx >= 1, "RSTs carry MP_FASTCLOSE");
+    assert!(p.server.mib().MPFastcloseRx >= 1);
+    assert!(p.server.mib().MPRstRx >= 1, "with MP_TCPRST");
+    assert!(
+        p.server
+            .connection(s)
+            .unwrap()
+            .subflows()
+            .iter()
+            .all(|f| f.closed.is_some()),
+        "every subflow closed"
+    );
+}

@@ -615,7 +615,15 @@ impl Connection {
             if let Some(m) = mpc.filter(|m| m.data_len.is_some()) {
                 // MP_CAPABLE with data: implicit mapping of the first data bytes.
                 let len = m.data_len.unwrap_or(0);
-                if idx == 0 && len > 0 {
+                let dsn = self.remote_idsn.wrapping_add(1);
+                let csum_ok = !self.checksum
+                    || usize::from(len) != seg.payload.len()
+                    || m.checksum.is_some_and(|c| {
+                        crate::wire::mptcp::dss_checksum_ok(dsn, 1, len, c, seg.payload)
+                    });
+                if !csum_ok {
+                    mib.DataCsumErr += 1;
+                } else if idx == 0 && len > 0 {
                     let map = Map {
                         off: 0,
                         dsn: self.remote_idsn.wrapping_add(1),
@@ -627,7 +635,7 @@ impl Connection {
             if let Some(d) = dss.as_ref() {
                 mib.DSSRx += 1;
                 if let Some(m) = d.mapping {
-                    self.handle_rx_mapping(idx, &m, d.data_fin, seg.payload.len(), mib);
+                    self.handle_rx_mapping(idx, &m, d.data_fin, seg.payload, mib);
                 }
             }
         }
@@ -751,7 +759,7 @@ impl Connection {
         idx: usize,
         m: &DssMapping,
         fin: bool,
-        payload_len: usize,
+        payload: &[u8],
         mib: &mut Mib,
     ) {
         let dsn = if m.dsn64 {
@@ -783,13 +791,19 @@ impl Connection {
         }
         let sf = &self.subflows[idx];
         let off = dsn::expand32(m.ssn.wrapping_sub(1), sf.tcb.rcv_nxt_offset());
-        if let Some(csum) = m.checksum {
-            // Verify when the whole mapping is in this segment.
-            if self.checksum && data_len as usize == payload_len {
-                let _ = csum;
+        // DSS checksum (RFC 8684 3.3.1): verified when the whole mapping is in this segment
+        // (always so for mptun peers; a mapping spanning several segments is not verified).
+        if self.checksum && data_len as usize == payload.len() {
+            let ok = m.checksum.is_some_and(|c| {
+                crate::wire::mptcp::dss_checksum_ok(m.dsn, m.ssn, m.data_len, c, payload)
+            });
+            if !ok {
+                // a corrupted mapping is not recorded: its data is not acknowledged, so the
+                // peer sends it again
+                mib.DataCsumErr += 1;
+                return;
             }
         }
-        let _ = payload_len;
         let len = data_len.min(u64::from(u32::MAX)) as u32;
         self.record_rx_map(idx, Map { off, dsn, len }, mib);
     }
