@@ -54,7 +54,7 @@ fn run_mptun(c: &Case, size: u64, upload: bool) -> Result<(f64, String), String>
         9,
     );
     // a receiver that half-closes at once makes Linux refuse further subflows
-    linux.hold = true;
+    linux.hold = upload;
     let srv = ns
         .start_peer(&mptun_exe(), &linux, 300)
         .map_err(|e| e.to_string())?;

@@ -622,36 +622,23 @@ impl Connection {
     // ----- path manager plumbing -------------------------------------------------------
 
     pub(super) fn pm_event(&mut self, now: Instant, ev: &PmEvent) {
-        if self.mode != Mode::Mptcp {
-            return;
+        if self.mode == Mode::Mptcp {
+            self.call_pm(now, |pm, ctx, cmds| pm.on_event(ctx, ev, cmds));
         }
-        let Connection {
-            mp, subflows, cfg, ..
-        } = self;
-        mp.scratch.clear();
-        for s in subflows.iter().filter(|s| s.closed.is_none()) {
-            mp.scratch.push(PmSubflow {
-                id: s.id,
-                local: s.local,
-                remote: s.remote,
-                established: s.established,
-            });
-        }
-        let ctx = PmContext {
-            now,
-            local_addrs: &cfg.local_addrs,
-            subflows: &mp.scratch,
-            remote_addrs: &mp.remote_addrs,
-            limits: cfg.limits,
-        };
-        mp.pm.on_event(&ctx, ev, &mut mp.cmds);
-        self.run_pm_commands();
     }
 
     pub(super) fn pm_timeout(&mut self, now: Instant) {
-        if self.mode != Mode::Mptcp || self.mp.pm.poll_timeout().is_none_or(|t| t > now) {
-            return;
+        if self.mode == Mode::Mptcp && self.mp.pm.poll_timeout().is_some_and(|t| t <= now) {
+            self.call_pm(now, |pm, ctx, cmds| pm.on_timeout(ctx, cmds));
         }
+    }
+
+    /// Give the path manager a snapshot of the connection, then run what it asked for.
+    fn call_pm(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&mut dyn PathManager, &PmContext, &mut CommandQueue),
+    ) {
         let Connection {
             mp, subflows, cfg, ..
         } = self;
@@ -671,7 +658,7 @@ impl Connection {
             remote_addrs: &mp.remote_addrs,
             limits: cfg.limits,
         };
-        mp.pm.on_timeout(&ctx, &mut mp.cmds);
+        f(mp.pm.as_mut(), &ctx, &mut mp.cmds);
         self.run_pm_commands();
     }
 
