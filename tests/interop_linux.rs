@@ -398,8 +398,8 @@ fn linux_joins_the_address_mptun_announces() {
 }
 
 #[test]
-fn transfer_survives_a_path_going_down_and_the_subflow_comes_back() {
-    if !require_privileges("transfer_survives_a_path_going_down_and_the_subflow_comes_back") {
+fn transfer_survives_a_path_going_down_and_up() {
+    if !require_privileges("transfer_survives_a_path_going_down_and_up") {
         return;
     }
     let ns = two_tun_namespace("mp-path-down");
@@ -440,6 +440,67 @@ fn transfer_survives_a_path_going_down_and_the_subflow_comes_back() {
     assert!(
         s1 + r1 > 0,
         "the second path carried data before/after the outage: {}",
+        o.mptun.summary
+    );
+}
+
+#[test]
+fn linux_subflow_endpoint_joins_mptun_server() {
+    if !require_privileges("linux_subflow_endpoint_joins_mptun_server") {
+        return;
+    }
+    let ns = two_tun_namespace("mp-linux-sub");
+    // Linux opens an extra subflow from its tun1 address; source routing sends it (and
+    // only it) out of tun1, towards mptun's first address.
+    ns.mptcp_endpoint("198.18.2.1", "tun1", &["subflow"])
+        .expect("endpoint");
+    ns.run([
+        "ip",
+        "route",
+        "add",
+        "198.18.1.2/32",
+        "dev",
+        "tun1",
+        "table",
+        "100",
+    ])
+    .expect("route");
+    ns.run(["ip", "rule", "add", "from", "198.18.2.1", "table", "100"])
+        .expect("rule");
+    let dir = TempDir::new("mp-linux-sub");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        BULK,
+        listen_args(&[]),
+        linux_client(BULK, false),
+        false,
+    );
+    assert_intact(&o, BULK);
+    let after = ns.mptcp_counters().expect("counters");
+    assert_counters(
+        &before,
+        &after,
+        &["MPJoinSynAckRx"],
+        &[
+            "MPJoinSynAckHMacFailure",
+            "DSSNotMatching",
+            "MPCapableFallbackSYNACK",
+        ],
+    );
+    // mptun's view agrees with the kernel's: one join, two subflows, both carried data
+    let joins = mptun::testbed::delta(&before, &after, "MPJoinSynAckRx");
+    assert_eq!(
+        o.mptun.field("subflows"),
+        Some((1 + joins).to_string().as_str()),
+        "{}",
+        o.mptun.summary
+    );
+    let (_, r1) = subflow_bytes(&o.mptun, 1);
+    assert!(
+        r1 > 0,
+        "the joined subflow carried data: {}",
         o.mptun.summary
     );
 }

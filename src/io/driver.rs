@@ -27,6 +27,8 @@ use std::time::Duration;
 pub const MAX_PACKET: usize = 65536;
 /// Packets read from one device per round before the others get a turn.
 const READ_BATCH: usize = 256;
+/// Address pairs whose device is remembered.
+const MAX_ROUTES: usize = 256;
 /// Packets transmitted per round before devices are read again.
 const TX_BATCH: usize = 512;
 
@@ -377,6 +379,8 @@ fn drive(
     let mut spare: Vec<Vec<u8>> = Vec::new();
     let mut pollfds: Vec<RawFd> = Vec::with_capacity(states.len() + 1);
     let mut stats = DriverStats::default();
+    let mut routes: std::collections::HashMap<(IpAddr, IpAddr), usize> =
+        std::collections::HashMap::with_capacity(MAX_ROUTES);
     loop {
         if control.stop.load(Ordering::Relaxed) {
             return Ok(());
@@ -443,6 +447,15 @@ fn drive(
                             stats.impaired_drops += 1;
                             continue;
                         }
+                        // remember which device this (local, remote) pair talks through, so
+                        // answers leave by the same one (the peer may have bound its end to it)
+                        if let Ok(info) = ip::parse(&rx[..n]) {
+                            if routes.len() < MAX_ROUTES
+                                || routes.contains_key(&(info.dst, info.src))
+                            {
+                                routes.insert((info.dst, info.src), i);
+                            }
+                        }
                         match st.ingress.as_mut() {
                             Some(q) => {
                                 let mut b = spare.pop().unwrap_or_default();
@@ -484,15 +497,17 @@ fn drive(
             if let Some(p) = pcap.as_mut() {
                 let _ = p.write(now, &tx[..n]);
             }
-            let src = match ip::parse(&tx[..n]) {
-                Ok(info) => info.src,
+            let (src, dst) = match ip::parse(&tx[..n]) {
+                Ok(info) => (info.src, info.dst),
                 Err(_) => continue,
             };
-            let Some(st) = states
-                .iter_mut()
-                .find(|s| s.port.addrs.contains(&src))
-                .or(None)
-            else {
+            // the device the peer used for this address pair, else the one owning the source
+            let learned = routes
+                .get(&(src, dst))
+                .copied()
+                .filter(|&i| i < states.len());
+            let port = learned.or_else(|| states.iter().position(|s| s.port.addrs.contains(&src)));
+            let Some(st) = port.and_then(|i| states.get_mut(i)) else {
                 stats.tx_errors += 1;
                 continue;
             };
