@@ -179,6 +179,8 @@ pub struct RunOptions {
     pub pcap: Option<PathBuf>,
     /// Scheduled link changes: take device `.0` down (`.1 == false`) or up after `.2`.
     pub links: Vec<(String, bool, Duration)>,
+    /// TCP_USER_TIMEOUT of every subflow: abort one whose data stays unacknowledged this long.
+    pub user_timeout: Option<Duration>,
     /// `false` with `--no-mptcp`: plain TCP.
     pub mptcp: bool,
     /// Request DSS checksums.
@@ -202,6 +204,7 @@ impl Default for RunOptions {
             impair: Vec::new(),
             pcap: None,
             links: Vec::new(),
+            user_timeout: None,
             mptcp: true,
             checksum: false,
         }

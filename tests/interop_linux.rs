@@ -504,3 +504,62 @@ fn linux_subflow_endpoint_joins_mptun_server() {
         o.mptun.summary
     );
 }
+
+#[test]
+fn fullmesh_recreates_the_subflow_when_the_path_returns() {
+    if !require_privileges("fullmesh_recreates_the_subflow_when_the_path_returns") {
+        return;
+    }
+    let ns = two_tun_namespace("mp-recreate");
+    ns.tbf("tun0", "40mbit").expect("tbf tun0");
+    ns.tbf("tun1", "40mbit").expect("tbf tun1");
+    let dir = TempDir::new("mp-recreate");
+    let o = exchange(
+        &ns,
+        &dir,
+        BULK,
+        connect_args(
+            "198.18.1.1:5201",
+            &[
+                "--impair",
+                "tun0:rate=40mbit",
+                "--impair",
+                "tun1:rate=40mbit",
+                // the path dies long enough for its subflow to time out...
+                "--link",
+                "tun1:down@1000",
+                "--user-timeout",
+                "700",
+                // ...and comes back while the transfer still runs
+                "--link",
+                "tun1:up@3500",
+            ],
+        ),
+        linux_server(BULK, false),
+        true,
+    );
+    assert_intact(&o, BULK);
+    // sf0 on tun0, sf1 the subflow that died on tun1, then its re-creation on tun1
+    let n: usize = o
+        .mptun
+        .field("subflows")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        n >= 3,
+        "the dead subflow was re-created: {}",
+        o.mptun.summary
+    );
+    let last = o.mptun.field(&format!("sf{}", n - 1)).unwrap_or("");
+    assert!(
+        last.starts_with("198.18.2.2:"),
+        "re-created on the returned path: {}",
+        o.mptun.summary
+    );
+    let (s, r) = subflow_bytes(&o.mptun, n - 1);
+    assert!(
+        s + r > 0,
+        "the re-created subflow carried data: {}",
+        o.mptun.summary
+    );
+}

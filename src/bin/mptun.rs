@@ -90,6 +90,10 @@ struct Common {
     /// Take DEV down or up MS milliseconds after start: DEV:down@MS, DEV:up@MS (repeatable).
     #[arg(long = "link", value_name = "DEV:down|up@MS", value_parser = cli::parse_link)]
     links: Vec<(String, bool, std::time::Duration)>,
+    /// Abort a subflow whose data stays unacknowledged this many milliseconds (TCP user
+    /// timeout); the path manager may then re-create it.
+    #[arg(long, value_name = "MS")]
+    user_timeout: Option<u64>,
     /// Plain TCP, no MPTCP options.
     #[arg(long)]
     no_mptcp: bool,
@@ -111,6 +115,7 @@ impl Common {
             impair: self.impair,
             pcap: self.pcap,
             links: self.links,
+            user_timeout: self.user_timeout.map(std::time::Duration::from_millis),
             mptcp: !self.no_mptcp,
             checksum: self.checksum,
             ..RunOptions::default()

@@ -35,6 +35,7 @@ fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
             )
         })?;
     cfg.tcp.congestion = cc;
+    cfg.tcp.user_timeout = opts.user_timeout;
     crate::pm::by_name(&opts.path_manager)?;
     crate::sched::by_name(&opts.scheduler).ok_or_else(|| {
         format!(
