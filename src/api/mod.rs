@@ -7,6 +7,7 @@
 //! application threads call into the stack under the lock and block on a condition variable.
 //! Writes and closes nudge the driver through a [`DriverWaker`] so it transmits at once.
 
+pub mod capi;
 pub mod subflow;
 
 pub use subflow::{

@@ -1,0 +1,234 @@
+/*
+ * mptun.h - C ABI of mptun, a userspace Multipath TCP stack over TUN devices.
+ *
+ * The socket-like calls work on mptun descriptors: small non-negative integers of a
+ * process-wide table, unrelated to kernel file descriptors (do not pass them to read(2),
+ * close(2) or poll(2)). Every call returns -1 and sets errno on failure.
+ *
+ * The subflow operations of draft-hesmans-mptcp-socket are getsockopt/setsockopt calls at
+ * level IPPROTO_TCP with the draft's option numbers and struct layouts, so a program written
+ * against the draft ports by renaming the socket calls and relinking. See docs/CAPI.md.
+ *
+ * Pointer arguments must point to memory valid for the length given, as with the real
+ * socket calls; NULL is reported as EFAULT. Output buffers are zeroed before being filled.
+ *
+ * C99. Link with -lmptun (and -lpthread -ldl -lm for the static library).
+ */
+#ifndef MPTUN_H
+#define MPTUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <poll.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ----- constants ---------------------------------------------------------------------- */
+
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262 /* mptun_socket protocol: MPTCP (as is 0) */
+#endif
+#ifndef SOL_MPTCP
+#define SOL_MPTCP 284
+#endif
+
+/* The draft's operations, level IPPROTO_TCP. */
+#define MPTCP_GET_SUB_IDS    66 /* getsockopt, struct mptcp_sub_ids out                */
+#define MPTCP_CLOSE_SUB_ID   67 /* getsockopt, struct mptcp_close_sub_id in             */
+#define MPTCP_GET_SUB_TUPLE  68 /* getsockopt, struct mptcp_sub_tuple: id in, addrs out */
+#define MPTCP_OPEN_SUB_TUPLE 69 /* getsockopt, struct mptcp_sub_tuple: addrs in, id out */
+#define MPTCP_SUB_GETSOCKOPT 71 /* getsockopt, struct mptcp_sub_getsockopt              */
+#define MPTCP_SUB_SETSOCKOPT 72 /* setsockopt, struct mptcp_sub_setsockopt              */
+
+/* mptun's per-subflow backup priority: level SOL_MPTCP, an int 0 or 1, through
+ * MPTCP_SUB_GETSOCKOPT / MPTCP_SUB_SETSOCKOPT. Setting it sends MP_PRIO to the peer. */
+#define MPTUN_SUB_BACKUP 100
+
+/* mptcp_close_sub_id.how: SHUT_WR or SHUT_RDWR close gracefully (FIN), MPTUN_SHUT_ABORT
+ * resets the subflow at once. Either way, data the subflow carried that the peer did not
+ * acknowledge is sent again on the other subflows. */
+#define MPTUN_SHUT_ABORT 16
+
+/* Bits of mptcp_sub_status.flags. */
+#define MPTCP_SUB_SLAVE_SK          0x0001 /* not the initial subflow                */
+#define MPTCP_SUB_FULLY_ESTABLISHED 0x0002 /* handshake (and MP_JOIN) complete       */
+#define MPTCP_SUB_ATTACHED          0x0004 /* attached to the connection (not closed) */
+#define MPTCP_SUB_LOW_PRIO          0x0008 /* backup, ours or the peer's             */
+#define MPTCP_SUB_PRE_ESTABLISHED   0x0010 /* MP_JOIN third ACK not yet acknowledged */
+
+/* ----- the draft's structs (sizes and offsets checked below) ------------------------- */
+
+/* One subflow: id, a pad byte, a flag word of MPTCP_SUB_* bits at offset 2. Size 4. */
+struct mptcp_sub_status {
+    uint8_t  id;
+    uint8_t  __pad;
+    uint16_t flags;
+};
+
+/* MPTCP_GET_SUB_IDS output: sub_count entries from offset 2. Open subflows only.
+ * A buffer shorter than 2 + 4 * sub_count: EINVAL, and *optlen is set to the size needed. */
+struct mptcp_sub_ids {
+    uint8_t sub_count;
+    uint8_t __pad;
+    struct mptcp_sub_status sub_status[];
+};
+
+/* MPTCP_GET_SUB_TUPLE / MPTCP_OPEN_SUB_TUPLE: id, prio (1 = backup), then the local and the
+ * remote address from offset 2 (not aligned: copy them with memcpy): two struct sockaddr_in
+ * (optlen MPTCP_SUB_TUPLE_LEN_IN) or two struct sockaddr_in6 (MPTCP_SUB_TUPLE_LEN_IN6).
+ * GET: set id; on return prio and addrs are filled (short buffer: EINVAL, size needed in
+ * *optlen). OPEN: optlen must be exactly one of the two lengths, both families must match
+ * it; a local port of 0 picks a free port; on return id holds the new subflow's id (the
+ * SYN is sent; poll MPTCP_GET_SUB_IDS for MPTCP_SUB_FULLY_ESTABLISHED). */
+struct mptcp_sub_tuple {
+    uint8_t id;
+    uint8_t prio;
+    uint8_t addrs[];
+};
+#define MPTCP_SUB_TUPLE_LEN_IN  (2 + 2 * 16)
+#define MPTCP_SUB_TUPLE_LEN_IN6 (2 + 2 * 28)
+
+/* MPTCP_CLOSE_SUB_ID input; optlen must be sizeof(struct mptcp_close_sub_id) (8). */
+struct mptcp_close_sub_id {
+    uint8_t id;
+    int     how; /* SHUT_WR, SHUT_RDWR or MPTUN_SHUT_ABORT */
+};
+
+/* MPTCP_SUB_GETSOCKOPT: runs getsockopt(level, optname) on subflow id. optlen of the outer
+ * call must be sizeof(struct mptcp_sub_getsockopt) (32). Supported: IPPROTO_TCP TCP_NODELAY,
+ * TCP_MAXSEG, TCP_USER_TIMEOUT (ms, 0 = none), TCP_INFO (struct mptun_tcp_info);
+ * IPPROTO_IP IP_TOS; SOL_MPTCP MPTUN_SUB_BACKUP. int values need *optlen >= sizeof(int);
+ * a short buffer gives EINVAL with the size needed in *optlen. */
+struct mptcp_sub_getsockopt {
+    uint8_t       id;
+    int           level;
+    int           optname;
+    char         *optval;
+    unsigned int *optlen;
+};
+
+/* MPTCP_SUB_SETSOCKOPT: runs setsockopt(level, optname) on subflow id (same options but
+ * TCP_INFO; int values, optlen exactly sizeof(int)). TCP_MAXSEG on an established subflow
+ * only lowers the MSS it sends with. */
+struct mptcp_sub_setsockopt {
+    uint8_t      id;
+    int          level;
+    int          optname;
+    char        *optval;
+    unsigned int optlen;
+};
+
+/* TCP_INFO of one subflow (mptun's layout, not Linux's struct tcp_info). Times in
+ * microseconds, sizes in bytes. Size 88. */
+struct mptun_tcp_info {
+    uint8_t  tcpi_state;           /* Linux TCP_* state number: 1 ESTABLISHED ... 11 CLOSING */
+    uint8_t  tcpi_backup;          /* 1: backup priority (ours)                              */
+    uint8_t  tcpi_rtt_valid;       /* 1: tcpi_rtt/tcpi_rttvar hold a measurement             */
+    uint8_t  tcpi_pad;
+    uint32_t tcpi_snd_mss;         /* MSS we send with                                       */
+    uint32_t tcpi_rcv_mss;         /* MSS the peer announced                                 */
+    uint32_t tcpi_rto;             /* retransmission timeout                                 */
+    uint32_t tcpi_rtt;             /* smoothed round-trip time                               */
+    uint32_t tcpi_rttvar;          /* round-trip time variation                              */
+    uint32_t tcpi_snd_cwnd;        /* congestion window, bytes                               */
+    uint32_t tcpi_snd_ssthresh;    /* slow-start threshold, bytes                            */
+    uint32_t tcpi_bytes_in_flight; /* sent, not yet acknowledged                             */
+    uint32_t tcpi_pad2;
+    uint64_t tcpi_bytes_sent;      /* subflow payload bytes sent, retransmissions included   */
+    uint64_t tcpi_bytes_acked;     /* subflow payload bytes acknowledged                     */
+    uint64_t tcpi_bytes_received;  /* subflow payload bytes received                         */
+    uint64_t tcpi_data_sent;       /* connection-level data this subflow carried             */
+    uint64_t tcpi_data_received;   /* connection-level data that arrived on this subflow     */
+    uint64_t tcpi_total_retrans;   /* retransmitted segments                                 */
+};
+
+/* Compile-time layout checks (C99: a negative array size fails the build). */
+#define MPTUN_ASSERT_(name, cond) typedef char mptun_assert_##name[(cond) ? 1 : -1]
+MPTUN_ASSERT_(sub_status_size, sizeof(struct mptcp_sub_status) == 4);
+MPTUN_ASSERT_(sub_status_flags, offsetof(struct mptcp_sub_status, flags) == 2);
+MPTUN_ASSERT_(sub_ids_entries, offsetof(struct mptcp_sub_ids, sub_status) == 2);
+MPTUN_ASSERT_(sub_tuple_addrs, offsetof(struct mptcp_sub_tuple, addrs) == 2);
+MPTUN_ASSERT_(close_size, sizeof(struct mptcp_close_sub_id) == 8);
+MPTUN_ASSERT_(close_how, offsetof(struct mptcp_close_sub_id, how) == 4);
+MPTUN_ASSERT_(subget_size, sizeof(struct mptcp_sub_getsockopt) == 32);
+MPTUN_ASSERT_(subget_optval, offsetof(struct mptcp_sub_getsockopt, optval) == 16);
+MPTUN_ASSERT_(subget_optlen, offsetof(struct mptcp_sub_getsockopt, optlen) == 24);
+MPTUN_ASSERT_(subset_size, sizeof(struct mptcp_sub_setsockopt) == 32);
+MPTUN_ASSERT_(subset_optlen, offsetof(struct mptcp_sub_setsockopt, optlen) == 24);
+MPTUN_ASSERT_(tcp_info_size, sizeof(struct mptun_tcp_info) == 88);
+MPTUN_ASSERT_(tcp_info_sent, offsetof(struct mptun_tcp_info, tcpi_bytes_sent) == 40);
+
+/* ----- functions ---------------------------------------------------------------------- */
+
+/* Opens the TUN devices and starts the stack's thread. config: comma-separated
+ *   DEV=ADDR           a TUN device (already created and up) and mptun's address on it
+ *   pm=NAME            path manager: manual (default: the application opens subflows, as
+ *                      the draft intends), fullmesh, ndiffports:N
+ *   sched=NAME         scheduler;  cc=NAME  congestion control;  checksum=1  DSS checksums
+ *   impair:DEV=SPEC    impair packets sent out of DEV, items joined by '+'
+ *                      (e.g. impair:tun1=delay=40ms+rate=10mbit)
+ * e.g. "tun0=198.18.1.2,tun1=198.18.2.2". Errors: EINVAL (bad config), EALREADY (running),
+ * errno of opening a device (ENOENT, EPERM, EBUSY...). */
+int mptun_init(const char *config);
+
+/* Closes every descriptor, waits at most 10 s for closed connections to finish their
+ * closing handshake, stops the stack. Call it before exiting. ENETDOWN if not running. */
+int mptun_fini(void);
+
+/* domain AF_INET or AF_INET6 (EAFNOSUPPORT); type SOCK_STREAM, optionally | SOCK_NONBLOCK
+ * (ESOCKTNOSUPPORT); protocol 0 or IPPROTO_MPTCP for MPTCP, IPPROTO_TCP for plain TCP
+ * (EPROTONOSUPPORT). ENETDOWN before mptun_init, EMFILE past 1024 descriptors. */
+int mptun_socket(int domain, int type, int protocol);
+
+/* The address must be unspecified or one of mptun's (EADDRNOTAVAIL); its port is the one
+ * mptun_listen listens on; its address is the source of mptun_connect. EINVAL if bound. */
+int mptun_bind(int fd, const struct sockaddr *addr, socklen_t addrlen);
+
+/* Listens on the bound port on all of mptun's addresses (EDESTADDRREQ if no port bound,
+ * EADDRINUSE, EISCONN on a connected socket). */
+int mptun_listen(int fd, int backlog);
+
+/* Next connection (EAGAIN on a SOCK_NONBLOCK listener when none waits; EINVAL if fd is not
+ * listening). addr/addrlen may be NULL; the address is truncated to *addrlen. */
+int mptun_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
+
+/* Blocks until the connection is established (also on a SOCK_NONBLOCK socket), at most
+ * 30 s (ETIMEDOUT). ECONNREFUSED, EISCONN, EINVAL on a listener. */
+int mptun_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+
+/* flags: MSG_DONTWAIT, MSG_NOSIGNAL (mptun never raises SIGPIPE); others EOPNOTSUPP.
+ * EPIPE after shutdown, ENOTCONN if not connected, EAGAIN when non-blocking and full. */
+ssize_t mptun_send(int fd, const void *buf, size_t len, int flags);
+
+/* 0 at end of stream. flags: MSG_DONTWAIT, MSG_WAITALL; others EOPNOTSUPP. */
+ssize_t mptun_recv(int fd, void *buf, size_t len, int flags);
+
+/* SHUT_WR / SHUT_RDWR send the DATA_FIN after queued data; SHUT_RD does nothing. */
+int mptun_shutdown(int fd, int how);
+
+/* Releases the descriptor (EBADF if not open). A connection sends its DATA_FIN and closes
+ * in the background; mptun_fini waits for it. */
+int mptun_close(int fd);
+
+/* poll(2) over mptun descriptors (negative fds are ignored, unknown ones get POLLNVAL).
+ * POLLIN: data, end of stream, error, or (listener) a connection to accept; POLLOUT: send
+ * buffer space. timeout_ms < 0 waits forever. Returns the number of ready entries. */
+int mptun_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
+
+/* level IPPROTO_TCP: the draft's options above (on a connected descriptor: ENOTCONN
+ * otherwise; EOPNOTSUPP on a plain TCP or fallen-back connection; EINVAL for an unknown
+ * subflow id or a bad length; ENOPROTOOPT for an unknown option; EOVERFLOW if an id no
+ * longer fits the draft's 8 bits). level SOL_SOCKET: SO_TYPE, SO_PROTOCOL. */
+int mptun_getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen);
+int mptun_setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MPTUN_H */

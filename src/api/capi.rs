@@ -1,0 +1,1567 @@
+//! The C ABI of draft-hesmans-mptcp-socket over mptun (`include/mptun.h`, `docs/CAPI.md`).
+//!
+//! BSD-socket-like calls (`mptun_socket`, `mptun_connect`, `mptun_send`, ...) over mptun
+//! descriptors (small integers of a process-wide table, unrelated to kernel descriptors),
+//! plus the draft's subflow operations through `mptun_getsockopt` / `mptun_setsockopt` at
+//! level `IPPROTO_TCP` with the draft's option numbers and struct layouts.
+//!
+//! Conventions: every entry point returns -1 (or NULL-equivalent) and sets `errno` on
+//! failure, never panics across the boundary (each body runs under `catch_unwind`; a panic
+//! becomes -1/EIO), validates lengths before touching a buffer, and zeroes every output
+//! buffer before filling it. Pointer arguments must point to memory valid for the length
+//! given (as with the real socket calls); NULL is reported as EFAULT.
+//!
+//! This is the only module of the library outside `src/io/` with `unsafe`: raw pointers from
+//! C are turned into slices at the boundary, and all parsing happens on safe slices.
+
+#![allow(non_camel_case_types)]
+#![allow(clippy::missing_safety_doc)]
+
+use super::{to_io, CloseHow, MptcpListener, MptcpStream, StackHandle, SubflowApiError};
+use super::{SubflowInfo, SubflowOpt, SubflowOptName};
+use crate::crypto::KeyGen;
+use crate::io::driver::{Port, Runtime, RuntimeOptions};
+use crate::io::impair::Impairment;
+use crate::mptcp::{ConnConfig, JoinState, Mode};
+use crate::stack::{ConnId, Stack, StackConfig, StackError};
+use core::mem::{offset_of, size_of};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use libc::{c_char, c_int, c_uint, c_void, socklen_t, ssize_t};
+use std::collections::VecDeque;
+use std::ffi::CStr;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+// ----- the draft's constants ---------------------------------------------------------------
+
+pub const IPPROTO_MPTCP: c_int = 262;
+pub const SOL_MPTCP: c_int = 284;
+pub const MPTCP_GET_SUB_IDS: c_int = 66;
+pub const MPTCP_CLOSE_SUB_ID: c_int = 67;
+pub const MPTCP_GET_SUB_TUPLE: c_int = 68;
+pub const MPTCP_OPEN_SUB_TUPLE: c_int = 69;
+pub const MPTCP_SUB_GETSOCKOPT: c_int = 71;
+pub const MPTCP_SUB_SETSOCKOPT: c_int = 72;
+/// mptun's per-subflow backup priority option (level `SOL_MPTCP`, an `int` 0/1), usable
+/// through MPTCP_SUB_GETSOCKOPT / MPTCP_SUB_SETSOCKOPT. Setting it sends MP_PRIO.
+pub const MPTUN_SUB_BACKUP: c_int = 100;
+/// `how` of `mptcp_close_sub_id`: reset the subflow now (MP_TCPRST) instead of a FIN.
+pub const MPTUN_SHUT_ABORT: c_int = 16;
+
+/// Status flag bits of `mptcp_sub_status::flags`.
+pub const MPTCP_SUB_SLAVE_SK: u16 = 1 << 0;
+pub const MPTCP_SUB_FULLY_ESTABLISHED: u16 = 1 << 1;
+pub const MPTCP_SUB_ATTACHED: u16 = 1 << 2;
+pub const MPTCP_SUB_LOW_PRIO: u16 = 1 << 3;
+pub const MPTCP_SUB_PRE_ESTABLISHED: u16 = 1 << 4;
+
+/// How long a blocking `mptun_connect` waits for the handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `mptun_fini` waits for closed connections to finish their closing handshake.
+const LINGER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most descriptors open at once.
+const MAX_FDS: usize = 1024;
+
+// ----- the draft's structs (LP64), mirrored and checked ----------------------------------
+
+/// One subflow in `mptcp_sub_ids`: the id, a pad byte, a flag word (`MPTCP_SUB_*` bits).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct mptcp_sub_status {
+    pub id: u8,
+    pub pad: u8,
+    pub flags: u16,
+}
+
+/// MPTCP_GET_SUB_IDS output: a count, a pad byte, then `sub_count` entries from offset 2.
+#[repr(C)]
+pub struct mptcp_sub_ids {
+    pub sub_count: u8,
+    pub pad: u8,
+    pub sub_status: [mptcp_sub_status; 0],
+}
+
+/// MPTCP_GET_SUB_TUPLE / MPTCP_OPEN_SUB_TUPLE: id, prio (1 = backup), then the local and the
+/// remote `sockaddr_in` (34 bytes in all) or `sockaddr_in6` (58 bytes) from offset 2.
+#[repr(C)]
+pub struct mptcp_sub_tuple {
+    pub id: u8,
+    pub prio: u8,
+    pub addrs: [u8; 0],
+}
+
+/// MPTCP_CLOSE_SUB_ID input.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct mptcp_close_sub_id {
+    pub id: u8,
+    pub how: c_int,
+}
+
+/// MPTCP_SUB_GETSOCKOPT argument.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct mptcp_sub_getsockopt {
+    pub id: u8,
+    pub level: c_int,
+    pub optname: c_int,
+    pub optval: *mut c_char,
+    pub optlen: *mut c_uint,
+}
+
+/// MPTCP_SUB_SETSOCKOPT argument.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct mptcp_sub_setsockopt {
+    pub id: u8,
+    pub level: c_int,
+    pub optname: c_int,
+    pub optval: *mut c_char,
+    pub optlen: c_uint,
+}
+
+/// Per-subflow statistics returned for TCP_INFO through MPTCP_SUB_GETSOCKOPT (mptun's own
+/// layout, documented in `include/mptun.h`; times in microseconds, sizes in bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct mptun_tcp_info {
+    pub tcpi_state: u8,
+    pub tcpi_backup: u8,
+    pub tcpi_rtt_valid: u8,
+    pub tcpi_pad: u8,
+    pub tcpi_snd_mss: u32,
+    pub tcpi_rcv_mss: u32,
+    pub tcpi_rto: u32,
+    pub tcpi_rtt: u32,
+    pub tcpi_rttvar: u32,
+    pub tcpi_snd_cwnd: u32,
+    pub tcpi_snd_ssthresh: u32,
+    pub tcpi_bytes_in_flight: u32,
+    pub tcpi_pad2: u32,
+    pub tcpi_bytes_sent: u64,
+    pub tcpi_bytes_acked: u64,
+    pub tcpi_bytes_received: u64,
+    pub tcpi_data_sent: u64,
+    pub tcpi_data_received: u64,
+    pub tcpi_total_retrans: u64,
+}
+
+pub const SOCKADDR_IN_LEN: usize = 16;
+pub const SOCKADDR_IN6_LEN: usize = 28;
+/// `sizeof(struct mptcp_sub_tuple)` plus two `sockaddr_in`.
+pub const SUB_TUPLE_LEN_IN: usize = 2 + 2 * SOCKADDR_IN_LEN;
+/// `sizeof(struct mptcp_sub_tuple)` plus two `sockaddr_in6`.
+pub const SUB_TUPLE_LEN_IN6: usize = 2 + 2 * SOCKADDR_IN6_LEN;
+
+const _: () = {
+    assert!(size_of::<mptcp_sub_status>() == 4);
+    assert!(offset_of!(mptcp_sub_status, flags) == 2);
+    assert!(size_of::<mptcp_sub_ids>() == 2);
+    assert!(offset_of!(mptcp_sub_ids, sub_status) == 2);
+    assert!(size_of::<mptcp_sub_tuple>() == 2);
+    assert!(offset_of!(mptcp_sub_tuple, addrs) == 2);
+    assert!(size_of::<mptcp_close_sub_id>() == 8);
+    assert!(offset_of!(mptcp_close_sub_id, how) == 4);
+    assert!(size_of::<mptcp_sub_getsockopt>() == 32);
+    assert!(offset_of!(mptcp_sub_getsockopt, level) == 4);
+    assert!(offset_of!(mptcp_sub_getsockopt, optname) == 8);
+    assert!(offset_of!(mptcp_sub_getsockopt, optval) == 16);
+    assert!(offset_of!(mptcp_sub_getsockopt, optlen) == 24);
+    assert!(size_of::<mptcp_sub_setsockopt>() == 32);
+    assert!(offset_of!(mptcp_sub_setsockopt, optval) == 16);
+    assert!(offset_of!(mptcp_sub_setsockopt, optlen) == 24);
+    assert!(size_of::<mptun_tcp_info>() == 88);
+    assert!(offset_of!(mptun_tcp_info, tcpi_snd_mss) == 4);
+    assert!(offset_of!(mptun_tcp_info, tcpi_bytes_sent) == 40);
+    assert!(offset_of!(mptun_tcp_info, tcpi_total_retrans) == 80);
+    assert!(size_of::<libc::sockaddr_in>() == SOCKADDR_IN_LEN);
+    assert!(size_of::<libc::sockaddr_in6>() == SOCKADDR_IN6_LEN);
+};
+
+// ----- errno and the panic guard ------------------------------------------------------------
+
+fn set_errno(e: c_int) {
+    // SAFETY: __errno_location returns a valid pointer to this thread's errno.
+    unsafe { *libc::__errno_location() = e }
+}
+
+/// Runs an entry point's body: `Err(errno)` and panics become `fail` with errno set.
+fn guard<T: Copy>(fail: T, f: impl FnOnce() -> Result<T, c_int>) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            set_errno(e);
+            fail
+        }
+        Err(_) => {
+            set_errno(libc::EIO);
+            fail
+        }
+    }
+}
+
+/// The errno of an I/O error from the Rust API.
+pub fn io_errno(e: &io::Error) -> c_int {
+    if let Some(code) = e.raw_os_error() {
+        return code;
+    }
+    match e.kind() {
+        io::ErrorKind::NotConnected => libc::ENOTCONN,
+        io::ErrorKind::AddrNotAvailable => libc::EADDRNOTAVAIL,
+        io::ErrorKind::AddrInUse => libc::EADDRINUSE,
+        io::ErrorKind::WouldBlock => libc::EAGAIN,
+        io::ErrorKind::ConnectionRefused => libc::ECONNREFUSED,
+        io::ErrorKind::TimedOut => libc::ETIMEDOUT,
+        io::ErrorKind::ConnectionReset => libc::ECONNRESET,
+        io::ErrorKind::ConnectionAborted => libc::ECONNABORTED,
+        io::ErrorKind::BrokenPipe => libc::EPIPE,
+        io::ErrorKind::InvalidInput => libc::EINVAL,
+        io::ErrorKind::Interrupted => libc::EINTR,
+        io::ErrorKind::NotFound => libc::ENOENT,
+        io::ErrorKind::PermissionDenied => libc::EPERM,
+        _ => libc::EIO,
+    }
+}
+
+fn sub_errno(e: SubflowApiError) -> c_int {
+    e.errno()
+}
+
+// ----- global state -------------------------------------------------------------------------
+
+struct Global {
+    rt: Runtime,
+    conn: ConnConfig,
+    addrs: Vec<IpAddr>,
+}
+
+static GLOBAL: Mutex<Option<Global>> = Mutex::new(None);
+static FDS: Mutex<Vec<Option<Arc<Sock>>>> = Mutex::new(Vec::new());
+/// Streams closed by the application that may still be finishing their closing handshake.
+static LINGER: Mutex<Vec<MptcpStream>> = Mutex::new(Vec::new());
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a panic (caught at the boundary) while it was held; the
+    // tables stay structurally valid.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn runtime() -> Result<(StackHandle, ConnConfig, Vec<IpAddr>), c_int> {
+    let g = lock(&GLOBAL);
+    let g = g.as_ref().ok_or(libc::ENETDOWN)?;
+    Ok((g.rt.handle().clone(), g.conn.clone(), g.addrs.clone()))
+}
+
+struct Sock {
+    domain: c_int,
+    mptcp: bool,
+    nonblocking: bool,
+    state: Mutex<SockState>,
+}
+
+enum SockState {
+    Fresh { bound: Option<SocketAddr> },
+    Listening(Arc<Listen>),
+    Connected(Arc<MptcpStream>),
+}
+
+struct Listen {
+    listener: MptcpListener,
+    /// Connections taken from the stack's queue by `mptun_poll` and not yet accepted.
+    ready: Mutex<VecDeque<ConnId>>,
+}
+
+impl Drop for Listen {
+    fn drop(&mut self) {
+        let ids: Vec<ConnId> = lock(&self.ready).drain(..).collect();
+        let h = self.listener.handle.clone();
+        h.with_stack(|s| {
+            for id in ids {
+                let _ = s.abort(id);
+                let _ = s.close(id);
+            }
+        });
+        h.wake_driver();
+    }
+}
+
+fn get_sock(fd: c_int) -> Result<Arc<Sock>, c_int> {
+    let t = lock(&FDS);
+    usize::try_from(fd)
+        .ok()
+        .and_then(|i| t.get(i))
+        .and_then(|s| s.clone())
+        .ok_or(libc::EBADF)
+}
+
+fn insert_sock(s: Sock) -> Result<c_int, c_int> {
+    let mut t = lock(&FDS);
+    let s = Some(Arc::new(s));
+    if let Some(i) = t.iter().position(|e| e.is_none()) {
+        t[i] = s;
+        return Ok(i as c_int);
+    }
+    if t.len() >= MAX_FDS {
+        return Err(libc::EMFILE);
+    }
+    t.push(s);
+    Ok((t.len() - 1) as c_int)
+}
+
+fn stream_of(sock: &Sock) -> Result<Arc<MptcpStream>, c_int> {
+    match &*lock(&sock.state) {
+        SockState::Connected(s) => Ok(s.clone()),
+        _ => Err(libc::ENOTCONN),
+    }
+}
+
+// ----- configuration --------------------------------------------------------------------------
+
+/// A parsed `mptun_init` configuration.
+#[derive(Debug, Default)]
+pub struct InitConfig {
+    /// TUN device name, our address on it, impairment of packets sent out of it.
+    pub tuns: Vec<(String, IpAddr, Option<Impairment>)>,
+    pub path_manager: Option<String>,
+    pub scheduler: Option<String>,
+    pub congestion: Option<&'static str>,
+    pub checksum: bool,
+}
+
+/// Parses `"tun0=198.18.1.2,tun1=198.18.2.2,pm=manual,sched=minrtt,cc=cubic,checksum=1,
+/// impair:tun1=delay=40ms+rate=10mbit"`.
+pub fn parse_config(s: &str) -> Result<InitConfig, String> {
+    let mut c = InitConfig::default();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("{item:?}: expected KEY=VALUE"))?;
+        let (k, v) = (k.trim(), v.trim());
+        match k {
+            "pm" => {
+                crate::pm::by_name(v)?;
+                c.path_manager = Some(v.to_string());
+            }
+            "sched" => {
+                crate::sched::by_name(v).ok_or_else(|| format!("unknown scheduler {v:?}"))?;
+                c.scheduler = Some(v.to_string());
+            }
+            "cc" => {
+                c.congestion = Some(
+                    crate::cc::NAMES
+                        .iter()
+                        .copied()
+                        .find(|n| *n == v)
+                        .ok_or_else(|| format!("unknown congestion control {v:?}"))?,
+                )
+            }
+            "checksum" => c.checksum = v == "1" || v == "true",
+            _ if k.starts_with("impair:") => {
+                let dev = &k["impair:".len()..];
+                let imp: Impairment = v
+                    .replace('+', ",")
+                    .parse()
+                    .map_err(|e| format!("{item}: {e}"))?;
+                let t = c
+                    .tuns
+                    .iter_mut()
+                    .find(|t| t.0 == dev)
+                    .ok_or_else(|| format!("{item}: no device {dev:?} before it"))?;
+                t.2 = Some(imp);
+            }
+            _ => {
+                if k.is_empty() || k.len() >= 16 || !k.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(format!("{k:?} is not a device name"));
+                }
+                let addr: IpAddr = v.parse().map_err(|_| format!("{item}: bad address"))?;
+                if c.tuns.iter().any(|t| t.0 == k || t.1 == addr) {
+                    return Err(format!("{item}: device or address given twice"));
+                }
+                c.tuns.push((k.to_string(), addr, None));
+            }
+        }
+    }
+    if c.tuns.is_empty() {
+        return Err("no device given (e.g. tun0=198.18.1.2)".into());
+    }
+    Ok(c)
+}
+
+fn conn_config(c: &InitConfig) -> ConnConfig {
+    let mut cfg = ConnConfig {
+        checksum: c.checksum,
+        // the draft's model: the application decides which subflows exist
+        path_manager: c.path_manager.clone().unwrap_or_else(|| "manual".into()),
+        ..ConnConfig::default()
+    };
+    if let Some(s) = &c.scheduler {
+        cfg.scheduler = s.clone();
+    }
+    if let Some(cc) = c.congestion {
+        cfg.tcp.congestion = cc;
+    }
+    cfg.local_addrs = c
+        .tuns
+        .iter()
+        .map(|t| crate::pm::LocalAddr {
+            addr: t.1,
+            backup: false,
+            announce: false,
+        })
+        .collect();
+    cfg
+}
+
+/// Starts the global runtime over `ports` (Rust callers and tests: e.g. in-process
+/// `SeqPacketDevice` links instead of TUN devices). `Err(EALREADY)` if one runs.
+pub fn init_with_ports(ports: Vec<Port>, conn: ConnConfig) -> Result<(), c_int> {
+    let mut g = lock(&GLOBAL);
+    if g.is_some() {
+        return Err(libc::EALREADY);
+    }
+    let addrs: Vec<IpAddr> = ports.iter().flat_map(|p| p.addrs.clone()).collect();
+    let stack = Stack::new(
+        StackConfig {
+            addrs: addrs.clone(),
+            conn: conn.clone(),
+            ..StackConfig::default()
+        },
+        KeyGen::from_entropy(),
+    );
+    let opts = RuntimeOptions {
+        seed: KeyGen::from_entropy().key(),
+        pcap: None,
+    };
+    let rt = Runtime::start_with(stack, ports, opts).map_err(|e| io_errno(&e))?;
+    *g = Some(Global { rt, conn, addrs });
+    Ok(())
+}
+
+fn init(config: &str) -> Result<(), c_int> {
+    // messages go to stderr when RUST_LOG asks for them
+    let _ = env_logger::try_init();
+    let c = parse_config(config).map_err(|e| {
+        log::warn!("mptun_init: {e}");
+        libc::EINVAL
+    })?;
+    if lock(&GLOBAL).is_some() {
+        return Err(libc::EALREADY);
+    }
+    let mut ports = Vec::new();
+    for (name, addr, imp) in &c.tuns {
+        let tun = crate::io::tun::Tun::open(name).map_err(|e| {
+            log::warn!("mptun_init: cannot open TUN device {name}: {e}");
+            io_errno(&e)
+        })?;
+        ports.push(Port {
+            device: Box::new(tun),
+            addrs: vec![*addr],
+            egress: imp.clone(),
+            ingress: None,
+        });
+    }
+    init_with_ports(ports, conn_config(&c))
+}
+
+/// `int mptun_init(const char *config)`: opens the TUN devices and starts the runtime.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_init(config: *const c_char) -> c_int {
+    guard(-1, || {
+        if config.is_null() {
+            return Err(libc::EFAULT);
+        }
+        // SAFETY: the caller passes a NUL-terminated string (checked non-NULL above).
+        let s = unsafe { CStr::from_ptr(config) };
+        let s = s.to_str().map_err(|_| libc::EINVAL)?;
+        init(s).map(|()| 0)
+    })
+}
+
+/// `int mptun_fini(void)`: closes every descriptor, waits (at most 10 s) for closed
+/// connections to finish their closing handshake, stops the runtime.
+#[no_mangle]
+pub extern "C" fn mptun_fini() -> c_int {
+    guard(-1, || {
+        let socks: Vec<Arc<Sock>> = lock(&FDS).drain(..).flatten().collect();
+        for s in socks {
+            close_sock(&s);
+        }
+        let lingering: Vec<MptcpStream> = lock(&LINGER).drain(..).collect();
+        if let Some((h, _, _)) = runtime().ok() {
+            let deadline = h.now() + LINGER_TIMEOUT;
+            for s in &lingering {
+                let left = deadline.saturating_duration_since(h.now());
+                if left.is_zero() {
+                    break;
+                }
+                let _ = s.wait_all_acked(Some(left));
+                let left = deadline.saturating_duration_since(h.now());
+                if !left.is_zero() {
+                    let _ = s.wait_closed(Some(left));
+                }
+            }
+        }
+        drop(lingering);
+        let g = lock(&GLOBAL).take();
+        match g {
+            Some(g) => g.rt.stop().map(|()| 0).map_err(|e| io_errno(&e)),
+            None => Err(libc::ENETDOWN),
+        }
+    })
+}
+
+// ----- sockets ----------------------------------------------------------------------------------
+
+/// `int mptun_socket(int domain, int type, int protocol)`: `AF_INET`/`AF_INET6`,
+/// `SOCK_STREAM` (optionally `| SOCK_NONBLOCK | SOCK_CLOEXEC`); protocol 0 or
+/// `IPPROTO_MPTCP` for MPTCP, `IPPROTO_TCP` for plain TCP (no MP_CAPABLE).
+#[no_mangle]
+pub extern "C" fn mptun_socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
+    guard(-1, || {
+        runtime()?;
+        if domain != libc::AF_INET && domain != libc::AF_INET6 {
+            return Err(libc::EAFNOSUPPORT);
+        }
+        let base = ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+        if base != libc::SOCK_STREAM {
+            return Err(libc::ESOCKTNOSUPPORT);
+        }
+        let mptcp = match protocol {
+            0 | IPPROTO_MPTCP => true,
+            libc::IPPROTO_TCP => false,
+            _ => return Err(libc::EPROTONOSUPPORT),
+        };
+        insert_sock(Sock {
+            domain,
+            mptcp,
+            nonblocking: ty & libc::SOCK_NONBLOCK != 0,
+            state: Mutex::new(SockState::Fresh { bound: None }),
+        })
+    })
+}
+
+fn family_of(domain: c_int) -> u16 {
+    domain as u16
+}
+
+/// Parses a `sockaddr_in` / `sockaddr_in6` from its bytes.
+pub fn read_sockaddr(b: &[u8]) -> Result<SocketAddr, c_int> {
+    let fam = b
+        .get(0..2)
+        .map(|f| u16::from_ne_bytes([f[0], f[1]]))
+        .ok_or(libc::EINVAL)?;
+    let port = |b: &[u8]| u16::from_be_bytes([b[2], b[3]]);
+    if fam == libc::AF_INET as u16 {
+        let b = b.get(..SOCKADDR_IN_LEN).ok_or(libc::EINVAL)?;
+        let ip = Ipv4Addr::new(b[4], b[5], b[6], b[7]);
+        Ok(SocketAddr::V4(SocketAddrV4::new(ip, port(b))))
+    } else if fam == libc::AF_INET6 as u16 {
+        let b = b.get(..SOCKADDR_IN6_LEN).ok_or(libc::EINVAL)?;
+        let mut o = [0u8; 16];
+        o.copy_from_slice(&b[8..24]);
+        let flow = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+        let scope = u32::from_ne_bytes([b[24], b[25], b[26], b[27]]);
+        Ok(SocketAddr::V6(SocketAddrV6::new(
+            Ipv6Addr::from(o),
+            port(b),
+            flow,
+            scope,
+        )))
+    } else {
+        Err(libc::EAFNOSUPPORT)
+    }
+}
+
+/// Writes `a` as a `sockaddr_in` / `sockaddr_in6` into `out` (which must be long enough;
+/// zero it first). Returns the length written.
+pub fn write_sockaddr(a: &SocketAddr, out: &mut [u8]) -> usize {
+    match a {
+        SocketAddr::V4(a) => {
+            out[0..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+            out[2..4].copy_from_slice(&a.port().to_be_bytes());
+            out[4..8].copy_from_slice(&a.ip().octets());
+            SOCKADDR_IN_LEN
+        }
+        SocketAddr::V6(a) => {
+            out[0..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+            out[2..4].copy_from_slice(&a.port().to_be_bytes());
+            out[4..8].copy_from_slice(&a.flowinfo().to_be_bytes());
+            out[8..24].copy_from_slice(&a.ip().octets());
+            out[24..28].copy_from_slice(&a.scope_id().to_ne_bytes());
+            SOCKADDR_IN6_LEN
+        }
+    }
+}
+
+fn sockaddr_len(a: &SocketAddr) -> usize {
+    if a.is_ipv4() {
+        SOCKADDR_IN_LEN
+    } else {
+        SOCKADDR_IN6_LEN
+    }
+}
+
+/// Reads a `(const struct sockaddr *, socklen_t)` argument of `sock`'s family.
+unsafe fn sockaddr_arg(
+    sock: &Sock,
+    addr: *const libc::sockaddr,
+    len: socklen_t,
+) -> Result<SocketAddr, c_int> {
+    if addr.is_null() {
+        return Err(libc::EFAULT);
+    }
+    let want = if sock.domain == libc::AF_INET {
+        SOCKADDR_IN_LEN
+    } else {
+        SOCKADDR_IN6_LEN
+    };
+    if (len as usize) < want {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: the caller passes `len` readable bytes at `addr` (non-NULL); we read `want`
+    // <= len of them.
+    let b = unsafe { core::slice::from_raw_parts(addr as *const u8, want) };
+    let a = read_sockaddr(b)?;
+    if u16::from_ne_bytes([b[0], b[1]]) != family_of(sock.domain) {
+        return Err(libc::EAFNOSUPPORT);
+    }
+    Ok(a)
+}
+
+/// `int mptun_bind(int fd, const struct sockaddr *addr, socklen_t len)`: the address must
+/// be unspecified or one of the runtime's; the port is used by `mptun_listen`.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_bind(
+    fd: c_int,
+    addr: *const libc::sockaddr,
+    len: socklen_t,
+) -> c_int {
+    guard(-1, || {
+        let sock = get_sock(fd)?;
+        // SAFETY: forwarded caller contract.
+        let a = unsafe { sockaddr_arg(&sock, addr, len) }?;
+        let (_, _, addrs) = runtime()?;
+        if !a.ip().is_unspecified() && !addrs.contains(&a.ip()) {
+            return Err(libc::EADDRNOTAVAIL);
+        }
+        let mut st = lock(&sock.state);
+        let r = match &mut *st {
+            SockState::Fresh { bound } if bound.is_none() => {
+                *bound = Some(a);
+                Ok(0)
+            }
+            _ => Err(libc::EINVAL),
+        };
+        r
+    })
+}
+
+fn sock_config(sock: &Sock, base: ConnConfig) -> ConnConfig {
+    ConnConfig {
+        mptcp: sock.mptcp,
+        ..base
+    }
+}
+
+/// `int mptun_listen(int fd, int backlog)`: listens on the bound port on all addresses.
+#[no_mangle]
+pub extern "C" fn mptun_listen(fd: c_int, _backlog: c_int) -> c_int {
+    guard(-1, || {
+        let sock = get_sock(fd)?;
+        let (h, base, _) = runtime()?;
+        let mut st = lock(&sock.state);
+        let port = match &*st {
+            SockState::Fresh { bound: Some(a), .. } if a.port() != 0 => a.port(),
+            SockState::Listening(_) => return Ok(0),
+            SockState::Fresh { .. } => return Err(libc::EDESTADDRREQ),
+            SockState::Connected(_) => return Err(libc::EISCONN),
+        };
+        let l = MptcpListener::bind_with(&h, port, Some(sock_config(&sock, base)))
+            .map_err(|e| io_errno(&e))?;
+        *st = SockState::Listening(Arc::new(Listen {
+            listener: l,
+            ready: Mutex::new(VecDeque::new()),
+        }));
+        Ok(0)
+    })
+}
+
+/// Copies `a` to a `(struct sockaddr *, socklen_t *)` result pair (truncating, as accept(2)).
+unsafe fn store_sockaddr(
+    a: &SocketAddr,
+    addr: *mut libc::sockaddr,
+    len: *mut socklen_t,
+) -> Result<(), c_int> {
+    if addr.is_null() {
+        return Ok(());
+    }
+    if len.is_null() {
+        return Err(libc::EFAULT);
+    }
+    let mut b = [0u8; SOCKADDR_IN6_LEN];
+    let n = write_sockaddr(a, &mut b);
+    // SAFETY: `len` is non-NULL and points to a socklen_t (caller contract).
+    let cap = unsafe { *len } as usize;
+    let k = cap.min(n);
+    // SAFETY: `addr` has room for `*len` bytes (caller contract); we write k <= *len.
+    unsafe {
+        core::ptr::copy_nonoverlapping(b.as_ptr(), addr as *mut u8, k);
+        *len = n as socklen_t;
+    }
+    Ok(())
+}
+
+/// `int mptun_accept(int fd, struct sockaddr *addr, socklen_t *len)`.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_accept(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut socklen_t,
+) -> c_int {
+    guard(-1, || {
+        let sock = get_sock(fd)?;
+        let l = match &*lock(&sock.state) {
+            SockState::Listening(l) => l.clone(),
+            _ => return Err(libc::EINVAL),
+        };
+        let stashed = lock(&l.ready).pop_front();
+        let stream = match stashed {
+            Some(id) => MptcpStream::from_id(l.listener.handle.clone(), id),
+            None => {
+                l.listener
+                    .set_nonblocking(sock.nonblocking)
+                    .map_err(|e| io_errno(&e))?;
+                l.listener.accept().map_err(|e| io_errno(&e))?.0
+            }
+        };
+        let peer = stream.peer_addr().map_err(|e| io_errno(&e))?;
+        let nfd = insert_sock(Sock {
+            domain: sock.domain,
+            mptcp: sock.mptcp,
+            nonblocking: false,
+            state: Mutex::new(SockState::Connected(Arc::new(stream))),
+        })?;
+        // SAFETY: forwarded caller contract.
+        if let Err(e) = unsafe { store_sockaddr(&peer, addr, len) } {
+            let _ = close_fd(nfd);
+            return Err(e);
+        }
+        Ok(nfd)
+    })
+}
+
+/// `int mptun_connect(int fd, const struct sockaddr *addr, socklen_t len)`: blocks until
+/// the handshake completes (at most 30 s: ETIMEDOUT), also on a non-blocking socket.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_connect(
+    fd: c_int,
+    addr: *const libc::sockaddr,
+    len: socklen_t,
+) -> c_int {
+    guard(-1, || {
+        let sock = get_sock(fd)?;
+        // SAFETY: forwarded caller contract.
+        let remote = unsafe { sockaddr_arg(&sock, addr, len) }?;
+        let (h, base, _) = runtime()?;
+        let local = match &*lock(&sock.state) {
+            SockState::Fresh { bound } => bound.map(|b| b.ip()).filter(|i| !i.is_unspecified()),
+            SockState::Connected(_) => return Err(libc::EISCONN),
+            SockState::Listening(_) => return Err(libc::EINVAL),
+        };
+        let s = MptcpStream::connect_with(
+            &h,
+            remote,
+            local,
+            Some(sock_config(&sock, base)),
+            Some(CONNECT_TIMEOUT),
+        )
+        .map_err(|e| io_errno(&e))?;
+        let mut st = lock(&sock.state);
+        match &*st {
+            SockState::Fresh { .. } => {
+                *st = SockState::Connected(Arc::new(s));
+                Ok(0)
+            }
+            _ => Err(libc::EISCONN), // another thread won the race; `s` is dropped (closed)
+        }
+    })
+}
+
+const SEND_FLAGS: c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+const RECV_FLAGS: c_int = libc::MSG_DONTWAIT | libc::MSG_WAITALL;
+
+/// `ssize_t mptun_send(int fd, const void *buf, size_t len, int flags)`: flags
+/// `MSG_DONTWAIT`, `MSG_NOSIGNAL` (mptun never raises SIGPIPE); others EOPNOTSUPP.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_send(
+    fd: c_int,
+    buf: *const c_void,
+    len: usize,
+    flags: c_int,
+) -> ssize_t {
+    guard(-1, || {
+        let sock = get_sock(fd)?;
+        if flags & !SEND_FLAGS != 0 {
+            return Err(libc::EOPNOTSUPP);
+        }
+        let s = stream_of(&sock)?;
+        if len == 0 {
+            return Ok(0);
+        }
+        if buf.is_null() || len > isize::MAX as usize {
+            return Err(libc::EFAULT);
+        }
+        // SAFETY: the caller passes `len` readable bytes at `buf` (non-NULL).
+        let data = unsafe { core::slice::from_raw_parts(buf as *const u8, len) };
+        let nb = sock.nonblocking || flags & libc::MSG_DONTWAIT != 0;
+        s.set_nonblocking(nb).map_err(|e| io_errno(&e))?;
+        (&*s)
+            .write(data)
+            .map(|n| n as ssize_t)
+            .map_err(|e| io_errno(&e))
+    })
+}
+
+/// `ssize_t mptun_recv(int fd, void *buf, size_t len, int flags)`: 0 at end of stream;
+/// flags `MSG_DONTWAIT`, `MSG_WAITALL`; others EOPNOTSUPP.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_recv(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    flags: c_int,
+) -> ssize_t {
+    guard(-1, || {
+        let sock = get_sock(fd)?;
+        if flags & !RECV_FLAGS != 0 {
+            return Err(libc::EOPNOTSUPP);
+        }
+        let s = stream_of(&sock)?;
+        if len == 0 {
+            return Ok(0);
+        }
+        if buf.is_null() || len > isize::MAX as usize {
+            return Err(libc::EFAULT);
+        }
+        // SAFETY: the caller passes `len` writable bytes at `buf` (non-NULL).
+        let out = unsafe { core::slice::from_raw_parts_mut(buf as *mut u8, len) };
+        let nb = sock.nonblocking || flags & libc::MSG_DONTWAIT != 0;
+        s.set_nonblocking(nb).map_err(|e| io_errno(&e))?;
+        let mut got = 0usize;
+        loop {
+            match (&*s).read(&mut out[got..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got += n;
+                    if got == out.len() || flags & libc::MSG_WAITALL == 0 || nb {
+                        break;
+                    }
+                }
+                Err(e) if got > 0 && e.kind() != io::ErrorKind::Interrupted => break,
+                Err(e) => return Err(io_errno(&e)),
+            }
+        }
+        Ok(got as ssize_t)
+    })
+}
+
+/// `int mptun_shutdown(int fd, int how)`: SHUT_WR / SHUT_RDWR send the DATA_FIN; SHUT_RD
+/// is accepted and does nothing.
+#[no_mangle]
+pub extern "C" fn mptun_shutdown(fd: c_int, how: c_int) -> c_int {
+    guard(-1, || {
+        let sock = get_sock(fd)?;
+        let how = match how {
+            libc::SHUT_RD => Shutdown::Read,
+            libc::SHUT_WR => Shutdown::Write,
+            libc::SHUT_RDWR => Shutdown::Both,
+            _ => return Err(libc::EINVAL),
+        };
+        let s = stream_of(&sock)?;
+        s.shutdown(how).map(|()| 0).map_err(|e| io_errno(&e))
+    })
+}
+
+fn close_sock(sock: &Sock) {
+    let st = core::mem::replace(&mut *lock(&sock.state), SockState::Fresh { bound: None });
+    if let SockState::Connected(s) = st {
+        // The stream finishes its closing handshake in the background; `mptun_fini` waits
+        // for it. A clone still used by a thread blocked in this descriptor keeps it open.
+        let _ = s.shutdown(Shutdown::Write);
+        if let Ok(s) = Arc::try_unwrap(s) {
+            lock(&LINGER).push(s);
+        }
+    }
+}
+
+fn close_fd(fd: c_int) -> Result<c_int, c_int> {
+    let sock = {
+        let mut t = lock(&FDS);
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| t.get_mut(i))
+            .and_then(|e| e.take())
+            .ok_or(libc::EBADF)?
+    };
+    close_sock(&sock);
+    Ok(0)
+}
+
+/// `int mptun_close(int fd)`: releases the descriptor; a connection sends its DATA_FIN and
+/// closes in the background (call `mptun_fini` before exiting to let it finish).
+#[no_mangle]
+pub extern "C" fn mptun_close(fd: c_int) -> c_int {
+    guard(-1, || close_fd(fd))
+}
+
+// ----- poll -------------------------------------------------------------------------------
+
+enum PollTarget {
+    Ignore,
+    Invalid,
+    Fresh,
+    Stream(ConnId),
+    Listener(u16, Arc<Listen>),
+}
+
+fn poll_target(fd: c_int) -> PollTarget {
+    if fd < 0 {
+        return PollTarget::Ignore;
+    }
+    let Ok(sock) = get_sock(fd) else {
+        return PollTarget::Invalid;
+    };
+    let st = lock(&sock.state);
+    match &*st {
+        SockState::Fresh { .. } => PollTarget::Fresh,
+        SockState::Connected(s) => PollTarget::Stream(s.id()),
+        SockState::Listening(l) => PollTarget::Listener(l.listener.port(), l.clone()),
+    }
+}
+
+fn readiness(s: &mut Stack, t: &PollTarget) -> i16 {
+    match t {
+        PollTarget::Ignore => 0,
+        PollTarget::Invalid => libc::POLLNVAL,
+        PollTarget::Fresh => libc::POLLOUT | libc::POLLHUP,
+        PollTarget::Stream(id) => match s.connection(*id) {
+            None => libc::POLLHUP | libc::POLLERR,
+            Some(c) => {
+                let mut r = 0;
+                if c.readable() > 0 || c.at_eof() || c.error().is_some() {
+                    r |= libc::POLLIN;
+                }
+                if c.is_established() && c.send_space() > 0 {
+                    r |= libc::POLLOUT;
+                }
+                if c.error().is_some() {
+                    r |= libc::POLLERR | libc::POLLHUP;
+                } else if c.at_eof() && c.send_space() == 0 && c.is_closed() {
+                    r |= libc::POLLHUP;
+                }
+                r
+            }
+        },
+        PollTarget::Listener(port, l) => {
+            // lock order: the stack, then `ready` (accept never holds `ready` while locking
+            // the stack)
+            let mut q = lock(&l.ready);
+            if q.is_empty() {
+                if let Some(id) = s.accept(*port) {
+                    q.push_back(id);
+                }
+            }
+            if q.is_empty() {
+                0
+            } else {
+                libc::POLLIN
+            }
+        }
+    }
+}
+
+/// `int mptun_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)`, over mptun
+/// descriptors: POLLIN (data, end of stream, error, or a connection to accept), POLLOUT
+/// (send buffer space), POLLERR/POLLHUP, POLLNVAL (not an mptun descriptor).
+#[no_mangle]
+pub unsafe extern "C" fn mptun_poll(
+    fds: *mut libc::pollfd,
+    nfds: libc::nfds_t,
+    timeout_ms: c_int,
+) -> c_int {
+    guard(-1, || {
+        let n = usize::try_from(nfds).map_err(|_| libc::EINVAL)?;
+        if n > MAX_FDS {
+            return Err(libc::EINVAL);
+        }
+        if n > 0 && fds.is_null() {
+            return Err(libc::EFAULT);
+        }
+        let fds: &mut [libc::pollfd] = if n == 0 {
+            &mut []
+        } else {
+            // SAFETY: the caller passes `nfds` pollfd structs at `fds` (non-NULL).
+            unsafe { core::slice::from_raw_parts_mut(fds, n) }
+        };
+        let targets: Vec<PollTarget> = fds.iter().map(|p| poll_target(p.fd)).collect();
+        let (h, _, _) = runtime()?;
+        let deadline =
+            (timeout_ms >= 0).then(|| h.now() + Duration::from_millis(timeout_ms as u64));
+        let mut revents = vec![0i16; n];
+        let r = h.wait_for(deadline, |s| {
+            let mut count = 0;
+            for ((p, t), r) in fds.iter().zip(&targets).zip(revents.iter_mut()) {
+                let mask = p.events | libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
+                *r = readiness(s, t) & mask;
+                if *r != 0 {
+                    count += 1;
+                }
+            }
+            (count > 0).then_some(Ok(count))
+        });
+        let count = match r {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => 0,
+            Err(e) => return Err(io_errno(&e)),
+        };
+        for (p, r) in fds.iter_mut().zip(revents) {
+            p.revents = r;
+        }
+        Ok(count)
+    })
+}
+
+// ----- getsockopt / setsockopt ---------------------------------------------------------
+
+/// `int mptun_getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)`.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_getsockopt(
+    fd: c_int,
+    level: c_int,
+    optname: c_int,
+    optval: *mut c_void,
+    optlen: *mut socklen_t,
+) -> c_int {
+    guard(-1, || {
+        let sock = get_sock(fd)?;
+        if optlen.is_null() {
+            return Err(libc::EFAULT);
+        }
+        // SAFETY: non-NULL, points to a socklen_t (caller contract).
+        let len = unsafe { *optlen } as usize;
+        if len > 0 && optval.is_null() {
+            return Err(libc::EFAULT);
+        }
+        if len > isize::MAX as usize {
+            return Err(libc::EINVAL);
+        }
+        let buf: &mut [u8] = if len == 0 {
+            &mut []
+        } else {
+            // SAFETY: the caller passes `*optlen` writable bytes at `optval` (non-NULL).
+            unsafe { core::slice::from_raw_parts_mut(optval as *mut u8, len) }
+        };
+        let mut out_len = len;
+        let r = getsockopt_impl(&sock, level, optname, buf, &mut out_len);
+        // Report the length written, or the length needed after EINVAL for a short buffer.
+        // SAFETY: as above.
+        unsafe { *optlen = out_len as socklen_t };
+        r.map(|()| 0)
+    })
+}
+
+/// `int mptun_setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen)`.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_setsockopt(
+    fd: c_int,
+    level: c_int,
+    optname: c_int,
+    optval: *const c_void,
+    optlen: socklen_t,
+) -> c_int {
+    guard(-1, || {
+        let sock = get_sock(fd)?;
+        let len = optlen as usize;
+        if len > 0 && optval.is_null() {
+            return Err(libc::EFAULT);
+        }
+        let buf: &[u8] = if len == 0 {
+            &[]
+        } else {
+            // SAFETY: the caller passes `optlen` readable bytes at `optval` (non-NULL).
+            unsafe { core::slice::from_raw_parts(optval as *const u8, len) }
+        };
+        setsockopt_impl(&sock, level, optname, buf).map(|()| 0)
+    })
+}
+
+fn getsockopt_impl(
+    sock: &Sock,
+    level: c_int,
+    optname: c_int,
+    buf: &mut [u8],
+    out_len: &mut usize,
+) -> Result<(), c_int> {
+    match (level, optname) {
+        (libc::IPPROTO_TCP, MPTCP_GET_SUB_IDS) => get_sub_ids(&*stream_of(sock)?, buf, out_len),
+        (libc::IPPROTO_TCP, MPTCP_GET_SUB_TUPLE) => get_sub_tuple(&*stream_of(sock)?, buf, out_len),
+        (libc::IPPROTO_TCP, MPTCP_OPEN_SUB_TUPLE) => open_sub_tuple(&*stream_of(sock)?, buf),
+        (libc::IPPROTO_TCP, MPTCP_CLOSE_SUB_ID) => close_sub_id(&*stream_of(sock)?, buf),
+        (libc::IPPROTO_TCP, MPTCP_SUB_GETSOCKOPT) => sub_getsockopt(&*stream_of(sock)?, buf),
+        (libc::SOL_SOCKET, libc::SO_TYPE) => put_int(buf, out_len, libc::SOCK_STREAM),
+        (libc::SOL_SOCKET, libc::SO_PROTOCOL) => put_int(
+            buf,
+            out_len,
+            if sock.mptcp {
+                IPPROTO_MPTCP
+            } else {
+                libc::IPPROTO_TCP
+            },
+        ),
+        _ => Err(libc::ENOPROTOOPT),
+    }
+}
+
+fn setsockopt_impl(sock: &Sock, level: c_int, optname: c_int, buf: &[u8]) -> Result<(), c_int> {
+    match (level, optname) {
+        (libc::IPPROTO_TCP, MPTCP_SUB_SETSOCKOPT) => sub_setsockopt(&*stream_of(sock)?, buf),
+        _ => Err(libc::ENOPROTOOPT),
+    }
+}
+
+/// Writes an `int` option value: EINVAL (and the size needed) if `buf` is shorter.
+fn put_int(buf: &mut [u8], out_len: &mut usize, v: c_int) -> Result<(), c_int> {
+    put_bytes(buf, out_len, &v.to_ne_bytes())
+}
+
+fn put_bytes(buf: &mut [u8], out_len: &mut usize, v: &[u8]) -> Result<(), c_int> {
+    buf.fill(0);
+    if buf.len() < v.len() {
+        *out_len = v.len();
+        return Err(libc::EINVAL);
+    }
+    buf[..v.len()].copy_from_slice(v);
+    *out_len = v.len();
+    Ok(())
+}
+
+fn id8(id: u32) -> Result<u8, c_int> {
+    u8::try_from(id).map_err(|_| libc::EOVERFLOW)
+}
+
+fn get_sub_ids(s: &MptcpStream, buf: &mut [u8], out_len: &mut usize) -> Result<(), c_int> {
+    let cid = s.id();
+    // (id, flags) of the subflows attached to the connection: not closed, and not being
+    // closed by the application (MPTCP_CLOSE_SUB_ID detaches at once, as in the draft)
+    let subs: Vec<(u32, u16)> = s.stack().with_stack(|st| {
+        let c = st.connection(cid).ok_or(libc::ENOTCONN)?;
+        if c.mode() != Mode::Mptcp {
+            return Err(libc::EOPNOTSUPP);
+        }
+        Ok(c.subflows()
+            .iter()
+            .filter(|f| f.closed.is_none() && !f.closing_by_app)
+            .map(|f| {
+                let pre = matches!(f.join, JoinState::AckPending { .. });
+                let mut flags = MPTCP_SUB_ATTACHED;
+                if f.join != JoinState::Initial {
+                    flags |= MPTCP_SUB_SLAVE_SK;
+                }
+                if f.established && !pre {
+                    flags |= MPTCP_SUB_FULLY_ESTABLISHED;
+                }
+                if f.backup || f.peer_backup {
+                    flags |= MPTCP_SUB_LOW_PRIO;
+                }
+                if pre {
+                    flags |= MPTCP_SUB_PRE_ESTABLISHED;
+                }
+                (f.id, flags)
+            })
+            .collect())
+    })?;
+    let need = size_of::<mptcp_sub_ids>() + subs.len() * size_of::<mptcp_sub_status>();
+    buf.fill(0);
+    if buf.len() < need {
+        *out_len = need;
+        return Err(libc::EINVAL);
+    }
+    buf[0] = u8::try_from(subs.len()).map_err(|_| libc::EOVERFLOW)?;
+    for (i, (id, flags)) in subs.iter().enumerate() {
+        let o = 2 + i * 4;
+        buf[o] = id8(*id)?;
+        buf[o + 2..o + 4].copy_from_slice(&flags.to_ne_bytes());
+    }
+    *out_len = need;
+    Ok(())
+}
+
+fn get_sub_tuple(s: &MptcpStream, buf: &mut [u8], out_len: &mut usize) -> Result<(), c_int> {
+    let Some(&id) = buf.first() else {
+        *out_len = SUB_TUPLE_LEN_IN;
+        return Err(libc::EINVAL);
+    };
+    let (local, remote) = s.subflow_tuple(u32::from(id)).map_err(sub_errno)?;
+    let backup = s
+        .subflow_option(u32::from(id), SubflowOptName::Backup)
+        .map_err(sub_errno)?
+        == SubflowOpt::Backup(true);
+    let need = 2 + sockaddr_len(&local) + sockaddr_len(&remote);
+    buf.fill(0);
+    if buf.len() < need {
+        *out_len = need;
+        return Err(libc::EINVAL);
+    }
+    buf[0] = id;
+    buf[1] = u8::from(backup);
+    let n = write_sockaddr(&local, &mut buf[2..]);
+    write_sockaddr(&remote, &mut buf[2 + n..]);
+    *out_len = need;
+    Ok(())
+}
+
+fn open_sub_tuple(s: &MptcpStream, buf: &mut [u8]) -> Result<(), c_int> {
+    let fam = match buf.len() {
+        SUB_TUPLE_LEN_IN => libc::AF_INET,
+        SUB_TUPLE_LEN_IN6 => libc::AF_INET6,
+        _ => return Err(libc::EINVAL),
+    };
+    let alen = (buf.len() - 2) / 2;
+    let local = read_sockaddr(&buf[2..2 + alen]).map_err(|_| libc::EINVAL)?;
+    let remote = read_sockaddr(&buf[2 + alen..]).map_err(|_| libc::EINVAL)?;
+    if (fam == libc::AF_INET) != local.is_ipv4() || local.is_ipv4() != remote.is_ipv4() {
+        return Err(libc::EINVAL);
+    }
+    let backup = match buf[1] {
+        0 => false,
+        1 => true,
+        _ => return Err(libc::EINVAL),
+    };
+    let id = s.open_subflow(local, remote, backup).map_err(sub_errno)?;
+    match u8::try_from(id) {
+        Ok(id8) => {
+            buf[0] = id8;
+            Ok(())
+        }
+        Err(_) => {
+            // the draft's ids are 8 bits; mptun's never repeat, so after 255 opens a new
+            // subflow cannot be named: undo it
+            let _ = s.close_subflow(id, CloseHow::Abortive);
+            Err(libc::EOVERFLOW)
+        }
+    }
+}
+
+fn close_sub_id(s: &MptcpStream, buf: &mut [u8]) -> Result<(), c_int> {
+    if buf.len() != size_of::<mptcp_close_sub_id>() {
+        return Err(libc::EINVAL);
+    }
+    let id = buf[0];
+    let how = c_int::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    let how = match how {
+        libc::SHUT_WR | libc::SHUT_RDWR => CloseHow::Graceful,
+        MPTUN_SHUT_ABORT => CloseHow::Abortive,
+        _ => return Err(libc::EINVAL),
+    };
+    // a subflow already being closed is no longer attached: an unknown id, as in the draft
+    let cid = s.id();
+    let detached = s.stack().with_stack(|st| {
+        st.connection(cid).map(|c| {
+            c.subflow_by_id(u32::from(id))
+                .and_then(|i| c.subflow(i))
+                .is_some_and(|f| f.closed.is_some() || f.closing_by_app)
+        })
+    });
+    if detached == Some(true) {
+        return Err(libc::EINVAL);
+    }
+    s.close_subflow(u32::from(id), how).map_err(sub_errno)
+}
+
+fn read_struct<T: Copy>(buf: &[u8]) -> Result<T, c_int> {
+    if buf.len() != size_of::<T>() {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: `buf` holds exactly size_of::<T>() bytes; T is one of this module's
+    // repr(C) structs of integers and raw pointers, for which any bit pattern is valid;
+    // read_unaligned copes with the byte buffer's alignment.
+    Ok(unsafe { core::ptr::read_unaligned(buf.as_ptr() as *const T) })
+}
+
+fn sub_getsockopt(s: &MptcpStream, buf: &mut [u8]) -> Result<(), c_int> {
+    let a: mptcp_sub_getsockopt = read_struct(buf)?;
+    if a.optlen.is_null() {
+        return Err(libc::EFAULT);
+    }
+    // SAFETY: non-NULL pointer to the caller's unsigned int (caller contract).
+    let len = unsafe { *a.optlen } as usize;
+    if len > 0 && a.optval.is_null() {
+        return Err(libc::EFAULT);
+    }
+    if len > isize::MAX as usize {
+        return Err(libc::EINVAL);
+    }
+    let out: &mut [u8] = if len == 0 {
+        &mut []
+    } else {
+        // SAFETY: the caller passes `*optlen` writable bytes at `optval` (non-NULL).
+        unsafe { core::slice::from_raw_parts_mut(a.optval as *mut u8, len) }
+    };
+    let mut out_len = len;
+    let r = sub_get(s, u32::from(a.id), a.level, a.optname, out, &mut out_len);
+    // SAFETY: as above.
+    unsafe { *a.optlen = out_len as c_uint };
+    r
+}
+
+fn sub_get(
+    s: &MptcpStream,
+    id: u32,
+    level: c_int,
+    optname: c_int,
+    out: &mut [u8],
+    out_len: &mut usize,
+) -> Result<(), c_int> {
+    let name = match (level, optname) {
+        (libc::IPPROTO_TCP, libc::TCP_INFO) => {
+            let info = s.subflow_info(id).map_err(sub_errno)?;
+            let backup = s
+                .subflow_option(id, SubflowOptName::Backup)
+                .map_err(sub_errno)?
+                == SubflowOpt::Backup(true);
+            let ti = tcp_info(&info, backup);
+            return put_bytes(out, out_len, tcp_info_bytes(&ti).as_slice());
+        }
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => SubflowOptName::NoDelay,
+        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => SubflowOptName::MaxSeg,
+        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => SubflowOptName::UserTimeout,
+        (libc::IPPROTO_IP, libc::IP_TOS) => SubflowOptName::Tos,
+        (SOL_MPTCP, MPTUN_SUB_BACKUP) => SubflowOptName::Backup,
+        _ => {
+            // an unknown option on an unknown id is still an unknown id
+            s.subflow_tuple(id).map_err(sub_errno)?;
+            return Err(libc::ENOPROTOOPT);
+        }
+    };
+    let v = match s.subflow_option(id, name).map_err(sub_errno)? {
+        SubflowOpt::NoDelay(b) | SubflowOpt::Backup(b) => c_int::from(b),
+        SubflowOpt::MaxSeg(m) => c_int::from(m),
+        SubflowOpt::Tos(t) => c_int::from(t),
+        SubflowOpt::UserTimeout(t) => {
+            t.map_or(0, |d| c_int::try_from(d.as_millis()).unwrap_or(c_int::MAX))
+        }
+    };
+    put_int(out, out_len, v)
+}
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+fn tcp_info(i: &SubflowInfo, backup: bool) -> mptun_tcp_info {
+    mptun_tcp_info {
+        tcpi_state: i.state,
+        tcpi_backup: u8::from(backup),
+        tcpi_rtt_valid: u8::from(i.rtt.is_some()),
+        tcpi_snd_mss: u32::from(i.snd_mss),
+        tcpi_rcv_mss: u32::from(i.rcv_mss),
+        tcpi_rto: micros(i.rto),
+        tcpi_rtt: i.rtt.map_or(0, micros),
+        tcpi_rttvar: i.rttvar.map_or(0, micros),
+        tcpi_snd_cwnd: i.cwnd,
+        tcpi_snd_ssthresh: i.ssthresh,
+        tcpi_bytes_in_flight: i.in_flight,
+        tcpi_bytes_sent: i.bytes_sent,
+        tcpi_bytes_acked: i.bytes_acked,
+        tcpi_bytes_received: i.bytes_received,
+        tcpi_data_sent: i.data_sent,
+        tcpi_data_received: i.data_received,
+        tcpi_total_retrans: i.retransmits,
+        ..mptun_tcp_info::default()
+    }
+}
+
+/// The struct's bytes, padding included as zeros (it has none besides the explicit pads).
+fn tcp_info_bytes(t: &mptun_tcp_info) -> [u8; size_of::<mptun_tcp_info>()] {
+    let mut b = [0u8; size_of::<mptun_tcp_info>()];
+    b[0] = t.tcpi_state;
+    b[1] = t.tcpi_backup;
+    b[2] = t.tcpi_rtt_valid;
+    let words = [
+        t.tcpi_snd_mss,
+        t.tcpi_rcv_mss,
+        t.tcpi_rto,
+        t.tcpi_rtt,
+        t.tcpi_rttvar,
+        t.tcpi_snd_cwnd,
+        t.tcpi_snd_ssthresh,
+        t.tcpi_bytes_in_flight,
+        0,
+    ];
+    for (i, w) in words.iter().enumerate() {
+        b[4 + 4 * i..8 + 4 * i].copy_from_slice(&w.to_ne_bytes());
+    }
+    let longs = [
+        t.tcpi_bytes_sent,
+        t.tcpi_bytes_acked,
+        t.tcpi_bytes_received,
+        t.tcpi_data_sent,
+        t.tcpi_data_received,
+        t.tcpi_total_retrans,
+    ];
+    for (i, w) in longs.iter().enumerate() {
+        b[40 + 8 * i..48 + 8 * i].copy_from_slice(&w.to_ne_bytes());
+    }
+    b
+}
+
+fn sub_setsockopt(s: &MptcpStream, buf: &[u8]) -> Result<(), c_int> {
+    let a: mptcp_sub_setsockopt = read_struct(buf)?;
+    let len = a.optlen as usize;
+    if len > 0 && a.optval.is_null() {
+        return Err(libc::EFAULT);
+    }
+    let val: &[u8] = if len == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller passes `optlen` readable bytes at `optval` (non-NULL).
+        unsafe { core::slice::from_raw_parts(a.optval as *const u8, len) }
+    };
+    let id = u32::from(a.id);
+    let known = matches!(
+        (a.level, a.optname),
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY)
+            | (libc::IPPROTO_TCP, libc::TCP_MAXSEG)
+            | (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT)
+            | (libc::IPPROTO_IP, libc::IP_TOS)
+            | (SOL_MPTCP, MPTUN_SUB_BACKUP)
+    );
+    if !known {
+        s.subflow_tuple(id).map_err(sub_errno)?;
+        return Err(libc::ENOPROTOOPT);
+    }
+    let v: [u8; 4] = val.try_into().map_err(|_| libc::EINVAL)?;
+    let v = c_int::from_ne_bytes(v);
+    let opt = match (a.level, a.optname) {
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => SubflowOpt::NoDelay(v != 0),
+        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => {
+            SubflowOpt::MaxSeg(u16::try_from(v).map_err(|_| libc::EINVAL)?)
+        }
+        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => match v {
+            0 => SubflowOpt::UserTimeout(None),
+            v if v > 0 => SubflowOpt::UserTimeout(Some(Duration::from_millis(v as u64))),
+            _ => return Err(libc::EINVAL),
+        },
+        (libc::IPPROTO_IP, libc::IP_TOS) => {
+            SubflowOpt::Tos(u8::try_from(v).map_err(|_| libc::EINVAL)?)
+        }
+        _ => SubflowOpt::Backup(match v {
+            0 => false,
+            1 => true,
+            _ => return Err(libc::EINVAL),
+        }),
+    };
+    s.set_subflow_option(id, opt).map_err(sub_errno)
+}
+
+/// Maps a stack error to errno (for Rust callers of this module's helpers).
+pub fn stack_errno(e: StackError) -> c_int {
+    io_errno(&to_io(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockaddr_round_trip_v4_v6() {
+        for a in ["198.18.1.2:5201", "[2001:db8::1]:443"] {
+            let a: SocketAddr = a.parse().unwrap();
+            let mut b = [0u8; SOCKADDR_IN6_LEN];
+            let n = write_sockaddr(&a, &mut b);
+            assert_eq!(n, sockaddr_len(&a));
+            assert_eq!(read_sockaddr(&b[..n]), Ok(a));
+            assert_eq!(read_sockaddr(&b[..n - 1]), Err(libc::EINVAL));
+        }
+        assert_eq!(read_sockaddr(&[0u8; 16]), Err(libc::EAFNOSUPPORT));
+        assert_eq!(read_sockaddr(&[2u8]), Err(libc::EINVAL));
+    }
+
+    #[test]
+    fn sockaddr_matches_libc_layout() {
+        let a: SocketAddr = "10.1.2.3:4660".parse().unwrap();
+        let mut b = [0u8; SOCKADDR_IN_LEN];
+        write_sockaddr(&a, &mut b);
+        // SAFETY: 16 initialised bytes read as a plain-integer C struct.
+        let s: libc::sockaddr_in = unsafe { core::ptr::read_unaligned(b.as_ptr() as *const _) };
+        assert_eq!(s.sin_family as c_int, libc::AF_INET);
+        assert_eq!(u16::from_be(s.sin_port), 4660);
+        assert_eq!(u32::from_be(s.sin_addr.s_addr), 0x0a010203);
+    }
+
+    #[test]
+    fn config_parsing() {
+        let c = parse_config(
+            "tun0=198.18.1.2, tun1=198.18.2.2,pm=fullmesh,impair:tun1=delay=40ms+loss=1%",
+        )
+        .unwrap();
+        assert_eq!(c.tuns.len(), 2);
+        assert!(c.tuns[1].2.is_some() && c.tuns[0].2.is_none());
+        assert_eq!(c.path_manager.as_deref(), Some("fullmesh"));
+        assert_eq!(conn_config(&c).local_addrs.len(), 2);
+        assert_eq!(
+            conn_config(&parse_config("t=1.2.3.4").unwrap()).path_manager,
+            "manual"
+        );
+        for bad in [
+            "",
+            "tun0",
+            "tun0=notanip",
+            "tun0=1.2.3.4,tun0=1.2.3.5",
+            "tun0=1.2.3.4,pm=bogus",
+            "tun0=1.2.3.4,sched=bogus",
+            "tun0=1.2.3.4,cc=bogus",
+            "impair:tun9=delay=1ms,tun0=1.2.3.4",
+            "tun0=1.2.3.4,impair:tun0=bogus=1",
+            "averyveryverylongname=1.2.3.4",
+        ] {
+            assert!(parse_config(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn tcp_info_bytes_match_the_struct() {
+        let t = mptun_tcp_info {
+            tcpi_state: 1,
+            tcpi_backup: 1,
+            tcpi_rtt_valid: 1,
+            tcpi_snd_mss: 1400,
+            tcpi_rtt: 12345,
+            tcpi_bytes_sent: 0x0102030405060708,
+            tcpi_total_retrans: 9,
+            ..Default::default()
+        };
+        let b = tcp_info_bytes(&t);
+        // SAFETY: 88 initialised bytes read as the repr(C) struct of integers.
+        let back: mptun_tcp_info = unsafe { core::ptr::read_unaligned(b.as_ptr() as *const _) };
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn int_output_reports_needed_size() {
+        let mut b = [0xffu8; 2];
+        let mut n = 2;
+        assert_eq!(put_int(&mut b, &mut n, 7), Err(libc::EINVAL));
+        assert_eq!(n, 4);
+        assert_eq!(b, [0, 0], "short buffer zeroed, not left with stale bytes");
+        let mut b = [0xffu8; 8];
+        let mut n = 8;
+        assert_eq!(put_int(&mut b, &mut n, 7), Ok(()));
+        assert_eq!(n, 4);
+        assert_eq!(&b[..4], &7i32.to_ne_bytes());
+        assert_eq!(&b[4..], &[0; 4]);
+    }
+}

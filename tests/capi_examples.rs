@@ -1,0 +1,448 @@
+//! The C ABI from C: the examples in `examples/c/` compiled with `cc` against
+//! `include/mptun.h` and the cdylib cargo built, a C program checking the header's layouts
+//! against the Rust mirrors, and each example run in a namespace against a Linux MPTCP
+//! server (`mptun linux-peer`), checked by exit code, the peer's report and the kernel's
+//! MPTcpExt counters.
+
+mod common;
+
+use common::*;
+use mptun::api::capi;
+use mptun::testbed::peer::PeerArgs;
+use mptun::testbed::{require_privileges, under_ci, NetNs};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Bytes each side sends in the example runs.
+const BYTES: u64 = 2 * 1024 * 1024;
+
+fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding `libmptun.so`: target/<profile>, the parent of this test's deps/.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf();
+    assert!(
+        dir.join("libmptun.so").exists(),
+        "no libmptun.so in {} (Cargo.toml's [lib] crate-type must include cdylib)",
+        dir.display()
+    );
+    dir
+}
+
+/// `cc` present? Under CI it must be.
+fn have_cc(test: &str) -> bool {
+    let ok = Command::new("cc")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            !under_ci(),
+            "{test}: CI=true but there is no C compiler (cc)"
+        );
+        eprintln!("SKIPPED {test}: no C compiler (cc)");
+    }
+    ok
+}
+
+/// Compiles `src` (strict C99) against the header and the library into `out`.
+fn compile(src: &Path, out: &Path) {
+    let lib = lib_dir();
+    let o = Command::new("cc")
+        .args([
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-O1",
+        ])
+        .arg("-I")
+        .arg(manifest().join("include"))
+        .arg(src)
+        .arg("-o")
+        .arg(out)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lmptun")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .output()
+        .expect("run cc");
+    assert!(
+        o.status.success(),
+        "cc {} failed:\n{}",
+        src.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+const EXAMPLES: &[&str] = &["open_subflow", "close_slow", "backup"];
+
+fn build_example(dir: &TempDir, name: &str) -> PathBuf {
+    let out = dir.path(name);
+    compile(
+        &manifest().join("examples/c").join(format!("{name}.c")),
+        &out,
+    );
+    out
+}
+
+#[test]
+fn c_examples_compile_against_the_header() {
+    if !have_cc("c_examples_compile_against_the_header") {
+        return;
+    }
+    let dir = TempDir::new("capi-cc");
+    for name in EXAMPLES {
+        let exe = build_example(&dir, name);
+        assert!(exe.exists(), "{name} was not built");
+    }
+}
+
+/// A C program prints the header's sizes and offsets and the flag-bit layout; they must
+/// equal the Rust mirrors' (which `capi.rs` asserts at compile time).
+#[test]
+fn header_layouts_match_the_rust_mirrors() {
+    if !have_cc("header_layouts_match_the_rust_mirrors") {
+        return;
+    }
+    let dir = TempDir::new("capi-layout");
+    let src = dir.path("layout.c");
+    std::fs::write(
+        &src,
+        r#"
+#include <stdio.h>
+#include "mptun.h"
+#define P(x) printf(#x "=%lu\n", (unsigned long)(x))
+int main(void) {
+    P(sizeof(struct mptcp_sub_status));
+    P(offsetof(struct mptcp_sub_status, flags));
+    P(sizeof(struct mptcp_sub_ids));
+    P(offsetof(struct mptcp_sub_tuple, addrs));
+    P(sizeof(struct mptcp_close_sub_id));
+    P(offsetof(struct mptcp_close_sub_id, how));
+    P(sizeof(struct mptcp_sub_getsockopt));
+    P(offsetof(struct mptcp_sub_getsockopt, level));
+    P(offsetof(struct mptcp_sub_getsockopt, optname));
+    P(offsetof(struct mptcp_sub_getsockopt, optval));
+    P(offsetof(struct mptcp_sub_getsockopt, optlen));
+    P(sizeof(struct mptcp_sub_setsockopt));
+    P(offsetof(struct mptcp_sub_setsockopt, optlen));
+    P(sizeof(struct mptun_tcp_info));
+    P(offsetof(struct mptun_tcp_info, tcpi_rtt));
+    P(offsetof(struct mptun_tcp_info, tcpi_snd_cwnd));
+    P(offsetof(struct mptun_tcp_info, tcpi_bytes_sent));
+    P(offsetof(struct mptun_tcp_info, tcpi_data_sent));
+    P(offsetof(struct mptun_tcp_info, tcpi_total_retrans));
+    P(MPTCP_SUB_TUPLE_LEN_IN);
+    P(MPTCP_SUB_TUPLE_LEN_IN6);
+    P(MPTCP_GET_SUB_IDS); P(MPTCP_CLOSE_SUB_ID); P(MPTCP_GET_SUB_TUPLE);
+    P(MPTCP_OPEN_SUB_TUPLE); P(MPTCP_SUB_GETSOCKOPT); P(MPTCP_SUB_SETSOCKOPT);
+    P(IPPROTO_MPTCP); P(SOL_MPTCP); P(MPTUN_SUB_BACKUP); P(MPTUN_SHUT_ABORT);
+    P(MPTCP_SUB_SLAVE_SK); P(MPTCP_SUB_FULLY_ESTABLISHED); P(MPTCP_SUB_ATTACHED);
+    P(MPTCP_SUB_LOW_PRIO); P(MPTCP_SUB_PRE_ESTABLISHED);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let exe = dir.path("layout");
+    compile(&src, &exe);
+    let out = Command::new(&exe).output().expect("run layout");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let get = |k: &str| -> usize {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} missing in {text}"))
+            .parse()
+            .unwrap()
+    };
+    use capi::*;
+    use core::mem::{offset_of, size_of};
+    let expect: &[(&str, usize)] = &[
+        (
+            "sizeof(struct mptcp_sub_status)",
+            size_of::<mptcp_sub_status>(),
+        ),
+        (
+            "offsetof(struct mptcp_sub_status, flags)",
+            offset_of!(mptcp_sub_status, flags),
+        ),
+        ("sizeof(struct mptcp_sub_ids)", size_of::<mptcp_sub_ids>()),
+        (
+            "offsetof(struct mptcp_sub_tuple, addrs)",
+            offset_of!(mptcp_sub_tuple, addrs),
+        ),
+        (
+            "sizeof(struct mptcp_close_sub_id)",
+            size_of::<mptcp_close_sub_id>(),
+        ),
+        (
+            "offsetof(struct mptcp_close_sub_id, how)",
+            offset_of!(mptcp_close_sub_id, how),
+        ),
+        (
+            "sizeof(struct mptcp_sub_getsockopt)",
+            size_of::<mptcp_sub_getsockopt>(),
+        ),
+        (
+            "offsetof(struct mptcp_sub_getsockopt, level)",
+            offset_of!(mptcp_sub_getsockopt, level),
+        ),
+        (
+            "offsetof(struct mptcp_sub_getsockopt, optname)",
+            offset_of!(mptcp_sub_getsockopt, optname),
+        ),
+        (
+            "offsetof(struct mptcp_sub_getsockopt, optval)",
+            offset_of!(mptcp_sub_getsockopt, optval),
+        ),
+        (
+            "offsetof(struct mptcp_sub_getsockopt, optlen)",
+            offset_of!(mptcp_sub_getsockopt, optlen),
+        ),
+        (
+            "sizeof(struct mptcp_sub_setsockopt)",
+            size_of::<mptcp_sub_setsockopt>(),
+        ),
+        (
+            "offsetof(struct mptcp_sub_setsockopt, optlen)",
+            offset_of!(mptcp_sub_setsockopt, optlen),
+        ),
+        ("sizeof(struct mptun_tcp_info)", size_of::<mptun_tcp_info>()),
+        (
+            "offsetof(struct mptun_tcp_info, tcpi_rtt)",
+            offset_of!(mptun_tcp_info, tcpi_rtt),
+        ),
+        (
+            "offsetof(struct mptun_tcp_info, tcpi_snd_cwnd)",
+            offset_of!(mptun_tcp_info, tcpi_snd_cwnd),
+        ),
+        (
+            "offsetof(struct mptun_tcp_info, tcpi_bytes_sent)",
+            offset_of!(mptun_tcp_info, tcpi_bytes_sent),
+        ),
+        (
+            "offsetof(struct mptun_tcp_info, tcpi_data_sent)",
+            offset_of!(mptun_tcp_info, tcpi_data_sent),
+        ),
+        (
+            "offsetof(struct mptun_tcp_info, tcpi_total_retrans)",
+            offset_of!(mptun_tcp_info, tcpi_total_retrans),
+        ),
+        ("MPTCP_SUB_TUPLE_LEN_IN", SUB_TUPLE_LEN_IN),
+        ("MPTCP_SUB_TUPLE_LEN_IN6", SUB_TUPLE_LEN_IN6),
+        ("MPTCP_GET_SUB_IDS", MPTCP_GET_SUB_IDS as usize),
+        ("MPTCP_CLOSE_SUB_ID", MPTCP_CLOSE_SUB_ID as usize),
+        ("MPTCP_GET_SUB_TUPLE", MPTCP_GET_SUB_TUPLE as usize),
+        ("MPTCP_OPEN_SUB_TUPLE", MPTCP_OPEN_SUB_TUPLE as usize),
+        ("MPTCP_SUB_GETSOCKOPT", MPTCP_SUB_GETSOCKOPT as usize),
+        ("MPTCP_SUB_SETSOCKOPT", MPTCP_SUB_SETSOCKOPT as usize),
+        ("IPPROTO_MPTCP", IPPROTO_MPTCP as usize),
+        ("SOL_MPTCP", SOL_MPTCP as usize),
+        ("MPTUN_SUB_BACKUP", MPTUN_SUB_BACKUP as usize),
+        ("MPTUN_SHUT_ABORT", MPTUN_SHUT_ABORT as usize),
+        ("MPTCP_SUB_SLAVE_SK", MPTCP_SUB_SLAVE_SK as usize),
+        (
+            "MPTCP_SUB_FULLY_ESTABLISHED",
+            MPTCP_SUB_FULLY_ESTABLISHED as usize,
+        ),
+        ("MPTCP_SUB_ATTACHED", MPTCP_SUB_ATTACHED as usize),
+        ("MPTCP_SUB_LOW_PRIO", MPTCP_SUB_LOW_PRIO as usize),
+        (
+            "MPTCP_SUB_PRE_ESTABLISHED",
+            MPTCP_SUB_PRE_ESTABLISHED as usize,
+        ),
+    ];
+    for (k, v) in expect {
+        assert_eq!(get(k), *v, "{k}: C and Rust disagree");
+    }
+}
+
+/// SHA-256 of what the examples send: byte i is i % 251.
+fn example_pattern_sha256(len: u64) -> String {
+    let mut h = Sha256::new();
+    let mut chunk = Vec::with_capacity(251 * 256);
+    for i in 0..251 * 256u64 {
+        chunk.push((i % 251) as u8);
+    }
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        h.update(&chunk[..n]);
+        left -= n as u64;
+    }
+    mptun::testbed::peer::hex(&h.finalize())
+}
+
+struct ExampleRun {
+    stdout: String,
+    report: mptun::testbed::peer::PeerReport,
+    before: std::collections::BTreeMap<String, u64>,
+    after: std::collections::BTreeMap<String, u64>,
+}
+
+/// Runs example `name` in a fresh two-TUN namespace against a Linux MPTCP server.
+fn run_example(name: &str, setup: impl FnOnce(&NetNs)) -> ExampleRun {
+    // one at a time: on a loaded 2-core machine a late MP_JOIN may be refused by the kernel
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = TempDir::new(&format!("capi-{name}"));
+    let exe = build_example(&dir, name);
+    let ns = two_tun_namespace(&format!("capi-{name}"));
+    setup(&ns);
+    let before = ns.mptcp_counters().expect("counters");
+    let server = PeerArgs::listen("0.0.0.0:5201".parse().unwrap(), BYTES, 0xC0DE);
+    let peer = ns
+        .start_peer(&exe_path(), &server, TIMEOUT_SECS)
+        .expect("Linux server");
+    // the example's default arguments match two_tun_namespace; BYTES is the 6th argument
+    let args: Vec<String> = vec![
+        default_config(name).into(),
+        "198.18.1.1".into(),
+        "198.18.2.2".into(),
+        "198.18.2.1".into(),
+        "5201".into(),
+        BYTES.to_string(),
+    ];
+    let mut cmd = ns.exec_with_timeout(TIMEOUT_SECS, &exe, &args);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("RUST_LOG", "warn");
+    let pid = ns.spawn(&mut cmd).expect("spawn example");
+    let out = ns.wait_output(pid).expect("wait for the example");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        ns.kill_all();
+    }
+    assert!(
+        out.status.success(),
+        "{name} exited with {}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = ns.finish_peer(peer).expect("Linux peer report");
+    let after = ns.mptcp_counters().expect("counters");
+    ExampleRun {
+        stdout,
+        report,
+        before,
+        after,
+    }
+}
+
+fn exe_path() -> PathBuf {
+    exe()
+}
+
+fn default_config(name: &str) -> &'static str {
+    match name {
+        "close_slow" => "tun0=198.18.1.2,tun1=198.18.2.2,impair:tun1=rate=10mbit",
+        _ => "tun0=198.18.1.2,tun1=198.18.2.2",
+    }
+}
+
+/// Data intact both ways, MPTCP, and a join the kernel acknowledged (MPJoinAckRx).
+fn assert_common(name: &str, r: &ExampleRun) {
+    assert!(r.stdout.lines().any(|l| l == "ok"), "{name}: {}", r.stdout);
+    assert!(r.report.mptcp, "{name}: Linux peer was not MPTCP");
+    assert_eq!(
+        r.report.bytes_received, BYTES,
+        "{name}: bytes Linux received"
+    );
+    assert_eq!(
+        r.report.received_sha256,
+        example_pattern_sha256(BYTES),
+        "{name}: digest of what Linux received"
+    );
+    assert_eq!(r.report.bytes_sent, BYTES);
+    assert!(
+        r.stdout.contains(&format!("sent={BYTES} received={BYTES}")),
+        "{name}: {}",
+        r.stdout
+    );
+    assert_counters(
+        &r.before,
+        &r.after,
+        &["MPCapableSYNRX", "MPJoinSynRx", "MPJoinAckRx"],
+        &[
+            "MPCapableFallbackACK",
+            "DSSNotMatching",
+            "MPJoinAckHMacFailure",
+        ],
+    );
+}
+
+#[test]
+fn c_open_subflow_against_linux() {
+    if !require_privileges("c_open_subflow_against_linux") || !have_cc("c_open_subflow") {
+        return;
+    }
+    let r = run_example("open_subflow", |_| {});
+    assert_common("open_subflow", &r);
+    assert!(
+        r.stdout.contains("local=198.18.2.2:") && r.stdout.contains("remote=198.18.2.1:5201"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn c_close_slow_against_linux() {
+    if !require_privileges("c_close_slow_against_linux") || !have_cc("c_close_slow") {
+        return;
+    }
+    let r = run_example("close_slow", |_| {});
+    assert_common("close_slow", &r);
+    // the example closes the subflow with the longest RTT of those it listed
+    let closed = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("closed "))
+        .unwrap_or_else(|| panic!("no `closed` line: {}", r.stdout));
+    let us = |l: &str| -> u64 {
+        field(l, "rtt")
+            .and_then(|v| v.strip_suffix("us"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no rtt in {l:?}"))
+    };
+    let max = r
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("id=") && l.contains("rtt="))
+        .map(us)
+        .max()
+        .expect("TCP_INFO lines");
+    assert_eq!(us(closed), max, "{}", r.stdout);
+    assert!(
+        ["198.18.1.2", "198.18.2.2"].contains(&field(closed, "local").unwrap_or("")),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn c_backup_against_linux() {
+    if !require_privileges("c_backup_against_linux") || !have_cc("c_backup") {
+        return;
+    }
+    let r = run_example("backup", |_| {});
+    assert_common("backup", &r);
+    assert!(
+        mptun::testbed::delta(&r.before, &r.after, "MPJoinSynBackupRx") > 0,
+        "the join did not carry the backup flag"
+    );
+    assert!(r.stdout.contains("closed primary id="), "{}", r.stdout);
+}
