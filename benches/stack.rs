@@ -23,12 +23,34 @@ struct Pair {
 
 impl Pair {
     fn new() -> Pair {
-        let mut c = Stack::new(StackConfig { addrs: vec![C], ..StackConfig::default() }, KeyGen::from_seed(1));
-        let mut s = Stack::new(StackConfig { addrs: vec![S], ..StackConfig::default() }, KeyGen::from_seed(2));
+        let mut c = Stack::new(
+            StackConfig {
+                addrs: vec![C],
+                ..StackConfig::default()
+            },
+            KeyGen::from_seed(1),
+        );
+        let mut s = Stack::new(
+            StackConfig {
+                addrs: vec![S],
+                ..StackConfig::default()
+            },
+            KeyGen::from_seed(2),
+        );
         s.listen(5201).unwrap();
         let mut now = Instant::from_millis(1);
-        let cid = c.connect(now, SocketAddr::new(S, 5201), Some(C), None).unwrap();
-        let mut p = Pair { c, s, cid, sid: cid, now, buf: vec![0; 65536], rbuf: vec![0; 65536] };
+        let cid = c
+            .connect(now, SocketAddr::new(S, 5201), Some(C), None)
+            .unwrap();
+        let mut p = Pair {
+            c,
+            s,
+            cid,
+            sid: cid,
+            now,
+            buf: vec![0; 65536],
+            rbuf: vec![0; 65536],
+        };
         let mut sid = None;
         for _ in 0..100 {
             now += Duration::from_millis(1);
@@ -73,7 +95,9 @@ fn bench(c: &mut Criterion) {
     let payload = vec![0x5au8; 1400];
     g.throughput(Throughput::Bytes(payload.len() as u64));
     let mut p = Pair::new();
-    g.bench_function("one_1400B_segment_both_stacks", |b| b.iter(|| p.one_segment(&payload)));
+    g.bench_function("one_1400B_segment_both_stacks", |b| {
+        b.iter(|| p.one_segment(&payload))
+    });
     g.finish();
 }
 

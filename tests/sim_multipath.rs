@@ -487,7 +487,10 @@ fn slow_path_share(sched: &str, total: usize) -> (f64, f64) {
     let (c, _) = connect_two(&mut p, false);
     let mut t = Transfer::new(c, data(total, 17), data(1000, 18));
     let start = p.now();
-    assert!(t.run(&mut p, Duration::from_secs(600)), "{sched}: did not finish");
+    assert!(
+        t.run(&mut p, Duration::from_secs(600)),
+        "{sched}: did not finish"
+    );
     t.assert_intact();
     let secs = (p.now() - start).as_secs_f64();
     let sent = sent_per_subflow(&p, c);
@@ -500,13 +503,22 @@ fn blest_and_ecf_avoid_the_slow_path_when_it_would_block_the_window() {
     let (minrtt, _) = slow_path_share("minrtt", 1 << 20);
     let (blest, _) = slow_path_share("blest", 1 << 20);
     println!("bulk slow-path share: minrtt {minrtt:.3} blest {blest:.3}");
-    assert!(minrtt > 0.05, "minRTT spills onto the slow path when the fast one is full");
-    assert!(blest < minrtt / 2.0, "BLEST must avoid the slow path: {blest} vs {minrtt}");
+    assert!(
+        minrtt > 0.05,
+        "minRTT spills onto the slow path when the fast one is full"
+    );
+    assert!(
+        blest < minrtt / 2.0,
+        "BLEST must avoid the slow path: {blest} vs {minrtt}"
+    );
     // short transfer: ECF waits for the fast path, which finishes first
     let (minrtt, _) = slow_path_share("minrtt", 96 * 1024);
     let (ecf, _) = slow_path_share("ecf", 96 * 1024);
     println!("short slow-path share: minrtt {minrtt:.3} ecf {ecf:.3}");
-    assert!(ecf < minrtt, "ECF must put less on the slow path than minRTT: {ecf} vs {minrtt}");
+    assert!(
+        ecf < minrtt,
+        "ECF must put less on the slow path than minRTT: {ecf} vs {minrtt}"
+    );
 }
 
 #[test]
@@ -548,12 +560,18 @@ fn fullmesh_recreates_a_subflow_after_its_path_returns() {
     }));
     p.net.set_link_up(link2, true);
     // the path manager opens a new subflow there, with a new id
-    assert!(p.run_until(Duration::from_secs(120), |p| {
-        t.pump(p);
-        !on_path2(p).is_empty()
-    }), "the subflow was not re-created");
+    assert!(
+        p.run_until(Duration::from_secs(120), |p| {
+            t.pump(p);
+            !on_path2(p).is_empty()
+        }),
+        "the subflow was not re-created"
+    );
     let again = on_path2(&p)[0];
-    assert!(again > first, "a new subflow with a fresh id ({again} after {first})");
+    assert!(
+        again > first,
+        "a new subflow with a fresh id ({again} after {first})"
+    );
     assert!(t.run(&mut p, Duration::from_secs(600)));
     t.assert_intact();
 }

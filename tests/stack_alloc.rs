@@ -43,17 +43,36 @@ const S: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 1));
 
 #[test]
 fn steady_state_data_path_does_not_allocate() {
-    let mut c = Stack::new(StackConfig { addrs: vec![C], ..StackConfig::default() }, KeyGen::from_seed(1));
-    let mut s = Stack::new(StackConfig { addrs: vec![S], ..StackConfig::default() }, KeyGen::from_seed(2));
+    let mut c = Stack::new(
+        StackConfig {
+            addrs: vec![C],
+            ..StackConfig::default()
+        },
+        KeyGen::from_seed(1),
+    );
+    let mut s = Stack::new(
+        StackConfig {
+            addrs: vec![S],
+            ..StackConfig::default()
+        },
+        KeyGen::from_seed(2),
+    );
     s.listen(5201).unwrap();
     let mut now = Instant::from_millis(1);
-    let cid = c.connect(now, SocketAddr::new(S, 5201), Some(C), None).unwrap();
+    let cid = c
+        .connect(now, SocketAddr::new(S, 5201), Some(C), None)
+        .unwrap();
     let mut buf = vec![0u8; 65536];
     let mut rbuf = vec![0u8; 65536];
     let payload = vec![0x5au8; 1400];
     let mut sid = None;
     let mut received = 0usize;
-    let mut step = |c: &mut Stack, s: &mut Stack, now: Instant, send: bool, sid: &mut Option<mptun::stack::ConnId>| -> usize {
+    let mut step = |c: &mut Stack,
+                    s: &mut Stack,
+                    now: Instant,
+                    send: bool,
+                    sid: &mut Option<mptun::stack::ConnId>|
+     -> usize {
         if send {
             c.send(cid, &payload).unwrap();
         }
@@ -93,5 +112,8 @@ fn steady_state_data_path_does_not_allocate() {
     ON.store(false, Ordering::Relaxed);
     let allocs = COUNT.load(Ordering::Relaxed);
     assert!(received >= 4000 * 1400, "data must flow: {received}");
-    assert_eq!(allocs, 0, "allocations during 2000 segments in steady state");
+    assert_eq!(
+        allocs, 0,
+        "allocations during 2000 segments in steady state"
+    );
 }

@@ -10,8 +10,20 @@ use proptest::prelude::*;
 use simutil::*;
 
 fn stacks() -> (Stack, Stack) {
-    let c = Stack::new(StackConfig { addrs: vec![CLIENT1], ..StackConfig::default() }, KeyGen::from_seed(1));
-    let mut s = Stack::new(StackConfig { addrs: vec![SERVER1], ..StackConfig::default() }, KeyGen::from_seed(2));
+    let c = Stack::new(
+        StackConfig {
+            addrs: vec![CLIENT1],
+            ..StackConfig::default()
+        },
+        KeyGen::from_seed(1),
+    );
+    let mut s = Stack::new(
+        StackConfig {
+            addrs: vec![SERVER1],
+            ..StackConfig::default()
+        },
+        KeyGen::from_seed(2),
+    );
     s.listen(PORT).unwrap();
     (c, s)
 }
@@ -20,7 +32,14 @@ fn stacks() -> (Stack, Stack) {
 fn capture() -> Vec<Vec<u8>> {
     let (mut c, mut s) = stacks();
     let mut now = Instant::from_millis(1);
-    let id = c.connect(now, std::net::SocketAddr::new(SERVER1, PORT), Some(CLIENT1), None).unwrap();
+    let id = c
+        .connect(
+            now,
+            std::net::SocketAddr::new(SERVER1, PORT),
+            Some(CLIENT1),
+            None,
+        )
+        .unwrap();
     let mut out = Vec::new();
     let mut buf = vec![0u8; 65536];
     let mut sid = None;
@@ -62,7 +81,12 @@ fn feed_all(pkts: &[Vec<u8>]) {
     let (mut c, mut s) = stacks();
     let mut now = Instant::from_millis(1);
     let mut buf = vec![0u8; 65536];
-    let _ = c.connect(now, std::net::SocketAddr::new(SERVER1, PORT), Some(CLIENT1), None);
+    let _ = c.connect(
+        now,
+        std::net::SocketAddr::new(SERVER1, PORT),
+        Some(CLIENT1),
+        None,
+    );
     for p in pkts {
         now += Duration::from_millis(3);
         c.handle_packet(now, p);
@@ -116,5 +140,9 @@ fn bad_checksums_and_garbage_are_counted_not_accepted() {
     s.handle_packet(now, &[]);
     assert_eq!(s.mib().InCsumErrors + s.mib().InTcpErrors, 1);
     assert_eq!(s.mib().InIpErrors, 2);
-    assert_eq!(s.mib().MPCapableSYNRX, 0, "a corrupted SYN must not open a connection");
+    assert_eq!(
+        s.mib().MPCapableSYNRX,
+        0,
+        "a corrupted SYN must not open a connection"
+    );
 }

@@ -188,6 +188,11 @@ impl MptcpStream {
         f: impl FnOnce(&mut Connection) -> Result<R, SubflowApiError>,
     ) -> Result<R, SubflowApiError> {
         self.with_conn(|c| {
+            // a finished connection keeps its record until the handle is dropped; its
+            // subflows (some perhaps still in TIME-WAIT) are no longer the application's
+            if c.is_closed() {
+                return Err(SubflowApiError::NotConnected);
+            }
             if c.mode() != crate::mptcp::Mode::Mptcp {
                 return Err(SubflowApiError::NotMptcp);
             }
@@ -251,6 +256,7 @@ impl MptcpStream {
         let r = self.stack().with_stack(|s| {
             match s.connection(id) {
                 None => return Err(SubflowApiError::NotConnected),
+                Some(c) if c.is_closed() => return Err(SubflowApiError::NotConnected),
                 Some(c) if c.mode() != crate::mptcp::Mode::Mptcp => {
                     return Err(SubflowApiError::NotMptcp)
                 }

@@ -148,7 +148,9 @@ fn impair_direction(dev: &str) -> Result<(&str, Dir), String> {
         Some((d, "out")) => Ok((d, Dir::Out)),
         Some((d, "in")) => Ok((d, Dir::In)),
         Some((d, "both")) => Ok((d, Dir::Both)),
-        Some((_, other)) => Err(format!("--impair {dev}: direction must be in, out or both, not {other:?}")),
+        Some((_, other)) => Err(format!(
+            "--impair {dev}: direction must be in, out or both, not {other:?}"
+        )),
     }
 }
 
