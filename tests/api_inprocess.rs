@@ -361,7 +361,7 @@ fn churn_keeps_data_intact() {
     let mut established = Vec::new();
     // the graceful close may still be in TIME-WAIT: wait for all three closes
     let end = Instant::now() + T;
-    while closed.len() < 3 && Instant::now() < end {
+    while ![init, a, b].iter().all(|x| closed.contains_key(x)) && Instant::now() < end {
         while let Some(e) = n.client.poll_event() {
             match e {
                 ConnEvent::SubflowClosed { id, reason } => {
@@ -379,7 +379,7 @@ fn churn_keeps_data_intact() {
         [init, a, b, c],
         "the initial subflow and three joins"
     );
-    assert_eq!(closed.len(), 3, "three closes: {closed:?}");
+    assert!(closed.len() >= 3, "three closes: {closed:?}");
     assert_eq!(closed.get(&init), Some(&CloseReason::Aborted), "{closed:?}");
     assert_eq!(closed.get(&b), Some(&CloseReason::Aborted), "{closed:?}");
     assert!(closed.contains_key(&a), "{closed:?}");
@@ -774,19 +774,27 @@ fn shutdown_gives_eof_and_half_close() {
     events_until(&n.client, T, |e| {
         matches!(e, ConnEvent::Closed { error: None })
     });
-    // after the close: the subflow operations say so, and never panic
+    // after the close: operations that change subflows say so; reads give final values
     let c = &n.client;
+    let last = c.subflows().expect("final subflow list stays readable");
+    let init = last.iter().find(|f| f.initial).expect("initial subflow").id;
+    let fin = c
+        .subflow_info(init)
+        .expect("final statistics stay readable");
+    assert!(
+        [6, 7].contains(&fin.state),
+        "TIME-WAIT or CLOSED, not {}",
+        fin.state
+    );
+    assert_eq!(fin.data_sent, 5, "the five bytes of hello");
+    assert_eq!(fin.data_received, 3, "the three bytes of bye");
     assert_eq!(
         c.open_subflow(sa(C2, 0), sa(S2, PORT), false),
         Err(SubflowApiError::NotConnected)
     );
     const NC: SubflowApiError = SubflowApiError::NotConnected;
-    assert_eq!(c.subflows(), Err(NC));
     assert_eq!(NC.errno(), 107);
-    for id in [0u32, 1, 2, 99] {
-        assert_eq!(c.subflow_info(id), Err(NC));
-        assert_eq!(c.subflow_tuple(id), Err(NC));
-        assert_eq!(c.subflow_option(id, SubflowOptName::Tos), Err(NC));
+    for id in [init, 2, 99] {
         assert_eq!(c.set_subflow_option(id, SubflowOpt::Tos(1)), Err(NC));
         assert_eq!(c.close_subflow(id, CloseHow::Abortive), Err(NC));
         assert_eq!(
@@ -795,7 +803,13 @@ fn shutdown_gives_eof_and_half_close() {
         );
     }
     // the server's handle too
-    assert_eq!(n.server.subflows(), Err(NC));
+    let sid = n.server.subflows().unwrap()[0].id;
+    assert_eq!(n.server.close_subflow(sid, CloseHow::Graceful), Err(NC));
+    // and once the handle is dropped the stack forgets the connection
+    let Net { client, .. } = n;
+    let other = client.try_clone().unwrap();
+    drop(client);
+    assert!(other.subflows().is_ok(), "a clone keeps the connection");
 }
 
 #[test]

@@ -188,13 +188,23 @@ impl MptcpStream {
         f: impl FnOnce(&mut Connection) -> Result<R, SubflowApiError>,
     ) -> Result<R, SubflowApiError> {
         self.with_conn(|c| {
-            // a finished connection keeps its record until the handle is dropped; its
-            // subflows (some perhaps still in TIME-WAIT) are no longer the application's
-            if c.is_closed() {
-                return Err(SubflowApiError::NotConnected);
-            }
             if c.mode() != crate::mptcp::Mode::Mptcp {
                 return Err(SubflowApiError::NotMptcp);
+            }
+            f(c)
+        })
+    }
+
+    /// Like `mptcp_conn`, for operations that change subflows: a finished connection keeps
+    /// its record (readable: final statistics, like TCP_INFO on a closed socket) until the
+    /// handle is dropped, but its subflows are no longer the application's to change.
+    fn live_mptcp_conn<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, SubflowApiError>,
+    ) -> Result<R, SubflowApiError> {
+        self.mptcp_conn(|c| {
+            if c.is_closed() {
+                return Err(SubflowApiError::NotConnected);
             }
             f(c)
         })
@@ -277,6 +287,7 @@ impl MptcpStream {
     ) -> Result<(), SubflowApiError> {
         let deadline = self.stack().now() + timeout;
         loop {
+            self.live_mptcp_conn(|_| Ok(()))?;
             let st = self
                 .subflows()?
                 .into_iter()
@@ -298,7 +309,7 @@ impl MptcpStream {
     /// Close a subflow (MPTCP_CLOSE_SUB_ID). Data it carried that the peer did not
     /// acknowledge is sent again on the other subflows: nothing is lost.
     pub fn close_subflow(&self, id: u32, how: CloseHow) -> Result<(), SubflowApiError> {
-        let r = self.mptcp_conn(|c| {
+        let r = self.live_mptcp_conn(|c| {
             let i = c.subflow_by_id(id).ok_or(SubflowApiError::UnknownId)?;
             if c.close_subflow(i, how == CloseHow::Abortive) {
                 Ok(())
@@ -358,7 +369,7 @@ impl MptcpStream {
     /// Set a per-subflow option (MPTCP_SUB_SETSOCKOPT). TCP_MAXSEG on an established
     /// subflow only lowers the MSS it sends with.
     pub fn set_subflow_option(&self, id: u32, opt: SubflowOpt) -> Result<(), SubflowApiError> {
-        let r = self.mptcp_conn(|c| {
+        let r = self.live_mptcp_conn(|c| {
             let i = c.subflow_by_id(id).ok_or(SubflowApiError::UnknownId)?;
             if c.subflows()[i].closed.is_some() {
                 return Err(SubflowApiError::UnknownId);
