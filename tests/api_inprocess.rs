@@ -289,6 +289,10 @@ fn ids_are_never_reused() {
             CloseHow::Abortive
         };
         n.client.close_subflow(id, how).expect("close");
+        assert!(
+            !status(&n.client, id).established,
+            "a closing subflow is not listed as established"
+        );
         events_until(
             &n.client,
             T,

@@ -93,7 +93,8 @@ pub struct SubflowStatus {
     pub id: u32,
     pub local: SocketAddr,
     pub remote: SocketAddr,
-    /// TCP handshake (and MP_JOIN) complete.
+    /// TCP handshake (and MP_JOIN) complete, and the subflow is not closing: it can carry
+    /// data (ESTABLISHED or CLOSE-WAIT, not closed by the application).
     pub established: bool,
     /// MP_JOIN third ACK sent, not yet acknowledged (the draft's pre_established).
     pub pre_established: bool,
@@ -220,7 +221,11 @@ impl MptcpStream {
                     id: s.id,
                     local: s.local,
                     remote: s.remote,
-                    established: s.established && s.closed.is_none(),
+                    // usable for data: not closing (by us) nor in a closing state
+                    established: s.established
+                        && s.closed.is_none()
+                        && !s.closing_by_app
+                        && matches!(s.tcb.state(), State::Established | State::CloseWait),
                     pre_established: matches!(s.join, JoinState::AckPending { .. }),
                     backup: s.backup || s.peer_backup,
                     initial: s.join == JoinState::Initial,
