@@ -189,6 +189,11 @@ struct StreamOpts {
     nonblocking: bool,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    /// `shutdown(Write)` was called: writes fail with `BrokenPipe` instead of waiting for
+    /// send-buffer room that never comes.
+    write_shut: bool,
+    /// `shutdown(Read)` was called: reads return end of stream.
+    read_shut: bool,
 }
 
 impl MptcpStream {
@@ -282,9 +287,17 @@ impl MptcpStream {
             self.handle
                 .with_stack(|s| s.shutdown(now, self.id))
                 .map_err(to_io)?;
+            self.set_opt(|o| o.write_shut = true);
             self.handle.wake_driver();
         }
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.set_opt(|o| o.read_shut = true);
+        }
         Ok(())
+    }
+
+    fn set_opt(&self, f: impl FnOnce(&mut StreamOpts)) {
+        f(&mut self.inner.opts.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Non-blocking mode: reads and writes return `WouldBlock` instead of waiting.
@@ -377,6 +390,9 @@ impl Read for &MptcpStream {
             return Ok(0);
         }
         let o = self.opts();
+        if o.read_shut {
+            return Ok(0);
+        }
         let id = self.id;
         let attempt = |s: &mut Stack| match s.recv(id, buf) {
             Ok(n) => Some(Ok(n)),
@@ -412,6 +428,9 @@ impl Write for &MptcpStream {
             return Ok(0);
         }
         let o = self.opts();
+        if o.write_shut {
+            return Err(to_io(StackError::Shutdown));
+        }
         let id = self.id;
         let attempt = |s: &mut Stack| match s.send(id, buf) {
             Ok(n) => Some(Ok(n)),

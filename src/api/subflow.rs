@@ -93,7 +93,8 @@ pub struct SubflowStatus {
     pub id: u32,
     pub local: SocketAddr,
     pub remote: SocketAddr,
-    /// TCP handshake (and MP_JOIN) complete.
+    /// TCP handshake (and MP_JOIN) complete, and the subflow is not closing: it can carry
+    /// data (ESTABLISHED or CLOSE-WAIT, not closed by the application).
     pub established: bool,
     /// MP_JOIN third ACK sent, not yet acknowledged (the draft's pre_established).
     pub pre_established: bool,
@@ -195,6 +196,21 @@ impl MptcpStream {
         })
     }
 
+    /// Like `mptcp_conn`, for operations that change subflows: a finished connection keeps
+    /// its record (readable: final statistics, like TCP_INFO on a closed socket) until the
+    /// handle is dropped, but its subflows are no longer the application's to change.
+    fn live_mptcp_conn<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, SubflowApiError>,
+    ) -> Result<R, SubflowApiError> {
+        self.mptcp_conn(|c| {
+            if c.is_closed() {
+                return Err(SubflowApiError::NotConnected);
+            }
+            f(c)
+        })
+    }
+
     /// List the subflows (the draft's MPTCP_GET_SUB_IDS), closed ones included until the
     /// connection forgets them.
     pub fn subflows(&self) -> Result<Vec<SubflowStatus>, SubflowApiError> {
@@ -205,7 +221,11 @@ impl MptcpStream {
                     id: s.id,
                     local: s.local,
                     remote: s.remote,
-                    established: s.established && s.closed.is_none(),
+                    // usable for data: not closing (by us) nor in a closing state
+                    established: s.established
+                        && s.closed.is_none()
+                        && !s.closing_by_app
+                        && matches!(s.tcb.state(), State::Established | State::CloseWait),
                     pre_established: matches!(s.join, JoinState::AckPending { .. }),
                     backup: s.backup || s.peer_backup,
                     initial: s.join == JoinState::Initial,
@@ -251,6 +271,7 @@ impl MptcpStream {
         let r = self.stack().with_stack(|s| {
             match s.connection(id) {
                 None => return Err(SubflowApiError::NotConnected),
+                Some(c) if c.is_closed() => return Err(SubflowApiError::NotConnected),
                 Some(c) if c.mode() != crate::mptcp::Mode::Mptcp => {
                     return Err(SubflowApiError::NotMptcp)
                 }
@@ -271,6 +292,7 @@ impl MptcpStream {
     ) -> Result<(), SubflowApiError> {
         let deadline = self.stack().now() + timeout;
         loop {
+            self.live_mptcp_conn(|_| Ok(()))?;
             let st = self
                 .subflows()?
                 .into_iter()
@@ -292,7 +314,7 @@ impl MptcpStream {
     /// Close a subflow (MPTCP_CLOSE_SUB_ID). Data it carried that the peer did not
     /// acknowledge is sent again on the other subflows: nothing is lost.
     pub fn close_subflow(&self, id: u32, how: CloseHow) -> Result<(), SubflowApiError> {
-        let r = self.mptcp_conn(|c| {
+        let r = self.live_mptcp_conn(|c| {
             let i = c.subflow_by_id(id).ok_or(SubflowApiError::UnknownId)?;
             if c.close_subflow(i, how == CloseHow::Abortive) {
                 Ok(())
@@ -352,7 +374,7 @@ impl MptcpStream {
     /// Set a per-subflow option (MPTCP_SUB_SETSOCKOPT). TCP_MAXSEG on an established
     /// subflow only lowers the MSS it sends with.
     pub fn set_subflow_option(&self, id: u32, opt: SubflowOpt) -> Result<(), SubflowApiError> {
-        let r = self.mptcp_conn(|c| {
+        let r = self.live_mptcp_conn(|c| {
             let i = c.subflow_by_id(id).ok_or(SubflowApiError::UnknownId)?;
             if c.subflows()[i].closed.is_some() {
                 return Err(SubflowApiError::UnknownId);
