@@ -492,7 +492,7 @@ pub extern "C" fn mptun_fini() -> c_int {
             close_sock(&s);
         }
         let lingering: Vec<MptcpStream> = lock(&LINGER).drain(..).collect();
-        if let Some((h, _, _)) = runtime().ok() {
+        if let Ok((h, _, _)) = runtime() {
             let deadline = h.now() + LINGER_TIMEOUT;
             for s in &lingering {
                 let left = deadline.saturating_duration_since(h.now());
@@ -657,6 +657,7 @@ pub unsafe extern "C" fn mptun_bind(
             }
             _ => Err(libc::EINVAL),
         };
+        drop(st);
         r
     })
 }
