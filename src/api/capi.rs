@@ -259,6 +259,8 @@ struct Sock {
     domain: c_int,
     mptcp: bool,
     nonblocking: bool,
+    /// The application shut the sending direction down (send fails with EPIPE).
+    wr_shut: std::sync::atomic::AtomicBool,
     state: Mutex<SockState>,
 }
 
@@ -490,7 +492,7 @@ pub extern "C" fn mptun_fini() -> c_int {
             close_sock(&s);
         }
         let lingering: Vec<MptcpStream> = lock(&LINGER).drain(..).collect();
-        if let Some((h, _, _)) = runtime().ok() {
+        if let Ok((h, _, _)) = runtime() {
             let deadline = h.now() + LINGER_TIMEOUT;
             for s in &lingering {
                 let left = deadline.saturating_duration_since(h.now());
@@ -538,6 +540,7 @@ pub extern "C" fn mptun_socket(domain: c_int, ty: c_int, protocol: c_int) -> c_i
             domain,
             mptcp,
             nonblocking: ty & libc::SOCK_NONBLOCK != 0,
+            wr_shut: false.into(),
             state: Mutex::new(SockState::Fresh { bound: None }),
         })
     })
@@ -624,11 +627,10 @@ unsafe fn sockaddr_arg(
     // SAFETY: the caller passes `len` readable bytes at `addr` (non-NULL); we read `want`
     // <= len of them.
     let b = unsafe { core::slice::from_raw_parts(addr as *const u8, want) };
-    let a = read_sockaddr(b)?;
     if u16::from_ne_bytes([b[0], b[1]]) != family_of(sock.domain) {
         return Err(libc::EAFNOSUPPORT);
     }
-    Ok(a)
+    read_sockaddr(b)
 }
 
 /// `int mptun_bind(int fd, const struct sockaddr *addr, socklen_t len)`: the address must
@@ -655,6 +657,7 @@ pub unsafe extern "C" fn mptun_bind(
             }
             _ => Err(libc::EINVAL),
         };
+        drop(st);
         r
     })
 }
@@ -742,6 +745,7 @@ pub unsafe extern "C" fn mptun_accept(
             domain: sock.domain,
             mptcp: sock.mptcp,
             nonblocking: false,
+            wr_shut: false.into(),
             state: Mutex::new(SockState::Connected(Arc::new(stream))),
         })?;
         // SAFETY: forwarded caller contract.
@@ -808,6 +812,9 @@ pub unsafe extern "C" fn mptun_send(
             return Err(libc::EOPNOTSUPP);
         }
         let s = stream_of(&sock)?;
+        if sock.wr_shut.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(libc::EPIPE);
+        }
         if len == 0 {
             return Ok(0);
         }
@@ -881,7 +888,12 @@ pub extern "C" fn mptun_shutdown(fd: c_int, how: c_int) -> c_int {
             _ => return Err(libc::EINVAL),
         };
         let s = stream_of(&sock)?;
-        s.shutdown(how).map(|()| 0).map_err(|e| io_errno(&e))
+        s.shutdown(how).map_err(|e| io_errno(&e))?;
+        if how != Shutdown::Read {
+            sock.wr_shut
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(0)
     })
 }
 
