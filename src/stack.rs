@@ -305,14 +305,6 @@ impl Stack {
         if let Some(e) = c.error() {
             return Err(StackError::Closed(Some(e)));
         }
-        if c.send_space() == 0 && c.is_established() {
-            // distinguish shut down from full
-            let n = c.send(data);
-            if n == 0 {
-                return Err(StackError::WouldBlock);
-            }
-            return Ok(n);
-        }
         match c.send(data) {
             0 if data.is_empty() => Ok(0),
             0 => Err(StackError::WouldBlock),

@@ -302,11 +302,7 @@ impl MptcpStream {
 
     /// Non-blocking mode: reads and writes return `WouldBlock` instead of waiting.
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        self.inner
-            .opts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .nonblocking = on;
+        self.set_opt(|o| o.nonblocking = on);
         Ok(())
     }
 
@@ -315,11 +311,7 @@ impl MptcpStream {
         if t == Some(Duration::ZERO) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "zero timeout"));
         }
-        self.inner
-            .opts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .read_timeout = t;
+        self.set_opt(|o| o.read_timeout = t);
         Ok(())
     }
 
@@ -328,11 +320,7 @@ impl MptcpStream {
         if t == Some(Duration::ZERO) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "zero timeout"));
         }
-        self.inner
-            .opts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .write_timeout = t;
+        self.set_opt(|o| o.write_timeout = t);
         Ok(())
     }
 

@@ -202,10 +202,6 @@ pub struct Connection {
     pub(crate) mp: multipath::MpState,
 }
 
-fn initial_tcp_config(cfg: &ConnConfig) -> tcp::Config {
-    cfg.tcp.clone()
-}
-
 impl Connection {
     /// Active open. `key` must give a token unique in the stack; `iss` is the initial
     /// sequence number of the first subflow.
@@ -217,7 +213,7 @@ impl Connection {
         iss: u32,
         now: Instant,
     ) -> Self {
-        let tcb = tcp::Tcb::connect(initial_tcp_config(&cfg), iss, now);
+        let tcb = tcp::Tcb::connect(cfg.tcp.clone(), iss, now);
         let mode = if cfg.mptcp {
             Mode::Handshake
         } else {
@@ -242,7 +238,7 @@ impl Connection {
         iss: u32,
         now: Instant,
     ) -> Self {
-        let tcb = tcp::Tcb::accept(initial_tcp_config(&cfg), syn, iss, now);
+        let tcb = tcp::Tcb::accept(cfg.tcp.clone(), syn, iss, now);
         let mptcp = cfg.mptcp && mpc.is_some();
         let mode = if mptcp {
             Mode::Handshake
