@@ -36,7 +36,8 @@ fn main() {
         tos,
         ..SubflowOptions::default()
     };
-    // Linux sometimes refuses a join (MPJoinRejected) when it arrives late: try up to 3 times
+    // A peer may refuse a join (Linux does once its side is half-closed, MPJoinRejected):
+    // try up to 3 times
     let mut attempt = 0;
     let id = loop {
         attempt += 1;

@@ -24,8 +24,9 @@ fn main() {
     let s = connect(&rt, &args);
     let ip = args.tuns.get(1).unwrap_or(&args.tuns[0]).addr;
     let remote2: SocketAddr = args.value("remote2").unwrap_or(args.remote);
-    // A peer may refuse a join that arrives while it still counts the subflow just closed
-    // (Linux processes the RST asynchronously): retry a few times, each on a fresh port.
+    // A peer may refuse a join (Linux refuses every join once its side of the connection is
+    // half-closed; its subflow limit may still count the one just closed): retry a few
+    // times, each on a fresh port.
     let open = |port: u16| {
         for attempt in 0..4u16 {
             let port = if port == 0 {

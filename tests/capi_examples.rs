@@ -327,7 +327,10 @@ fn run_example(name: &str, setup: impl FnOnce(&NetNs)) -> ExampleRun {
     let ns = two_tun_namespace(&format!("capi-{name}"));
     setup(&ns);
     let before = ns.mptcp_counters().expect("counters");
-    let server = PeerArgs::listen("0.0.0.0:5201".parse().unwrap(), BYTES, 0xC0DE);
+    let mut server = PeerArgs::listen("0.0.0.0:5201".parse().unwrap(), BYTES, 0xC0DE);
+    // Linux refuses MP_JOIN once its side of the connection is half-closed (msk no longer
+    // ESTABLISHED), which a fast transfer reaches before a late join: close it last.
+    server.hold = true;
     let peer = ns
         .start_peer(&exe_path(), &server, TIMEOUT_SECS)
         .expect("Linux server");
@@ -353,9 +356,10 @@ fn run_example(name: &str, setup: impl FnOnce(&NetNs)) -> ExampleRun {
     }
     assert!(
         out.status.success(),
-        "{name} exited with {}\nstdout:\n{stdout}\nstderr:\n{}",
+        "{name} exited with {}\nstdout:\n{stdout}\nstderr:\n{}\nkernel MPTCP counters that changed: {:?}",
         out.status,
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        counter_diff(&before, &ns.mptcp_counters().unwrap_or_default())
     );
     let report = ns.finish_peer(peer).expect("Linux peer report");
     let after = ns.mptcp_counters().expect("counters");

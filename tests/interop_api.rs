@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use mptun::testbed::peer::{self, PeerArgs};
-use mptun::testbed::{require_privileges, NetNs};
+use mptun::testbed::{delta, require_privileges, NetNs};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -53,12 +53,12 @@ struct Run {
 /// example's output and the server's report.
 fn run_example(ns: &NetNs, name: &str, extra: &[String]) -> (Run, peer::PeerReport) {
     let exe = example(name);
+    let mut listen = PeerArgs::listen("0.0.0.0:5201".parse().unwrap(), SIZE, PEER_SEED);
+    // Linux refuses MP_JOIN once its side of the connection is half-closed (the msk is no
+    // longer ESTABLISHED): keep sending open until the example has finished its own side.
+    listen.hold = true;
     let server = ns
-        .start_peer(
-            &common::exe(),
-            &PeerArgs::listen("0.0.0.0:5201".parse().unwrap(), SIZE, PEER_SEED),
-            TIMEOUT_SECS,
-        )
+        .start_peer(&common::exe(), &listen, TIMEOUT_SECS)
         .expect("Linux server");
     let mut args = tun_args();
     args.push("198.18.1.1:5201".into());
@@ -258,9 +258,60 @@ fn api_open_backup_subflow_linux_server() {
     open_on_second_tuple(true);
 }
 
+/// Re-open a subflow on a new source port after closing the first one mid-transfer,
+/// gracefully and abortively: the kernel accepts both joins, the ids and ports differ, the
+/// data arrives intact.
+#[test]
+fn api_reopen_port_linux_server() {
+    if !require_privileges("api-reopen") {
+        return;
+    }
+    for abort in [false, true] {
+        let ns = two_tun_namespace(if abort {
+            "api-reopen-a"
+        } else {
+            "api-reopen-g"
+        });
+        let dir = TempDir::new("reopen_port");
+        let before = ns.mptcp_counters().expect("counters");
+        let mut extra = vec!["--remote2".to_string(), "198.18.2.1:5201".to_string()];
+        if abort {
+            extra.push("--abort".into());
+        }
+        let (r, report) = run_example(&ns, "reopen_port", &extra);
+        let after = ns.mptcp_counters().expect("counters");
+        assert_intact(&dir, &r, &report);
+        assert!(
+            delta(&before, &after, "MPJoinAckRx") >= 2,
+            "both joins reach the kernel: {:?}",
+            counter_diff(&before, &after)
+        );
+        let port = |prefix: &str| -> (u32, u16) {
+            let l = r
+                .stdout
+                .lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no `{prefix}` line: {}", r.stdout));
+            let id = l
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("id="))
+                .and_then(|v| v.parse().ok())
+                .expect("id");
+            let sa: std::net::SocketAddr = l
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("local="))
+                .and_then(|v| v.parse().ok())
+                .expect("local");
+            (id, sa.port())
+        };
+        let (id1, p1) = port("opened ");
+        let (id2, p2) = port("reopened ");
+        assert_ne!(id1, id2, "ids are never reused");
+        assert_ne!(p1, p2, "a new source port");
+    }
+}
+
 /// The other examples against the kernel: each must succeed with the data intact.
-/// `reopen_port` is left out: Linux 6.18's in-kernel PM answers every MP_JOIN that follows
-/// the close of a joined subflow (graceful or abortive) with MPJoinRejected (see the report).
 #[test]
 fn api_examples_linux_server() {
     if !require_privileges("api-examples") {

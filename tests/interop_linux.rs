@@ -125,6 +125,9 @@ fn listen_args(extra: &[&str]) -> Vec<String> {
 fn linux_server(size: u64, tcp: bool) -> PeerArgs {
     let mut p = PeerArgs::listen("0.0.0.0:5201".parse().unwrap(), size, 0xB0B);
     p.tcp = tcp;
+    // Linux refuses MP_JOIN once it has half-closed the connection (msk no longer
+    // ESTABLISHED): subflows mptun opens or re-creates late must find it open.
+    p.hold = true;
     p
 }
 

@@ -614,3 +614,57 @@ fn abort_sends_fastclose_and_the_peer_resets() {
         "every subflow closed"
     );
 }
+
+/// A join opened right after the handshake waits until the server confirmed the client's
+/// key (its first DSS). Here the third ACK is lost and the second path is much faster: a
+/// join SYN sent at once would reach a server that does not know the token yet and be
+/// reset; held, it follows the first data packet (which repeats MP_CAPABLE) and succeeds.
+#[test]
+fn join_waits_for_the_server_to_confirm_the_key() {
+    let mut p = Pair::two_paths(
+        41,
+        path(30, 50),
+        path(2, 50),
+        cfg("minrtt", "manual"),
+        cfg("minrtt", "manual"),
+    );
+    let dropped = Rc::new(Cell::new(false));
+    let d = dropped.clone();
+    p.net.set_hook(Box::new(move |info, pkt| {
+        // the client's third ACK: pure ACK on path 1 carrying MP_CAPABLE
+        let is_third_ack = info.from_host == 0
+            && info.link == 0
+            && tcp_flags(pkt) == Some(ACK)
+            && tcp_payload_len(pkt) == 0
+            && mptcp_options(pkt)
+                .iter()
+                .any(|o| o.len() >= 3 && o[2] >> 4 == 0);
+        if is_third_ack && !d.get() {
+            d.set(true);
+            return Verdict::Drop;
+        }
+        Verdict::Pass
+    }));
+    let c = p.connect();
+    assert!(p.run_until(Duration::from_secs(10), |p| p
+        .client
+        .connection(c)
+        .is_some_and(|x| x.subflows()[0].established)));
+    let id = p.open_second_path(c, false);
+    p.client.send(c, &data(1000, 5)).expect("send");
+    assert!(p.run_until(Duration::from_secs(10), |p| {
+        let conn = p.client.connection(c).unwrap();
+        let sf = conn.subflows().iter().find(|s| s.id == id).unwrap();
+        sf.established || sf.closed.is_some()
+    }));
+    assert!(dropped.get(), "the third ACK was never seen");
+    let conn = p.client.connection(c).unwrap();
+    let sf = conn.subflows().iter().find(|s| s.id == id).unwrap();
+    assert!(
+        sf.established && sf.closed.is_none(),
+        "join failed: {:?}",
+        sf.closed
+    );
+    assert_eq!(p.server.mib().MPJoinNoTokenFound, 0);
+    assert_eq!(p.server.mib().MPJoinAckRx, 1);
+}

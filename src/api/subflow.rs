@@ -62,7 +62,9 @@ impl fmt::Display for SubflowApiError {
             SubflowApiError::InvalidArgument => "invalid argument",
             SubflowApiError::NotConnected => "not connected",
             SubflowApiError::Unavailable => "resources unavailable (limit or port)",
-            SubflowApiError::Refused => "the peer refuses joins to that address",
+            SubflowApiError::Refused => {
+                "the peer refused the subflow (C flag, or a reset during the join)"
+            }
         };
         f.write_str(s)
     }

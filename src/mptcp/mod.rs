@@ -1037,7 +1037,8 @@ impl Connection {
             .iter()
             .filter_map(|s| s.tcb.poll_timeout())
             .min();
-        [sub, self.fin_timer, self.mp_poll_timeout()]
+        let held = self.subflows.iter().filter_map(|s| s.held).min();
+        [sub, self.fin_timer, self.mp_poll_timeout(), held]
             .into_iter()
             .flatten()
             .min()
@@ -1340,12 +1341,31 @@ impl Connection {
     }
 
     /// Write the next packet to send into `buf`; returns its length.
+    /// A held join may go once the connection is fully established; if the connection fell
+    /// back to TCP or failed first, the join is abandoned (`SubflowClosed { Aborted }`).
+    fn release_held(&mut self, now: Instant, i: usize, mib: &mut Mib) -> bool {
+        if self.mode == Mode::Mptcp && self.error.is_none() && !self.subflows_closing {
+            if !self.fully_established && self.subflows[i].held.is_some_and(|t| now < t) {
+                return false;
+            }
+            self.subflows[i].held = None;
+            return true;
+        }
+        self.subflows[i].held = None;
+        self.subflows[i].tcb.abort();
+        self.process_tcb_events(now, mib);
+        false
+    }
+
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8], mib: &mut Mib) -> Option<usize> {
         self.schedule(now);
         mib.Reinjections += core::mem::take(&mut self.mib_reinjections);
         let n = self.subflows.len();
         for k in 0..n {
             let i = (self.tx_cursor + k) % n;
+            if self.subflows[i].held.is_some() && !self.release_held(now, i, mib) {
+                continue;
+            }
             let pending_data = self.subflows[i].unsent() > 0;
             let extra = self.option_budget(i, pending_data);
             let tx = TxParams {

@@ -225,6 +225,17 @@ impl Connection {
         sf.local_addr_id = self.local_addr_id(local.ip());
         sf.remote_addr_id = self.remote_addr_id(remote);
         sf.tos = self.cfg.tos;
+        // RFC 8684 3.1: until the server sent a DSS, it may not have our key (the third ACK
+        // may be lost) and so cannot know the token; Linux also refuses joins before it
+        // considers the connection fully established. Hold the SYN until then.
+        if self.role == Role::Client && !self.fully_established {
+            let srtt = self.subflows[0]
+                .tcb
+                .srtt()
+                .unwrap_or(Duration::from_millis(100));
+            let wait = (srtt * 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+            sf.held = Some(now + wait);
+        }
         self.subflows.push(sf);
         Ok(self.subflows.len() - 1)
     }

@@ -1,6 +1,7 @@
 //! One MPTCP subflow: a TCP engine plus the data-sequence mappings of its byte stream.
 
 use crate::tcp::{CloseReason, Tcb};
+use crate::time::Instant;
 use core::net::SocketAddr;
 use std::collections::VecDeque;
 
@@ -237,6 +238,10 @@ pub struct Subflow {
     pub join_retries: u8,
     /// The application or path manager asked to close this subflow.
     pub closing_by_app: bool,
+    /// A join opened before the peer confirmed our key: its SYN waits until the connection
+    /// is fully established (the peer may not know the token yet, or refuses joins before)
+    /// or until this deadline, so that an idle connection still gets its subflow.
+    pub held: Option<Instant>,
     /// Subflow offset up to which outstanding data was already put up for reinjection.
     pub reinjected_upto: u64,
     /// RTO count and snd_una when the subflow was last seen making progress.
@@ -271,6 +276,7 @@ impl Subflow {
             join_timer: None,
             join_retries: 0,
             closing_by_app: false,
+            held: None,
             reinjected_upto: 0,
             stall_mark: (0, 0),
             potentially_failed: false,

@@ -160,3 +160,15 @@ pub fn assert_counters(
 pub fn arg(path: &Path) -> String {
     path.display().to_string()
 }
+
+/// The MPTcpExt counters that changed between two snapshots, for failure messages.
+pub fn counter_diff(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> Vec<(String, i64)> {
+    deltas(before, after)
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("TcpExt."))
+        .map(|(k, v)| (k, v as i64))
+        .collect()
+}
