@@ -388,11 +388,9 @@ impl Read for &MptcpStream {
             Err(e) => Some(Err(to_io(e))),
         };
         let r = if o.nonblocking {
-            let r = self
-                .handle
+            self.handle
                 .with_stack(attempt)
-                .unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()));
-            r
+                .unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))
         } else {
             let deadline = o.read_timeout.map(|t| self.handle.now() + t);
             self.handle.wait_for(deadline, attempt).map_err(|e| {

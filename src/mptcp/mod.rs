@@ -228,6 +228,7 @@ impl Connection {
 
     /// Passive open from a SYN. `mpc` is the MP_CAPABLE option of the SYN, if any (and if
     /// MPTCP is enabled on the listener).
+    #[allow(clippy::too_many_arguments)]
     pub fn accept(
         cfg: ConnConfig,
         local: SocketAddr,
@@ -851,9 +852,8 @@ impl Connection {
                         self.peer_closed = true;
                         self.push_event(ConnEvent::PeerClosed);
                         // acknowledge the DATA_FIN promptly
-                        for s in self.subflows.iter_mut().filter(|s| s.usable()) {
+                        if let Some(s) = self.subflows.iter_mut().find(|s| s.usable()) {
                             s.tcb.request_ack();
-                            break;
                         }
                         self.maybe_close_subflows();
                     }
@@ -1399,14 +1399,13 @@ impl Connection {
             Mode::Mptcp => {
                 let sf = &self.subflows[i];
                 let csum = if self.checksum { 2 } else { 0 };
-                if self.role == Role::Client && i == 0 && !self.fully_established {
+                let _ = data; // a mapping or a DATA_FIN may ride along either way
+                if (self.role == Role::Client && i == 0 && !self.fully_established)
+                    || matches!(sf.join, JoinState::AckPending { .. })
+                {
                     24
-                } else if matches!(sf.join, JoinState::AckPending { .. }) {
-                    24
-                } else if data {
-                    4 + 8 + 14 + csum
                 } else {
-                    4 + 8 + 14 + csum // a DATA_FIN may ride along
+                    4 + 8 + 14 + csum
                 }
             }
         }
@@ -1596,10 +1595,7 @@ impl Connection {
                 let (dsn, avail) = if fallback {
                     (base + off, u64::MAX)
                 } else {
-                    match maps.lookup(off) {
-                        Some(x) => x,
-                        None => (u64::MAX, u64::MAX), // unmapped: zeros (never happens)
-                    }
+                    maps.lookup(off).unwrap_or((u64::MAX, u64::MAX))
                 };
                 let n = ((dst.len() - done) as u64).min(avail) as usize;
                 let piece = &mut dst[done..done + n];

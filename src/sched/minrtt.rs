@@ -40,9 +40,7 @@ impl MinRtt {
             .iter()
             .flatten()
             .find(|(id, _)| *id == v.id)
-            .map_or(true, |(_, at)| {
-                now.saturating_duration_since(*at) >= interval
-            })
+            .is_none_or(|(_, at)| now.saturating_duration_since(*at) >= interval)
     }
 
     fn record_penalty(&mut self, id: u32, now: Instant) {
@@ -90,7 +88,7 @@ impl MinRtt {
             }
             let key = v.srtt_key();
             let faster = key < blocker_rtt || (!blocker_healthy && key == u64::MAX);
-            if faster && best.map_or(true, |(k, _)| key < k) {
+            if faster && best.is_none_or(|(k, _)| key < k) {
                 best = Some((key, i));
             }
         }

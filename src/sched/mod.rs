@@ -290,7 +290,7 @@ pub fn lowest_rtt(subflows: &[SubflowView], class: Class, need_room: bool) -> Op
             continue;
         }
         let key = v.srtt_key();
-        if best.map_or(true, |(k, _)| key < k) {
+        if best.is_none_or(|(k, _)| key < k) {
             best = Some((key, i));
         }
     }

@@ -36,11 +36,11 @@ impl Scheduler for RoundRobin {
             if !class.admits(v) || v.available() == 0 {
                 continue;
             }
-            if first.map_or(true, |(id, _)| v.id < id) {
+            if first.is_none_or(|(id, _)| v.id < id) {
                 first = Some((v.id, i));
             }
-            let after_last = self.last_id.map_or(true, |last| v.id > last);
-            if after_last && next.map_or(true, |(id, _)| v.id < id) {
+            let after_last = self.last_id.is_none_or(|last| v.id > last);
+            if after_last && next.is_none_or(|(id, _)| v.id < id) {
                 next = Some((v.id, i));
             }
         }

@@ -329,6 +329,22 @@ impl RecvBuffer {
     }
 }
 
+impl core::fmt::Debug for SendBuffer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SendBuffer")
+            .field("capacity", &self.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl core::fmt::Debug for RecvBuffer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RecvBuffer")
+            .field("capacity", &self.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,21 +587,5 @@ mod tests {
             }
             prop_assert_eq!(got, stream);
         }
-    }
-}
-
-impl core::fmt::Debug for SendBuffer {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SendBuffer")
-            .field("capacity", &self.capacity())
-            .finish_non_exhaustive()
-    }
-}
-
-impl core::fmt::Debug for RecvBuffer {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("RecvBuffer")
-            .field("capacity", &self.capacity())
-            .finish_non_exhaustive()
     }
 }

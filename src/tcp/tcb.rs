@@ -704,7 +704,7 @@ impl Tcb {
     fn update_rtt(&mut self, r: Duration) {
         match (self.srtt, self.rttvar) {
             (Some(s), Some(v)) => {
-                let diff = if s > r { s - r } else { r - s };
+                let diff = s.abs_diff(r);
                 self.rttvar = Some(v * 3 / 4 + diff / 4);
                 self.srtt = Some(s * 7 / 8 + r / 8);
             }
