@@ -9,6 +9,8 @@
 
 pub mod capi;
 pub mod subflow;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use subflow::{
     CloseHow, SubflowApiError, SubflowInfo, SubflowOpt, SubflowOptName, SubflowStatus,
@@ -43,6 +45,8 @@ pub struct Core {
 struct Shared {
     core: Mutex<Core>,
     cond: Condvar,
+    /// Async tasks waiting for the stack to change (woken with the blocked threads).
+    wakers: Mutex<Vec<std::task::Waker>>,
     waker: Box<dyn DriverWaker>,
     clock: Box<dyn ClockSource>,
 }
@@ -89,6 +93,7 @@ impl StackHandle {
                     stopped: None,
                 }),
                 cond: Condvar::new(),
+                wakers: Mutex::new(Vec::new()),
                 waker,
                 clock,
             }),
@@ -109,6 +114,43 @@ impl StackHandle {
     /// Wake threads blocked in the API (the driver calls this after each round).
     pub fn notify(&self) {
         self.shared.cond.notify_all();
+        let woken = {
+            let mut w = self.shared.wakers.lock().unwrap_or_else(|p| p.into_inner());
+            if w.is_empty() {
+                return;
+            }
+            std::mem::take(&mut *w)
+        };
+        for w in woken {
+            w.wake();
+        }
+    }
+
+    /// The async counterpart of `wait_for`: `Ready` with `ready`'s answer, or with an error
+    /// if the driver stopped; otherwise `Pending`, and the task is woken after the driver's
+    /// next round. The waker is registered before `ready` runs, so no round is missed.
+    pub fn poll_stack<R>(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        ready: impl FnOnce(&mut Stack) -> Option<io::Result<R>>,
+    ) -> std::task::Poll<io::Result<R>> {
+        {
+            let mut w = self.shared.wakers.lock().unwrap_or_else(|p| p.into_inner());
+            if !w.iter().any(|x| x.will_wake(cx.waker())) {
+                w.push(cx.waker().clone());
+            }
+        }
+        let mut g = self.lock();
+        if let Some(r) = ready(&mut g.stack) {
+            return std::task::Poll::Ready(r);
+        }
+        if let Some(why) = &g.stopped {
+            return std::task::Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                format!("stack stopped: {why}"),
+            )));
+        }
+        std::task::Poll::Pending
     }
 
     /// Nudge the driver to run the stack now.
@@ -372,6 +414,24 @@ impl MptcpStream {
     }
 }
 
+/// One receive attempt: `None` if nothing is there yet.
+fn try_recv(s: &mut Stack, id: ConnId, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    match s.recv(id, buf) {
+        Ok(n) => Some(Ok(n)),
+        Err(StackError::WouldBlock) => None,
+        Err(e) => Some(Err(to_io(e))),
+    }
+}
+
+/// One send attempt: `None` if the send buffer is full.
+fn try_send(s: &mut Stack, id: ConnId, buf: &[u8]) -> Option<io::Result<usize>> {
+    match s.send(id, buf) {
+        Ok(n) => Some(Ok(n)),
+        Err(StackError::WouldBlock) => None,
+        Err(e) => Some(Err(to_io(e))),
+    }
+}
+
 impl Read for &MptcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
@@ -382,11 +442,7 @@ impl Read for &MptcpStream {
             return Ok(0);
         }
         let id = self.id;
-        let attempt = |s: &mut Stack| match s.recv(id, buf) {
-            Ok(n) => Some(Ok(n)),
-            Err(StackError::WouldBlock) => None,
-            Err(e) => Some(Err(to_io(e))),
-        };
+        let attempt = |s: &mut Stack| try_recv(s, id, buf);
         let r = if o.nonblocking {
             self.handle
                 .with_stack(attempt)
@@ -418,11 +474,7 @@ impl Write for &MptcpStream {
             return Err(to_io(StackError::Shutdown));
         }
         let id = self.id;
-        let attempt = |s: &mut Stack| match s.send(id, buf) {
-            Ok(n) => Some(Ok(n)),
-            Err(StackError::WouldBlock) => None,
-            Err(e) => Some(Err(to_io(e))),
-        };
+        let attempt = |s: &mut Stack| try_send(s, id, buf);
         let r = if o.nonblocking {
             self.handle
                 .with_stack(attempt)
