@@ -197,8 +197,11 @@ int mptun_listen(int fd, int backlog);
  * listening). addr/addrlen may be NULL; the address is truncated to *addrlen. */
 int mptun_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
 
-/* Blocks until the connection is established (also on a SOCK_NONBLOCK socket), at most
- * 30 s (ETIMEDOUT). ECONNREFUSED, EISCONN, EINVAL on a listener. */
+/* Blocking socket: waits until the connection is established, at most 30 s (ETIMEDOUT).
+ * SOCK_NONBLOCK socket: starts the handshake and fails with EINPROGRESS; mptun_poll reports
+ * POLLOUT once connected, POLLERR if it failed; SO_ERROR gives the result. Calling it again:
+ * EALREADY while connecting, EISCONN once connected, the failure (ECONNREFUSED, ETIMEDOUT,
+ * ECONNRESET) if it failed. EINVAL on a listener. */
 int mptun_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
 
 /* flags: MSG_DONTWAIT, MSG_NOSIGNAL (mptun never raises SIGPIPE); others EOPNOTSUPP.
@@ -223,7 +226,8 @@ int mptun_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
 /* level IPPROTO_TCP: the draft's options above (on a connected descriptor: ENOTCONN
  * otherwise; EOPNOTSUPP on a plain TCP or fallen-back connection; EINVAL for an unknown
  * subflow id or a bad length; ENOPROTOOPT for an unknown option; EOVERFLOW if an id no
- * longer fits the draft's 8 bits). level SOL_SOCKET: SO_TYPE, SO_PROTOCOL. */
+ * longer fits the draft's 8 bits). level SOL_SOCKET: SO_TYPE, SO_PROTOCOL,
+ * SO_ERROR (the connection's failure, e.g. of a non-blocking connect; 0 if none). */
 int mptun_getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen);
 int mptun_setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen);
 

@@ -806,6 +806,91 @@ fn c_abi_misuse_reports_the_documented_errno() {
             "send after shutdown",
         );
 
+        // ----- non-blocking connect: EINPROGRESS, then POLLOUT and SO_ERROR 0; a refused
+        // one: POLLERR, SO_ERROR ECONNREFUSED, and connect again reports it
+        let so_error = |fd: c_int| -> c_int {
+            let mut v = [0xffu8; 4];
+            let mut l = 4;
+            assert_eq!(
+                getopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut v, &mut l),
+                0
+            );
+            assert_eq!(l, 4);
+            c_int::from_ne_bytes(v)
+        };
+        let nb = mptun_socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+        assert!(nb >= 0);
+        fails(
+            mptun_connect(nb, srv.as_ptr() as *const _, srv.len() as u32) as isize,
+            libc::EINPROGRESS,
+            "non-blocking connect",
+        );
+        let again = mptun_connect(nb, srv.as_ptr() as *const _, srv.len() as u32);
+        let e = errno();
+        assert!(
+            again == -1 && (e == libc::EALREADY || e == libc::EISCONN),
+            "connect while connecting: {again}, errno {e}"
+        );
+        let mut p = [libc::pollfd {
+            fd: nb,
+            events: libc::POLLOUT,
+            revents: 0,
+        }];
+        assert_eq!(
+            mptun_poll(p.as_mut_ptr(), 1, 10_000),
+            1,
+            "connected in time"
+        );
+        assert_eq!(p[0].revents, libc::POLLOUT);
+        assert_eq!(so_error(nb), 0);
+        fails(
+            mptun_connect(nb, srv.as_ptr() as *const _, srv.len() as u32) as isize,
+            libc::EISCONN,
+            "connect after completion",
+        );
+        assert_eq!(mptun_send(nb, b"hello".as_ptr() as *const c_void, 5, 0), 5);
+        assert_eq!(mptun_close(nb), 0);
+
+        let closed_port = sockaddr("198.18.1.1:5999");
+        let nb = mptun_socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+        fails(
+            mptun_connect(
+                nb,
+                closed_port.as_ptr() as *const _,
+                closed_port.len() as u32,
+            ) as isize,
+            libc::EINPROGRESS,
+            "non-blocking connect, nobody listening",
+        );
+        let mut p = [libc::pollfd {
+            fd: nb,
+            events: libc::POLLOUT,
+            revents: 0,
+        }];
+        assert_eq!(
+            mptun_poll(p.as_mut_ptr(), 1, 10_000),
+            1,
+            "failure reported in time"
+        );
+        assert_ne!(
+            p[0].revents & libc::POLLERR,
+            0,
+            "revents {:#x}",
+            p[0].revents
+        );
+        assert_eq!(p[0].revents & libc::POLLOUT, 0);
+        assert_eq!(so_error(nb), libc::ECONNREFUSED);
+        fails(
+            mptun_connect(
+                nb,
+                closed_port.as_ptr() as *const _,
+                closed_port.len() as u32,
+            ) as isize,
+            libc::ECONNREFUSED,
+            "connect again after the refusal",
+        );
+        assert_eq!(mptun_close(nb), 0);
+
         // ----- fini
         assert_eq!(mptun_fini(), 0);
         fails(mptun_fini() as isize, libc::ENETDOWN, "fini twice");

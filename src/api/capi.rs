@@ -757,8 +757,11 @@ pub unsafe extern "C" fn mptun_accept(
     })
 }
 
-/// `int mptun_connect(int fd, const struct sockaddr *addr, socklen_t len)`: blocks until
-/// the handshake completes (at most 30 s: ETIMEDOUT), also on a non-blocking socket.
+/// `int mptun_connect(int fd, const struct sockaddr *addr, socklen_t len)`: on a blocking
+/// socket, waits until the handshake completes (at most 30 s: ETIMEDOUT). On a
+/// `SOCK_NONBLOCK` socket, starts it and fails with EINPROGRESS; `mptun_poll` reports
+/// POLLOUT once connected (POLLERR if it failed), `SO_ERROR` gives the result, and connect
+/// again fails with EALREADY while it runs, EISCONN once connected, or the failure.
 #[no_mangle]
 pub unsafe extern "C" fn mptun_connect(
     fd: c_int,
@@ -772,9 +775,27 @@ pub unsafe extern "C" fn mptun_connect(
         let (h, base, _) = runtime()?;
         let local = match &*lock(&sock.state) {
             SockState::Fresh { bound } => bound.map(|b| b.ip()).filter(|i| !i.is_unspecified()),
-            SockState::Connected(_) => return Err(libc::EISCONN),
+            SockState::Connected(s) => {
+                return match s.connect_result() {
+                    Ok(true) => Err(libc::EISCONN),
+                    Ok(false) => Err(libc::EALREADY),
+                    Err(e) => Err(io_errno(&e)),
+                }
+            }
             SockState::Listening(_) => return Err(libc::EINVAL),
         };
+        if sock.nonblocking {
+            let s = MptcpStream::connect_start(&h, remote, local, Some(sock_config(&sock, base)))
+                .map_err(|e| io_errno(&e))?;
+            let mut st = lock(&sock.state);
+            return match &*st {
+                SockState::Fresh { .. } => {
+                    *st = SockState::Connected(Arc::new(s));
+                    Err(libc::EINPROGRESS)
+                }
+                _ => Err(libc::EALREADY), // another thread won the race; `s` is closed
+            };
+        }
         let s = MptcpStream::connect_with(
             &h,
             remote,
@@ -1124,6 +1145,28 @@ fn getsockopt_impl(
         (libc::IPPROTO_TCP, MPTCP_CLOSE_SUB_ID) => close_sub_id(&*stream_of(sock)?, buf),
         (libc::IPPROTO_TCP, MPTCP_SUB_GETSOCKOPT) => sub_getsockopt(&*stream_of(sock)?, buf),
         (libc::SOL_SOCKET, libc::SO_TYPE) => put_int(buf, out_len, libc::SOCK_STREAM),
+        // the connection's failure (e.g. of a non-blocking connect), 0 if none
+        (libc::SOL_SOCKET, libc::SO_ERROR) => {
+            let connected = match &*lock(&sock.state) {
+                SockState::Connected(s) => Some(s.clone()),
+                _ => None,
+            };
+            let err = match connected {
+                Some(s) => match s.connect_result() {
+                    Ok(_) => s
+                        .stack()
+                        .with_stack(|st| st.connection(s.id()).and_then(|c| c.error()))
+                        .map_or(0, |e| {
+                            io_errno(&crate::api::to_io(crate::stack::StackError::Closed(Some(
+                                e,
+                            ))))
+                        }),
+                    Err(e) => io_errno(&e),
+                },
+                None => 0,
+            };
+            put_int(buf, out_len, err)
+        }
         (libc::SOL_SOCKET, libc::SO_PROTOCOL) => put_int(
             buf,
             out_len,

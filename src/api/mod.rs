@@ -253,26 +253,42 @@ impl MptcpStream {
         cfg: Option<ConnConfig>,
         timeout: Option<Duration>,
     ) -> io::Result<MptcpStream> {
+        let stream = Self::connect_start(handle, remote, local, cfg)?;
+        let id = stream.id;
+        let deadline = timeout.map(|t| handle.now() + t);
+        let res = handle.wait_for(deadline, |s| handshake_state(s, id).transpose());
+        if let Err(e) = res {
+            handle.with_stack(|s| {
+                let _ = s.abort(id);
+            });
+            return Err(e); // dropping `stream` closes the connection
+        }
+        Ok(stream)
+    }
+
+    /// Start connecting and return at once (a non-blocking connect): the stream exists
+    /// while the handshake runs; [`MptcpStream::connect_result`] tells when it completed or
+    /// failed. Writes made before that are queued and sent once established.
+    pub fn connect_start(
+        handle: &StackHandle,
+        remote: SocketAddr,
+        local: Option<IpAddr>,
+        cfg: Option<ConnConfig>,
+    ) -> io::Result<MptcpStream> {
         let now = handle.now();
         let id = handle
             .with_stack(|s| s.connect(now, remote, local, cfg))
             .map_err(to_io)?;
         handle.wake_driver();
-        let deadline = timeout.map(|t| handle.now() + t);
-        let res = handle.wait_for(deadline, |s| match s.connection(id) {
-            None => Some(Err(to_io(StackError::InvalidHandle))),
-            Some(c) if c.is_established() => Some(Ok(())),
-            Some(c) => c.error().map(|e| Err(to_io(StackError::Closed(Some(e))))),
-        });
-        if let Err(e) = res {
-            handle.with_stack(|s| {
-                let _ = s.abort(id);
-                let _ = s.close(id);
-            });
-            handle.wake_driver();
-            return Err(e);
-        }
         Ok(MptcpStream::from_id(handle.clone(), id))
+    }
+
+    /// `Ok(true)` once the handshake completed, `Ok(false)` while it runs, the error
+    /// (refused, timed out, reset) if it failed.
+    pub fn connect_result(&self) -> io::Result<bool> {
+        self.handle
+            .with_stack(|s| handshake_state(s, self.id))
+            .map(|r| r.is_some())
     }
 
     fn from_id(handle: StackHandle, id: ConnId) -> Self {
@@ -411,6 +427,19 @@ impl MptcpStream {
                 ),
                 Some(_) => None,
             })
+    }
+}
+
+/// The handshake of `id`: `Ok(Some(()))` established (or was: later errors are for reads
+/// and writes to report), `Ok(None)` still running, `Err` failed.
+fn handshake_state(s: &mut Stack, id: ConnId) -> io::Result<Option<()>> {
+    match s.connection(id) {
+        None => Err(to_io(StackError::InvalidHandle)),
+        Some(c) if c.is_established() => Ok(Some(())),
+        Some(c) => match c.error() {
+            Some(e) => Err(to_io(StackError::Closed(Some(e)))),
+            None => Ok(None),
+        },
     }
 }
 

@@ -20,7 +20,7 @@
 //! # Ok(()) }
 //! ```
 
-use super::{to_io, try_recv, try_send, MptcpListener, MptcpStream, StackHandle};
+use super::{handshake_state, to_io, try_recv, try_send, MptcpListener, MptcpStream, StackHandle};
 use crate::mptcp::ConnConfig;
 use crate::stack::StackError;
 use std::future::poll_fn;
@@ -40,22 +40,11 @@ impl MptcpStream {
         local: Option<IpAddr>,
         cfg: Option<ConnConfig>,
     ) -> io::Result<MptcpStream> {
-        let now = handle.now();
-        let id = handle
-            .with_stack(|s| s.connect(now, remote, local, cfg))
-            .map_err(to_io)?;
-        handle.wake_driver();
         // owns the connection until it is established: dropped (future cancelled, or
         // failure), it closes the connection like any dropped stream
-        let stream = MptcpStream::from_id(handle.clone(), id);
-        poll_fn(|cx| {
-            handle.poll_stack(cx, |s| match s.connection(id) {
-                None => Some(Err(to_io(StackError::InvalidHandle))),
-                Some(c) if c.is_established() => Some(Ok(())),
-                Some(c) => c.error().map(|e| Err(to_io(StackError::Closed(Some(e))))),
-            })
-        })
-        .await?;
+        let stream = MptcpStream::connect_start(handle, remote, local, cfg)?;
+        let id = stream.id;
+        poll_fn(|cx| handle.poll_stack(cx, |s| handshake_state(s, id).transpose())).await?;
         Ok(stream)
     }
 }
