@@ -6,7 +6,7 @@ mod simutil;
 use mptun::io::impair::Impairment;
 use mptun::io::sim::Verdict;
 use mptun::mptcp::{ConnConfig, Mode};
-use mptun::time::Duration;
+use mptun::time::{Duration, Instant};
 use simutil::*;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -667,4 +667,88 @@ fn join_waits_for_the_server_to_confirm_the_key() {
     );
     assert_eq!(p.server.mib().MPJoinNoTokenFound, 0);
     assert_eq!(p.server.mib().MPJoinAckRx, 1);
+}
+
+/// Bytes acknowledged for a 2-subflow connection using `cc` (both subflows on the same
+/// bottleneck, `ndiffports:2`) and for a competing single-path Reno connection on that
+/// bottleneck, after `secs` of bulk upload.
+fn shared_bottleneck(cc: &'static str, secs: u64) -> (u64, u64) {
+    let bottleneck = Impairment {
+        delay: Duration::from_millis(10),
+        rate_bps: 20_000_000,
+        queue_limit: 60 * 1500,
+        ..Impairment::default()
+    };
+    let mut p = Pair::with_configs(
+        51,
+        bottleneck,
+        ConnConfig::default(),
+        cfg("minrtt", "fullmesh"),
+    );
+    let mut multi = cfg("minrtt", "ndiffports:2");
+    multi.tcp.congestion = cc;
+    let mut single = cfg("minrtt", "manual");
+    single.tcp.congestion = "reno";
+    let now = p.now();
+    let server = std::net::SocketAddr::new(SERVER1, PORT);
+    let a = p
+        .client
+        .connect(now, server, Some(CLIENT1), Some(multi))
+        .expect("connect multipath");
+    let b = p
+        .client
+        .connect(now, server, Some(CLIENT1), Some(single))
+        .expect("connect single");
+    let chunk = data(64 * 1024, 3);
+    let mut accepted = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let mut t0 = None;
+    let mut base = (0u64, 0u64);
+    let acked = |p: &Pair, c| p.client.info(c).map_or(0, |i| i.bytes_acked);
+    p.run_until(Duration::from_secs(secs + 30), |p| {
+        for c in [a, b] {
+            if p.client.connection(c).is_some_and(|x| x.is_established()) {
+                while p.client.send(c, &chunk).is_ok_and(|n| n > 0) {}
+            }
+        }
+        while let Some(s) = p.server.accept(PORT) {
+            accepted.push(s);
+        }
+        for &s in &accepted {
+            while p.server.recv(s, &mut buf).is_ok_and(|n| n > 0) {}
+        }
+        // measure from the moment both subflows of `a` carry data (after slow start)
+        let two = p
+            .client
+            .connection(a)
+            .is_some_and(|x| x.subflows().iter().filter(|s| s.established).count() == 2);
+        if t0.is_none() && two && p.now() > Instant::ZERO + Duration::from_secs(2) {
+            t0 = Some(p.now());
+            base = (acked(p, a), acked(p, b));
+        }
+        t0.is_some_and(|t| p.now() >= t + Duration::from_secs(secs))
+    });
+    assert!(
+        t0.is_some(),
+        "the multipath connection never had two subflows"
+    );
+    (acked(&p, a) - base.0, acked(&p, b) - base.1)
+}
+
+/// RFC 6356's goal: on a shared bottleneck, a multipath connection coupled with LIA, OLIA
+/// or BALIA takes about what one TCP takes; two uncoupled Reno subflows take about twice.
+#[test]
+fn coupled_congestion_control_is_fair_on_a_shared_bottleneck() {
+    let (ua, ub) = shared_bottleneck("reno", 20);
+    let uncoupled = ua as f64 / ub as f64;
+    for cc in ["lia", "olia", "balia"] {
+        let (ca, cb) = shared_bottleneck(cc, 20);
+        let coupled = ca as f64 / cb as f64;
+        eprintln!("{cc}: multipath/single = {coupled:.2} (uncoupled reno: {uncoupled:.2})");
+        assert!(
+            coupled < 1.4 && coupled < uncoupled * 0.8,
+            "{cc}: multipath/single = {coupled:.2}, uncoupled reno {uncoupled:.2}"
+        );
+    }
+    assert!(uncoupled > 1.4, "uncoupled reno subflows: {uncoupled:.2}");
 }

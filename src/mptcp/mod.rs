@@ -639,6 +639,7 @@ impl Connection {
 
         // TCP processing, delivering payload into the connection's reassembly buffer.
         let before_recv = self.rbuf.contiguous_end();
+        self.feed_coupling(idx);
         {
             let fallback_base = if self.mode == Mode::Fallback {
                 Some(self.rbuf_stream_base())
@@ -1044,10 +1045,52 @@ impl Connection {
             .min()
     }
 
+    /// Coupled congestion control (RFC 6356 LIA, OLIA, BALIA): before subflow `idx`
+    /// processes an ACK or a timeout, give it the current window, RTT and loss history of
+    /// every subflow of the connection. Backup subflows are not counted while a regular
+    /// one is usable; closed ones are left out. No allocation (a fixed-size array).
+    fn feed_coupling(&mut self, idx: usize) {
+        if !matches!(self.cfg.tcp.congestion, "lia" | "olia" | "balia") {
+            return;
+        }
+        let any_regular = self
+            .subflows
+            .iter()
+            .any(|s| s.usable() && !s.backup && !s.peer_backup);
+        let mut view = crate::cc::CouplingView::default();
+        let mut me = None;
+        for (i, s) in self.subflows.iter().enumerate() {
+            if i != idx && s.closed.is_some() {
+                continue;
+            }
+            if view.len == crate::cc::MAX_COUPLED {
+                break;
+            }
+            let mut p = s.tcb.path_cc();
+            if any_regular && (s.backup || s.peer_backup) {
+                p.usable = false;
+            }
+            if i == idx {
+                me = Some(view.len);
+            }
+            view.paths[view.len] = p;
+            view.len += 1;
+        }
+        if let Some(m) = me {
+            view.me = m;
+            self.subflows[idx].tcb.set_coupling(view);
+        }
+    }
+
     pub fn handle_timeout(&mut self, now: Instant, mib: &mut Mib) {
-        for s in self.subflows.iter_mut() {
-            if s.tcb.poll_timeout().is_some_and(|t| t <= now) {
-                s.tcb.handle_timeout(now);
+        for i in 0..self.subflows.len() {
+            if self.subflows[i]
+                .tcb
+                .poll_timeout()
+                .is_some_and(|t| t <= now)
+            {
+                self.feed_coupling(i);
+                self.subflows[i].tcb.handle_timeout(now);
             }
         }
         if self.fin_timer.is_some_and(|t| t <= now) {
