@@ -49,6 +49,11 @@ fn lib_dir() -> PathBuf {
         if profile == "release" {
             cmd.arg("--release");
         }
+        // the same features as this test run, or the rebuilt rlib (which shares the
+        // target dir) would drop them for the targets built after this test
+        if cfg!(feature = "tokio") {
+            cmd.args(["--features", "tokio"]);
+        }
         let st = cmd.status().expect("run cargo build --lib");
         assert!(st.success(), "cargo build --lib failed");
     }

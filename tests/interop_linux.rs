@@ -566,3 +566,86 @@ fn fullmesh_recreates_the_subflow_when_the_path_returns() {
         o.mptun.summary
     );
 }
+
+/// Namespace with IPv6 on both TUN devices (fd00:1::1/64, fd00:2::1/64 on the kernel
+/// side; mptun uses ::2 on each), duplicate address detection off so the addresses are
+/// usable at once.
+fn two_tun_namespace_v6(tag: &str) -> NetNs {
+    let ns = NetNs::new(tag).expect("create namespace");
+    ns.sysctl("net.ipv6.conf.all.accept_dad", "0").expect("dad");
+    ns.sysctl("net.ipv6.conf.default.accept_dad", "0")
+        .expect("dad");
+    ns.add_tun("tun0", "fd00:1::1/64").expect("tun0");
+    ns.add_tun("tun1", "fd00:2::1/64").expect("tun1");
+    ns.mptcp_limits(4, 4).expect("mptcp limits");
+    ns
+}
+
+/// MPTCP over IPv6 against Linux, both roles: MP_CAPABLE, a join over the second IPv6
+/// path (mptun's fullmesh as client; Linux joining the IPv6 address mptun announces as
+/// server), data intact both ways.
+#[test]
+fn ipv6_both_roles_with_joins() {
+    if !require_privileges("ipv6_both_roles_with_joins") {
+        return;
+    }
+    let v6_tuns = |a: &mut Vec<String>| {
+        a.extend(
+            ["--tun", "tun0=fd00:1::2", "--tun", "tun1=fd00:2::2"]
+                .iter()
+                .map(|s| s.to_string()),
+        )
+    };
+    // mptun connects
+    {
+        let ns = two_tun_namespace_v6("v6-client");
+        let dir = TempDir::new("v6-client");
+        let before = ns.mptcp_counters().expect("counters");
+        let mut args = vec!["connect".to_string()];
+        v6_tuns(&mut args);
+        args.push("[fd00:1::1]:5201".into());
+        let mut server = PeerArgs::listen("[::]:5201".parse().unwrap(), BULK, 0xB0B);
+        server.hold = true;
+        let o = exchange(&ns, &dir, BULK, args, server, true);
+        assert_intact(&o, BULK);
+        assert_eq!(o.mptun.field("mptcp"), Some("true"), "{}", o.mptun.summary);
+        let after = ns.mptcp_counters().expect("counters");
+        assert_counters(
+            &before,
+            &after,
+            &["MPCapableSYNRX", "MPCapableACKRX", "MPJoinAckRx"],
+            NO_FALLBACK,
+        );
+        let (s1, r1) = subflow_bytes(&o.mptun, 1);
+        assert!(
+            s1 + r1 > 0,
+            "the IPv6 join carried data: {}",
+            o.mptun.summary
+        );
+    }
+    // Linux connects; mptun announces its second IPv6 address and Linux joins it
+    {
+        let ns = two_tun_namespace_v6("v6-server");
+        let dir = TempDir::new("v6-server");
+        let before = ns.mptcp_counters().expect("counters");
+        let mut args = vec!["listen".to_string()];
+        v6_tuns(&mut args);
+        args.extend(
+            ["--port", "5201", "--once", "--announce"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        let mut client = PeerArgs::connect("[fd00:1::2]:5201".parse().unwrap(), BULK, 0xB0B);
+        client.connect_retries = 100;
+        let o = exchange(&ns, &dir, BULK, args, client, false);
+        assert_intact(&o, BULK);
+        assert_eq!(o.mptun.field("mptcp"), Some("true"), "{}", o.mptun.summary);
+        let after = ns.mptcp_counters().expect("counters");
+        assert_counters(
+            &before,
+            &after,
+            &["MPCapableSYNACKRX", "AddAddr"],
+            NO_FALLBACK,
+        );
+    }
+}
