@@ -34,6 +34,11 @@ fn example(name: &str) -> PathBuf {
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
+    // the same features as this test run: the library rebuilt for the example shares the
+    // target dir with the targets (doctests) built after this test
+    if cfg!(feature = "tokio") {
+        cmd.args(["--features", "tokio"]);
+    }
     if let Some(target) = profile_dir.parent() {
         cmd.env("CARGO_TARGET_DIR", target);
     }
