@@ -49,6 +49,44 @@ extern "C" {
  * MPTCP_SUB_GETSOCKOPT / MPTCP_SUB_SETSOCKOPT. Setting it sends MP_PRIO to the peer. */
 #define MPTUN_SUB_BACKUP 100
 
+/* Linux's MPTCP_INFO, level SOL_MPTCP: the connection's struct mptcp_info in Linux's
+ * layout (a buffer shorter than 96 bytes: EINVAL and *optlen set to 96). Not tracked, 0:
+ * the ADD_ADDR counts and limits, local address counts, mptcpi_retransmits, the last_*
+ * times. mptcpi_bytes_retrans counts reinjected bytes. EOPNOTSUPP on a plain TCP socket.
+ * If <linux/mptcp.h> was included first, its definitions are used. */
+#ifndef MPTCP_INFO
+#define MPTUN_OWN_MPTCP_INFO_ 1
+#define MPTCP_INFO 1
+#define MPTCP_INFO_FLAG_FALLBACK            0x1
+#define MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED 0x2
+struct mptcp_info {
+    uint8_t  mptcpi_subflows;        /* subflows besides the initial one */
+    uint8_t  mptcpi_add_addr_signal;
+    uint8_t  mptcpi_add_addr_accepted;
+    uint8_t  mptcpi_subflows_max;
+    uint8_t  mptcpi_add_addr_signal_max;
+    uint8_t  mptcpi_add_addr_accepted_max;
+    uint32_t mptcpi_flags;
+    uint32_t mptcpi_token;           /* our token */
+    uint64_t mptcpi_write_seq;
+    uint64_t mptcpi_snd_una;
+    uint64_t mptcpi_rcv_nxt;
+    uint8_t  mptcpi_local_addr_used;
+    uint8_t  mptcpi_local_addr_max;
+    uint8_t  mptcpi_csum_enabled;
+    uint32_t mptcpi_retransmits;
+    uint64_t mptcpi_bytes_retrans;
+    uint64_t mptcpi_bytes_sent;
+    uint64_t mptcpi_bytes_received;
+    uint64_t mptcpi_bytes_acked;
+    uint8_t  mptcpi_subflows_total;  /* live subflows, the initial one included */
+    uint8_t  reserved[3];
+    uint32_t mptcpi_last_data_sent;
+    uint32_t mptcpi_last_data_recv;
+    uint32_t mptcpi_last_ack_recv;
+};
+#endif
+
 /* mptcp_close_sub_id.how: SHUT_WR or SHUT_RDWR close gracefully (FIN), MPTUN_SHUT_ABORT
  * resets the subflow at once. Either way, data the subflow carried that the peer did not
  * acknowledge is sent again on the other subflows. */
@@ -162,6 +200,11 @@ MPTUN_ASSERT_(subset_size, sizeof(struct mptcp_sub_setsockopt) == 32);
 MPTUN_ASSERT_(subset_optlen, offsetof(struct mptcp_sub_setsockopt, optlen) == 24);
 MPTUN_ASSERT_(tcp_info_size, sizeof(struct mptun_tcp_info) == 88);
 MPTUN_ASSERT_(tcp_info_sent, offsetof(struct mptun_tcp_info, tcpi_bytes_sent) == 40);
+#ifdef MPTUN_OWN_MPTCP_INFO_
+MPTUN_ASSERT_(mptcp_info_size, sizeof(struct mptcp_info) == 96);
+MPTUN_ASSERT_(mptcp_info_acked, offsetof(struct mptcp_info, mptcpi_bytes_acked) == 72);
+MPTUN_ASSERT_(mptcp_info_total, offsetof(struct mptcp_info, mptcpi_subflows_total) == 80);
+#endif
 
 /* ----- functions ---------------------------------------------------------------------- */
 

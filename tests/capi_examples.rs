@@ -173,6 +173,13 @@ int main(void) {
     P(offsetof(struct mptun_tcp_info, tcpi_bytes_sent));
     P(offsetof(struct mptun_tcp_info, tcpi_data_sent));
     P(offsetof(struct mptun_tcp_info, tcpi_total_retrans));
+    P(sizeof(struct mptcp_info));
+    P(offsetof(struct mptcp_info, mptcpi_token));
+    P(offsetof(struct mptcp_info, mptcpi_csum_enabled));
+    P(offsetof(struct mptcp_info, mptcpi_bytes_retrans));
+    P(offsetof(struct mptcp_info, mptcpi_bytes_acked));
+    P(offsetof(struct mptcp_info, mptcpi_subflows_total));
+    P(MPTCP_INFO);
     P(MPTCP_SUB_TUPLE_LEN_IN);
     P(MPTCP_SUB_TUPLE_LEN_IN6);
     P(MPTCP_GET_SUB_IDS); P(MPTCP_CLOSE_SUB_ID); P(MPTCP_GET_SUB_TUPLE);
@@ -270,6 +277,14 @@ int main(void) {
             "offsetof(struct mptun_tcp_info, tcpi_total_retrans)",
             offset_of!(mptun_tcp_info, tcpi_total_retrans),
         ),
+        // the byte offsets mptcp_info_bytes writes
+        ("sizeof(struct mptcp_info)", MPTCP_INFO_LEN),
+        ("offsetof(struct mptcp_info, mptcpi_token)", 12),
+        ("offsetof(struct mptcp_info, mptcpi_csum_enabled)", 42),
+        ("offsetof(struct mptcp_info, mptcpi_bytes_retrans)", 48),
+        ("offsetof(struct mptcp_info, mptcpi_bytes_acked)", 72),
+        ("offsetof(struct mptcp_info, mptcpi_subflows_total)", 80),
+        ("MPTCP_INFO", MPTCP_INFO as usize),
         ("MPTCP_SUB_TUPLE_LEN_IN", SUB_TUPLE_LEN_IN),
         ("MPTCP_SUB_TUPLE_LEN_IN6", SUB_TUPLE_LEN_IN6),
         ("MPTCP_GET_SUB_IDS", MPTCP_GET_SUB_IDS as usize),
@@ -425,6 +440,13 @@ fn c_open_subflow_against_linux() {
     }
     let r = run_example("open_subflow", |_| {});
     assert_common("open_subflow", &r);
+    // the example checked MPTCP_INFO's byte counts against the transfer; the token is ours
+    let mi = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("mptcp_info "))
+        .unwrap_or_else(|| panic!("no mptcp_info line: {}", r.stdout));
+    assert!(!mi.contains("token=00000000"), "{mi}");
     assert!(
         r.stdout.contains("local=198.18.2.2:") && r.stdout.contains("remote=198.18.2.1:5201"),
         "{}",

@@ -347,6 +347,31 @@ fn c_abi_misuse_reports_the_documented_errno() {
             "connect twice",
         );
 
+        // MPTCP_INFO (Linux's struct mptcp_info): strict length, then the values
+        let mut mi = [0xffu8; MPTCP_INFO_LEN];
+        let mut l = 40;
+        fails(
+            getopt(fd, SOL_MPTCP, MPTCP_INFO, &mut mi[..40], &mut l),
+            libc::EINVAL,
+            "MPTCP_INFO, short buffer",
+        );
+        assert_eq!(l as usize, MPTCP_INFO_LEN, "size needed");
+        assert!(mi[..40].iter().all(|&b| b == 0), "short buffer zeroed");
+        let mut l = MPTCP_INFO_LEN as socklen_t;
+        assert_eq!(getopt(fd, SOL_MPTCP, MPTCP_INFO, &mut mi, &mut l), 0);
+        assert_eq!(l as usize, MPTCP_INFO_LEN);
+        let u32at = |o: usize| u32::from_ne_bytes(mi[o..o + 4].try_into().unwrap());
+        let flags = u32at(8);
+        assert_eq!(flags & MPTCP_INFO_FLAG_FALLBACK, 0, "not fallen back");
+        assert_ne!(
+            flags & MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED,
+            0,
+            "remote key known"
+        );
+        assert_ne!(u32at(12), 0, "token");
+        assert_eq!(mi[80], 1, "one live subflow (the initial one)");
+        assert_eq!(mi[0], 0, "no additional subflow yet");
+
         // GET_SUB_IDS: no buffer / short buffer report the size needed; the output is zeroed
         let mut l: socklen_t = 0;
         fails(
@@ -790,6 +815,13 @@ fn c_abi_misuse_reports_the_documented_errno() {
             run_sub_get(tcp, &mut g),
             libc::EOPNOTSUPP,
             "TCP_INFO, plain TCP",
+        );
+        let mut mi = [0u8; MPTCP_INFO_LEN];
+        let mut l = MPTCP_INFO_LEN as socklen_t;
+        fails(
+            getopt(tcp, SOL_MPTCP, MPTCP_INFO, &mut mi, &mut l),
+            libc::EOPNOTSUPP,
+            "MPTCP_INFO, plain TCP",
         );
         let mut v = [0u8; 4];
         let mut l = 4;

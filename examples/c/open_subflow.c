@@ -65,6 +65,26 @@ int main(int argc, char **argv)
            (unsigned long long)x.received);
     if (x.received != a.bytes)
         fail("did not receive everything the peer sent");
+
+    /* connection-level counters, as Linux's MPTCP_INFO */
+    {
+        struct mptcp_info mi;
+        socklen_t mlen = sizeof mi;
+        if (mptun_getsockopt(fd, SOL_MPTCP, MPTCP_INFO, &mi, &mlen) < 0)
+            die("MPTCP_INFO");
+        printf("mptcp_info subflows=%u subflows_total=%u token=%08x bytes_sent=%llu "
+               "bytes_acked=%llu bytes_received=%llu flags=%u\n",
+               mi.mptcpi_subflows, mi.mptcpi_subflows_total, mi.mptcpi_token,
+               (unsigned long long)mi.mptcpi_bytes_sent,
+               (unsigned long long)mi.mptcpi_bytes_acked,
+               (unsigned long long)mi.mptcpi_bytes_received, mi.mptcpi_flags);
+        if (mi.mptcpi_flags & MPTCP_INFO_FLAG_FALLBACK)
+            fail("MPTCP_INFO says the connection fell back");
+        if (mi.mptcpi_bytes_acked < a.bytes || mi.mptcpi_bytes_sent < a.bytes)
+            fail("MPTCP_INFO: fewer bytes sent/acknowledged than the transfer");
+        if (mi.mptcpi_bytes_received != a.bytes)
+            fail("MPTCP_INFO: bytes received differ from the transfer");
+    }
     if (mptun_close(fd) < 0)
         die("mptun_close");
     if (mptun_fini() < 0)

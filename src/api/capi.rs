@@ -48,6 +48,45 @@ pub const MPTCP_SUB_SETSOCKOPT: c_int = 72;
 /// mptun's per-subflow backup priority option (level `SOL_MPTCP`, an `int` 0/1), usable
 /// through MPTCP_SUB_GETSOCKOPT / MPTCP_SUB_SETSOCKOPT. Setting it sends MP_PRIO.
 pub const MPTUN_SUB_BACKUP: c_int = 100;
+
+/// Linux's `MPTCP_INFO` (getsockopt level `SOL_MPTCP`): the connection's `struct
+/// mptcp_info`, in Linux's layout (`MPTCP_INFO_LEN` bytes).
+pub const MPTCP_INFO: c_int = 1;
+/// `mptcpi_flags`: the connection fell back to TCP.
+pub const MPTCP_INFO_FLAG_FALLBACK: u32 = 1;
+/// `mptcpi_flags`: the peer's key is known.
+pub const MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED: u32 = 2;
+/// Size of Linux's `struct mptcp_info` (6.x uapi).
+pub const MPTCP_INFO_LEN: usize = 96;
+
+/// Linux's `struct mptcp_info` bytes for `i`. Fields mptun does not track (ADD_ADDR
+/// counts and limits, local address counts, the `last_*` times, msk-level retransmission
+/// count) are 0; `mptcpi_bytes_retrans` is the reinjected byte count.
+pub fn mptcp_info_bytes(i: &crate::mptcp::ConnInfo) -> [u8; MPTCP_INFO_LEN] {
+    let mut b = [0u8; MPTCP_INFO_LEN];
+    let u8c = |v: u32| u8::try_from(v).unwrap_or(u8::MAX);
+    // mptcpi_subflows counts the subflows besides the initial one, as Linux's does
+    b[0] = u8c(i.subflows.saturating_sub(1));
+    let mut flags = 0;
+    if i.fallback {
+        flags |= MPTCP_INFO_FLAG_FALLBACK;
+    }
+    if i.remote_token != 0 {
+        flags |= MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED;
+    }
+    b[8..12].copy_from_slice(&flags.to_ne_bytes());
+    b[12..16].copy_from_slice(&i.local_token.to_ne_bytes());
+    b[16..24].copy_from_slice(&i.write_seq.to_ne_bytes());
+    b[24..32].copy_from_slice(&i.snd_una.to_ne_bytes());
+    b[32..40].copy_from_slice(&i.rcv_nxt.to_ne_bytes());
+    b[42] = u8::from(i.checksum);
+    b[48..56].copy_from_slice(&i.reinjected.to_ne_bytes());
+    b[56..64].copy_from_slice(&i.bytes_sent.to_ne_bytes());
+    b[64..72].copy_from_slice(&i.bytes_received.to_ne_bytes());
+    b[72..80].copy_from_slice(&i.bytes_acked.to_ne_bytes());
+    b[80] = u8c(i.subflows);
+    b
+}
 /// `how` of `mptcp_close_sub_id`: reset the subflow now (MP_TCPRST) instead of a FIN.
 pub const MPTUN_SHUT_ABORT: c_int = 16;
 
@@ -1145,6 +1184,13 @@ fn getsockopt_impl(
         (libc::IPPROTO_TCP, MPTCP_CLOSE_SUB_ID) => close_sub_id(&*stream_of(sock)?, buf),
         (libc::IPPROTO_TCP, MPTCP_SUB_GETSOCKOPT) => sub_getsockopt(&*stream_of(sock)?, buf),
         (libc::SOL_SOCKET, libc::SO_TYPE) => put_int(buf, out_len, libc::SOCK_STREAM),
+        (SOL_MPTCP, MPTCP_INFO) => {
+            if !sock.mptcp {
+                return Err(libc::EOPNOTSUPP);
+            }
+            let info = stream_of(sock)?.info().map_err(|e| io_errno(&e))?;
+            put_bytes(buf, out_len, &mptcp_info_bytes(&info))
+        }
         // the connection's failure (e.g. of a non-blocking connect), 0 if none
         (libc::SOL_SOCKET, libc::SO_ERROR) => {
             let connected = match &*lock(&sock.state) {
