@@ -87,6 +87,36 @@ struct mptcp_info {
 };
 #endif
 
+/* mptun's connection events (the draft has none), level SOL_MPTCP, getsockopt:
+ * MPTUN_GET_EVENTS drains queued events into an array of struct mptun_event; *optlen must
+ * hold at least one (EINVAL and *optlen = sizeof(struct mptun_event) otherwise) and becomes
+ * the bytes written, 0 when none is queued. Events queue up from connect/accept on. */
+#define MPTUN_GET_EVENTS 101
+#define MPTUN_EVENT_ESTABLISHED     1 /* the connection is established                    */
+#define MPTUN_EVENT_FALLBACK        2 /* it fell back to plain TCP                        */
+#define MPTUN_EVENT_SUB_ESTABLISHED 3 /* subflow `id` completed its handshake             */
+#define MPTUN_EVENT_SUB_CLOSED      4 /* subflow `id` closed; `reason` MPTUN_REASON_*     */
+#define MPTUN_EVENT_PEER_CLOSED     5 /* the peer sent DATA_FIN: no more data will come   */
+#define MPTUN_EVENT_CLOSED          6 /* the connection ended; `error` an errno or 0      */
+#define MPTUN_EVENT_ADDR_ANNOUNCED  7 /* ADD_ADDR: `addr_id`, `addr` (sockaddr_in/in6)    */
+#define MPTUN_EVENT_ADDR_REMOVED    8 /* REMOVE_ADDR: `addr_id`                           */
+#define MPTUN_EVENT_SUB_PRIORITY    9 /* MP_PRIO from the peer: subflow `id`, `backup`    */
+#define MPTUN_REASON_NORMAL  0 /* FINs exchanged                    */
+#define MPTUN_REASON_RESET   1 /* the peer reset it                 */
+#define MPTUN_REASON_TIMEOUT 2 /* retransmissions or user timeout   */
+#define MPTUN_REASON_ABORTED 3 /* we reset it                       */
+struct mptun_event {
+    uint16_t type;
+    uint16_t reason;
+    uint32_t id;
+    uint8_t  addr_id;
+    uint8_t  backup;
+    uint16_t error;
+    uint32_t reserved;
+    unsigned char addr[28]; /* struct sockaddr_in or sockaddr_in6, zeros when unused */
+    uint32_t reserved2;
+};
+
 /* mptcp_close_sub_id.how: SHUT_WR or SHUT_RDWR close gracefully (FIN), MPTUN_SHUT_ABORT
  * resets the subflow at once. Either way, data the subflow carried that the peer did not
  * acknowledge is sent again on the other subflows. */
@@ -200,6 +230,8 @@ MPTUN_ASSERT_(subset_size, sizeof(struct mptcp_sub_setsockopt) == 32);
 MPTUN_ASSERT_(subset_optlen, offsetof(struct mptcp_sub_setsockopt, optlen) == 24);
 MPTUN_ASSERT_(tcp_info_size, sizeof(struct mptun_tcp_info) == 88);
 MPTUN_ASSERT_(tcp_info_sent, offsetof(struct mptun_tcp_info, tcpi_bytes_sent) == 40);
+MPTUN_ASSERT_(event_size, sizeof(struct mptun_event) == 48);
+MPTUN_ASSERT_(event_addr, offsetof(struct mptun_event, addr) == 16);
 #ifdef MPTUN_OWN_MPTCP_INFO_
 MPTUN_ASSERT_(mptcp_info_size, sizeof(struct mptcp_info) == 96);
 MPTUN_ASSERT_(mptcp_info_acked, offsetof(struct mptcp_info, mptcpi_bytes_acked) == 72);

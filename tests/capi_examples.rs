@@ -180,6 +180,10 @@ int main(void) {
     P(offsetof(struct mptcp_info, mptcpi_bytes_acked));
     P(offsetof(struct mptcp_info, mptcpi_subflows_total));
     P(MPTCP_INFO);
+    P(sizeof(struct mptun_event));
+    P(offsetof(struct mptun_event, error));
+    P(offsetof(struct mptun_event, addr));
+    P(MPTUN_GET_EVENTS); P(MPTUN_EVENT_SUB_CLOSED); P(MPTUN_EVENT_SUB_PRIORITY);
     P(MPTCP_SUB_TUPLE_LEN_IN);
     P(MPTCP_SUB_TUPLE_LEN_IN6);
     P(MPTCP_GET_SUB_IDS); P(MPTCP_CLOSE_SUB_ID); P(MPTCP_GET_SUB_TUPLE);
@@ -285,6 +289,16 @@ int main(void) {
         ("offsetof(struct mptcp_info, mptcpi_bytes_acked)", 72),
         ("offsetof(struct mptcp_info, mptcpi_subflows_total)", 80),
         ("MPTCP_INFO", MPTCP_INFO as usize),
+        // the byte offsets event_bytes writes
+        ("sizeof(struct mptun_event)", MPTUN_EVENT_LEN),
+        ("offsetof(struct mptun_event, error)", 10),
+        ("offsetof(struct mptun_event, addr)", 16),
+        ("MPTUN_GET_EVENTS", MPTUN_GET_EVENTS as usize),
+        ("MPTUN_EVENT_SUB_CLOSED", MPTUN_EVENT_SUB_CLOSED as usize),
+        (
+            "MPTUN_EVENT_SUB_PRIORITY",
+            MPTUN_EVENT_SUB_PRIORITY as usize,
+        ),
         ("MPTCP_SUB_TUPLE_LEN_IN", SUB_TUPLE_LEN_IN),
         ("MPTCP_SUB_TUPLE_LEN_IN6", SUB_TUPLE_LEN_IN6),
         ("MPTCP_GET_SUB_IDS", MPTCP_GET_SUB_IDS as usize),

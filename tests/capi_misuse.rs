@@ -372,6 +372,40 @@ fn c_abi_misuse_reports_the_documented_errno() {
         assert_eq!(mi[80], 1, "one live subflow (the initial one)");
         assert_eq!(mi[0], 0, "no additional subflow yet");
 
+        // MPTUN_GET_EVENTS: whole events only; drained once read
+        let mut ev = [0xffu8; 4 * MPTUN_EVENT_LEN];
+        let mut l = 10;
+        fails(
+            getopt(fd, SOL_MPTCP, MPTUN_GET_EVENTS, &mut ev[..10], &mut l),
+            libc::EINVAL,
+            "events, buffer shorter than one",
+        );
+        assert_eq!(l as usize, MPTUN_EVENT_LEN);
+        let mut l = ev.len() as socklen_t;
+        assert_eq!(getopt(fd, SOL_MPTCP, MPTUN_GET_EVENTS, &mut ev, &mut l), 0);
+        assert_eq!(l as usize % MPTUN_EVENT_LEN, 0);
+        let evs: Vec<(u16, u32)> = ev[..l as usize]
+            .chunks_exact(MPTUN_EVENT_LEN)
+            .map(|e| {
+                (
+                    u16::from_ne_bytes([e[0], e[1]]),
+                    u32::from_ne_bytes(e[4..8].try_into().unwrap()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            evs,
+            vec![
+                (MPTUN_EVENT_ESTABLISHED, 0),
+                (MPTUN_EVENT_SUB_ESTABLISHED, 1)
+            ],
+            "events after connect"
+        );
+        assert!(ev[l as usize..].iter().all(|&b| b == 0), "rest zeroed");
+        let mut l = ev.len() as socklen_t;
+        assert_eq!(getopt(fd, SOL_MPTCP, MPTUN_GET_EVENTS, &mut ev, &mut l), 0);
+        assert_eq!(l, 0, "drained");
+
         // GET_SUB_IDS: no buffer / short buffer report the size needed; the output is zeroed
         let mut l: socklen_t = 0;
         fails(

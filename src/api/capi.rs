@@ -59,6 +59,99 @@ pub const MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED: u32 = 2;
 /// Size of Linux's `struct mptcp_info` (6.x uapi).
 pub const MPTCP_INFO_LEN: usize = 96;
 
+/// mptun's connection events (level `SOL_MPTCP`, getsockopt): drains queued events into an
+/// array of `struct mptun_event`; `*optlen` becomes the bytes written (0: none queued).
+pub const MPTUN_GET_EVENTS: c_int = 101;
+/// Size of `struct mptun_event`.
+pub const MPTUN_EVENT_LEN: usize = 48;
+pub const MPTUN_EVENT_ESTABLISHED: u16 = 1;
+pub const MPTUN_EVENT_FALLBACK: u16 = 2;
+pub const MPTUN_EVENT_SUB_ESTABLISHED: u16 = 3;
+pub const MPTUN_EVENT_SUB_CLOSED: u16 = 4;
+pub const MPTUN_EVENT_PEER_CLOSED: u16 = 5;
+pub const MPTUN_EVENT_CLOSED: u16 = 6;
+pub const MPTUN_EVENT_ADDR_ANNOUNCED: u16 = 7;
+pub const MPTUN_EVENT_ADDR_REMOVED: u16 = 8;
+pub const MPTUN_EVENT_SUB_PRIORITY: u16 = 9;
+
+/// One event as the bytes of `struct mptun_event` (see `include/mptun.h`).
+pub fn event_bytes(ev: &crate::mptcp::ConnEvent) -> [u8; MPTUN_EVENT_LEN] {
+    use crate::mptcp::ConnEvent as E;
+    use crate::tcp::CloseReason;
+    let mut b = [0u8; MPTUN_EVENT_LEN];
+    let (ty, id, reason, addr_id, backup, error, addr) = match *ev {
+        E::Established => (MPTUN_EVENT_ESTABLISHED, 0, 0, 0, 0, 0, None),
+        E::Fallback => (MPTUN_EVENT_FALLBACK, 0, 0, 0, 0, 0, None),
+        E::SubflowEstablished { id } => (MPTUN_EVENT_SUB_ESTABLISHED, id, 0, 0, 0, 0, None),
+        E::SubflowClosed { id, reason } => {
+            let r = match reason {
+                CloseReason::Normal => 0,
+                CloseReason::Reset => 1,
+                CloseReason::Timeout => 2,
+                CloseReason::Aborted => 3,
+            };
+            (MPTUN_EVENT_SUB_CLOSED, id, r, 0, 0, 0, None)
+        }
+        E::PeerClosed => (MPTUN_EVENT_PEER_CLOSED, 0, 0, 0, 0, 0, None),
+        E::Closed { error } => {
+            let e = error.map_or(0, |e| io_errno(&to_io(StackError::Closed(Some(e)))));
+            (
+                MPTUN_EVENT_CLOSED,
+                0,
+                0,
+                0,
+                0,
+                u16::try_from(e).unwrap_or(0),
+                None,
+            )
+        }
+        E::AddressAnnounced { addr_id, addr } => {
+            (MPTUN_EVENT_ADDR_ANNOUNCED, 0, 0, addr_id, 0, 0, Some(addr))
+        }
+        E::AddressRemoved { addr_id } => (MPTUN_EVENT_ADDR_REMOVED, 0, 0, addr_id, 0, 0, None),
+        E::SubflowPriority { id, backup } => (
+            MPTUN_EVENT_SUB_PRIORITY,
+            id,
+            0,
+            0,
+            u8::from(backup),
+            0,
+            None,
+        ),
+    };
+    b[0..2].copy_from_slice(&ty.to_ne_bytes());
+    b[2..4].copy_from_slice(&(reason as u16).to_ne_bytes());
+    b[4..8].copy_from_slice(&id.to_ne_bytes());
+    b[8] = addr_id;
+    b[9] = backup;
+    b[10..12].copy_from_slice(&error.to_ne_bytes());
+    if let Some(a) = addr {
+        write_sockaddr(&a, &mut b[16..44]);
+    }
+    b
+}
+
+/// MPTUN_GET_EVENTS: as many queued events as fit in `buf` (whole events only).
+fn get_events(s: &MptcpStream, buf: &mut [u8], out_len: &mut usize) -> Result<(), c_int> {
+    buf.fill(0);
+    if buf.len() < MPTUN_EVENT_LEN {
+        *out_len = MPTUN_EVENT_LEN;
+        return Err(libc::EINVAL);
+    }
+    let mut n = 0;
+    for slot in buf.chunks_exact_mut(MPTUN_EVENT_LEN) {
+        match s.poll_event() {
+            Some(ev) => {
+                slot.copy_from_slice(&event_bytes(&ev));
+                n += 1;
+            }
+            None => break,
+        }
+    }
+    *out_len = n * MPTUN_EVENT_LEN;
+    Ok(())
+}
+
 /// Linux's `struct mptcp_info` bytes for `i`. Fields mptun does not track (ADD_ADDR
 /// counts and limits, local address counts, the `last_*` times, msk-level retransmission
 /// count) are 0; `mptcpi_bytes_retrans` is the reinjected byte count.
@@ -1184,6 +1277,7 @@ fn getsockopt_impl(
         (libc::IPPROTO_TCP, MPTCP_CLOSE_SUB_ID) => close_sub_id(&*stream_of(sock)?, buf),
         (libc::IPPROTO_TCP, MPTCP_SUB_GETSOCKOPT) => sub_getsockopt(&*stream_of(sock)?, buf),
         (libc::SOL_SOCKET, libc::SO_TYPE) => put_int(buf, out_len, libc::SOCK_STREAM),
+        (SOL_MPTCP, MPTUN_GET_EVENTS) => get_events(&*stream_of(sock)?, buf, out_len),
         (SOL_MPTCP, MPTCP_INFO) => {
             if !sock.mptcp {
                 return Err(libc::EOPNOTSUPP);
@@ -1649,6 +1743,42 @@ mod tests {
         // SAFETY: 88 initialised bytes read as the repr(C) struct of integers.
         let back: mptun_tcp_info = unsafe { core::ptr::read_unaligned(b.as_ptr() as *const _) };
         assert_eq!(back, t);
+    }
+
+    #[test]
+    fn event_bytes_layout() {
+        use crate::mptcp::ConnEvent;
+        let a: SocketAddr = "[fd00::7]:8080".parse().unwrap();
+        let b = event_bytes(&ConnEvent::AddressAnnounced {
+            addr_id: 5,
+            addr: a,
+        });
+        assert_eq!(u16::from_ne_bytes([b[0], b[1]]), MPTUN_EVENT_ADDR_ANNOUNCED);
+        assert_eq!(b[8], 5);
+        assert_eq!(read_sockaddr(&b[16..44]), Ok(a));
+        let b = event_bytes(&ConnEvent::SubflowClosed {
+            id: 300,
+            reason: crate::tcp::CloseReason::Timeout,
+        });
+        assert_eq!(u16::from_ne_bytes([b[0], b[1]]), MPTUN_EVENT_SUB_CLOSED);
+        assert_eq!(u16::from_ne_bytes([b[2], b[3]]), 2);
+        assert_eq!(u32::from_ne_bytes([b[4], b[5], b[6], b[7]]), 300);
+        assert!(b[16..].iter().all(|&x| x == 0), "no address: zeros");
+        let b = event_bytes(&ConnEvent::Closed {
+            error: Some(crate::mptcp::ConnError::Refused),
+        });
+        assert_eq!(
+            u16::from_ne_bytes([b[10], b[11]]),
+            libc::ECONNREFUSED as u16
+        );
+        let b = event_bytes(&ConnEvent::SubflowPriority {
+            id: 2,
+            backup: true,
+        });
+        assert_eq!(
+            (b[9], u16::from_ne_bytes([b[0], b[1]])),
+            (1, MPTUN_EVENT_SUB_PRIORITY)
+        );
     }
 
     #[test]
