@@ -159,6 +159,7 @@ fn impair_direction(dev: &str) -> Result<(&str, Dir), String> {
 pub fn run_connect(opts: &RunOptions) -> Result<Summary, String> {
     let remote = opts.remote.ok_or("connect needs REMOTE_IP:PORT")?;
     let rt = start_runtime(opts)?;
+    install_state_dump(rt.handle().clone());
     let local = opts
         .tuns
         .iter()
@@ -177,10 +178,73 @@ pub fn run_connect(opts: &RunOptions) -> Result<Summary, String> {
     finish(rt, stream, r)
 }
 
+/// Set by SIGTERM/SIGINT (e.g. from `timeout`): the watchdog then prints every
+/// connection's state to stderr before exiting, so that a hung transfer can be diagnosed.
+static TERMINATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_terminate(_sig: libc::c_int) {
+    TERMINATE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Installs the SIGTERM/SIGINT handler and a thread that, once it fired, dumps the stack's
+/// connections (state, sequence numbers, every subflow's TCP state and counters) to stderr
+/// and exits with status 124 (what `timeout` reports).
+fn install_state_dump(handle: StackHandle) {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            on_terminate as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGINT,
+            on_terminate as *const () as libc::sighandler_t,
+        );
+    }
+    std::thread::spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if !TERMINATE.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
+        let text = handle.with_stack(|s| {
+            let mut out = String::from("mptun: terminated; connection state:\n");
+            let ids: Vec<_> = s.connections().collect();
+            for id in ids {
+                let Some(c) = s.connection(id) else { continue };
+                out.push_str(&format!(
+                    "  conn {id}: established={} closed={} error={:?} fallback={} {:?} readable={} send_space={}\n",
+                    c.is_established(),
+                    c.is_closed(),
+                    c.error(),
+                    c.is_fallback(),
+                    c.info(),
+                    c.readable(),
+                    c.send_space(),
+                ));
+                for f in c.subflows() {
+                    let st = f.tcb.stats();
+                    out.push_str(&format!(
+                        "    subflow {} {} -> {} state={:?} join={:?} closed={:?} backup={} data_sent={} data_received={} cwnd={} ssthresh={} in_flight={} peer_window={} srtt={:?} rto={:?} retransmits={} rto_count={} segs_out={} segs_in={}\n",
+                        f.id, f.local, f.remote, f.tcb.state(), f.join, f.closed, f.backup,
+                        f.data_sent, f.data_received, st.cwnd, st.ssthresh, st.bytes_in_flight,
+                        st.peer_window, st.srtt, st.rto, st.retransmits, st.rto_count,
+                        st.segs_out, st.segs_in,
+                    ));
+                }
+            }
+            out.push_str(&format!("  counters: {:?}\n", s.mib()));
+            out
+        });
+        eprint!("{text}");
+        std::process::exit(124);
+    });
+}
+
 /// `mptun listen`.
 pub fn run_listen(opts: &RunOptions) -> Result<Summary, String> {
     let port = opts.port.ok_or("listen needs --port")?;
     let rt = start_runtime(opts)?;
+    install_state_dump(rt.handle().clone());
     let listener = MptcpListener::bind_with(rt.handle(), port, Some(conn_config(opts)?))
         .map_err(|e| format!("listen on port {port}: {e}"))?;
     loop {
