@@ -752,3 +752,53 @@ fn coupled_congestion_control_is_fair_on_a_shared_bottleneck() {
     }
     assert!(uncoupled > 1.4, "uncoupled reno subflows: {uncoupled:.2}");
 }
+
+/// RFC 8684 3.7: a DSS checksum failure on one of several subflows closes that subflow with
+/// RST + MP_TCPRST + MP_FAIL; the sender re-sends what it carried on the other subflow and
+/// the transfer completes intact.
+#[test]
+fn checksum_failure_with_two_subflows_resets_the_subflow_with_mp_fail() {
+    let mut c = cfg("roundrobin", "manual");
+    c.checksum = true;
+    let mut p = Pair::two_paths(61, path(10, 50), path(10, 50), c.clone(), c);
+    let seen = Rc::new(Cell::new(0u32));
+    let done = Rc::new(Cell::new(false));
+    let (s, d) = (seen.clone(), done.clone());
+    p.net.set_hook(Box::new(move |info, pkt| {
+        // the 20th data segment the server sends over path 2: flip a payload byte and fix
+        // the TCP checksum, so only the DSS checksum can tell
+        if d.get() || info.from_host != 1 || info.link != 1 || tcp_payload_len(pkt) < 100 {
+            return Verdict::Pass;
+        }
+        s.set(s.get() + 1);
+        if s.get() == 20 {
+            let n = pkt.len();
+            pkt[n - 10] ^= 0x5a;
+            fix_tcp_checksum(pkt);
+            d.set(true);
+        }
+        Verdict::Pass
+    }));
+    let (conn, id) = connect_two(&mut p, false);
+    let mut t = Transfer::new(conn, data(300_000, 21), data(3_000_000, 22));
+    assert!(
+        t.run(&mut p, Duration::from_secs(120)),
+        "transfer did not finish"
+    );
+    t.assert_intact();
+    assert!(done.get(), "the hook never corrupted a segment");
+    let (cm, sm) = (p.client.mib(), p.server.mib());
+    assert_eq!(cm.DataCsumErr, 1, "the client saw the bad checksum");
+    assert_eq!(cm.MPFailTx, 1);
+    assert_eq!(sm.MPFailRx, 1, "the server got MP_FAIL");
+    assert!(sm.MPRstRx >= 1, "with MP_TCPRST");
+    let sf = p
+        .client
+        .connection(conn)
+        .unwrap()
+        .subflows()
+        .iter()
+        .find(|s| s.id == id)
+        .map(|s| s.closed);
+    assert_eq!(sf, Some(Some(mptun::tcp::CloseReason::Aborted)));
+}

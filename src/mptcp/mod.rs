@@ -799,6 +799,23 @@ impl Connection {
                 // a corrupted mapping is not recorded: its data is not acknowledged, so the
                 // peer sends it again
                 mib.DataCsumErr += 1;
+                // RFC 8684 3.7: with other subflows to carry the data, close this one with
+                // RST + MP_FAIL (the sender re-sends its unacknowledged data elsewhere).
+                // With this subflow alone, the mapping is dropped and the peer's data-level
+                // retransmission repeats it (MP_FAIL + infinite mapping is not implemented).
+                let others = self
+                    .subflows
+                    .iter()
+                    .enumerate()
+                    .any(|(i, s)| i != idx && s.usable());
+                if others {
+                    let sf = &mut self.subflows[idx];
+                    sf.mp_fail = Some(dsn);
+                    sf.rst_reason = Some(rst_reason::MIDDLEBOX_INTERFERENCE);
+                    sf.tcb.abort();
+                    mib.MPFailTx += 1;
+                    self.reinject_outstanding(idx);
+                }
                 return;
             }
         }
@@ -1478,6 +1495,9 @@ impl Connection {
                     .rst_reason
                     .unwrap_or(rst_reason::UNSPECIFIED);
                 out.push(MptcpOption::MpTcpRst { flags: 0, reason });
+                if let Some(dsn) = self.subflows[i].mp_fail {
+                    out.push(MptcpOption::MpFail { dsn });
+                }
                 if self.mp.fastclose && self.mode == Mode::Mptcp {
                     out.push(MptcpOption::MpFastclose {
                         key: self.remote_key,

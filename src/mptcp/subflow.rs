@@ -225,6 +225,8 @@ pub struct Subflow {
     pub peer_fin: bool,
     /// MP_TCPRST reason to put on our RST, if we abort it.
     pub rst_reason: Option<u8>,
+    /// MP_FAIL to put on our RST: the DSN of a mapping that failed its checksum.
+    pub mp_fail: Option<u64>,
     /// Data-level bytes sent / received on this subflow (first transmissions).
     pub data_sent: u64,
     pub data_received: u64,
@@ -269,6 +271,7 @@ impl Subflow {
             closed: None,
             peer_fin: false,
             rst_reason: None,
+            mp_fail: None,
             data_sent: 0,
             data_received: 0,
             tos: 0,
