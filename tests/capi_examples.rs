@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use mptun::api::capi;
 use mptun::testbed::peer::PeerArgs;
-use mptun::testbed::{require_privileges, under_ci, NetNs};
+use mptun::testbed::{delta, require_privileges, under_ci, NetNs};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -115,7 +115,7 @@ fn compile(src: &Path, out: &Path) {
     );
 }
 
-const EXAMPLES: &[&str] = &["open_subflow", "close_slow", "backup"];
+const EXAMPLES: &[&str] = &["open_subflow", "close_slow", "backup", "reopen"];
 
 fn build_example(dir: &TempDir, name: &str) -> PathBuf {
     let out = dir.path(name);
@@ -353,6 +353,11 @@ struct ExampleRun {
 
 /// Runs example `name` in a fresh two-TUN namespace against a Linux MPTCP server.
 fn run_example(name: &str, setup: impl FnOnce(&NetNs)) -> ExampleRun {
+    run_example_env(name, setup, &[])
+}
+
+/// [`run_example`] with extra environment variables for the example.
+fn run_example_env(name: &str, setup: impl FnOnce(&NetNs), env: &[(&str, &str)]) -> ExampleRun {
     // one at a time: on a loaded 2-core machine a late MP_JOIN may be refused by the kernel
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -381,7 +386,8 @@ fn run_example(name: &str, setup: impl FnOnce(&NetNs)) -> ExampleRun {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied());
     let pid = ns.spawn(&mut cmd).expect("spawn example");
     let out = ns.wait_output(pid).expect("wait for the example");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -466,6 +472,36 @@ fn c_open_subflow_against_linux() {
         "{}",
         r.stdout
     );
+}
+
+/// Re-open a subflow on a new source port after closing the first, gracefully and
+/// abortively: both joins reach the kernel (MPJoinAckRx rises by 2), new id, new port.
+#[test]
+fn c_reopen_against_linux() {
+    if !require_privileges("c_reopen_against_linux") || !have_cc("c_reopen") {
+        return;
+    }
+    for abort in ["0", "1"] {
+        let r = run_example_env("reopen", |_| {}, &[("REOPEN_ABORT", abort)]);
+        assert_common("reopen", &r);
+        assert!(
+            delta(&r.before, &r.after, "MPJoinAckRx") >= 2,
+            "abort={abort}: {:?}",
+            counter_diff(&r.before, &r.after)
+        );
+        let how = if abort == "1" {
+            "how=abort"
+        } else {
+            "how=graceful"
+        };
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with("reopened ") && l.contains(how)),
+            "{}",
+            r.stdout
+        );
+    }
 }
 
 #[test]
