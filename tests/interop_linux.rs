@@ -649,3 +649,114 @@ fn ipv6_both_roles_with_joins() {
         );
     }
 }
+
+/// DSS checksums against Linux with `net.mptcp.checksum_enabled=1`, both roles, two
+/// subflows: the kernel verifies every mapping mptun sends (DataCsumErr stays 0) and the
+/// data arrives intact both ways.
+#[test]
+fn dss_checksums_with_linux_both_roles() {
+    if !require_privileges("dss_checksums_with_linux_both_roles") {
+        return;
+    }
+    for linux_listens in [true, false] {
+        let tag = if linux_listens {
+            "csum-client"
+        } else {
+            "csum-server"
+        };
+        let ns = two_tun_namespace(tag);
+        ns.sysctl("net.mptcp.checksum_enabled", "1")
+            .expect("checksum sysctl");
+        let dir = TempDir::new(tag);
+        let before = ns.mptcp_counters().expect("counters");
+        let pcap = dir.path("csum.pcap");
+        let pcap_arg = arg(&pcap);
+        let o = if linux_listens {
+            exchange(
+                &ns,
+                &dir,
+                BULK,
+                connect_args("198.18.1.1:5201", &["--checksum", "--pcap", &pcap_arg]),
+                linux_server(BULK, false),
+                true,
+            )
+        } else {
+            exchange(
+                &ns,
+                &dir,
+                BULK,
+                listen_args(&["--checksum", "--announce", "--pcap", &pcap_arg]),
+                linux_client(BULK, false),
+                false,
+            )
+        };
+        assert_intact(&o, BULK);
+        assert_eq!(o.mptun.field("mptcp"), Some("true"), "{}", o.mptun.summary);
+        let after = ns.mptcp_counters().expect("counters");
+        assert_counters(&before, &after, &[], &["DataCsumErr", "DSSNotMatching"]);
+        assert_counters(&before, &after, &[], NO_FALLBACK);
+        // the checksum was negotiated: DSS mappings both ways carry one
+        let (ours, theirs) = dss_mappings_with_checksum(&pcap);
+        assert!(
+            ours.0 > 100 && ours.0 == ours.1,
+            "mptun's mappings with/without checksum: {ours:?}"
+        );
+        assert!(
+            theirs.0 > 100 && theirs.0 == theirs.1,
+            "Linux's mappings with/without checksum: {theirs:?}"
+        );
+    }
+}
+
+/// Counts DSS options with a mapping in a LINKTYPE_RAW IPv4 capture: ((with checksum, all)
+/// sent from 198.18.x.2 (mptun), (with checksum, all) from the kernel side).
+fn dss_mappings_with_checksum(path: &std::path::Path) -> ((u32, u32), (u32, u32)) {
+    let f = std::fs::File::open(path).expect("pcap file");
+    let mut r = pcap_file::pcap::PcapReader::new(f).expect("pcap header");
+    let (mut ours, mut theirs) = ((0, 0), (0, 0));
+    while let Some(Ok(p)) = r.next_packet() {
+        let d: &[u8] = &p.data;
+        if d.len() < 40 || d[0] >> 4 != 4 || d[9] != 6 {
+            continue;
+        }
+        let from_mptun = d[15] == 2;
+        let ihl = usize::from(d[0] & 0xf) * 4;
+        let Some(tcp) = d.get(ihl..) else { continue };
+        let doff = usize::from(tcp[12] >> 4) * 4;
+        let Some(mut opts) = tcp.get(20..doff) else {
+            continue;
+        };
+        while let Some(&kind) = opts.first() {
+            if kind == 0 {
+                break;
+            }
+            if kind == 1 {
+                opts = &opts[1..];
+                continue;
+            }
+            let Some(&len) = opts.get(1) else { break };
+            let len = usize::from(len).max(2);
+            let Some(body) = opts.get(..len) else { break };
+            if kind == 30 && len >= 4 && body[2] >> 4 == 2 && body[3] & 0x04 != 0 {
+                // DSS with a mapping: length without checksum, from the flags
+                let f = body[3];
+                let ack = if f & 0x01 != 0 {
+                    if f & 0x02 != 0 {
+                        8
+                    } else {
+                        4
+                    }
+                } else {
+                    0
+                };
+                let map = if f & 0x08 != 0 { 8 } else { 4 } + 4 + 2;
+                let with = usize::from(len == 4 + ack + map + 2);
+                let c = if from_mptun { &mut ours } else { &mut theirs };
+                c.0 += with as u32;
+                c.1 += 1;
+            }
+            opts = &opts[len..];
+        }
+    }
+    (ours, theirs)
+}
