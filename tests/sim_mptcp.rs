@@ -283,3 +283,29 @@ fn corrupted_payload_is_caught_by_the_dss_checksum() {
         "every corrupted segment is caught and its data taken again"
     );
 }
+
+/// A sub-millisecond path: the smoothed RTT comes from timed segments at the clock's
+/// resolution, not from 1 ms timestamp ticks (which would read 0 or 1 ms).
+#[test]
+fn sub_millisecond_rtt_is_measured_in_microseconds() {
+    let path = Impairment {
+        delay: Duration::from_micros(200),
+        rate_bps: 1_000_000_000,
+        queue_limit: 4 << 20,
+        ..Impairment::default()
+    };
+    let mut p = Pair::new(71, path);
+    let c = p.connect();
+    // little data: no queue builds up, so the RTT stays the path's
+    let mut t = Transfer::new(c, data(30_000, 1), data(30_000, 2));
+    assert!(t.run(&mut p, Duration::from_secs(30)));
+    t.assert_intact();
+    let srtt = p.client.connection(c).unwrap().subflows()[0]
+        .tcb
+        .srtt()
+        .expect("an RTT sample");
+    assert!(
+        srtt >= Duration::from_micros(350) && srtt <= Duration::from_micros(1500),
+        "srtt {srtt:?} for a 400 us round trip"
+    );
+}

@@ -935,17 +935,24 @@ impl Tcb {
             }
             _ => None,
         };
+        // The timed segment (Karn's rule: never a retransmitted one) measures with the
+        // clock's full resolution; timestamp echoes have 1 ms ticks, so they serve the ACKs
+        // without a timed segment, and only when they can tell (2 ticks or more: a
+        // sub-millisecond path would read 0 or 1 ms and drag the estimate off).
+        if karn.is_some() {
+            return karn;
+        }
         if self.ts_ok {
             if let Some((_, tsecr)) = seg.options.timestamps {
                 if tsecr != 0 {
                     let ms = self.ts_now(now).wrapping_sub(tsecr);
-                    if ms < 3_600_000 {
+                    if (2..3_600_000).contains(&ms) {
                         return Some(Duration::from_millis(u64::from(ms)));
                     }
                 }
             }
         }
-        karn
+        None
     }
 
     /// ACK field processing; returns false if the segment must be dropped.
