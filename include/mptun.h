@@ -51,8 +51,9 @@ extern "C" {
 
 /* Linux's MPTCP_INFO, level SOL_MPTCP: the connection's struct mptcp_info in Linux's
  * layout (a buffer shorter than 96 bytes: EINVAL and *optlen set to 96). Not tracked, 0:
- * the ADD_ADDR counts and limits, local address counts, mptcpi_retransmits, the last_*
- * times. mptcpi_bytes_retrans counts reinjected bytes. EOPNOTSUPP on a plain TCP socket.
+ * the ADD_ADDR counts and limits, local address counts, the last_* times.
+ * mptcpi_retransmits sums the subflows' retransmitted segments, mptcpi_bytes_retrans counts
+ * reinjected bytes. EOPNOTSUPP on a plain TCP socket.
  * If <linux/mptcp.h> was included first, its definitions are used. */
 #ifndef MPTCP_INFO
 #define MPTUN_OWN_MPTCP_INFO_ 1

@@ -309,3 +309,27 @@ fn sub_millisecond_rtt_is_measured_in_microseconds() {
         "srtt {srtt:?} for a 400 us round trip"
     );
 }
+
+/// MPTCP_INFO-like counters: retransmissions summed over the subflows, on a lossy path.
+#[test]
+fn connection_info_counts_retransmissions() {
+    let mut p = Pair::new(72, lossy(0.02, 0.0));
+    let c = p.connect();
+    let mut t = Transfer::new(c, data(1_000_000, 3), data(10_000, 4));
+    assert!(t.run(&mut p, Duration::from_secs(120)));
+    t.assert_intact();
+    let conn = p.client.connection(c).unwrap();
+    let info = conn.info();
+    let summed: u64 = conn
+        .subflows()
+        .iter()
+        .map(|s| s.tcb.stats().retransmits)
+        .sum();
+    assert!(info.retransmits > 0, "2% loss must cause retransmissions");
+    assert_eq!(info.retransmits, summed);
+    assert_eq!(
+        info.bytes_acked,
+        1_000_000 + 1,
+        "all data and the DATA_FIN acknowledged"
+    );
+}

@@ -153,8 +153,9 @@ fn get_events(s: &MptcpStream, buf: &mut [u8], out_len: &mut usize) -> Result<()
 }
 
 /// Linux's `struct mptcp_info` bytes for `i`. Fields mptun does not track (ADD_ADDR
-/// counts and limits, local address counts, the `last_*` times, msk-level retransmission
-/// count) are 0; `mptcpi_bytes_retrans` is the reinjected byte count.
+/// counts and limits, local address counts, the `last_*` times) are 0;
+/// `mptcpi_retransmits` is the subflows' retransmitted segments summed (Linux counts
+/// data-level retransmission timeouts), `mptcpi_bytes_retrans` the reinjected bytes.
 pub fn mptcp_info_bytes(i: &crate::mptcp::ConnInfo) -> [u8; MPTCP_INFO_LEN] {
     let mut b = [0u8; MPTCP_INFO_LEN];
     let u8c = |v: u32| u8::try_from(v).unwrap_or(u8::MAX);
@@ -173,6 +174,11 @@ pub fn mptcp_info_bytes(i: &crate::mptcp::ConnInfo) -> [u8; MPTCP_INFO_LEN] {
     b[24..32].copy_from_slice(&i.snd_una.to_ne_bytes());
     b[32..40].copy_from_slice(&i.rcv_nxt.to_ne_bytes());
     b[42] = u8::from(i.checksum);
+    b[44..48].copy_from_slice(
+        &u32::try_from(i.retransmits)
+            .unwrap_or(u32::MAX)
+            .to_ne_bytes(),
+    );
     b[48..56].copy_from_slice(&i.reinjected.to_ne_bytes());
     b[56..64].copy_from_slice(&i.bytes_sent.to_ne_bytes());
     b[64..72].copy_from_slice(&i.bytes_received.to_ne_bytes());
@@ -1743,6 +1749,35 @@ mod tests {
         // SAFETY: 88 initialised bytes read as the repr(C) struct of integers.
         let back: mptun_tcp_info = unsafe { core::ptr::read_unaligned(b.as_ptr() as *const _) };
         assert_eq!(back, t);
+    }
+
+    #[test]
+    fn mptcp_info_bytes_layout() {
+        let i = crate::mptcp::ConnInfo {
+            fallback: true,
+            checksum: true,
+            local_token: 0x01020304,
+            remote_token: 9,
+            subflows: 3,
+            bytes_acked: 77,
+            retransmits: 7,
+            reinjected: 5,
+            ..Default::default()
+        };
+        let b = mptcp_info_bytes(&i);
+        let u32at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().unwrap());
+        let u64at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().unwrap());
+        assert_eq!(b[0], 2, "subflows besides the initial one");
+        assert_eq!(
+            u32at(8),
+            MPTCP_INFO_FLAG_FALLBACK | MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED
+        );
+        assert_eq!(u32at(12), 0x01020304);
+        assert_eq!(b[42], 1);
+        assert_eq!(u32at(44), 7);
+        assert_eq!(u64at(48), 5);
+        assert_eq!(u64at(72), 77);
+        assert_eq!(b[80], 3);
     }
 
     #[test]

@@ -147,7 +147,10 @@ pub struct ConnInfo {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub bytes_acked: u64,
+    /// Data-level bytes sent again on another subflow (reinjection).
     pub reinjected: u64,
+    /// Segments retransmitted by the subflows, summed over every subflow the connection had.
+    pub retransmits: u64,
 }
 
 /// One MPTCP connection.
@@ -425,6 +428,11 @@ impl Connection {
             bytes_received: self.stats_bytes_received,
             bytes_acked: self.snd_una.saturating_sub(self.local_idsn.wrapping_add(1)),
             reinjected: self.stats_reinjected,
+            retransmits: self
+                .subflows
+                .iter()
+                .map(|s| s.tcb.stats().retransmits)
+                .sum(),
         }
     }
 
