@@ -507,10 +507,13 @@ mod props {
             let mut c = ctx(unsent, window);
             c.blocked = blocked.map(|(subflow, dsn, len)| Blocked { subflow, dsn, len });
             let healthy_regular = views.iter().any(|v| v.usable && !v.backup && !v.potentially_failed);
-            let mut steps = 0;
+            // every Send moves at least one byte (a view's mss may be 0: 1-byte decisions),
+            // so a terminating scheduler needs at most `unsent` sends plus the other kinds
+            let limit = unsent + 10_000;
+            let mut steps = 0u64;
             loop {
                 steps += 1;
-                prop_assert!(steps < 10_000, "scheduling loop does not terminate");
+                prop_assert!(steps < limit, "scheduling loop does not terminate");
                 let budget = c.send_budget();
                 match s.schedule(&c, &views) {
                     Decision::Wait => break,
