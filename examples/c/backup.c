@@ -60,16 +60,8 @@ int main(int argc, char **argv)
     printf("backup after: data_sent=%llu data_received=%llu\n",
            (unsigned long long)after.tcpi_data_sent,
            (unsigned long long)after.tcpi_data_received);
-    printf("sent=%llu received=%llu\n", (unsigned long long)x.sent,
-           (unsigned long long)x.received);
-    if (x.received != a.bytes)
-        fail("did not receive everything the peer sent");
+    check_received(&x, a.bytes);
     if (after.tcpi_data_sent - before.tcpi_data_sent < a.bytes - a.bytes / 2)
         fail("the backup subflow did not carry the data sent after the primary closed");
-    if (mptun_close(fd) < 0)
-        die("mptun_close");
-    if (mptun_fini() < 0)
-        die("mptun_fini");
-    printf("ok\n");
-    return 0;
+    return close_and_finish(fd);
 }

@@ -77,14 +77,6 @@ int main(int argc, char **argv)
 
     /* the rest of the transfer goes over the remaining subflow(s) */
     pump(fd, &x, a.bytes, a.bytes, 1);
-    printf("sent=%llu received=%llu\n", (unsigned long long)x.sent,
-           (unsigned long long)x.received);
-    if (x.received != a.bytes)
-        fail("did not receive everything the peer sent");
-    if (mptun_close(fd) < 0)
-        die("mptun_close");
-    if (mptun_fini() < 0)
-        die("mptun_fini");
-    printf("ok\n");
-    return 0;
+    check_received(&x, a.bytes);
+    return close_and_finish(fd);
 }

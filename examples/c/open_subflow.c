@@ -61,10 +61,7 @@ int main(int argc, char **argv)
         fail("the subflow's remote address is not the one asked for");
 
     pump(fd, &x, a.bytes, a.bytes, 1);
-    printf("sent=%llu received=%llu\n", (unsigned long long)x.sent,
-           (unsigned long long)x.received);
-    if (x.received != a.bytes)
-        fail("did not receive everything the peer sent");
+    check_received(&x, a.bytes);
 
     /* connection-level counters, as Linux's MPTCP_INFO */
     {
@@ -85,10 +82,5 @@ int main(int argc, char **argv)
         if (mi.mptcpi_bytes_received != a.bytes)
             fail("MPTCP_INFO: bytes received differ from the transfer");
     }
-    if (mptun_close(fd) < 0)
-        die("mptun_close");
-    if (mptun_fini() < 0)
-        die("mptun_fini");
-    printf("ok\n");
-    return 0;
+    return close_and_finish(fd);
 }

@@ -21,31 +21,6 @@ static int local_port(int fd, int id)
     return ntohs(l.sin_port);
 }
 
-/* Opens LOCAL:LPORT -> REMOTE:PORT (LPORT 0: any) and waits until it is established, trying
- * the next ports if the peer refuses; returns the id. */
-static int open_on_port(int fd, const char *local, const char *remote, int port, int lport)
-{
-    int attempt;
-    for (attempt = 0; attempt < 3; attempt++) {
-        unsigned char buf[MPTCP_SUB_TUPLE_LEN_IN];
-        struct mptcp_sub_tuple *t = (struct mptcp_sub_tuple *)buf;
-        struct sockaddr_in l = sin_of(local, lport ? lport + attempt : 0),
-                           r = sin_of(remote, port);
-        socklen_t len = sizeof buf;
-        memset(buf, 0, sizeof buf);
-        memcpy(t->addrs, &l, sizeof l);
-        memcpy(t->addrs + sizeof l, &r, sizeof r);
-        if (mptun_getsockopt(fd, IPPROTO_TCP, MPTCP_OPEN_SUB_TUPLE, buf, &len) < 0)
-            die("MPTCP_OPEN_SUB_TUPLE");
-        if (wait_established(fd, t->id) == 0)
-            return t->id;
-        fprintf(stderr, "join attempt %d (id %d) failed\n", attempt + 1, t->id);
-        sleep_ms(200);
-    }
-    fail("the subflow did not become established");
-    return -1;
-}
-
 int main(int argc, char **argv)
 {
     struct args a;
@@ -58,14 +33,14 @@ int main(int argc, char **argv)
     if (mptun_init(a.config) < 0)
         die("mptun_init");
     fd = connect_mptcp(&a);
-    first = open_on_port(fd, a.local2, a.server2, a.port, 0);
+    first = open_established(fd, a.local2, a.server2, a.port, 0);
     p1 = local_port(fd, first);
     printf("opened id=%d port=%d\n", first, p1);
 
     pump(fd, &x, a.bytes / 2, a.bytes, 0);
     if (close_subflow(fd, first, how) < 0)
         die("MPTCP_CLOSE_SUB_ID");
-    second = open_on_port(fd, a.local2, a.server2, a.port, p1 + 1);
+    second = open_established_from(fd, a.local2, p1 + 1, a.server2, a.port, 0);
     p2 = local_port(fd, second);
     printf("reopened id=%d port=%d how=%s\n", second, p2,
            how == MPTUN_SHUT_ABORT ? "abort" : "graceful");
@@ -75,14 +50,6 @@ int main(int argc, char **argv)
         fail("the new subflow has the old source port");
 
     pump(fd, &x, a.bytes, a.bytes, 1);
-    printf("sent=%llu received=%llu\n", (unsigned long long)x.sent,
-           (unsigned long long)x.received);
-    if (x.received != a.bytes)
-        fail("did not receive everything the peer sent");
-    if (mptun_close(fd) < 0)
-        die("mptun_close");
-    if (mptun_fini() < 0)
-        die("mptun_fini");
-    printf("ok\n");
-    return 0;
+    check_received(&x, a.bytes);
+    return close_and_finish(fd);
 }

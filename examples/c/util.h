@@ -122,12 +122,13 @@ static inline int sub_flags(int fd, int id)
     return r;
 }
 
-/* Opens a subflow LOCAL:0 -> REMOTE:PORT; returns its id. */
-static inline int open_subflow(int fd, const char *local, const char *remote, int port, int backup)
+/* Opens a subflow LOCAL:LPORT -> REMOTE:PORT (LPORT 0: any); returns its id. */
+static inline int open_subflow_from(int fd, const char *local, int lport, const char *remote,
+                                    int port, int backup)
 {
     unsigned char buf[MPTCP_SUB_TUPLE_LEN_IN];
     struct mptcp_sub_tuple *t = (struct mptcp_sub_tuple *)buf;
-    struct sockaddr_in l = sin_of(local, 0), r = sin_of(remote, port);
+    struct sockaddr_in l = sin_of(local, lport), r = sin_of(remote, port);
     socklen_t len = sizeof buf;
     memset(buf, 0, sizeof buf);
     t->prio = (uint8_t)backup;
@@ -136,6 +137,12 @@ static inline int open_subflow(int fd, const char *local, const char *remote, in
     if (mptun_getsockopt(fd, IPPROTO_TCP, MPTCP_OPEN_SUB_TUPLE, buf, &len) < 0)
         die("MPTCP_OPEN_SUB_TUPLE");
     return t->id;
+}
+
+/* Opens a subflow LOCAL:0 -> REMOTE:PORT; returns its id. */
+static inline int open_subflow(int fd, const char *local, const char *remote, int port, int backup)
+{
+    return open_subflow_from(fd, local, 0, remote, port, backup);
 }
 
 /* Waits (at most 10 s) until subflow id is fully established: 0, or -1 if it closed (the
@@ -154,14 +161,16 @@ static inline int wait_established(int fd, int id)
     return -1;
 }
 
-/* Opens a subflow and waits until it is established, trying up to three times (a peer may
- * refuse a join, e.g. before it considers the connection fully established). */
-static inline int open_established(int fd, const char *local, const char *remote, int port,
-                                   int backup)
+/* Opens a subflow from LOCAL:LPORT (LPORT 0: any; else LPORT, LPORT+1... on retries) and
+ * waits until it is established, trying up to three times (a peer may refuse a join, e.g.
+ * Linux once its side of the connection is half-closed). */
+static inline int open_established_from(int fd, const char *local, int lport,
+                                        const char *remote, int port, int backup)
 {
     int attempt;
     for (attempt = 1; attempt <= 3; attempt++) {
-        int id = open_subflow(fd, local, remote, port, backup);
+        int id = open_subflow_from(fd, local, lport ? lport + attempt - 1 : 0, remote, port,
+                                   backup);
         printf("opened subflow id=%d\n", id);
         if (wait_established(fd, id) == 0)
             return id;
@@ -170,6 +179,12 @@ static inline int open_established(int fd, const char *local, const char *remote
     }
     fail("the new subflow did not become established");
     return -1;
+}
+
+static inline int open_established(int fd, const char *local, const char *remote, int port,
+                                   int backup)
+{
+    return open_established_from(fd, local, 0, remote, port, backup);
 }
 
 /* Waits (at most 10 s) until the peer has sent something: the connection is then fully
@@ -296,6 +311,26 @@ static inline void pump(int fd, struct xfer *x, uint64_t upto, uint64_t total, i
                 x->received += (uint64_t)r;
         }
     }
+}
+
+/* Prints the transfer's totals and fails unless all BYTES the peer sent arrived. */
+static inline void check_received(const struct xfer *x, uint64_t bytes)
+{
+    printf("sent=%llu received=%llu\n", (unsigned long long)x->sent,
+           (unsigned long long)x->received);
+    if (x->received != bytes)
+        fail("did not receive everything the peer sent");
+}
+
+/* Closes the connection, stops mptun and prints "ok". */
+static inline int close_and_finish(int fd)
+{
+    if (mptun_close(fd) < 0)
+        die("mptun_close");
+    if (mptun_fini() < 0)
+        die("mptun_fini");
+    printf("ok\n");
+    return 0;
 }
 
 #endif

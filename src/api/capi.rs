@@ -1297,20 +1297,15 @@ fn getsockopt_impl(
                 SockState::Connected(s) => Some(s.clone()),
                 _ => None,
             };
-            let err = match connected {
-                Some(s) => match s.connect_result() {
-                    Ok(_) => s
-                        .stack()
-                        .with_stack(|st| st.connection(s.id()).and_then(|c| c.error()))
-                        .map_or(0, |e| {
-                            io_errno(&crate::api::to_io(crate::stack::StackError::Closed(Some(
-                                e,
-                            ))))
-                        }),
-                    Err(e) => io_errno(&e),
-                },
-                None => 0,
-            };
+            // a failed handshake is the connection's error too
+            let err = connected.map_or(0, |s| {
+                s.stack().with_stack(|st| match st.connection(s.id()) {
+                    None => io_errno(&to_io(StackError::InvalidHandle)),
+                    Some(c) => c
+                        .error()
+                        .map_or(0, |e| io_errno(&to_io(StackError::Closed(Some(e))))),
+                })
+            });
             put_int(buf, out_len, err)
         }
         (libc::SOL_SOCKET, libc::SO_PROTOCOL) => put_int(

@@ -145,10 +145,7 @@ impl StackHandle {
             return std::task::Poll::Ready(r);
         }
         if let Some(why) = &g.stopped {
-            return std::task::Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                format!("stack stopped: {why}"),
-            )));
+            return std::task::Poll::Ready(Err(stopped_error(why)));
         }
         std::task::Poll::Pending
     }
@@ -181,10 +178,7 @@ impl StackHandle {
                 return r;
             }
             if let Some(why) = &g.stopped {
-                return Err(io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    format!("stack stopped: {why}"),
-                ));
+                return Err(stopped_error(why));
             }
             g = match deadline {
                 None => {
@@ -428,6 +422,11 @@ impl MptcpStream {
                 Some(_) => None,
             })
     }
+}
+
+/// What calls waiting on a stopped driver fail with.
+fn stopped_error(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, format!("stack stopped: {why}"))
 }
 
 /// The handshake of `id`: `Ok(Some(()))` established (or was: later errors are for reads

@@ -41,6 +41,9 @@ impl CongestionControl for Balia {
     fn name(&self) -> &'static str {
         "balia"
     }
+    fn coupled(&self) -> bool {
+        true
+    }
     fn cwnd(&self) -> u32 {
         self.core.cwnd
     }

@@ -42,6 +42,9 @@ impl CongestionControl for Lia {
     fn name(&self) -> &'static str {
         "lia"
     }
+    fn coupled(&self) -> bool {
+        true
+    }
     fn cwnd(&self) -> u32 {
         self.core.cwnd
     }

@@ -108,6 +108,11 @@ pub trait CongestionControl: Send + core::fmt::Debug {
     fn on_rto(&mut self, now: Instant, ctx: &AckContext);
     /// Loss recovery ended (the recovery point was acknowledged).
     fn on_recovery_end(&mut self, _now: Instant) {}
+    /// True for controllers that read a [`CouplingView`] (the connection builds one for
+    /// them before every ACK and timeout).
+    fn coupled(&self) -> bool {
+        false
+    }
 }
 
 /// A controller by name (see [`NAMES`]), with an initial window of 10 * `mss` (RFC 6928).

@@ -72,6 +72,9 @@ impl CongestionControl for Olia {
     fn name(&self) -> &'static str {
         "olia"
     }
+    fn coupled(&self) -> bool {
+        true
+    }
     fn cwnd(&self) -> u32 {
         self.core.cwnd
     }

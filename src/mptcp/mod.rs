@@ -1075,7 +1075,7 @@ impl Connection {
     /// every subflow of the connection. Backup subflows are not counted while a regular
     /// one is usable; closed ones are left out. No allocation (a fixed-size array).
     fn feed_coupling(&mut self, idx: usize) {
-        if !matches!(self.cfg.tcp.congestion, "lia" | "olia" | "balia") {
+        if !self.subflows[idx].tcb.coupled() {
             return;
         }
         let any_regular = self
@@ -1408,7 +1408,6 @@ impl Connection {
         }
     }
 
-    /// Write the next packet to send into `buf`; returns its length.
     /// A held join may go once the connection is fully established; if the connection fell
     /// back to TCP or failed first, the join is abandoned (`SubflowClosed { Aborted }`).
     fn release_held(&mut self, now: Instant, i: usize, mib: &mut Mib) -> bool {
@@ -1425,6 +1424,7 @@ impl Connection {
         false
     }
 
+    /// Write the next packet to send into `buf`; returns its length.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8], mib: &mut Mib) -> Option<usize> {
         self.schedule(now);
         mib.Reinjections += core::mem::take(&mut self.mib_reinjections);
@@ -1434,8 +1434,7 @@ impl Connection {
             if self.subflows[i].held.is_some() && !self.release_held(now, i, mib) {
                 continue;
             }
-            let pending_data = self.subflows[i].unsent() > 0;
-            let extra = self.option_budget(i, pending_data);
+            let extra = self.option_budget(i);
             let tx = TxParams {
                 extra_option_len: extra,
                 rcv_space: self.rbuf.window(),
@@ -1460,14 +1459,14 @@ impl Connection {
     }
 
     /// Bytes of MPTCP options we may add to the next segment of subflow `i`.
-    fn option_budget(&self, i: usize, data: bool) -> usize {
+    fn option_budget(&self, i: usize) -> usize {
         match self.mode {
             Mode::Fallback => 0,
             Mode::Handshake => 20,
             Mode::Mptcp => {
                 let sf = &self.subflows[i];
                 let csum = if self.checksum { 2 } else { 0 };
-                let _ = data; // a mapping or a DATA_FIN may ride along either way
+                // a DSS with DATA_ACK plus a mapping or a DATA_FIN, with or without data
                 if (self.role == Role::Client && i == 0 && !self.fully_established)
                     || matches!(sf.join, JoinState::AckPending { .. })
                 {

@@ -311,6 +311,10 @@ impl Tcb {
     pub fn set_coupling(&mut self, view: CouplingView) {
         self.coupling = Some(view);
     }
+    /// Whether the congestion controller reads a coupling view (LIA, OLIA, BALIA).
+    pub fn coupled(&self) -> bool {
+        self.cc.coupled()
+    }
     /// This subflow's entry for a coupling view (`usable` is true while synchronized).
     pub fn path_cc(&self) -> PathCc {
         PathCc {
