@@ -110,6 +110,9 @@ pub struct StackConfig {
     pub backlog: usize,
     /// Ephemeral port range.
     pub ephemeral: (u16, u16),
+    /// MTU of the link each address is on (see `Stack::set_mtu`); others use
+    /// `mptcp::DEFAULT_MTU` (1500).
+    pub link_mtus: Vec<(IpAddr, u16)>,
 }
 
 impl Default for StackConfig {
@@ -119,6 +122,7 @@ impl Default for StackConfig {
             conn: ConnConfig::default(),
             backlog: 128,
             ephemeral: (32768, 60999),
+            link_mtus: Vec::new(),
         }
     }
 }
@@ -401,6 +405,14 @@ impl Stack {
 
     // ----- sans-IO driver calls --------------------------------------------------------
 
+    /// The link `addr` is on has this MTU: new subflows from `addr` use segments that fit
+    /// (MSS = MTU minus IP and TCP headers, TCP options taken out of the payload). Lower MTUs
+    /// on the way are learnt per subflow from ICMP (path-MTU discovery).
+    pub fn set_mtu(&mut self, addr: IpAddr, mtu: u16) {
+        self.cfg.link_mtus.retain(|(a, _)| *a != addr);
+        self.cfg.link_mtus.push((addr, mtu));
+    }
+
     /// Process one received IP packet. Never panics; bad packets are counted and dropped.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
         let info = match ip::parse(packet) {
@@ -410,6 +422,15 @@ impl Stack {
                 return;
             }
         };
+        let icmp = if info.src.is_ipv4() {
+            crate::wire::icmp::IPPROTO_ICMP
+        } else {
+            crate::wire::icmp::IPPROTO_ICMPV6
+        };
+        if info.protocol == icmp && self.cfg.addrs.contains(&info.dst) {
+            self.handle_icmp(&info, packet);
+            return;
+        }
         if info.protocol != emit::IPPROTO_TCP || !self.cfg.addrs.contains(&info.dst) {
             self.mib.InNotForUs += 1;
             return;
@@ -515,6 +536,35 @@ impl Stack {
         }
         self.mib.InNoSocket += 1;
         self.queue_rst(local, remote, &seg, None);
+    }
+
+    /// ICMP "fragmentation needed" / ICMPv6 "packet too big": validated against the subflow
+    /// it quotes (its 4-tuple and a sequence number in flight, RFC 5927) before the
+    /// subflow's segment size goes down.
+    fn handle_icmp(&mut self, info: &ip::IpInfo, packet: &[u8]) {
+        let tb = match crate::wire::icmp::parse_too_big(info, packet) {
+            Ok(Some(tb)) => tb,
+            Ok(None) => {
+                self.mib.InNotForUs += 1;
+                return;
+            }
+            Err(_) => {
+                self.mib.IcmpIgnored += 1;
+                return;
+            }
+        };
+        let local = SocketAddr::new(tb.src, tb.src_port);
+        let remote = SocketAddr::new(tb.dst, tb.dst_port);
+        let conn = self.tuples.get(&(local, remote)).and_then(|&(idx, sf)| {
+            self.slots
+                .get_mut(idx as usize)
+                .and_then(|s| s.conn.as_mut())
+                .map(|c| (c, sf))
+        });
+        match conn {
+            Some((c, sf)) => c.path_too_big(sf, tb.seq, tb.mtu, &mut self.mib),
+            None => self.mib.IcmpIgnored += 1,
+        }
     }
 
     fn passive_open(
@@ -767,6 +817,11 @@ impl Stack {
                     announce: false,
                 })
                 .collect();
+        }
+        for &(a, m) in &self.cfg.link_mtus {
+            if !cfg.link_mtus.iter().any(|(b, _)| *b == a) {
+                cfg.link_mtus.push((a, m));
+            }
         }
     }
 

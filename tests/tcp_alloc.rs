@@ -90,6 +90,7 @@ impl DefaultLike for SegmentOut {
 fn flush(t: &mut Tcb, now: Instant, data: &[u8], wire: &mut Wire, n_sent: &mut u64) {
     let tx = TxParams {
         extra_option_len: 0,
+        extra_option_len_ack: 0,
         rcv_space: 1 << 20,
     };
     while let Some(s) = t.poll_transmit(now, &tx) {

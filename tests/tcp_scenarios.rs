@@ -186,6 +186,7 @@ impl Pair {
                 let space = self.p[i].rcv_space();
                 let tx = TxParams {
                     extra_option_len: self.extra_option_len,
+                    extra_option_len_ack: self.extra_option_len,
                     rcv_space: space,
                 };
                 let now = self.now;
@@ -658,6 +659,7 @@ fn rst_exact_closes_in_window_challenges_outside_ignored() {
     let rcv_nxt = 5_000_001u32;
     let tx = TxParams {
         extra_option_len: 0,
+        extra_option_len_ack: 0,
         rcv_space: 65535,
     };
     let now = pair.now;
@@ -702,6 +704,7 @@ fn syn_in_synchronized_state_gets_challenge_ack() {
     assert_eq!(c.state(), State::Established);
     let tx = TxParams {
         extra_option_len: 0,
+        extra_option_len_ack: 0,
         rcv_space: 65535,
     };
     let ack = c.poll_transmit(now, &tx).expect("challenge ACK");
@@ -947,6 +950,7 @@ fn no_window_scaling_if_peer_did_not_offer_it() {
     let mut t = Tcb::accept(cfg(), &syn, 9000, now);
     let tx = TxParams {
         extra_option_len: 0,
+        extra_option_len_ack: 0,
         rcv_space: 1 << 20,
     };
     let sa = t.poll_transmit(now, &tx).unwrap();
@@ -1043,6 +1047,7 @@ fn garbage_segments_never_panic() {
     };
     let tx = TxParams {
         extra_option_len: 0,
+        extra_option_len_ack: 0,
         rcv_space: 65535,
     };
     let mut now = pair.now;
@@ -1151,6 +1156,7 @@ fn garbage_in_every_state_never_panics() {
     let mut rng = StdRng::seed_from_u64(5);
     let tx = TxParams {
         extra_option_len: 8,
+        extra_option_len_ack: 8,
         rcv_space: 1000,
     };
     for round in 0..200 {

@@ -25,8 +25,9 @@ use std::time::Duration;
 
 /// Largest packet handled (TUN super-segments up to 64 KiB).
 pub const MAX_PACKET: usize = 65536;
-/// Packets read from one device per round before the others get a turn.
-const READ_BATCH: usize = 256;
+/// Packets read per wakeup (all devices together) before timers run and the loop polls
+/// again; devices are read one packet each in turn.
+const RX_BUDGET: usize = 1024;
 /// Address pairs whose device is remembered.
 const MAX_ROUTES: usize = 256;
 /// Packets transmitted per round before devices are read again.
@@ -42,6 +43,11 @@ pub trait PacketDevice: Send {
     fn raw_fd(&self) -> RawFd;
     /// Name for messages.
     fn name(&self) -> &str;
+    /// The device MTU, if it has one: the stack sizes segments of the addresses on this
+    /// device to fit (TUN devices accept larger packets, but the path behind them may not).
+    fn mtu(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// One end of an in-process packet link: an `AF_UNIX` `SOCK_SEQPACKET` socket pair, so two
@@ -154,6 +160,9 @@ impl PacketDevice for super::tun::Tun {
     fn name(&self) -> &str {
         super::tun::Tun::name(self)
     }
+    fn mtu(&self) -> Option<u32> {
+        super::tun::Tun::mtu(self).ok()
+    }
 }
 
 /// A device plus the stack addresses that live on it and its impairments.
@@ -250,7 +259,19 @@ impl Runtime {
     }
 
     /// Start the driver thread with options.
-    pub fn start_with(stack: Stack, ports: Vec<Port>, opts: RuntimeOptions) -> io::Result<Runtime> {
+    pub fn start_with(
+        mut stack: Stack,
+        ports: Vec<Port>,
+        opts: RuntimeOptions,
+    ) -> io::Result<Runtime> {
+        for p in &ports {
+            if let Some(mtu) = p.device.mtu() {
+                let mtu = mtu.min(u32::from(u16::MAX)) as u16;
+                for &a in &p.addrs {
+                    stack.set_mtu(a, mtu);
+                }
+            }
+        }
         let seed = opts.seed;
         let mut pcap = match &opts.pcap {
             Some(p) => Some(super::pcap::PcapWriter::create(p)?),
@@ -430,15 +451,27 @@ fn drive(
         let mut core = handle.lock();
         let now = clock.now();
         let stack: &mut Stack = &mut core.stack;
-        // receive
-        for (i, st) in states.iter_mut().enumerate() {
-            if ready & (1 << (i + 1)) == 0 && st.ingress.as_ref().is_none_or(|q| q.is_empty()) {
-                continue;
+        // receive: one packet from each readable device in turn, so that no device starves
+        // another, until every device is drained (or the round budget is spent); after each
+        // turn, send what the packets triggered (ACKs every second segment, ack-clocked
+        // data), so that a burst of input does not collapse into one stretch ACK
+        let mut readable: u64 = 0;
+        for (i, st) in states.iter().enumerate().take(63) {
+            if ready & (1 << (i + 1)) != 0 || st.ingress.as_ref().is_some_and(|q| !q.is_empty())
+            {
+                readable |= 1 << i;
             }
-            for _ in 0..READ_BATCH {
+        }
+        let mut budget = RX_BUDGET;
+        while readable != 0 && budget > 0 {
+            for (i, st) in states.iter_mut().enumerate().take(63) {
+                if readable & (1 << i) == 0 {
+                    continue;
+                }
                 match st.port.device.recv(&mut rx) {
-                    Ok(0) => break,
+                    Ok(0) => readable &= !(1 << i),
                     Ok(n) => {
+                        budget = budget.saturating_sub(1);
                         stats.rx_packets += 1;
                         if let Some(p) = pcap.as_mut() {
                             let _ = p.write(now, &rx[..n]);
@@ -469,15 +502,18 @@ fn drive(
                             None => stack.handle_packet(now, &rx[..n]),
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => readable &= !(1 << i),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         stats.rx_errors += 1;
                         log::warn!("{}: read failed: {e}", st.port.device.name());
-                        break;
+                        readable &= !(1 << i);
                     }
                 }
             }
+            transmit(stack, now, &mut tx, &mut states, &routes, &mut pcap, &mut stats, &mut spare);
+        }
+        for st in states.iter_mut() {
             if let Some(q) = st.ingress.as_mut() {
                 while let Some(b) = q.pop_due(now) {
                     stack.handle_packet(now, &b);
@@ -489,45 +525,7 @@ fn drive(
         if stack.poll_timeout().is_some_and(|t| t <= now) {
             stack.handle_timeout(now);
         }
-        // transmit
-        for _ in 0..TX_BATCH {
-            let Some(n) = stack.poll_transmit(now, &mut tx) else {
-                break;
-            };
-            if let Some(p) = pcap.as_mut() {
-                let _ = p.write(now, &tx[..n]);
-            }
-            let (src, dst) = match ip::parse(&tx[..n]) {
-                Ok(info) => (info.src, info.dst),
-                Err(_) => continue,
-            };
-            // the device the peer used for this address pair, else the one owning the source
-            let learned = routes
-                .get(&(src, dst))
-                .copied()
-                .filter(|&i| i < states.len());
-            let port = learned.or_else(|| states.iter().position(|s| s.port.addrs.contains(&src)));
-            let Some(st) = port.and_then(|i| states.get_mut(i)) else {
-                stats.tx_errors += 1;
-                continue;
-            };
-            if !st.up {
-                stats.impaired_drops += 1;
-                continue;
-            }
-            match st.egress.as_mut() {
-                Some(q) => {
-                    let mut b = spare.pop().unwrap_or_default();
-                    b.clear();
-                    b.extend_from_slice(&tx[..n]);
-                    if let Some((_, b)) = q.push(now, n, b) {
-                        stats.impaired_drops += 1;
-                        spare.push(b);
-                    }
-                }
-                None => send_one(st.port.device.as_mut(), &tx[..n], &mut stats),
-            }
-        }
+        transmit(stack, now, &mut tx, &mut states, &routes, &mut pcap, &mut stats, &mut spare);
         for st in states.iter_mut() {
             if let Some(q) = st.egress.as_mut() {
                 while let Some(b) = q.pop_due(now) {
@@ -539,6 +537,58 @@ fn drive(
         drop(core);
         *control.stats.lock().unwrap_or_else(|p| p.into_inner()) = stats;
         handle.notify();
+    }
+}
+
+/// Drain the stack's output (bounded) into the device that owns each packet.
+#[allow(clippy::too_many_arguments)]
+fn transmit(
+    stack: &mut Stack,
+    now: Instant,
+    tx: &mut [u8],
+    states: &mut [PortState],
+    routes: &std::collections::HashMap<(IpAddr, IpAddr), usize>,
+    pcap: &mut Option<&mut super::pcap::PcapWriter>,
+    stats: &mut DriverStats,
+    spare: &mut Vec<Vec<u8>>,
+) {
+    for _ in 0..TX_BATCH {
+        let Some(n) = stack.poll_transmit(now, tx) else {
+            break;
+        };
+        if let Some(p) = pcap.as_mut() {
+            let _ = p.write(now, &tx[..n]);
+        }
+        let (src, dst) = match ip::parse(&tx[..n]) {
+            Ok(info) => (info.src, info.dst),
+            Err(_) => continue,
+        };
+        // the device the peer used for this address pair, else the one owning the source
+        let learned = routes
+            .get(&(src, dst))
+            .copied()
+            .filter(|&i| i < states.len());
+        let port = learned.or_else(|| states.iter().position(|s| s.port.addrs.contains(&src)));
+        let Some(st) = port.and_then(|i| states.get_mut(i)) else {
+            stats.tx_errors += 1;
+            continue;
+        };
+        if !st.up {
+            stats.impaired_drops += 1;
+            continue;
+        }
+        match st.egress.as_mut() {
+            Some(q) => {
+                let mut b = spare.pop().unwrap_or_default();
+                b.clear();
+                b.extend_from_slice(&tx[..n]);
+                if let Some((_, b)) = q.push(now, n, b) {
+                    stats.impaired_drops += 1;
+                    spare.push(b);
+                }
+            }
+            None => send_one(st.port.device.as_mut(), &tx[..n], stats),
+        }
     }
 }
 

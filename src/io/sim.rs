@@ -104,6 +104,11 @@ pub struct SimStats {
     pub hook_drops: u64,
     /// Packets for a host index missing from the slice given to `step`.
     pub undeliverable: u64,
+    /// Packets larger than their link's MTU: dropped, each answered with an ICMP "packet
+    /// too big" to the sender (see [`SimNet::set_link_mtu`]).
+    pub too_big: u64,
+    /// The largest packet routed onto a link (after the hook).
+    pub largest: usize,
 }
 
 /// Packets drained from one host per step at most (avoids livelock on a chatty endpoint).
@@ -124,6 +129,8 @@ struct Link {
     b: IpAddr,
     /// `[a -> b, b -> a]`.
     dirs: [ImpairQueue<SimPacket>; 2],
+    /// Largest IP packet the link carries (None: any).
+    mtu: Option<usize>,
 }
 
 /// The simulated network. See the module documentation.
@@ -222,6 +229,7 @@ impl SimNet {
             a,
             b,
             dirs: [ImpairQueue::new(a_to_b, s1), ImpairQueue::new(b_to_a, s2)],
+            mtu: None,
         });
         self.links.len() - 1
     }
@@ -244,6 +252,16 @@ impl SimNet {
     pub fn set_link_impairment(&mut self, link: usize, a_to_b: bool, cfg: Impairment) {
         if let Some(l) = self.links.get_mut(link) {
             l.dirs[usize::from(!a_to_b)].set_config(cfg);
+        }
+    }
+
+    /// Gives a link an MTU: a larger packet is dropped like a router with DF set would, and
+    /// an ICMP "fragmentation needed" (IPv4) / ICMPv6 "packet too big" from the far end's
+    /// address goes back to the sender over the same link, so path-MTU discovery can be
+    /// tested. `None` removes the limit. Unknown link indices are ignored.
+    pub fn set_link_mtu(&mut self, link: usize, mtu: Option<usize>) {
+        if let Some(l) = self.links.get_mut(link) {
+            l.mtu = mtu;
         }
     }
 
@@ -458,8 +476,26 @@ impl SimNet {
                 self.pcap = None;
             }
         }
-        self.stats.routed += 1;
         let len = buf.len();
+        if let Some(mtu) = self.links[link].mtu.filter(|&m| len > m) {
+            self.stats.too_big += 1;
+            let mut icmp = vec![0u8; 1400];
+            if let Ok(n) = crate::wire::icmp::emit_too_big(&mut icmp, dst, &buf, mtu as u32) {
+                icmp.truncate(n);
+                let q = &mut self.links[link].dirs[dir ^ 1];
+                let back = SimPacket {
+                    data: icmp,
+                    to_host: from_host,
+                };
+                if let Some((_, p)) = q.push(now, n, back) {
+                    self.pool.push(p.data);
+                }
+            }
+            self.pool.push(buf);
+            return;
+        }
+        self.stats.routed += 1;
+        self.stats.largest = self.stats.largest.max(len);
         let q = &mut self.links[link].dirs[dir]; // index from `find_map` over self.links
         if let Some((_, p)) = q.push(now, len, SimPacket { data: buf, to_host }) {
             self.pool.push(p.data);

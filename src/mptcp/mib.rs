@@ -94,6 +94,20 @@ mib! {
     DataAckInvalid,
     /// Data reinjected on another subflow after a subflow failed or stalled.
     Reinjections,
+    /// Data-level retransmission timer expiries that sent data again (Linux's
+    /// MPTcpExtRetransSegs-style): data acknowledged by a subflow but not at the data level.
+    DataRetrans,
+    /// Bytes queued again by the data-level retransmission timer.
+    DataRetransBytes,
+    /// Data-level zero-window probes (window probes sent while the peer's data-level
+    /// window was closed and nothing was in flight).
+    DataWindowProbes,
+    /// ICMP "fragmentation needed" / ICMPv6 "packet too big" messages that lowered a
+    /// subflow's segment size.
+    PmtuUpdates,
+    /// ICMP errors ignored: malformed, not quoting one of our segments in flight, or a
+    /// bogus MTU.
+    IcmpIgnored,
     /// ADD_ADDR received (with a valid HMAC).
     AddAddr,
     /// ADD_ADDR echoes received.

@@ -17,7 +17,7 @@ use crate::storage::ring::{RecvBuffer, SendBuffer};
 use crate::tcp::{self, CloseReason, RxSink, SegmentIn, SegmentOut, TxParams};
 use crate::time::{Duration, Instant};
 use crate::wire::mptcp::{cap_flags, rst_reason, DataAck, Dss, DssMapping, MpCapable, MptcpOption};
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 use std::collections::VecDeque;
 
 pub use mib::Mib;
@@ -26,6 +26,10 @@ pub use subflow::{JoinState, Map, MapInsert, MapList, Subflow};
 /// Out-of-order ranges the connection-level receive buffer tracks: subflows interleave
 /// chunks, so a dead subflow leaves a hole every other chunk until reinjection fills them.
 pub const RECV_RANGES: usize = 4096;
+
+/// Most bytes one data-level retransmission timeout queues again (Linux re-sends one
+/// fragment per timeout; while nothing else is in flight the next chunk follows at once).
+const DATA_RTX_CHUNK: u64 = 64 * 1024;
 
 /// MPTCP protocol version spoken.
 pub const VERSION: u8 = 1;
@@ -41,7 +45,8 @@ pub struct ConnConfig {
     pub send_buffer: usize,
     /// Connection-level receive buffer (and window), bytes.
     pub recv_buffer: usize,
-    /// Subflow TCP configuration.
+    /// Subflow TCP configuration. `tcp.mss` caps the MSS; each subflow uses at most its link
+    /// MTU minus headers (`link_mtus`), so the default `u16::MAX` means "from the MTU".
     pub tcp: tcp::Config,
     /// IP TOS of new subflows.
     pub tos: u8,
@@ -57,6 +62,40 @@ pub struct ConnConfig {
     pub local_addrs: Vec<crate::pm::LocalAddr>,
     /// How long a joining subflow waits for the peer to acknowledge its third ACK.
     pub join_timeout: Duration,
+    /// MTU of the link each local address is on (the stack fills this in from
+    /// `Stack::set_mtu`); a subflow's MSS is at most this MTU minus the IP and TCP headers.
+    /// Addresses not listed use `DEFAULT_MTU`.
+    pub link_mtus: Vec<(IpAddr, u16)>,
+}
+
+/// MTU assumed for a local address with no known link MTU.
+pub const DEFAULT_MTU: u16 = 1500;
+
+/// IPv4 and IPv6 minimum MTUs (RFC 791, RFC 8200).
+pub const MIN_MTU_V4: u16 = 576;
+pub const MIN_MTU_V6: u16 = 1280;
+
+/// The MSS (payload without TCP options) an MTU allows for `local`'s IP version.
+pub fn mss_for_mtu(local: IpAddr, mtu: u16) -> u16 {
+    let (min, hdr) = if local.is_ipv4() {
+        (MIN_MTU_V4, 20 + 20)
+    } else {
+        (MIN_MTU_V6, 40 + 20)
+    };
+    mtu.max(min) - hdr
+}
+
+/// The TCP configuration of a new subflow from `local`: the connection's, with the MSS
+/// bounded by the link MTU.
+pub fn subflow_tcp_config(cfg: &ConnConfig, local: IpAddr) -> tcp::Config {
+    let mtu = cfg
+        .link_mtus
+        .iter()
+        .find(|(a, _)| *a == local)
+        .map_or(DEFAULT_MTU, |(_, m)| *m);
+    let mut t = cfg.tcp.clone();
+    t.mss = t.mss.min(mss_for_mtu(local, mtu));
+    t
 }
 
 impl Default for ConnConfig {
@@ -66,7 +105,11 @@ impl Default for ConnConfig {
             checksum: false,
             send_buffer: 4 << 20,
             recv_buffer: 4 << 20,
-            tcp: tcp::Config::default(),
+            // no cap of our own: each subflow's MSS comes from its link MTU
+            tcp: tcp::Config {
+                mss: u16::MAX,
+                ..tcp::Config::default()
+            },
             tos: 0,
             ttl: 64,
             path_manager: "fullmesh".into(),
@@ -74,6 +117,7 @@ impl Default for ConnConfig {
             limits: crate::pm::Limits::default(),
             local_addrs: Vec::new(),
             join_timeout: Duration::from_secs(10),
+            link_mtus: Vec::new(),
         }
     }
 }
@@ -149,6 +193,9 @@ pub struct ConnInfo {
     pub bytes_acked: u64,
     /// Data-level bytes sent again on another subflow (reinjection).
     pub reinjected: u64,
+    /// Data-level retransmission timeouts that re-sent data (data a subflow delivered but
+    /// the peer did not accept at the data level, or whose DATA_ACK was lost).
+    pub data_retransmits: u64,
     /// Segments retransmitted by the subflows, summed over every subflow the connection had.
     pub retransmits: u64,
 }
@@ -182,6 +229,16 @@ pub struct Connection {
     fin_backoff: u32,
     /// DSN ranges to send again on another subflow.
     reinject: VecDeque<(u64, u32)>,
+    /// Data-level retransmission timer (armed while data is unacknowledged at the data
+    /// level) and its backoff.
+    rtx_at: Option<Instant>,
+    rtx_backoff: u32,
+    /// After a data-level timeout: keep re-sending from DATA_ACK while nothing is in flight
+    /// and the DATA_ACK is below this DSN (the drop may have taken more than one chunk).
+    rtx_recover: Option<u64>,
+    /// Data-level zero-window probe timer and its backoff.
+    zwp_at: Option<Instant>,
+    zwp_backoff: u32,
 
     rbuf: RecvBuffer,
     peer_fin_dsn: Option<u64>,
@@ -199,6 +256,7 @@ pub struct Connection {
     app_shutdown_write: bool,
     subflows_closing: bool,
     stats_reinjected: u64,
+    stats_data_retrans: u64,
     mib_reinjections: u64,
     stats_bytes_sent: u64,
     stats_bytes_received: u64,
@@ -216,7 +274,7 @@ impl Connection {
         iss: u32,
         now: Instant,
     ) -> Self {
-        let tcb = tcp::Tcb::connect(cfg.tcp.clone(), iss, now);
+        let tcb = tcp::Tcb::connect(subflow_tcp_config(&cfg, local.ip()), iss, now);
         let mode = if cfg.mptcp {
             Mode::Handshake
         } else {
@@ -242,7 +300,7 @@ impl Connection {
         iss: u32,
         now: Instant,
     ) -> Self {
-        let tcb = tcp::Tcb::accept(cfg.tcp.clone(), syn, iss, now);
+        let tcb = tcp::Tcb::accept(subflow_tcp_config(&cfg, local.ip()), syn, iss, now);
         let mptcp = cfg.mptcp && mpc.is_some();
         let mode = if mptcp {
             Mode::Handshake
@@ -286,6 +344,11 @@ impl Connection {
             fin_timer: None,
             fin_backoff: 0,
             reinject: VecDeque::with_capacity(16),
+            rtx_at: None,
+            rtx_backoff: 0,
+            rtx_recover: None,
+            zwp_at: None,
+            zwp_backoff: 0,
             rbuf,
             peer_fin_dsn: None,
             peer_closed: false,
@@ -301,6 +364,7 @@ impl Connection {
             app_shutdown_write: false,
             subflows_closing: false,
             stats_reinjected: 0,
+            stats_data_retrans: 0,
             mib_reinjections: 0,
             stats_bytes_sent: 0,
             stats_bytes_received: 0,
@@ -428,6 +492,7 @@ impl Connection {
             bytes_received: self.stats_bytes_received,
             bytes_acked: self.snd_una.saturating_sub(self.local_idsn.wrapping_add(1)),
             reinjected: self.stats_reinjected,
+            data_retransmits: self.stats_data_retrans,
             retransmits: self
                 .subflows
                 .iter()
@@ -670,6 +735,11 @@ impl Connection {
         let got = self.rbuf.contiguous_end().saturating_sub(before_recv);
         self.stats_bytes_received += got;
         self.subflows[idx].data_received += got;
+        if got > seg.payload.len() as u64 && self.mode == Mode::Mptcp {
+            // a data-level hole filled (reordering across subflows resolved): tell the peer
+            // at once, its send buffer is waiting for this DATA_ACK
+            self.subflows[idx].tcb.request_ack();
+        }
 
         // DATA_ACK and the peer's window.
         if self.mode == Mode::Mptcp {
@@ -679,10 +749,10 @@ impl Connection {
                 } else {
                     dsn::expand32(ack as u32, self.snd_una)
                 };
-                self.handle_data_ack(now, idx, ack, mib);
+                self.handle_data_ack(now, idx, ack, seg, mib);
             } else if mpc.is_some() && self.snd_una == self.local_idsn.wrapping_add(1) {
                 // nothing acknowledged yet; the window starts at our first DSN
-                self.update_window_edge(self.snd_una, idx);
+                self.update_window_edge(self.snd_una, idx, seg);
             }
         } else if self.mode == Mode::Fallback {
             // plain TCP: the subflow's acknowledgements are the data-level ones
@@ -831,7 +901,14 @@ impl Connection {
         self.record_rx_map(idx, Map { off, dsn, len }, mib);
     }
 
-    fn handle_data_ack(&mut self, now: Instant, idx: usize, ack: u64, mib: &mut Mib) {
+    fn handle_data_ack(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        ack: u64,
+        seg: &SegmentIn<'_>,
+        mib: &mut Mib,
+    ) {
         let max = self.snd_nxt + u64::from(self.fin_dsn.is_some_and(|f| self.snd_nxt >= f));
         if ack < self.snd_una {
             return; // old
@@ -843,7 +920,27 @@ impl Connection {
         if ack > self.snd_una {
             self.snd_una = ack;
             self.sbuf.release(ack.min(self.sbuf.end()));
+            // what is acknowledged needs no reinjection
             self.reinject.retain(|(d, l)| d + u64::from(*l) > ack);
+            for r in self.reinject.iter_mut() {
+                if r.0 < ack {
+                    r.1 -= (ack - r.0) as u32;
+                    r.0 = ack;
+                }
+            }
+            // data-level progress: the retransmission timer starts again, unbacked-off
+            self.rtx_backoff = 0;
+            self.rtx_at = None;
+            self.arm_rtx(now);
+            if let Some(r) = self.rtx_recover {
+                if ack >= r {
+                    self.rtx_recover = None;
+                } else if self.data_idle() {
+                    // nothing in flight can fill what is still missing: it was lost at the
+                    // data level too; go on re-sending without waiting for the timer
+                    self.queue_data_retransmit(mib);
+                }
+            }
             if let Some(f) = self.fin_dsn {
                 if ack > f && !self.fin_acked {
                     self.fin_acked = true;
@@ -855,15 +952,105 @@ impl Connection {
                 self.arm_fin_timer(now);
             }
         }
-        self.update_window_edge(ack, idx);
+        self.update_window_edge(ack, idx, seg);
         self.maybe_close_subflows();
     }
 
-    fn update_window_edge(&mut self, ack: u64, idx: usize) {
-        let wnd = u64::from(self.subflows[idx].tcb.stats().peer_window);
-        let edge = ack + wnd;
+    /// RFC 8684 3.3.5: the data-level window's right edge is the DATA_ACK plus the window of
+    /// the same segment (scaled as that subflow negotiated; a SYN's window is not scaled).
+    /// It never moves left.
+    fn update_window_edge(&mut self, ack: u64, idx: usize, seg: &SegmentIn<'_>) {
+        let shift = if seg.flags & tcp::flags::SYN != 0 {
+            0
+        } else {
+            self.subflows[idx].tcb.snd_wscale()
+        };
+        let wnd = u64::from(seg.window) << shift;
+        let edge = ack.saturating_add(wnd);
         if edge > self.snd_wnd_edge {
             self.snd_wnd_edge = edge;
+        }
+    }
+
+    /// Nothing is on its way to the peer: every subflow has all it sent acknowledged and
+    /// nothing queued, and no reinjection waits.
+    fn data_idle(&self) -> bool {
+        self.reinject.is_empty()
+            && self
+                .subflows
+                .iter()
+                .all(|s| s.closed.is_some() || (s.tcb.in_flight() == 0 && s.unsent() == 0))
+    }
+
+    /// The connection-level RTO: the largest RTO of the usable subflows (as Linux's MPTCP
+    /// retransmit timer), 1 s before any is known.
+    fn conn_rto(&self) -> Duration {
+        self.subflows
+            .iter()
+            .filter(|s| s.usable())
+            .map(|s| s.tcb.stats().rto)
+            .max()
+            .unwrap_or(Duration::from_secs(1))
+    }
+
+    /// Arm the data-level retransmission timer if data is outstanding and it is not armed.
+    fn arm_rtx(&mut self, now: Instant) {
+        if self.mode != Mode::Mptcp || self.snd_una >= self.snd_nxt {
+            self.rtx_at = None;
+            return;
+        }
+        if self.rtx_at.is_none() {
+            let t = self.conn_rto().saturating_mul(1 << self.rtx_backoff.min(6));
+            self.rtx_at = Some(now + t.min(Duration::from_secs(60)));
+        }
+    }
+
+    /// Queue the oldest data-level-unacknowledged chunk for sending again, on whichever
+    /// subflow the reinjection path picks, whatever the subflows think they delivered.
+    fn queue_data_retransmit(&mut self, mib: &mut Mib) {
+        let from = self.snd_una;
+        let len = (self.snd_nxt - from).min(DATA_RTX_CHUNK);
+        if len == 0 {
+            return;
+        }
+        let queued = self
+            .reinject
+            .iter()
+            .any(|&(d, l)| d <= from && d + u64::from(l) > from);
+        if !queued {
+            self.reinject.push_front((from, len as u32));
+            self.stats_reinjected += len;
+        }
+        if self.rtx_recover.is_none_or(|r| r < self.snd_nxt) {
+            self.rtx_recover = Some(self.snd_nxt);
+        }
+        mib.DataRetrans += 1;
+        mib.DataRetransBytes += len;
+        self.stats_data_retrans += 1;
+    }
+
+    /// Data-level timers: retransmission and zero-window probing.
+    fn data_timers(&mut self, now: Instant, mib: &mut Mib) {
+        if self.mode != Mode::Mptcp || self.error.is_some() {
+            self.rtx_at = None;
+            self.zwp_at = None;
+            return;
+        }
+        if self.rtx_at.is_some_and(|t| t <= now) {
+            self.rtx_at = None;
+            if self.snd_una < self.snd_nxt && self.subflows.iter().any(|s| s.usable()) {
+                self.queue_data_retransmit(mib);
+                self.rtx_backoff = self.rtx_backoff.saturating_add(1);
+            }
+            self.arm_rtx(now);
+        }
+        if self.zwp_at.is_some_and(|t| t <= now) {
+            self.zwp_at = None;
+            if let Some(i) = self.best_subflow() {
+                self.subflows[i].tcb.probe_window();
+                mib.DataWindowProbes += 1;
+                self.zwp_backoff = self.zwp_backoff.saturating_add(1);
+            }
         }
     }
 
@@ -1064,7 +1251,14 @@ impl Connection {
             .filter_map(|s| s.tcb.poll_timeout())
             .min();
         let held = self.subflows.iter().filter_map(|s| s.held).min();
-        [sub, self.fin_timer, self.mp_poll_timeout(), held]
+        [
+            sub,
+            self.fin_timer,
+            self.mp_poll_timeout(),
+            held,
+            self.rtx_at,
+            self.zwp_at,
+        ]
             .into_iter()
             .flatten()
             .min()
@@ -1129,6 +1323,7 @@ impl Connection {
                 self.arm_fin_timer(now);
             }
         }
+        self.data_timers(now, mib);
         if self.mode == Mode::Mptcp {
             self.mp_handle_timeout(now, mib);
             self.detect_stalls();
@@ -1190,13 +1385,19 @@ impl Connection {
             if unsent == 0 {
                 break;
             }
-            let mut wnd = self.snd_wnd_edge.saturating_sub(self.snd_nxt);
-            let idle = self
-                .subflows
-                .iter()
-                .all(|s| s.tcb.in_flight() == 0 && s.unsent() == 0);
-            if wnd == 0 && idle {
-                wnd = 1; // zero-window probe at the data level
+            // never past the right edge the peer announced (RFC 8684 3.3.5): Linux drops
+            // such data at the data level after its subflow acknowledged it
+            let wnd = self.snd_wnd_edge.saturating_sub(self.snd_nxt);
+            if wnd == 0 {
+                // closed window: probe it (timer with backoff) once nothing is in flight
+                // that would bring a window update
+                if self.zwp_at.is_none() && self.data_idle() {
+                    let t = self.conn_rto().saturating_mul(1 << self.zwp_backoff.min(6));
+                    self.zwp_at = Some(now + t.min(Duration::from_secs(60)));
+                }
+            } else {
+                self.zwp_at = None;
+                self.zwp_backoff = 0;
             }
             self.fill_views();
             let ctx = crate::sched::SchedContext {
@@ -1273,6 +1474,7 @@ impl Connection {
             }
         }
         self.maybe_arm_fin(now);
+        self.arm_rtx(now);
     }
 
     fn account_new(&mut self, i: usize, len: u32) {
@@ -1434,9 +1636,10 @@ impl Connection {
             if self.subflows[i].held.is_some() && !self.release_held(now, i, mib) {
                 continue;
             }
-            let extra = self.option_budget(i);
+            let (extra, extra_ack) = self.option_budget(i);
             let tx = TxParams {
                 extra_option_len: extra,
+                extra_option_len_ack: extra_ack,
                 rcv_space: self.rbuf.window(),
             };
             let Some(seg) = self.subflows[i].tcb.poll_transmit(now, &tx) else {
@@ -1458,21 +1661,28 @@ impl Connection {
         None
     }
 
-    /// Bytes of MPTCP options we may add to the next segment of subflow `i`.
-    fn option_budget(&self, i: usize) -> usize {
+    /// Bytes of MPTCP options we may add to the next segment of subflow `i`: (with data,
+    /// without data). Segment sizes are computed from these, so the data budget must cover
+    /// the largest option a data segment can get; a pure ACK that gets more than its budget
+    /// (a signal, a DATA_FIN) loses SACK blocks in `emit_segment` instead.
+    fn option_budget(&self, i: usize) -> (usize, usize) {
         match self.mode {
-            Mode::Fallback => 0,
-            Mode::Handshake => 20,
+            Mode::Fallback => (0, 0),
+            Mode::Handshake => (24, 24),
             Mode::Mptcp => {
                 let sf = &self.subflows[i];
                 let csum = if self.checksum { 2 } else { 0 };
-                // a DSS with DATA_ACK plus a mapping or a DATA_FIN, with or without data
+                // data: DSS with 64-bit DATA_ACK and a 64-bit mapping (+ checksum), or the
+                // client's first data packet with MP_CAPABLE (22/24)
+                let data = (4 + 8 + 14 + csum).max(24);
                 if (self.role == Role::Client && i == 0 && !self.fully_established)
                     || matches!(sf.join, JoinState::AckPending { .. })
                 {
-                    24
+                    // MP_CAPABLE third ACK (20), MP_JOIN third ACK (24)
+                    (data, 24)
                 } else {
-                    4 + 8 + 14 + csum
+                    // pure ACK: DSS with the DATA_ACK alone
+                    (data, 4 + 8)
                 }
             }
         }
@@ -1680,6 +1890,30 @@ impl Connection {
     }
 
     // ----- subflow bookkeeping used by the stack ---------------------------------------
+
+    /// An ICMP "packet too big" for subflow `idx` quoting sequence number `seq`, next-hop MTU
+    /// `mtu`: if `seq` is in flight on that subflow, its segments shrink to fit (RFC 1191,
+    /// RFC 8201), bounded below by the IP version's minimum MTU.
+    pub fn path_too_big(&mut self, idx: usize, seq: u32, mtu: u32, mib: &mut Mib) {
+        let Some(sf) = self.subflows.get_mut(idx) else {
+            mib.IcmpIgnored += 1;
+            return;
+        };
+        if !sf.tcb.seq_outstanding(seq) || mtu < 68 {
+            mib.IcmpIgnored += 1;
+            return;
+        }
+        let mss = mss_for_mtu(sf.local.ip(), mtu.min(u32::from(u16::MAX)) as u16);
+        if sf.tcb.set_path_mss(mss) {
+            mib.PmtuUpdates += 1;
+            log::debug!(
+                "subflow {} {}->{}: path MTU {mtu}, MSS now {mss}",
+                sf.id,
+                sf.local,
+                sf.remote
+            );
+        }
+    }
 
     /// Index of the subflow with this 4-tuple.
     pub fn subflow_index(&self, local: SocketAddr, remote: SocketAddr) -> Option<usize> {

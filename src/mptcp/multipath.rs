@@ -218,7 +218,7 @@ impl Connection {
         {
             return Err(OpenError::Exists);
         }
-        let tcb = tcp::Tcb::connect(self.cfg.tcp.clone(), iss, now);
+        let tcb = tcp::Tcb::connect(super::subflow_tcp_config(&self.cfg, local.ip()), iss, now);
         let id = self.alloc_subflow_id();
         let mut sf = Subflow::new(id, tcb, local, remote, JoinState::SynSent { nonce });
         sf.backup = backup || self.is_backup_addr(local.ip());
@@ -289,7 +289,7 @@ impl Connection {
             mib.MPJoinRejected += 1;
             return Err(rst_reason::LACK_OF_RESOURCES);
         }
-        let tcb = tcp::Tcb::accept(self.cfg.tcp.clone(), syn, iss, now);
+        let tcb = tcp::Tcb::accept(super::subflow_tcp_config(&self.cfg, local.ip()), syn, iss, now);
         let id = self.alloc_subflow_id();
         let mut sf = Subflow::new(
             id,
@@ -879,8 +879,13 @@ impl Connection {
             return false;
         };
         if let Some(mss) = o.mss {
-            sf.tcb.set_mss(mss);
+            // never above what the link MTU allows
+            let local = sf.local.ip();
+            let link = super::subflow_tcp_config(&self.cfg, local).mss;
+            let sf = &mut self.subflows[idx];
+            sf.tcb.set_mss(mss.min(link));
         }
+        let sf = &mut self.subflows[idx];
         if let Some(tos) = o.tos {
             sf.tos = tos;
         }

@@ -25,6 +25,11 @@ pub const MAX_BOUNDARIES: usize = 512;
 const SACK_RANGES: usize = 32;
 /// RFC 9293 3.7.1: MSS to assume when the peer sent no MSS option.
 const DEFAULT_MSS: u16 = 536;
+/// Smallest payload size a path MTU report may set (Linux's min_pmtu 552 minus headers).
+const MIN_PATH_MSS: u16 = 512;
+/// Receivers ACK every segment until this many segments arrived (Linux's quick-ACK mode
+/// at start), so the sender's slow start is not slowed by delayed ACKs.
+const QUICKACK_SEGS: u64 = 16;
 /// Duplicate ACK threshold (RFC 5681, RFC 6675 DupThresh).
 const DUPTHRESH: u32 = 3;
 /// Length of the timestamps option with its two NOPs.
@@ -35,8 +40,12 @@ const MAX_OPT: usize = 40;
 /// What the caller tells `poll_transmit` about the segment being built.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TxParams {
-    /// Option bytes the caller will add (MPTCP); payload and SACK blocks shrink to fit.
+    /// Option bytes the caller will add (MPTCP) to a segment carrying data; payload and SACK
+    /// blocks shrink to fit.
     pub extra_option_len: usize,
+    /// Option bytes the caller will add to a segment without data (a pure ACK); SACK blocks
+    /// shrink to fit. The caller drops SACK blocks (newest kept) if it adds more.
+    pub extra_option_len_ack: usize,
     /// Free receive space to advertise, in bytes.
     pub rcv_space: u32,
 }
@@ -72,6 +81,9 @@ pub struct Tcb {
     sack_ok: bool,
     ts_ok: bool,
     peer_mss: u16,
+    /// Largest payload the path carries (from the device MTU or ICMP "packet too big"),
+    /// before TCP options are taken out.
+    path_mss: u16,
 
     // ---- receive side (receive-space offsets: 0 = SYN, 1 + k = stream byte k) ----
     irs: u32,
@@ -176,6 +188,7 @@ impl Tcb {
             sack_ok: false,
             ts_ok: false,
             peer_mss: DEFAULT_MSS,
+            path_mss: u16::MAX,
             irs: 0,
             rcv_nxt_off: 0,
             fin_rcvd: false,
@@ -340,9 +353,58 @@ impl Tcb {
         self.srtt
     }
 
-    /// Sender MSS: what the peer accepts, bounded by our own.
+    /// Sender MSS: what the peer accepts, bounded by our own and by the path MTU. TCP
+    /// options come out of it (RFC 6691), see `data_segment`.
     fn smss(&self) -> u32 {
-        u32::from(self.peer_mss.min(self.cfg.mss).max(1))
+        u32::from(self.peer_mss.min(self.cfg.mss).min(self.path_mss).max(64))
+    }
+
+    /// The path MTU (minus IP and TCP headers) is `mss` (RFC 1191 / RFC 8201: an ICMP
+    /// "fragmentation needed" / "packet too big" for one of our segments). Lowers the
+    /// segment size; never raises it. Segments in flight that were too big are lost: they
+    /// are sent again at once at the new size, without a congestion response (as Linux's
+    /// `tcp_simple_retransmit`). Returns whether the size went down.
+    pub fn set_path_mss(&mut self, mss: u16) -> bool {
+        let mss = mss.max(MIN_PATH_MSS);
+        if mss >= self.smss() as u16 {
+            self.path_mss = self.path_mss.min(mss);
+            return false;
+        }
+        self.path_mss = mss;
+        if self.is_synchronized() && self.snd_max > self.snd_una {
+            // go back to the first unacknowledged byte; SACKed ranges are skipped
+            self.snd_nxt = self.snd_una;
+            self.rexmit_pending = false;
+            self.rexmit_next = self.snd_una;
+            self.rtt_sample = None;
+        }
+        true
+    }
+
+    /// Whether `seq` lies in what was sent and is not yet acknowledged (a quoted segment in an
+    /// ICMP error must be one of ours in flight, RFC 5927).
+    pub fn seq_outstanding(&self, seq: u32) -> bool {
+        let s = self.snd_unwrap(seq);
+        self.is_synchronized() && s >= self.snd_una as i64 && s < self.snd_max as i64
+    }
+
+    /// Send a window probe on the next poll: a segment with an old sequence number, which
+    /// the peer answers with an ACK carrying its current window (and, with MPTCP, its
+    /// DATA_ACK). Used by the connection when the data-level window is closed.
+    pub fn probe_window(&mut self) {
+        if self.is_synchronized() && self.state != State::Closed {
+            self.probe_pending = true;
+        }
+    }
+
+    /// The peer's window scale shift (0 before the handshake or without scaling).
+    pub fn snd_wscale(&self) -> u8 {
+        self.snd_wscale
+    }
+
+    /// The current path-MTU bound on the payload (u16::MAX: none known).
+    pub fn path_mss(&self) -> u16 {
+        self.path_mss
     }
 
     fn rcv_nxt_space(&self) -> u64 {
@@ -1139,7 +1201,7 @@ impl Tcb {
                 self.ack_now = true; // gap filled (RFC 5681 4.2)
             } else {
                 self.unacked_segs += 1;
-                if self.unacked_segs >= 2 {
+                if self.unacked_segs >= 2 || self.stats.segs_in <= QUICKACK_SEGS {
                     self.ack_now = true;
                 } else if self.delack_at.is_none() {
                     self.delack_at = Some(now + self.cfg.delayed_ack);
@@ -1351,7 +1413,8 @@ impl Tcb {
                 len += 4 + 8 * k;
             }
         }
-        (o, len)
+        // options are padded to a multiple of 4 bytes on the wire
+        (o, (len + 3) & !3)
     }
 
     /// Bookkeeping for any non-SYN segment carrying an ACK.
@@ -1365,7 +1428,7 @@ impl Tcb {
     }
 
     fn control_segment(&mut self, now: Instant, tx: &TxParams, seq: u32, fl: u8) -> SegmentOut {
-        let (options, _) = self.options(now, tx.extra_option_len);
+        let (options, _) = self.options(now, tx.extra_option_len_ack);
         let window = self.window_field(tx);
         self.acked_now();
         SegmentOut {
@@ -1564,6 +1627,7 @@ mod tests {
 
     const TX: TxParams = TxParams {
         extra_option_len: 0,
+        extra_option_len_ack: 0,
         rcv_space: 65535,
     };
 

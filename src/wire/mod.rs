@@ -5,6 +5,7 @@
 //! returns `WireError::BufferTooSmall` rather than panicking when it does not fit.
 
 pub mod checksum;
+pub mod icmp;
 pub mod ip;
 pub mod mptcp;
 pub mod tcp;

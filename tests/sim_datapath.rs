@@ -1,0 +1,417 @@
+//! Data-path scenarios on the simulated network: each reproduces a failure seen against
+//! Linux (issue "the data path never stalls, never overruns the peer's window, never sends
+//! an oversized packet") and checks the recovery.
+
+mod simutil;
+
+use mptun::io::impair::Impairment;
+use mptun::io::sim::Verdict;
+use mptun::mptcp::ConnConfig;
+use mptun::stack::StackError;
+use mptun::time::{Duration, Instant};
+use simutil::*;
+use std::cell::Cell;
+use std::rc::Rc;
+
+fn link(loss: f64) -> Impairment {
+    Impairment {
+        delay: Duration::from_millis(10),
+        jitter: Duration::from_millis(1),
+        loss,
+        rate_bps: 100_000_000,
+        queue_limit: 1 << 20,
+        ..Impairment::default()
+    }
+}
+
+/// Offset of the 64-bit DSN of the DSS mapping in an IPv4 TCP packet, if it has one.
+fn dss_dsn_offset(pkt: &[u8]) -> Option<usize> {
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    let doff = usize::from(pkt[ihl + 12] >> 4) * 4;
+    let mut i = ihl + 20;
+    while i + 1 < ihl + doff {
+        match pkt[i] {
+            0 => return None,
+            1 => i += 1,
+            k => {
+                let l = usize::from(pkt[i + 1]);
+                if l < 2 {
+                    return None;
+                }
+                if k == 30 && l >= 4 && pkt[i + 2] >> 4 == 2 {
+                    let flags = pkt[i + 3];
+                    let has_map = flags & 0x04 != 0;
+                    let dsn64 = flags & 0x08 != 0;
+                    if !has_map || !dsn64 {
+                        return None;
+                    }
+                    let ack_len = match (flags & 0x01 != 0, flags & 0x02 != 0) {
+                        (false, _) => 0,
+                        (true, false) => 4,
+                        (true, true) => 8,
+                    };
+                    return Some(i + 4 + ack_len);
+                }
+                i += l;
+            }
+        }
+    }
+    None
+}
+
+/// Whether an IPv4 TCP packet carries a SACK option (kind 5).
+fn has_sack(pkt: &[u8]) -> bool {
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    let doff = usize::from(pkt[ihl + 12] >> 4) * 4;
+    let mut i = ihl + 20;
+    while i + 1 < ihl + doff {
+        match pkt[i] {
+            0 => return false,
+            1 => i += 1,
+            k => {
+                if k == 5 {
+                    return true;
+                }
+                let l = usize::from(pkt[i + 1]);
+                if l < 2 {
+                    return false;
+                }
+                i += l;
+            }
+        }
+    }
+    false
+}
+
+/// Linux drops data past the data-level window after its subflow acknowledged it. Here the
+/// same happens to a few segments (their mapping is rewritten so that the receiver takes
+/// them for old duplicates: the subflow acknowledges them, the data level never gets them).
+/// Only a data-level retransmission can recover; without one the transfer hangs.
+#[test]
+fn data_lost_after_the_subflow_acked_it_is_retransmitted_at_the_data_level() {
+    let mut p = Pair::new(11, link(0.0));
+    let n = Rc::new(Cell::new(0u32));
+    let hit = n.clone();
+    p.net.set_hook(Box::new(move |info, pkt| {
+        if info.from_host == 0 && tcp_payload_len(pkt) > 0 {
+            hit.set(hit.get() + 1);
+            if (300..=304).contains(&hit.get()) {
+                if let Some(o) = dss_dsn_offset(pkt) {
+                    let mut d = [0u8; 8];
+                    d.copy_from_slice(&pkt[o..o + 8]);
+                    let dsn = u64::from_be_bytes(d).wrapping_sub(1 << 40);
+                    pkt[o..o + 8].copy_from_slice(&dsn.to_be_bytes());
+                    fix_tcp_checksum(pkt);
+                }
+            }
+        }
+        Verdict::Pass
+    }));
+    let c = p.connect();
+    let mut t = Transfer::new(c, data(2_000_000, 5), data(100_000, 6));
+    assert!(
+        t.run(&mut p, Duration::from_secs(60)),
+        "transfer did not finish"
+    );
+    t.assert_intact();
+    assert!(n.get() > 304, "the hook never rewrote a segment");
+    let mib = p.client.mib();
+    assert!(mib.DataRetrans >= 1, "no data-level retransmission: {mib:?}");
+    assert!(p.client.info(c).unwrap().data_retransmits >= 1);
+}
+
+/// DATA_ACKs lost while the subflow ACKs arrive (a middlebox strips the MPTCP options from
+/// the peer's ACKs for a while): every subflow has all its data acknowledged, nothing else
+/// would ever make the peer send again; the data-level retransmission timer must.
+#[test]
+fn lost_data_acks_are_recovered_by_data_level_retransmission() {
+    let mut p = Pair::new(12, link(0.0));
+    let strip_from: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
+    let s2 = strip_from.clone();
+    p.net.set_hook(Box::new(move |info, pkt| {
+        if info.from_host == 1 {
+            if let Some(t) = s2.get() {
+                if info.time >= t && info.time < t + Duration::from_secs(2) {
+                    strip_mptcp(pkt);
+                }
+            }
+        }
+        Verdict::Pass
+    }));
+    let c = p.connect();
+    let payload = data(600_000, 7);
+    let mut sent = 0;
+    let mut got = Vec::new();
+    let mut server = None;
+    let mut buf = vec![0u8; 65536];
+    let done = p.run_until(Duration::from_secs(60), |p| {
+        if p.client.connection(c).is_some_and(|x| x.is_established()) {
+            while sent < payload.len() {
+                match p.client.send(c, &payload[sent..]) {
+                    Ok(n) => sent += n,
+                    Err(StackError::WouldBlock) => break,
+                    Err(e) => panic!("send: {e}"),
+                }
+            }
+        }
+        if server.is_none() {
+            server = p.server.accept(PORT);
+        }
+        if let Some(s) = server {
+            while let Ok(n) = p.server.recv(s, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        if strip_from.get().is_none() && got.len() > 100_000 {
+            strip_from.set(Some(p.now()));
+        }
+        // the client does not close: only the data level can learn that all arrived
+        p.client
+            .info(c)
+            .is_ok_and(|i| i.bytes_acked == payload.len() as u64)
+    });
+    assert!(strip_from.get().is_some(), "stripping never started");
+    assert!(got == payload, "server got {} of {} bytes", got.len(), payload.len());
+    let mib = p.client.mib();
+    assert!(
+        done,
+        "the client never learnt that its data arrived (DATA_ACK lost): {mib:?}"
+    );
+    assert!(mib.DataRetrans >= 1, "no data-level retransmission: {mib:?}");
+}
+
+/// The peer's window closes (its application does not read); when it reads again, the
+/// window update is lost. Nothing is in flight, so the sender must probe the data-level
+/// window, with backoff, until it learns that it opened.
+#[test]
+fn a_lost_window_update_is_recovered_by_probing_the_closed_window() {
+    let scfg = ConnConfig {
+        recv_buffer: 64 * 1024,
+        ..ConnConfig::default()
+    };
+    let mut p = Pair::with_configs(13, link(0.0), ConnConfig::default(), scfg);
+    let reading_from: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
+    let r2 = reading_from.clone();
+    p.net.set_hook(Box::new(move |info, _pkt| {
+        // everything the server sends in the first 100 ms after it starts reading is lost
+        let lost = info.from_host == 1
+            && r2
+                .get()
+                .is_some_and(|t| info.time >= t && info.time < t + Duration::from_millis(100));
+        verdict(lost)
+    }));
+    let c = p.connect();
+    let payload = data(400_000, 8);
+    let mut sent = 0;
+    let mut got = Vec::new();
+    let mut server = None;
+    let mut buf = vec![0u8; 65536];
+    let mut full_since: Option<Instant> = None;
+    let done = p.run_until(Duration::from_secs(120), |p| {
+        if p.client.connection(c).is_some_and(|x| x.is_established()) {
+            while sent < payload.len() {
+                match p.client.send(c, &payload[sent..]) {
+                    Ok(n) => sent += n,
+                    Err(StackError::WouldBlock) => break,
+                    Err(e) => panic!("send: {e}"),
+                }
+            }
+        }
+        if server.is_none() {
+            server = p.server.accept(PORT);
+        }
+        let Some(s) = server else {
+            return false;
+        };
+        let readable = p.server.connection(s).map_or(0, |x| x.readable());
+        if reading_from.get().is_none() {
+            // wait until the server's buffer is full and the client has stalled for 1 s
+            if readable >= 60 * 1024 {
+                let since = *full_since.get_or_insert(p.now());
+                if p.now() >= since + Duration::from_secs(1) {
+                    reading_from.set(Some(p.now()));
+                }
+            }
+            return false;
+        }
+        while let Ok(n) = p.server.recv(s, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got.len() == payload.len()
+    });
+    assert!(reading_from.get().is_some(), "the window never closed");
+    let mib = p.client.mib();
+    assert!(
+        done,
+        "transfer stalled at {} of {} bytes: {mib:?}",
+        got.len(),
+        payload.len()
+    );
+    assert!(got == payload, "data corrupted");
+    // the probe may come from the data level (DataWindowProbes) or from the subflow's own
+    // persist timer when it still held data for the closed window; either way it must come
+    eprintln!(
+        "reading from {:?}, done at {:?}, data-level probes {}",
+        reading_from.get(),
+        p.now(),
+        mib.DataWindowProbes
+    );
+}
+
+/// Every packet fits the link MTU, whatever options it carries (timestamps, DSS with a
+/// 64-bit DATA_ACK and mapping, checksums, SACK blocks under loss), at 1280, 1500 and 9000.
+#[test]
+fn no_packet_exceeds_the_link_mtu() {
+    for (mtu, checksum) in [(1280u16, false), (1500, false), (1500, true), (9000, false)] {
+        let cfg = ConnConfig {
+            checksum,
+            ..ConnConfig::default()
+        };
+        let mut p = Pair::with_configs(20 + u64::from(mtu), link(0.01), cfg.clone(), cfg);
+        for a in [CLIENT1, CLIENT2] {
+            p.client.set_mtu(a, mtu);
+        }
+        for a in [SERVER1, SERVER2] {
+            p.server.set_mtu(a, mtu);
+        }
+        p.net.set_link_mtu(0, Some(usize::from(mtu)));
+        let c = p.connect();
+        let mut t = Transfer::new(c, data(1_500_000, 9), data(1_500_000, 10));
+        assert!(
+            t.run(&mut p, Duration::from_secs(120)),
+            "mtu {mtu}: transfer did not finish"
+        );
+        t.assert_intact();
+        let st = p.net.stats();
+        assert_eq!(st.too_big, 0, "mtu {mtu} checksum {checksum}: oversized packets");
+        assert!(st.largest <= usize::from(mtu), "mtu {mtu}: {}", st.largest);
+        // segments are full-sized: headers + options + payload reach the MTU
+        assert!(
+            st.largest + 8 >= usize::from(mtu),
+            "mtu {mtu}: largest packet only {}",
+            st.largest
+        );
+    }
+}
+
+/// A path narrower than the device (a 1280-byte link behind 1500-byte devices): the link
+/// answers oversized packets with ICMP "fragmentation needed"; the stack lowers the
+/// subflow's segment size (validated against the quoted segment) and the transfer completes.
+#[test]
+fn path_mtu_discovery_from_icmp_fragmentation_needed() {
+    let mut p = Pair::new(31, link(0.0));
+    p.net.set_link_mtu(0, Some(1280));
+    let c = p.connect();
+    let mut t = Transfer::new(c, data(1_000_000, 11), data(1_000_000, 12));
+    assert!(
+        t.run(&mut p, Duration::from_secs(60)),
+        "transfer did not finish"
+    );
+    t.assert_intact();
+    let st = p.net.stats();
+    assert!(st.too_big > 0, "the link never refused a packet");
+    assert!(st.largest <= 1280);
+    assert!(p.client.mib().PmtuUpdates >= 1, "{:?}", p.client.mib());
+    assert!(p.server.mib().PmtuUpdates >= 1, "{:?}", p.server.mib());
+    let sf = &p.client.connection(c).unwrap().subflows()[0];
+    assert_eq!(sf.tcb.stats().snd_mss, 1280 - 40);
+}
+
+/// An ICMP error that does not quote a segment in flight (forged, or stale) changes nothing.
+#[test]
+fn forged_icmp_too_big_is_ignored() {
+    let mut p = Pair::new(32, link(0.0));
+    let c = p.connect();
+    let mut t = Transfer::new(c, data(200_000, 13), Vec::new());
+    p.run_until(Duration::from_secs(10), |p| {
+        t.pump(p);
+        p.client
+            .connection(c)
+            .is_some_and(|x| x.info().bytes_acked > 50_000)
+    });
+    let sf = &p.client.connection(c).unwrap().subflows()[0];
+    let (local, remote) = (sf.local, sf.remote);
+    // a segment we never sent (sequence number far from what is in flight)
+    let mut fake = vec![0u8; 60];
+    fake[0] = 0x45;
+    fake[2..4].copy_from_slice(&60u16.to_be_bytes());
+    fake[8] = 64;
+    fake[9] = 6;
+    if let (std::net::IpAddr::V4(s), std::net::IpAddr::V4(d)) = (local.ip(), remote.ip()) {
+        fake[12..16].copy_from_slice(&s.octets());
+        fake[16..20].copy_from_slice(&d.octets());
+    }
+    let c16 = !ipv4_sum(&fake[..20]);
+    fake[10..12].copy_from_slice(&c16.to_be_bytes());
+    fake[20..22].copy_from_slice(&local.port().to_be_bytes());
+    fake[22..24].copy_from_slice(&remote.port().to_be_bytes());
+    fake[24..28].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+    fake[32] = 0x50;
+    let mut icmp = vec![0u8; 1500];
+    let n = mptun::wire::icmp::emit_too_big(&mut icmp, remote.ip(), &fake, 600).unwrap();
+    let before = p.client.mib().IcmpIgnored;
+    let now = p.now();
+    p.client.handle_packet(now, &icmp[..n]);
+    assert_eq!(p.client.mib().IcmpIgnored, before + 1);
+    assert_eq!(p.client.mib().PmtuUpdates, 0);
+    let sf = &p.client.connection(c).unwrap().subflows()[0];
+    assert_eq!(sf.tcb.stats().snd_mss, 1460);
+    // a corrupted ICMP message is ignored too
+    icmp[25] ^= 0xff;
+    p.client.handle_packet(now, &icmp[..n]);
+    assert_eq!(p.client.mib().IcmpIgnored, before + 2);
+}
+
+fn ipv4_sum(h: &[u8]) -> u16 {
+    let mut s: u32 = 0;
+    for c in h.chunks(2) {
+        s += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    while s >> 16 != 0 {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+/// Receiver ACK policy: at least one ACK per two data segments (no stretch ACKs), and
+/// under loss the pure ACKs carry SACK blocks beside the DSS option.
+#[test]
+fn receiver_acks_every_second_segment_and_sacks_beside_the_dss() {
+    let mut p = Pair::new(41, link(0.02));
+    let counts = Rc::new(Cell::new((0u64, 0u64, 0u64)));
+    let c2 = counts.clone();
+    p.net.set_hook(Box::new(move |info, pkt| {
+        let (mut data_segs, mut acks, mut sacks) = c2.get();
+        let len = tcp_payload_len(pkt);
+        if info.from_host == 0 && len > 0 {
+            data_segs += 1;
+        } else if info.from_host == 1 && len == 0 {
+            acks += 1;
+            if has_sack(pkt) && !mptcp_options(pkt).is_empty() {
+                sacks += 1;
+            }
+        }
+        c2.set((data_segs, acks, sacks));
+        Verdict::Pass
+    }));
+    let c = p.connect();
+    let mut t = Transfer::new(c, data(3_000_000, 14), Vec::new());
+    assert!(
+        t.run(&mut p, Duration::from_secs(120)),
+        "transfer did not finish"
+    );
+    t.assert_intact();
+    let (data_segs, acks, sacks) = counts.get();
+    assert!(
+        acks * 2 + 20 >= data_segs,
+        "{acks} ACKs for {data_segs} data segments"
+    );
+    assert!(sacks > 0, "no ACK carried SACK blocks ({acks} ACKs)");
+}
+
