@@ -91,6 +91,7 @@ fn flush(t: &mut Tcb, now: Instant, data: &[u8], wire: &mut Wire, n_sent: &mut u
     let tx = TxParams {
         extra_option_len: 0,
         extra_option_len_ack: 0,
+        data_level_window: false,
         rcv_space: 1 << 20,
     };
     while let Some(s) = t.poll_transmit(now, &tx) {

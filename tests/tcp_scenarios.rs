@@ -187,6 +187,7 @@ impl Pair {
                 let tx = TxParams {
                     extra_option_len: self.extra_option_len,
                     extra_option_len_ack: self.extra_option_len,
+                    data_level_window: false,
                     rcv_space: space,
                 };
                 let now = self.now;
@@ -660,6 +661,7 @@ fn rst_exact_closes_in_window_challenges_outside_ignored() {
     let tx = TxParams {
         extra_option_len: 0,
         extra_option_len_ack: 0,
+        data_level_window: false,
         rcv_space: 65535,
     };
     let now = pair.now;
@@ -705,6 +707,7 @@ fn syn_in_synchronized_state_gets_challenge_ack() {
     let tx = TxParams {
         extra_option_len: 0,
         extra_option_len_ack: 0,
+        data_level_window: false,
         rcv_space: 65535,
     };
     let ack = c.poll_transmit(now, &tx).expect("challenge ACK");
@@ -951,6 +954,7 @@ fn no_window_scaling_if_peer_did_not_offer_it() {
     let tx = TxParams {
         extra_option_len: 0,
         extra_option_len_ack: 0,
+        data_level_window: false,
         rcv_space: 1 << 20,
     };
     let sa = t.poll_transmit(now, &tx).unwrap();
@@ -1048,6 +1052,7 @@ fn garbage_segments_never_panic() {
     let tx = TxParams {
         extra_option_len: 0,
         extra_option_len_ack: 0,
+        data_level_window: false,
         rcv_space: 65535,
     };
     let mut now = pair.now;
@@ -1157,6 +1162,7 @@ fn garbage_in_every_state_never_panics() {
     let tx = TxParams {
         extra_option_len: 8,
         extra_option_len_ack: 8,
+        data_level_window: false,
         rcv_space: 1000,
     };
     for round in 0..200 {

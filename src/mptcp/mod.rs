@@ -1641,6 +1641,8 @@ impl Connection {
                 extra_option_len: extra,
                 extra_option_len_ack: extra_ack,
                 rcv_space: self.rbuf.window(),
+                // the receive buffer's right edge (read point + capacity) never moves left
+                data_level_window: self.mode == Mode::Mptcp,
             };
             let Some(seg) = self.subflows[i].tcb.poll_transmit(now, &tx) else {
                 continue;

@@ -48,6 +48,12 @@ pub struct TxParams {
     pub extra_option_len_ack: usize,
     /// Free receive space to advertise, in bytes.
     pub rcv_space: u32,
+    /// `rcv_space` is a connection-level window whose right edge the caller keeps from
+    /// shrinking (MPTCP: relative to the DATA_ACK, RFC 8684 3.3.4): advertise it as it is.
+    /// Otherwise the engine keeps its own right edge from moving left (RFC 9293), which for
+    /// an MPTCP subflow would announce space the connection does not have when another
+    /// subflow filled it.
+    pub data_level_window: bool,
 }
 
 /// One TCP connection (subflow). See the module documentation of `crate::tcp`.
@@ -1356,7 +1362,7 @@ impl Tcb {
         let nxt = self.rcv_nxt_space();
         let cur = self.rcv_right.saturating_sub(nxt);
         let mut field = space >> shift;
-        if field << shift < cur {
+        if field << shift < cur && !tx.data_level_window {
             // never shrink the window, except by the scaling granularity (RFC 7323 2.4)
             field = cur >> shift;
         }
@@ -1628,6 +1634,7 @@ mod tests {
     const TX: TxParams = TxParams {
         extra_option_len: 0,
         extra_option_len_ack: 0,
+        data_level_window: false,
         rcv_space: 65535,
     };
 
