@@ -164,3 +164,81 @@ pub fn emit_too_big(buf: &mut [u8], router: IpAddr, quoted: &[u8], mtu: u32) -> 
     m[2..4].copy_from_slice(&c.to_be_bytes());
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ip;
+
+    fn tcp_packet(src: IpAddr, dst: IpAddr, len: usize) -> Vec<u8> {
+        let mut b = vec![0u8; ip::header_len(src) + len];
+        let h = ip::emit(&mut b, src, dst, IPPROTO_TCP, len, 0, 64).unwrap();
+        b[h..h + 2].copy_from_slice(&40000u16.to_be_bytes());
+        b[h + 2..h + 4].copy_from_slice(&5201u16.to_be_bytes());
+        b[h + 4..h + 8].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn too_big_round_trips_v4_and_v6() {
+        for (us, peer, router) in [
+            ("198.18.1.2", "198.18.2.1", "198.18.9.1"),
+            ("2001:2::2", "2001:2:0:1::1", "2001:2:0:9::1"),
+        ] {
+            let (us, peer, router): (IpAddr, IpAddr, IpAddr) =
+                (us.parse().unwrap(), peer.parse().unwrap(), router.parse().unwrap());
+            let pkt = tcp_packet(us, peer, 1480);
+            let mut out = vec![0u8; 1500];
+            let n = emit_too_big(&mut out, router, &pkt, 1280).unwrap();
+            let info = ip::parse(&out[..n]).unwrap();
+            assert_eq!(info.dst, us);
+            let tb = parse_too_big(&info, &out[..n]).unwrap().unwrap();
+            assert_eq!(
+                tb,
+                TooBig {
+                    mtu: 1280,
+                    src: us,
+                    dst: peer,
+                    src_port: 40000,
+                    dst_port: 5201,
+                    seq: 0xdead_beef
+                }
+            );
+            // a flipped bit anywhere in the message fails the checksum
+            let mut bad = out[..n].to_vec();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            let info = ip::parse(&bad).unwrap();
+            assert_eq!(parse_too_big(&info, &bad), Err(WireError::BadChecksum));
+        }
+    }
+
+    #[test]
+    fn other_icmp_and_truncated_quotes() {
+        let us: IpAddr = "198.18.1.2".parse().unwrap();
+        let peer: IpAddr = "198.18.2.1".parse().unwrap();
+        let pkt = tcp_packet(us, peer, 100);
+        let mut out = vec![0u8; 1500];
+        let n = emit_too_big(&mut out, peer, &pkt, 1000).unwrap();
+        // echo request (type 8): not a too-big
+        let mut echo = out[..n].to_vec();
+        echo[20] = 8;
+        echo[21] = 0;
+        echo[22..24].fill(0);
+        let c = checksum::fold(checksum::sum(&echo[20..], 0));
+        echo[22..24].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(parse_too_big(&ip::parse(&echo).unwrap(), &echo), Ok(None));
+        // every truncation of the quote is an error or a valid parse, never a panic
+        for cut in 20..n {
+            let mut t = out[..cut].to_vec();
+            let total = cut as u16;
+            t[2..4].copy_from_slice(&total.to_be_bytes());
+            t[10..12].fill(0);
+            let c = checksum::fold(checksum::sum(&t[..20], 0));
+            t[10..12].copy_from_slice(&c.to_be_bytes());
+            if let Ok(info) = ip::parse(&t) {
+                let _ = parse_too_big(&info, &t);
+            }
+        }
+    }
+}
