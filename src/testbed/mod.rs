@@ -6,11 +6,14 @@
 //! dropped, also when a test panics. Creating namespaces and TUN devices needs root
 //! (`CAP_NET_ADMIN` and `CAP_SYS_ADMIN`); [`skip_reason`] tells a test whether it can run.
 //!
-//! This is harness code: it shells out to `ip`, `tc` and `cat` through
-//! `std::process::Command`, never reads a clock and has no `unsafe`.
+//! This is harness code: it shells out to `ip`, `tc`, `nstat` and `cat` through
+//! `std::process::Command` and has no `unsafe`. Only [`twopath`] reads a clock (to report
+//! how long a run took).
 
 pub mod demo;
 pub mod peer;
+pub mod routed;
+pub mod twopath;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -290,6 +293,48 @@ impl NetNs {
         self.run(&args).map(|_| ())
     }
 
+    /// Sets the MTU of `dev`.
+    pub fn set_mtu(&self, dev: &str, mtu: u32) -> io::Result<()> {
+        self.run(["ip", "link", "set", "dev", dev, "mtu", &mtu.to_string()])
+            .map(|_| ())
+    }
+
+    /// The network devices of the namespace (from `/sys/class/net`), `lo` excluded.
+    pub fn devices(&self) -> io::Result<Vec<String>> {
+        let out = self.run(["ls", "/sys/class/net"])?;
+        Ok(out
+            .split_whitespace()
+            .filter(|d| *d != "lo")
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// One of `dev`'s statistics (`/sys/class/net/DEV/statistics/NAME`, e.g. `tx_dropped`).
+    pub fn dev_stat(&self, dev: &str, name: &str) -> io::Result<u64> {
+        let path = format!("/sys/class/net/{dev}/statistics/{name}");
+        let text = self.run(["cat", &path])?;
+        text.trim()
+            .parse()
+            .map_err(|e| io::Error::other(format!("{path}: {e}: {text:?}")))
+    }
+
+    /// `(device, value)` of the statistic `name` for every device but `lo`.
+    pub fn dev_stats(&self, name: &str) -> io::Result<BTreeMap<String, u64>> {
+        let mut m = BTreeMap::new();
+        for dev in self.devices()? {
+            m.insert(dev.clone(), self.dev_stat(&dev, name)?);
+        }
+        Ok(m)
+    }
+
+    /// Every kernel counter of the namespace under `nstat`'s names (`IpFragFails`,
+    /// `IcmpOutDestUnreachs`, `TcpRetransSegs`, `MPTcpExtNoDSSInWindow`, `Ip6FragFails`...),
+    /// absolute values, from `nstat -asz` (which leaves nstat's history file alone).
+    pub fn nstat(&self) -> io::Result<BTreeMap<String, u64>> {
+        let text = self.run(["nstat", "-asz"])?;
+        Ok(parse_nstat(&text))
+    }
+
     /// The kernel's counters in this namespace, from `/proc/net/netstat`: every `MPTcpExt`
     /// counter under its own name (`MPCapableSYNRX`) and every `TcpExt` counter prefixed
     /// (`TcpExt.TCPLostRetransmit`).
@@ -454,6 +499,19 @@ pub fn parse_netstat(text: &str) -> BTreeMap<String, u64> {
     map
 }
 
+/// Parses `nstat` output (`NAME VALUE RATE` lines; `#` lines and malformed lines skipped).
+pub fn parse_nstat(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let name = it.next()?;
+            let v = it.next()?.parse().ok()?;
+            Some((name.to_string(), v))
+        })
+        .collect()
+}
+
 /// `after[name] - before[name]` (a missing counter counts as 0; never negative).
 pub fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, name: &str) -> u64 {
     let a = after.get(name).copied().unwrap_or(0);
@@ -512,6 +570,17 @@ MPTcpExt: 2 1 0\n";
             deltas(&before, &after),
             vec![("A".to_string(), 3), ("D".to_string(), 2)]
         );
+    }
+
+    #[test]
+    fn parses_nstat_output() {
+        let m = parse_nstat(
+            "#kernel\nIpFragFails                     3                  0.0\n\
+             MPTcpExtNoDSSInWindow           0                  0.0\ngarbage\nX y\n",
+        );
+        assert_eq!(m.get("IpFragFails"), Some(&3));
+        assert_eq!(m.get("MPTcpExtNoDSSInWindow"), Some(&0));
+        assert_eq!(m.len(), 2);
     }
 
     #[test]
