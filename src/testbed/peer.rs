@@ -306,7 +306,9 @@ fn open_stream(args: &PeerArgs) -> io::Result<(String, TcpStream, Option<TcpList
         let sock = new_socket(&addr, args.tcp)?;
         sock.set_reuse_address(true)?;
         sock.bind(&addr.into())?;
-        sock.listen(1)?;
+        // a backlog for the joins that arrive together with (or right after) the first
+        // subflow: with 1, Linux answers some of them with SYN cookies
+        sock.listen(16)?;
         let listener = TcpListener::from(sock);
         println!("ready listen={}", listener.local_addr()?);
         io::stdout().flush()?;
