@@ -1020,9 +1020,12 @@ fn nagle_holds_small_segments_while_data_is_unacked() {
 #[test]
 fn delayed_ack_waits_for_second_segment_or_timer() {
     let mut pair = Pair::established(cfg(), cfg());
-    // warm up: the first data opens the window beyond the SYN's 64 KiB (a window update)
-    pair.send(0, b"warm");
-    pair.run(Duration::from_millis(200), |_| false);
+    // warm up: the first data opens the window beyond the SYN's 64 KiB (a window update),
+    // and the receiver leaves its quick-ACK start (every segment ACKed at once)
+    for _ in 0..20 {
+        pair.send(0, b"warm");
+        pair.run(Duration::from_millis(50), |_| false);
+    }
     let n1 = pair.p[1].sent.len();
     pair.send(0, b"one");
     pair.run(Duration::from_millis(30), |_| false);

@@ -1166,6 +1166,7 @@ impl Tcb {
             fin = false;
         }
         let had_ooo = !self.rx_ranges.is_empty();
+        let nxt_before = self.rcv_nxt_off;
         let off = start - 1;
         if !d.is_empty() {
             let n = rx.deliver(off, d).min(d.len());
@@ -1175,10 +1176,8 @@ impl Tcb {
             let end = off + n as u64;
             if n > 0 {
                 if off <= self.rcv_nxt_off {
-                    self.stats.bytes_received += end - self.rcv_nxt_off;
-                    self.rcv_nxt_off = end;
+                    self.rcv_nxt_off = self.rcv_nxt_off.max(end);
                 } else if self.rx_ranges.insert(off..end) {
-                    self.stats.bytes_received += n as u64;
                     self.note_ooo(off);
                     self.owe_ack();
                 } else {
@@ -1201,6 +1200,9 @@ impl Tcb {
         let end = self.rx_ranges.contiguous_end(self.rcv_nxt_off);
         self.rcv_nxt_off = end;
         self.rx_ranges.remove_below(end);
+        // in-order bytes (as Linux's tcpi_bytes_received): overlapping out-of-order copies
+        // are not counted twice
+        self.stats.bytes_received += self.rcv_nxt_off.saturating_sub(nxt_before);
         let advanced = self.rcv_nxt_off + 1 > rcv_nxt;
         if advanced {
             if had_ooo {
