@@ -79,12 +79,7 @@ fn run_example(ns: &NetNs, name: &str, extra: &[String]) -> (Run, peer::PeerRepo
     let run = MptunRun {
         success: out.status.success(),
         status: out.status.to_string(),
-        summary: stdout
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .to_string(),
+        summary: mptun::testbed::last_line(&stdout),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
     if !run.success {

@@ -116,7 +116,10 @@ fn data_lost_after_the_subflow_acked_it_is_retransmitted_at_the_data_level() {
     t.assert_intact();
     assert!(n.get() > 304, "the hook never rewrote a segment");
     let mib = p.client.mib();
-    assert!(mib.DataRetrans >= 1, "no data-level retransmission: {mib:?}");
+    assert!(
+        mib.DataRetrans >= 1,
+        "no data-level retransmission: {mib:?}"
+    );
     assert!(p.client.info(c).unwrap().data_retransmits >= 1);
 }
 
@@ -174,13 +177,21 @@ fn lost_data_acks_are_recovered_by_data_level_retransmission() {
             .is_ok_and(|i| i.bytes_acked == payload.len() as u64)
     });
     assert!(strip_from.get().is_some(), "stripping never started");
-    assert!(got == payload, "server got {} of {} bytes", got.len(), payload.len());
+    assert!(
+        got == payload,
+        "server got {} of {} bytes",
+        got.len(),
+        payload.len()
+    );
     let mib = p.client.mib();
     assert!(
         done,
         "the client never learnt that its data arrived (DATA_ACK lost): {mib:?}"
     );
-    assert!(mib.DataRetrans >= 1, "no data-level retransmission: {mib:?}");
+    assert!(
+        mib.DataRetrans >= 1,
+        "no data-level retransmission: {mib:?}"
+    );
 }
 
 /// The peer's window closes (its application does not read); when it reads again, the
@@ -289,7 +300,10 @@ fn no_packet_exceeds_the_link_mtu() {
         );
         t.assert_intact();
         let st = p.net.stats();
-        assert_eq!(st.too_big, 0, "mtu {mtu} checksum {checksum}: oversized packets");
+        assert_eq!(
+            st.too_big, 0,
+            "mtu {mtu} checksum {checksum}: oversized packets"
+        );
         assert!(st.largest <= usize::from(mtu), "mtu {mtu}: {}", st.largest);
         // segments are full-sized: headers + options + payload reach the MTU
         assert!(
@@ -414,4 +428,3 @@ fn receiver_acks_every_second_segment_and_sacks_beside_the_dss() {
     );
     assert!(sacks > 0, "no ACK carried SACK blocks ({acks} ACKs)");
 }
-

@@ -457,8 +457,7 @@ fn drive(
         // data), so that a burst of input does not collapse into one stretch ACK
         let mut readable: u64 = 0;
         for (i, st) in states.iter().enumerate().take(63) {
-            if ready & (1 << (i + 1)) != 0 || st.ingress.as_ref().is_some_and(|q| !q.is_empty())
-            {
+            if ready & (1 << (i + 1)) != 0 || st.ingress.as_ref().is_some_and(|q| !q.is_empty()) {
                 readable |= 1 << i;
             }
         }
@@ -490,15 +489,7 @@ fn drive(
                             }
                         }
                         match st.ingress.as_mut() {
-                            Some(q) => {
-                                let mut b = spare.pop().unwrap_or_default();
-                                b.clear();
-                                b.extend_from_slice(&rx[..n]);
-                                if let Some((_, b)) = q.push(now, n, b) {
-                                    stats.impaired_drops += 1;
-                                    spare.push(b);
-                                }
-                            }
+                            Some(q) => impair(q, now, &rx[..n], &mut spare, &mut stats),
                             None => stack.handle_packet(now, &rx[..n]),
                         }
                     }
@@ -511,7 +502,16 @@ fn drive(
                     }
                 }
             }
-            transmit(stack, now, &mut tx, &mut states, &routes, &mut pcap, &mut stats, &mut spare);
+            transmit(
+                stack,
+                now,
+                &mut tx,
+                &mut states,
+                &routes,
+                &mut pcap,
+                &mut stats,
+                &mut spare,
+            );
         }
         for st in states.iter_mut() {
             if let Some(q) = st.ingress.as_mut() {
@@ -525,7 +525,16 @@ fn drive(
         if stack.poll_timeout().is_some_and(|t| t <= now) {
             stack.handle_timeout(now);
         }
-        transmit(stack, now, &mut tx, &mut states, &routes, &mut pcap, &mut stats, &mut spare);
+        transmit(
+            stack,
+            now,
+            &mut tx,
+            &mut states,
+            &routes,
+            &mut pcap,
+            &mut stats,
+            &mut spare,
+        );
         for st in states.iter_mut() {
             if let Some(q) = st.egress.as_mut() {
                 while let Some(b) = q.pop_due(now) {
@@ -578,17 +587,26 @@ fn transmit(
             continue;
         }
         match st.egress.as_mut() {
-            Some(q) => {
-                let mut b = spare.pop().unwrap_or_default();
-                b.clear();
-                b.extend_from_slice(&tx[..n]);
-                if let Some((_, b)) = q.push(now, n, b) {
-                    stats.impaired_drops += 1;
-                    spare.push(b);
-                }
-            }
+            Some(q) => impair(q, now, &tx[..n], spare, stats),
             None => send_one(st.port.device.as_mut(), &tx[..n], stats),
         }
+    }
+}
+
+/// Queue a copy of `pkt` (in a recycled buffer) on an impairment queue; a drop is counted.
+fn impair(
+    q: &mut ImpairQueue<Vec<u8>>,
+    now: Instant,
+    pkt: &[u8],
+    spare: &mut Vec<Vec<u8>>,
+    stats: &mut DriverStats,
+) {
+    let mut b = spare.pop().unwrap_or_default();
+    b.clear();
+    b.extend_from_slice(pkt);
+    if let Some((_, b)) = q.push(now, pkt.len(), b) {
+        stats.impaired_drops += 1;
+        spare.push(b);
     }
 }
 

@@ -1259,9 +1259,9 @@ impl Connection {
             self.rtx_at,
             self.zwp_at,
         ]
-            .into_iter()
-            .flatten()
-            .min()
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Coupled congestion control (RFC 6356 LIA, OLIA, BALIA): before subflow `idx`

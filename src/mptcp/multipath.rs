@@ -289,7 +289,12 @@ impl Connection {
             mib.MPJoinRejected += 1;
             return Err(rst_reason::LACK_OF_RESOURCES);
         }
-        let tcb = tcp::Tcb::accept(super::subflow_tcp_config(&self.cfg, local.ip()), syn, iss, now);
+        let tcb = tcp::Tcb::accept(
+            super::subflow_tcp_config(&self.cfg, local.ip()),
+            syn,
+            iss,
+            now,
+        );
         let id = self.alloc_subflow_id();
         let mut sf = Subflow::new(
             id,

@@ -499,6 +499,15 @@ pub fn parse_netstat(text: &str) -> BTreeMap<String, u64> {
     map
 }
 
+/// The last non-empty line of a program's output (mptun prints its one-line summary last).
+pub fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
 /// Parses `nstat` output (`NAME VALUE RATE` lines; `#` lines and malformed lines skipped).
 pub fn parse_nstat(text: &str) -> BTreeMap<String, u64> {
     text.lines()

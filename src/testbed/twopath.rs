@@ -558,12 +558,7 @@ fn wait_mptun(ns: &NetNs, pid: u32) -> MptunResult {
             MptunResult {
                 success: out.status.success(),
                 status,
-                summary: stdout
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("")
-                    .to_string(),
+                summary: super::last_line(&stdout),
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             }
         }

@@ -106,7 +106,11 @@ pub fn parse_too_big(info: &IpInfo, packet: &[u8]) -> Result<Option<TooBig>> {
         let mut d = [0u8; 16];
         s.copy_from_slice(&q[8..24]);
         d.copy_from_slice(&q[24..40]);
-        (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d)), &q[40..])
+        (
+            IpAddr::V6(Ipv6Addr::from(s)),
+            IpAddr::V6(Ipv6Addr::from(d)),
+            &q[40..],
+        )
     };
     // RFC 792: the quote holds at least the first 8 bytes of the TCP header
     Ok(Some(TooBig {
@@ -185,8 +189,11 @@ mod tests {
             ("198.18.1.2", "198.18.2.1", "198.18.9.1"),
             ("2001:2::2", "2001:2:0:1::1", "2001:2:0:9::1"),
         ] {
-            let (us, peer, router): (IpAddr, IpAddr, IpAddr) =
-                (us.parse().unwrap(), peer.parse().unwrap(), router.parse().unwrap());
+            let (us, peer, router): (IpAddr, IpAddr, IpAddr) = (
+                us.parse().unwrap(),
+                peer.parse().unwrap(),
+                router.parse().unwrap(),
+            );
             let pkt = tcp_packet(us, peer, 1480);
             let mut out = vec![0u8; 1500];
             let n = emit_too_big(&mut out, router, &pkt, 1280).unwrap();

@@ -82,12 +82,7 @@ pub fn wait_mptun(ns: &NetNs, pid: u32) -> MptunRun {
     MptunRun {
         success: out.status.success(),
         status,
-        summary: stdout
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .to_string(),
+        summary: mptun::testbed::last_line(&stdout),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
