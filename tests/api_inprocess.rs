@@ -16,6 +16,7 @@ use mptun::tcp::CloseReason;
 use sha2::{Digest, Sha256};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const C1: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2));
@@ -164,13 +165,25 @@ impl Pattern {
 /// Write `len` pattern bytes in uneven chunks, then shut down the write half; returns the
 /// SHA-256 of what was written.
 fn send_all(s: &MptcpStream, len: usize, seed: u64) -> [u8; 32] {
+    send_gated(s, len, seed, &AtomicUsize::new(usize::MAX))
+}
+
+/// `send_all`, writing no further than `gate` (bytes from the start) allows at each moment:
+/// the test moves the gate so that the transfer is still running when it changes subflows,
+/// however fast the stack is.
+fn send_gated(s: &MptcpStream, len: usize, seed: u64, gate: &AtomicUsize) -> [u8; 32] {
     let mut p = Pattern(seed | 1);
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 70_001];
     let mut left = len;
     while left > 0 {
+        let allowed = gate.load(Ordering::Acquire).saturating_sub(len - left);
+        if allowed == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
         let n = left.min(buf.len() - (left % 977));
-        let n = n.max(1).min(left);
+        let n = n.max(1).min(left).min(allowed);
         p.fill(&mut buf[..n]);
         (&*s).write_all(&buf[..n]).expect("write");
         h.update(&buf[..n]);
@@ -323,21 +336,30 @@ fn churn_keeps_data_intact() {
     const DOWN: usize = 6 << 20;
     let n = net(3);
     let init = initial_id(&n.client);
+    // both directions are gated: each change happens while data is still being written
+    let (gate_up, gate_down) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let (up, down, ids) = std::thread::scope(|sc| {
-        let tx = sc.spawn(|| send_all(&n.client, UP, 11));
+        let tx = sc.spawn(|| send_gated(&n.client, UP, 11, &gate_up));
         let rx = sc.spawn(|| recv_all(&n.server));
-        let tx2 = sc.spawn(|| send_all(&n.server, DOWN, 22));
+        let tx2 = sc.spawn(|| send_gated(&n.server, DOWN, 22, &gate_down));
         let rx2 = sc.spawn(|| recv_all(&n.client));
+        let release = |up: usize| {
+            gate_up.store(up, Ordering::Release);
+            gate_down.store(up / 2, Ordering::Release);
+        };
         let progressed = |min: u64| {
             wait_until("transfer progress", Duration::from_secs(60), || {
                 n.server.info().unwrap().bytes_received >= min
             })
         };
+        release(1 << 20);
         progressed(512 << 10);
         let a = open_second(&n.client, false);
+        release(3 << 20);
         progressed(2 << 20);
         n.client.close_subflow(a, CloseHow::Graceful).unwrap();
         let b = open_second(&n.client, false);
+        release(5 << 20);
         progressed(4 << 20);
         n.client.close_subflow(init, CloseHow::Abortive).unwrap();
         let c = n
@@ -345,8 +367,10 @@ fn churn_keeps_data_intact() {
             .open_subflow(sa(C1, 0), sa(S1, PORT), false)
             .unwrap();
         n.client.wait_subflow_established(c, T).unwrap();
+        release(8 << 20);
         progressed(7 << 20);
         n.client.close_subflow(b, CloseHow::Abortive).unwrap();
+        release(UP);
         let ids = [init, a, b, c];
         for (i, x) in ids.iter().enumerate() {
             assert!(!ids[..i].contains(x), "ids distinct: {ids:?}");
@@ -594,6 +618,13 @@ fn subflow_stats_match_bytes_transferred() {
     assert!(digest_ok);
     assert_eq!(got, LEN);
     n.client.wait_all_acked(Some(T)).unwrap();
+    // a DATA_ACK can arrive on one subflow before the other subflow's own (delayed) ACK:
+    // wait for the subflow-level ACKs too
+    wait_until("subflow-level ACKs", T, || {
+        [init, second]
+            .iter()
+            .all(|id| n.client.subflow_info(*id).unwrap().in_flight == 0)
+    });
     let ci = n.client.info().unwrap();
     let si = n.server.info().unwrap();
     let c = [init, second].map(|id| n.client.subflow_info(id).unwrap());
