@@ -17,6 +17,11 @@ pub fn expand32(low: u32, reference: u64) -> u64 {
     best
 }
 
+/// `a - b` in the circular 64-bit data sequence space: positive when `a` is after `b`.
+pub fn diff(a: u64, b: u64) -> i64 {
+    a.wrapping_sub(b) as i64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -29,6 +34,14 @@ mod tests {
         assert_eq!(expand32(3, 0x1_ffff_fff0), 0x2_0000_0003);
         assert_eq!(expand32(7, 0), 7);
         assert_eq!(expand32(0xffff_ffff, 0), 0xffff_ffff);
+    }
+
+    #[test]
+    fn diff_is_circular() {
+        assert_eq!(diff(5, 3), 2);
+        assert_eq!(diff(3, 5), -2);
+        assert_eq!(diff(2, u64::MAX - 1), 4);
+        assert_eq!(diff(u64::MAX, 1), -2);
     }
 
     proptest! {

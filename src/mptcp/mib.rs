@@ -92,6 +92,12 @@ mib! {
     DuplicateData,
     /// DATA_ACKs acknowledging data never sent.
     DataAckInvalid,
+    /// Segments with MPTCP options that TCP did not accept (out of window, bad ACK, PAWS,
+    /// RST or SYN off sequence): their options were ignored.
+    OptsUnacceptable,
+    /// DATA_FINs ignored: a position below data already received, beyond the receive
+    /// window, after the stream already ended elsewhere, or with an overflowing mapping.
+    DataFinInvalid,
     /// Data reinjected on another subflow after a subflow failed or stalled.
     Reinjections,
     /// Data-level retransmission timer expiries that sent data again (Linux's

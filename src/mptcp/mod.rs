@@ -582,6 +582,18 @@ impl Connection {
         if idx >= self.subflows.len() {
             return;
         }
+        // RFC 8684 3.3: MPTCP options count only on segments TCP accepts. A segment that
+        // fails the sequence/ACK checks gets TCP's answer (challenge or duplicate ACK, RST
+        // for an unacceptable ACK in SYN-RECEIVED) and nothing else: its DSS, DATA_FIN,
+        // DATA_ACK, MP_CAPABLE, MP_JOIN and signals are dropped unseen.
+        if !self.subflows[idx].tcb.accepts(seg) {
+            if !opts.is_empty() {
+                mib.OptsUnacceptable += 1;
+            }
+            self.tcp_input(now, idx, seg, mib);
+            self.process_tcb_events(now, mib);
+            return;
+        }
         let mut mpc = None;
         let mut dss = None;
         let mut join = None;
@@ -711,35 +723,7 @@ impl Connection {
         }
 
         // TCP processing, delivering payload into the connection's reassembly buffer.
-        let before_recv = self.rbuf.contiguous_end();
-        self.feed_coupling(idx);
-        {
-            let fallback_base = if self.mode == Mode::Fallback {
-                Some(self.rbuf_stream_base())
-            } else {
-                None
-            };
-            let Connection { subflows, rbuf, .. } = self;
-            let sf = &mut subflows[idx];
-            let mut sink = Sink {
-                maps: &sf.rx_maps,
-                rbuf,
-                fallback_base,
-                no_map: 0,
-            };
-            sf.tcb.handle_segment(now, seg, &mut sink);
-            mib.DSSNoMapping += sink.no_map;
-            sf.rx_maps.forget_below(sf.tcb.rcv_nxt_offset());
-            sf.tx_maps.forget_below(sf.tcb.snd_una_offset());
-        }
-        let got = self.rbuf.contiguous_end().saturating_sub(before_recv);
-        self.stats_bytes_received += got;
-        self.subflows[idx].data_received += got;
-        if got > seg.payload.len() as u64 && self.mode == Mode::Mptcp {
-            // a data-level hole filled (reordering across subflows resolved): tell the peer
-            // at once, its send buffer is waiting for this DATA_ACK
-            self.subflows[idx].tcb.request_ack();
-        }
+        self.tcp_input(now, idx, seg, mib);
 
         // DATA_ACK and the peer's window.
         if self.mode == Mode::Mptcp {
@@ -769,6 +753,40 @@ impl Connection {
         self.check_peer_fin();
         self.process_tcb_events(now, mib);
         self.maybe_start_pm(now);
+    }
+
+    /// The subflow's TCP processing of `seg`, delivering payload (through the subflow's
+    /// receive mappings) into the connection's reassembly buffer.
+    fn tcp_input(&mut self, now: Instant, idx: usize, seg: &SegmentIn<'_>, mib: &mut Mib) {
+        let before_recv = self.rbuf.contiguous_end();
+        self.feed_coupling(idx);
+        {
+            let fallback_base = if self.mode == Mode::Fallback {
+                Some(self.rbuf_stream_base())
+            } else {
+                None
+            };
+            let Connection { subflows, rbuf, .. } = self;
+            let sf = &mut subflows[idx];
+            let mut sink = Sink {
+                maps: &sf.rx_maps,
+                rbuf,
+                fallback_base,
+                no_map: 0,
+            };
+            sf.tcb.handle_segment(now, seg, &mut sink);
+            mib.DSSNoMapping += sink.no_map;
+            sf.rx_maps.forget_below(sf.tcb.rcv_nxt_offset());
+            sf.tx_maps.forget_below(sf.tcb.snd_una_offset());
+        }
+        let got = self.rbuf.contiguous_end().wrapping_sub(before_recv);
+        self.stats_bytes_received += got;
+        self.subflows[idx].data_received += got;
+        if got > seg.payload.len() as u64 && self.mode == Mode::Mptcp {
+            // a data-level hole filled (reordering across subflows resolved): tell the peer
+            // at once, its send buffer is waiting for this DATA_ACK
+            self.subflows[idx].tcb.request_ack();
+        }
     }
 
     fn rbuf_stream_base(&self) -> u64 {
@@ -850,10 +868,22 @@ impl Connection {
                 mib.DSSInvalidMapping += 1;
                 return;
             }
-            let fin_dsn = dsn + data_len - 1;
+            // the DATA_FIN occupies the last DSN of the mapping
+            let fin_dsn = dsn.wrapping_add(data_len - 1);
+            if !self.data_fin_plausible(fin_dsn) {
+                // the whole mapping is ignored: a genuine peer sends it again
+                mib.DataFinInvalid += 1;
+                return;
+            }
             match self.peer_fin_dsn {
-                Some(f) if f != fin_dsn => mib.DSSNotMatching += 1,
-                _ => self.peer_fin_dsn = Some(fin_dsn),
+                Some(f) if f == fin_dsn => {}
+                Some(_) => {
+                    // as Linux: the peer contradicts itself; the most recent position wins
+                    // (the earlier one was not reached, or plausibility would fail)
+                    mib.DSSNotMatching += 1;
+                    self.peer_fin_dsn = Some(fin_dsn);
+                }
+                None => self.peer_fin_dsn = Some(fin_dsn),
             }
             data_len -= 1;
             if data_len == 0 {
@@ -864,6 +894,18 @@ impl Connection {
             // infinite mapping (data_len 0): fall back to plain TCP from this point
             mib.InfiniteMapRx += 1;
             return;
+        }
+        if let Some(f) = self.peer_fin_dsn {
+            if dsn::diff(dsn.wrapping_add(data_len), f) > 0 {
+                mib.DSSNotMatching += 1;
+                if self.peer_closed {
+                    return; // nothing exists beyond the end of a finished stream
+                }
+                // the stream goes on past a DATA_FIN not reached yet: that DATA_FIN was
+                // wrong (forged, or the peer contradicts itself); forget it, or the data
+                // beyond it would be refused until a window deadlock
+                self.peer_fin_dsn = None;
+            }
         }
         let sf = &self.subflows[idx];
         let off = dsn::expand32(m.ssn.wrapping_sub(1), sf.tcb.rcv_nxt_offset());
@@ -899,6 +941,29 @@ impl Connection {
         }
         let len = data_len.min(u64::from(u32::MAX)) as u32;
         self.record_rx_map(idx, Map { off, dsn, len }, mib);
+    }
+
+    /// Whether a DATA_FIN at `fin` fits what is known of the peer's stream: not below data
+    /// already received or mapped (the stream cannot end before bytes it contains), within
+    /// the receive window, and no other position after the stream already ended.
+    fn data_fin_plausible(&self, fin: u64) -> bool {
+        let rcv = self.rbuf.contiguous_end();
+        if self.peer_closed {
+            return self.peer_fin_dsn == Some(fin); // a retransmission of the one we have
+        }
+        let ahead = dsn::diff(fin, rcv);
+        if ahead < 0 || ahead > i64::from(self.rbuf.window()) {
+            return false;
+        }
+        let past = |end: u64| dsn::diff(end, fin) > 0;
+        if self.rbuf.out_of_order_iter().any(|r| past(r.end)) {
+            return false;
+        }
+        !self.subflows.iter().any(|s| {
+            s.rx_maps
+                .iter()
+                .any(|m| past(m.dsn.wrapping_add(u64::from(m.len))))
+        })
     }
 
     fn handle_data_ack(
@@ -1061,7 +1126,8 @@ impl Connection {
         match self.mode {
             Mode::Mptcp => {
                 if let Some(f) = self.peer_fin_dsn {
-                    if self.rbuf.contiguous_end() == f {
+                    // reached (or passed: data mapped before the DATA_FIN was known)
+                    if dsn::diff(self.rbuf.contiguous_end(), f) >= 0 {
                         self.peer_closed = true;
                         self.push_event(ConnEvent::PeerClosed);
                         // acknowledge the DATA_FIN promptly
@@ -1983,7 +2049,7 @@ impl RxSink for Sink<'_> {
         while done < data.len() {
             let off = offset + done as u64;
             let (dsn, avail) = match self.fallback_base {
-                Some(base) => (base + off, u64::MAX),
+                Some(base) => (base.wrapping_add(off), u64::MAX),
                 None => match self.maps.lookup(off) {
                     Some(x) => x,
                     None => {

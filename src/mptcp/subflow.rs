@@ -23,13 +23,13 @@ pub struct Map {
 impl Map {
     /// One past the last subflow offset covered.
     pub fn end(&self) -> u64 {
-        self.off + u64::from(self.len)
+        self.off.saturating_add(u64::from(self.len))
     }
 
     /// For a subflow offset inside this map: its DSN and how many mapped bytes follow it.
     pub fn lookup(&self, off: u64) -> Option<(u64, u64)> {
         if off >= self.off && off < self.end() {
-            Some((self.dsn + (off - self.off), self.end() - off))
+            Some((self.dsn.wrapping_add(off - self.off), self.end() - off))
         } else {
             None
         }
@@ -78,7 +78,7 @@ impl MapList {
             let hi = k.end().min(m.end());
             if lo < hi {
                 // overlapping bytes must map to the same DSNs
-                if k.dsn + (lo - k.off) != m.dsn + (lo - m.off) {
+                if k.dsn.wrapping_add(lo - k.off) != m.dsn.wrapping_add(lo - m.off) {
                     return MapInsert::Conflict;
                 }
                 if m.off >= k.off && m.end() <= k.end() {
@@ -91,7 +91,7 @@ impl MapList {
         if pos > 0 {
             let prev = &mut self.maps[pos - 1];
             if prev.end() == m.off
-                && prev.dsn + u64::from(prev.len) == m.dsn
+                && prev.dsn.wrapping_add(u64::from(prev.len)) == m.dsn
                 && prev.len.checked_add(m.len).is_some()
             {
                 prev.len += m.len;
@@ -101,7 +101,7 @@ impl MapList {
         }
         if let Some(next) = self.maps.get_mut(pos) {
             if m.end() == next.off
-                && m.dsn + u64::from(m.len) == next.dsn
+                && m.dsn.wrapping_add(u64::from(m.len)) == next.dsn
                 && next.len.checked_add(m.len).is_some()
             {
                 next.off = m.off;
@@ -129,7 +129,7 @@ impl MapList {
         if i + 1 < self.maps.len() {
             let (a, b) = (self.maps[i], self.maps[i + 1]);
             if a.end() == b.off
-                && a.dsn + u64::from(a.len) == b.dsn
+                && a.dsn.wrapping_add(u64::from(a.len)) == b.dsn
                 && a.len.checked_add(b.len).is_some()
             {
                 self.maps[i].len += b.len;
@@ -143,7 +143,7 @@ impl MapList {
     pub fn push_tx(&mut self, m: Map) -> bool {
         if let Some(last) = self.maps.back_mut() {
             if last.end() == m.off
-                && last.dsn + u64::from(last.len) == m.dsn
+                && last.dsn.wrapping_add(u64::from(last.len)) == m.dsn
                 && u64::from(last.len) + u64::from(m.len) <= u64::from(u32::MAX)
             {
                 last.len += m.len;

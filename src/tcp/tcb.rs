@@ -812,6 +812,60 @@ impl Tcb {
     // ------------------------------------------------------------------------------------
 
     /// RFC 9293 3.10.7 SEGMENT ARRIVES.
+    /// Whether [`handle_segment`](Self::handle_segment) would accept `seg` as a valid part of
+    /// this connection: the sequence-number and ACK checks of RFC 9293 3.10.7, RFC 5961
+    /// (RST exactly at RCV.NXT, no SYN in a synchronized state, ACK not beyond what was sent
+    /// nor too far below SND.UNA) and PAWS (RFC 7323). Read-only. MPTCP acts on the options
+    /// of accepted segments only (RFC 8684 3.3): a blind attacker who knows the 4-tuple but
+    /// not the sequence numbers cannot inject a DATA_FIN, DATA_ACK, mapping or signal.
+    pub fn accepts(&self, seg: &SegmentIn) -> bool {
+        let has = |f: u8| seg.flags & f != 0;
+        let ack_in = |lo: i64| {
+            let a = self.snd_unwrap(seg.ack);
+            a >= lo && a <= self.snd_max as i64
+        };
+        match self.state {
+            State::Closed | State::Listen => return false,
+            State::SynSent => {
+                // a SYN/ACK acknowledging our SYN (or a bare SYN: simultaneous open)
+                return !has(flags::RST) && has(flags::SYN) && (!has(flags::ACK) || ack_in(1));
+            }
+            _ => {}
+        }
+        let rcv_nxt = self.rcv_nxt_space();
+        let s = self.rcv_unwrap(seg.seq);
+        let wnd = self.rcv_right.saturating_sub(rcv_nxt);
+        let in_window = |x: i64| x >= rcv_nxt as i64 && x < (rcv_nxt + wnd.max(1)) as i64;
+        if has(flags::RST) {
+            return s == rcv_nxt as i64 || (self.state == State::SynReceived && in_window(s));
+        }
+        if self.ts_ok {
+            if let Some((tsval, _)) = seg.options.timestamps {
+                if seq_diff(tsval, self.ts_recent) < 0 {
+                    return false;
+                }
+            }
+        }
+        if has(flags::SYN) || !has(flags::ACK) {
+            return false;
+        }
+        let seg_len = seg.payload.len() as u64 + u64::from(has(flags::FIN));
+        let acceptable = match (seg_len, wnd) {
+            (0, 0) => s == rcv_nxt as i64,
+            (0, _) => in_window(s),
+            (_, 0) => s == rcv_nxt as i64,
+            (l, w) => s < (rcv_nxt + w) as i64 && s + l as i64 > rcv_nxt as i64,
+        };
+        if !acceptable {
+            return false;
+        }
+        if self.state == State::SynReceived {
+            return ack_in(1);
+        }
+        let max_back = i64::from(self.max_snd_wnd.max(65535));
+        ack_in(self.snd_una as i64 - max_back)
+    }
+
     pub fn handle_segment(&mut self, now: Instant, seg: &SegmentIn, rx: &mut dyn RxSink) {
         self.stats.segs_in += 1;
         match self.state {
