@@ -428,3 +428,117 @@ fn receiver_acks_every_second_segment_and_sacks_beside_the_dss() {
     );
     assert!(sacks > 0, "no ACK carried SACK blocks ({acks} ACKs)");
 }
+
+/// (DATA_ACK, window field, DSN, data length, F flag) of the DSS of an IPv4 TCP packet.
+fn dss_fields(pkt: &[u8]) -> Option<(Option<u64>, u16, Option<u64>, u16)> {
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    let window = u16::from_be_bytes([pkt[ihl + 14], pkt[ihl + 15]]);
+    for o in mptcp_options(pkt) {
+        if o.len() < 4 || o[2] >> 4 != 2 {
+            continue;
+        }
+        let f = o[3];
+        let mut i = 4;
+        let mut read = |n: usize| {
+            let v = o
+                .get(i..i + n)
+                .map(|b| b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x)));
+            i += n;
+            v
+        };
+        let ack = if f & 0x01 != 0 {
+            read(if f & 0x02 != 0 { 8 } else { 4 })
+        } else {
+            None
+        };
+        let (dsn, len) = if f & 0x04 != 0 {
+            let dsn = read(if f & 0x08 != 0 { 8 } else { 4 });
+            let _ssn = read(4);
+            (dsn, read(2).unwrap_or(0) as u16)
+        } else {
+            (None, 0)
+        };
+        return Some((ack, window, dsn, len));
+    }
+    None
+}
+
+/// Linux's listener sends its SYN/ACK before the connection-level socket exists, so the
+/// SYN/ACK's window is not part of the data-level window Linux enforces: it starts at the
+/// first DSN and grows only with its DSS ACKs, and out-of-order data beyond it is dropped
+/// (`NoDSSInWindow`). Seen against Linux: the SYN/ACK offered 62636 bytes, the DSS ACKs
+/// 57344, and a joined subflow sent data between the two edges. Here the server's SYN/ACK
+/// window is inflated on the wire; no data the client sends after the first DSS ACK may end
+/// beyond the largest DSS-announced edge.
+#[test]
+fn the_syn_ack_window_is_replaced_by_the_first_dss_window() {
+    let scfg = ConnConfig {
+        recv_buffer: 24 * 1024,
+        ..ConnConfig::default()
+    };
+    let mut p = Pair::two_paths(21, link(0.0), link(0.0), ConnConfig::default(), scfg);
+    // (server's window scale, largest DSS edge seen by the client, violations)
+    let st = Rc::new(std::cell::RefCell::new((
+        0u8,
+        None::<u64>,
+        Vec::<(u64, u64)>::new(),
+    )));
+    let s2 = st.clone();
+    p.net.set_hook(Box::new(move |info, pkt| {
+        let ihl = usize::from(pkt[0] & 0x0f) * 4;
+        let flags = tcp_flags(pkt).unwrap_or(0);
+        let mut st = s2.borrow_mut();
+        if info.from_host == 1 {
+            if flags & SYN != 0 {
+                // the window scale option, then inflate the (unscaled) SYN/ACK window
+                let doff = usize::from(pkt[ihl + 12] >> 4) * 4;
+                let mut i = ihl + 20;
+                while i + 2 < ihl + doff {
+                    match pkt[i] {
+                        0 => break,
+                        1 => i += 1,
+                        k => {
+                            if k == 3 {
+                                st.0 = pkt[i + 2];
+                            }
+                            i += usize::from(pkt[i + 1].max(2));
+                        }
+                    }
+                }
+                pkt[ihl + 14..ihl + 16].copy_from_slice(&60_000u16.to_be_bytes());
+                fix_tcp_checksum(pkt);
+            } else if let Some((Some(ack), win, _, _)) = dss_fields(pkt) {
+                let edge = ack + (u64::from(win) << st.0);
+                if st.1.is_none_or(|e| edge > e) {
+                    st.1 = Some(edge);
+                }
+            }
+        } else if let (Some(edge), Some((_, _, Some(dsn), len))) = (st.1, dss_fields(pkt)) {
+            let end = dsn + u64::from(len);
+            if len > 0 && end > edge {
+                st.2.push((end, edge));
+            }
+        }
+        Verdict::Pass
+    }));
+    let c = p.connect();
+    assert!(p.run_until(Duration::from_secs(5), |p| p
+        .client
+        .connection(c)
+        .is_some_and(|x| x.is_established())));
+    let id = p.open_second_path(c, false);
+    assert!(p.wait_subflow(c, id), "join");
+    let mut t = Transfer::new(c, data(1_000_000, 21), data(10_000, 22));
+    assert!(
+        t.run(&mut p, Duration::from_secs(60)),
+        "transfer did not finish"
+    );
+    t.assert_intact();
+    let st = st.borrow();
+    assert!(st.1.is_some(), "no DSS window seen");
+    assert!(
+        st.2.is_empty(),
+        "client data beyond the DSS-announced window: {:?}",
+        &st.2[..st.2.len().min(5)]
+    );
+}

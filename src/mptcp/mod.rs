@@ -222,6 +222,13 @@ pub struct Connection {
     snd_una: u64,
     snd_nxt: u64,
     snd_wnd_edge: u64,
+    /// `snd_wnd_edge` comes from the SYN/ACK alone (no DATA_ACK yet). Linux's listener
+    /// answers the SYN before its connection-level socket exists, so that window is not
+    /// part of the data-level window it enforces (`rcv_wnd_sent` starts at the first DSN and
+    /// grows with its DSS ACKs only): the first DSS-carried edge replaces it, even if
+    /// smaller. Sending up to the provisional edge is safe only in order, on the initial
+    /// subflow, which is all there is before the peer's first DSS arrives.
+    wnd_provisional: bool,
     /// DSN of our DATA_FIN once the application shut down its direction.
     fin_dsn: Option<u64>,
     fin_acked: bool,
@@ -339,6 +346,7 @@ impl Connection {
             snd_una: start,
             snd_nxt: start,
             snd_wnd_edge: start,
+            wnd_provisional: false,
             fin_dsn: None,
             fin_acked: false,
             fin_timer: None,
@@ -737,6 +745,7 @@ impl Connection {
             } else if mpc.is_some() && self.snd_una == self.local_idsn.wrapping_add(1) {
                 // nothing acknowledged yet; the window starts at our first DSN
                 self.update_window_edge(self.snd_una, idx, seg);
+                self.wnd_provisional = syn;
             }
         } else if self.mode == Mode::Fallback {
             // plain TCP: the subflow's acknowledgements are the data-level ones
@@ -1023,7 +1032,8 @@ impl Connection {
 
     /// RFC 8684 3.3.5: the data-level window's right edge is the DATA_ACK plus the window of
     /// the same segment (scaled as that subflow negotiated; a SYN's window is not scaled).
-    /// It never moves left.
+    /// It never moves left, except once: the first DSS-carried edge replaces the provisional
+    /// one taken from the SYN/ACK (see `wnd_provisional`).
     fn update_window_edge(&mut self, ack: u64, idx: usize, seg: &SegmentIn<'_>) {
         let shift = if seg.flags & tcp::flags::SYN != 0 {
             0
@@ -1032,8 +1042,11 @@ impl Connection {
         };
         let wnd = u64::from(seg.window) << shift;
         let edge = ack.saturating_add(wnd);
-        if edge > self.snd_wnd_edge {
+        if edge > self.snd_wnd_edge || (self.wnd_provisional && seg.flags & tcp::flags::SYN == 0) {
             self.snd_wnd_edge = edge;
+        }
+        if seg.flags & tcp::flags::SYN == 0 {
+            self.wnd_provisional = false;
         }
     }
 

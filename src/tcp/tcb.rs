@@ -811,7 +811,6 @@ impl Tcb {
     // segment arrival
     // ------------------------------------------------------------------------------------
 
-    /// RFC 9293 3.10.7 SEGMENT ARRIVES.
     /// Whether [`handle_segment`](Self::handle_segment) would accept `seg` as a valid part of
     /// this connection: the sequence-number and ACK checks of RFC 9293 3.10.7, RFC 5961
     /// (RST exactly at RCV.NXT, no SYN in a synchronized state, ACK not beyond what was sent
@@ -866,6 +865,7 @@ impl Tcb {
         ack_in(self.snd_una as i64 - max_back)
     }
 
+    /// RFC 9293 3.10.7 SEGMENT ARRIVES.
     pub fn handle_segment(&mut self, now: Instant, seg: &SegmentIn, rx: &mut dyn RxSink) {
         self.stats.segs_in += 1;
         match self.state {
