@@ -13,6 +13,7 @@ pub mod api;
 pub mod cc;
 pub mod cli;
 pub mod crypto;
+pub mod fuzzing;
 pub mod io;
 pub mod mptcp;
 pub mod pm;
