@@ -14,6 +14,7 @@ pub mod cc;
 pub mod cli;
 pub mod crypto;
 pub mod io;
+pub mod listen;
 pub mod mptcp;
 pub mod pm;
 pub mod sched;
