@@ -15,6 +15,7 @@ pub mod cli;
 pub mod crypto;
 pub mod fuzzing;
 pub mod io;
+pub mod listen;
 pub mod mptcp;
 pub mod pm;
 pub mod sched;

@@ -8,10 +8,11 @@
 //! returns `None`, then sleep until the next packet or `poll_timeout()`.
 
 use crate::crypto::KeyGen;
+use crate::listen::{CookieJar, HalfOpen, HalfOpenTable, SynAck, SynCookies};
 use crate::mptcp::{emit, ConnConfig, ConnError, ConnEvent, ConnInfo, Connection, Mib, OptBuf};
-use crate::tcp::{self, SegmentIn, SegmentOut};
+use crate::tcp::{self, SegmentIn, SegmentOut, TcpOptions};
 use crate::time::Instant;
-use crate::wire::mptcp::{rst_reason, MpJoin, MptcpOption};
+use crate::wire::mptcp::{cap_flags, rst_reason, MpCapable, MpJoin, MptcpOption};
 use crate::wire::tcp::TcpPacket;
 use crate::wire::{ip, tcp_opt};
 use core::fmt;
@@ -99,6 +100,12 @@ impl fmt::Display for SubflowError {
 
 impl std::error::Error for SubflowError {}
 
+/// The window field of a listener's SYN/ACKs (the connection-level receive window, as the
+/// first segment of `Connection::accept` would advertise it).
+fn synack_window(l: Option<&Listener>) -> u16 {
+    l.map_or(65535, |l| l.cfg.recv_buffer.min(65535) as u16)
+}
+
 /// Stack-wide settings.
 #[derive(Clone, Debug)]
 pub struct StackConfig {
@@ -106,8 +113,17 @@ pub struct StackConfig {
     pub addrs: Vec<IpAddr>,
     /// Defaults for new connections.
     pub conn: ConnConfig,
-    /// Most connections waiting in a listener's accept queue.
+    /// Most established connections waiting in a listener's accept queue (half-open ones
+    /// do not count: see `max_half_open`).
     pub backlog: usize,
+    /// Most half-open (SYN-RECEIVED) connection requests kept, all listeners together
+    /// (about 150 bytes each; Linux's `tcp_max_syn_backlog`). See `crate::listen`.
+    pub max_half_open: usize,
+    /// SYN/ACK retransmissions of a half-open request before it is forgotten (Linux's
+    /// `tcp_synack_retries`): with the default RTO of 1 s doubling, 5 gives 63 s.
+    pub synack_retries: u8,
+    /// When SYNs are answered with SYN cookies instead of half-open state.
+    pub syn_cookies: SynCookies,
     /// Ephemeral port range.
     pub ephemeral: (u16, u16),
     /// MTU of the link each address is on (see `Stack::set_mtu`); others use
@@ -121,6 +137,9 @@ impl Default for StackConfig {
             addrs: Vec::new(),
             conn: ConnConfig::default(),
             backlog: 128,
+            max_half_open: 1024,
+            synack_retries: 5,
+            syn_cookies: SynCookies::WhenFull,
             ephemeral: (32768, 60999),
             link_mtus: Vec::new(),
         }
@@ -165,9 +184,16 @@ pub struct Stack {
     next_port: u16,
     tx_cursor: usize,
     rsts: VecDeque<PendingRst>,
+    half_open: HalfOpenTable,
+    cookies: CookieJar,
+    /// SYN/ACKs to send (from the half-open table or cookies).
+    synacks: VecDeque<SynAck>,
 }
 
 const MAX_PENDING_RST: usize = 64;
+/// SYN/ACKs waiting for `poll_transmit`; beyond, they are dropped (`OutDrops`): a table
+/// entry's timer sends it again, a cookie's client repeats its SYN.
+const MAX_PENDING_SYNACK: usize = 256;
 
 impl Stack {
     /// A stack with these addresses; `keygen` supplies keys, nonces and ISNs.
@@ -186,6 +212,9 @@ impl Stack {
             next_port,
             tx_cursor: 0,
             rsts: VecDeque::with_capacity(MAX_PENDING_RST),
+            half_open: HalfOpenTable::default(),
+            cookies: CookieJar::default(),
+            synacks: VecDeque::with_capacity(MAX_PENDING_SYNACK),
         }
     }
 
@@ -232,8 +261,16 @@ impl Stack {
         Ok(())
     }
 
-    /// Stop listening on `port` (queued connections are aborted).
+    /// Half-open connection requests (SYN received, SYN/ACK sent, no third ACK yet).
+    pub fn half_open_count(&self) -> usize {
+        self.half_open.len()
+    }
+
+    /// Stop listening on `port` (queued connections are aborted, half-open ones forgotten).
     pub fn unlisten(&mut self, port: u16) {
+        for t in self.half_open.on_port(port) {
+            self.half_open.remove(&t);
+        }
         if let Some(l) = self.listeners.remove(&port) {
             for id in l.queue {
                 let _ = self.abort(id);
@@ -497,6 +534,22 @@ impl Stack {
         let syn = seg.flags & tcp::flags::SYN != 0;
         let ack = seg.flags & tcp::flags::ACK != 0;
         let rst = seg.flags & tcp::flags::RST != 0;
+        if self.half_open.get(&(local, remote)).is_some()
+            && self.half_open_input(now, local, remote, &seg, opts)
+        {
+            return;
+        }
+        if !syn && ack && !rst && self.listeners.contains_key(&local.port()) {
+            let check = match self.cfg.syn_cookies {
+                SynCookies::Never => false,
+                SynCookies::Always => true,
+                SynCookies::WhenFull => self.cookies.recently_sent(now),
+            };
+            if check {
+                self.cookie_input(now, local, remote, &seg, opts);
+                return;
+            }
+        }
         if syn && !ack && !rst {
             let join = opts.iter().find_map(|o| match o {
                 MptcpOption::MpJoin(j @ MpJoin::Syn { .. }) => Some(*j),
@@ -567,6 +620,8 @@ impl Stack {
         }
     }
 
+    /// A SYN to a listener: a half-open entry, or a SYN cookie (see `crate::listen`). No
+    /// connection exists until the third ACK.
     fn passive_open(
         &mut self,
         now: Instant,
@@ -583,8 +638,11 @@ impl Stack {
             self.mib.ListenOverflows += 1;
             return; // drop the SYN: the peer retries
         }
-        let mut cfg = l.cfg.clone();
-        self.fill_local_addrs(&mut cfg);
+        let mptcp_listener = l.cfg.mptcp;
+        let checksum = l.cfg.checksum;
+        let Some(tcp_cfg) = self.listener_tcp_config(local) else {
+            return;
+        };
         let mpc = opts.iter().find_map(|o| match o {
             MptcpOption::MpCapable(m) if m.sender_key.is_none() => Some(*m),
             _ => None,
@@ -594,13 +652,380 @@ impl Stack {
         } else {
             self.mib.PlainTcpSYNRX += 1;
         }
-        let key = self.unique_key();
+        // the flags of our SYN/ACK's MP_CAPABLE, as `Connection::options_for` sets them
+        let mpc_flags = mpc
+            .filter(|m| mptcp_listener && m.version == crate::mptcp::VERSION)
+            .map(|m| {
+                cap_flags::H
+                    | if checksum || m.flags & cap_flags::A != 0 {
+                        cap_flags::A
+                    } else {
+                        0
+                    }
+            });
+        let full = self.half_open.len() >= self.cfg.max_half_open;
+        let want_cookie = match self.cfg.syn_cookies {
+            SynCookies::Always => true,
+            SynCookies::Never => false,
+            // an entry whose first SYN/ACK went unanswered for a whole RTO makes room for
+            // the new SYN; when all are younger, the new SYN gets a cookie
+            SynCookies::WhenFull => {
+                full && !self.half_open.oldest().is_some_and(|(_, e)| e.retries > 0)
+            }
+        };
+        if want_cookie {
+            let (cookie, syn_opts) =
+                self.cookies
+                    .make(&mut self.keygen, now, local, remote, seg.seq, &seg.options);
+            let mut mpc_out = None;
+            if let Some(flags) = mpc_flags {
+                match self.cookies.key(local, remote, seg.seq, cookie) {
+                    Some(key) if !self.token_in_use(crate::crypto::token_and_idsn(key).0) => {
+                        mpc_out = Some((key, flags));
+                    }
+                    // its token is taken: answer as plain TCP (Linux: TokenFallbackInit)
+                    _ => self.mib.TokenFallbackInit += 1,
+                }
+            }
+            self.mib.SynCookiesSent += 1;
+            self.queue_synack(SynAck {
+                local,
+                remote,
+                irs: seg.seq,
+                iss: cookie,
+                syn_opts,
+                mpc: mpc_out,
+                retransmission: false,
+            });
+            return;
+        }
+        while self.half_open.len() >= self.cfg.max_half_open.max(1) {
+            let Some((oldest, _)) = self.half_open.oldest() else {
+                break;
+            };
+            self.half_open.remove(&oldest);
+            self.mib.HalfOpenEvicted += 1;
+        }
+        if self.cfg.max_half_open == 0 {
+            // no table and no cookies: refuse like a full accept queue
+            self.mib.ListenOverflows += 1;
+            return;
+        }
+        let mpc_out = mpc_flags.map(|f| (self.unique_key(), f));
         let iss = self.keygen.u32();
-        let conn = Connection::accept(cfg, local, remote, seg, mpc.as_ref(), key, iss, now);
-        let id = self.insert(conn, Some(local.port()));
-        if let Some(l) = self.listeners.get_mut(&local.port()) {
+        let syn_opts = TcpOptions {
+            sack: tcp::SackBlocks::default(),
+            ..seg.options
+        };
+        let synack = SynAck {
+            local,
+            remote,
+            irs: seg.seq,
+            iss,
+            syn_opts,
+            mpc: mpc_out,
+            retransmission: false,
+        };
+        let deadline = now + tcp_cfg.rto_initial;
+        self.half_open.insert(
+            (local, remote),
+            HalfOpen::new(synack, seg.window, now, deadline),
+        );
+        self.queue_synack(synack);
+    }
+
+    /// A segment for a half-open entry. Returns false if the caller should treat it as
+    /// matching nothing (a new SYN replacing the entry).
+    fn half_open_input(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: &SegmentIn<'_>,
+        opts: &[MptcpOption<'_>],
+    ) -> bool {
+        let tuple = (local, remote);
+        let Some(e) = self.half_open.get(&tuple) else {
+            return false;
+        };
+        let sa = e.synack;
+        let has = |f: u8| seg.flags & f != 0;
+        let expected_seq = sa.irs.wrapping_add(1);
+        if has(tcp::flags::RST) {
+            // RFC 5961 3.2 in SYN-RECEIVED: in window is enough, we sent no data
+            let off = seg.seq.wrapping_sub(expected_seq);
+            if off < u32::from(synack_window(self.listeners.get(&local.port()))).max(1) {
+                self.half_open.remove(&tuple);
+                self.mib.HalfOpenReset += 1;
+            }
+            return true;
+        }
+        if has(tcp::flags::SYN) {
+            if !has(tcp::flags::ACK) && seg.seq == sa.irs {
+                // the SYN again: our SYN/ACK was lost
+                self.queue_synack(SynAck {
+                    retransmission: true,
+                    ..sa
+                });
+                return true;
+            }
+            if !has(tcp::flags::ACK) {
+                // a new SYN on this 4-tuple: forget the old request
+                self.half_open.remove(&tuple);
+                return false;
+            }
+            self.mib.HalfOpenBadAck += 1;
+            return true;
+        }
+        if !has(tcp::flags::ACK) {
+            self.mib.HalfOpenBadAck += 1;
+            return true;
+        }
+        if seg.ack != sa.iss.wrapping_add(1) {
+            self.mib.HalfOpenBadAck += 1;
+            self.queue_rst(local, remote, seg, None);
+            return true;
+        }
+        let window = synack_window(self.listeners.get(&local.port()));
+        if seg.seq.wrapping_sub(expected_seq) >= u32::from(window).max(1) {
+            self.mib.HalfOpenBadAck += 1;
+            return true;
+        }
+        let Some(e) = self.half_open.remove(&tuple) else {
+            return true;
+        };
+        let syn = SegmentIn {
+            seq: sa.irs,
+            ack: 0,
+            flags: tcp::flags::SYN,
+            window: e.syn_window,
+            options: sa.syn_opts,
+            payload: &[],
+        };
+        if !self.complete_passive(now, local, remote, seg, opts, &syn, sa, e.sent_at) {
+            // accept queue full: keep the request, the client repeats its ACK when our
+            // SYN/ACK is retransmitted
+            self.half_open.insert(tuple, e);
+        }
+        true
+    }
+
+    /// An ACK matching nothing on a listening port while cookies may be outstanding.
+    fn cookie_input(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: &SegmentIn<'_>,
+        opts: &[MptcpOption<'_>],
+    ) {
+        let irs = seg.seq.wrapping_sub(1);
+        let cookie = seg.ack.wrapping_sub(1);
+        let Some(mut syn_opts) = self.cookies.check(now, local, remote, irs, cookie) else {
+            self.mib.SynCookiesFailed += 1;
+            self.queue_rst(local, remote, seg, None);
+            return;
+        };
+        let mptcp_listener = self
+            .listeners
+            .get(&local.port())
+            .is_some_and(|l| l.cfg.mptcp);
+        let ack_mpc = opts.iter().find_map(|o| match o {
+            MptcpOption::MpCapable(m) if m.sender_key.is_some() && m.receiver_key.is_some() => {
+                Some(*m)
+            }
+            _ => None,
+        });
+        let mut mpc = None;
+        if let Some(m) = ack_mpc.filter(|_| mptcp_listener) {
+            // the key we put in the SYN/ACK is derived from the cookie: the echo must match
+            let key = self.cookies.key(local, remote, irs, cookie);
+            let token = key.map(|k| crate::crypto::token_and_idsn(k).0);
+            if key.is_none() || m.receiver_key != key || token.is_some_and(|t| self.token_in_use(t))
+            {
+                self.mib.SynCookiesFailed += 1;
+                self.queue_rst(local, remote, seg, None);
+                return;
+            }
+            mpc = key.map(|k| (k, m.flags));
+        }
+        // the timestamps negotiated are those the third ACK carries
+        syn_opts.timestamps = seg.options.timestamps.map(|(tsval, _)| (tsval, 0));
+        self.mib.SynCookiesRecv += 1;
+        let syn = SegmentIn {
+            seq: irs,
+            ack: 0,
+            flags: tcp::flags::SYN,
+            window: seg.window,
+            options: syn_opts,
+            payload: &[],
+        };
+        let sa = SynAck {
+            local,
+            remote,
+            irs,
+            iss: cookie,
+            syn_opts,
+            mpc,
+            retransmission: false,
+        };
+        // a full accept queue drops the ACK (counted in ListenOverflows)
+        let _ = self.complete_passive(now, local, remote, seg, opts, &syn, sa, None);
+    }
+
+    /// Creates the connection of a validated third ACK and queues it for `accept`; false
+    /// (ACK dropped, `ListenOverflows`) if the accept queue is full or the listener gone.
+    #[allow(clippy::too_many_arguments)]
+    fn complete_passive(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        ack: &SegmentIn<'_>,
+        opts: &[MptcpOption<'_>],
+        syn: &SegmentIn<'_>,
+        sa: SynAck,
+        sent_at: Option<Instant>,
+    ) -> bool {
+        let port = local.port();
+        let Some(l) = self.listeners.get(&port) else {
+            return false;
+        };
+        if l.queue.len() >= self.cfg.backlog {
+            self.mib.ListenOverflows += 1;
+            return false;
+        }
+        let window = synack_window(Some(l));
+        let mut cfg = l.cfg.clone();
+        self.fill_local_addrs(&mut cfg);
+        let mpc = sa.mpc.map(|(_, flags)| MpCapable {
+            version: crate::mptcp::VERSION,
+            flags,
+            sender_key: None,
+            receiver_key: None,
+            data_len: None,
+            checksum: None,
+        });
+        // without MP_CAPABLE the key only names the connection locally
+        let key = match sa.mpc {
+            Some((k, _)) => k,
+            None => self.unique_key(),
+        };
+        let conn = Connection::accept_answered(
+            cfg,
+            local,
+            remote,
+            syn,
+            mpc.as_ref(),
+            key,
+            sa.iss,
+            now,
+            sent_at,
+            window,
+        );
+        let id = self.insert(conn, Some(port));
+        if let Some(c) = self.slots[id.idx as usize].conn.as_mut() {
+            c.handle_segment(now, 0, ack, opts, &mut self.mib);
+        }
+        self.run_open_requests(now, id.idx);
+        if let Some(l) = self.listeners.get_mut(&port) {
             l.queue.push_back(id);
         }
+        true
+    }
+
+    fn queue_synack(&mut self, sa: SynAck) {
+        if self.synacks.len() >= MAX_PENDING_SYNACK {
+            self.mib.OutDrops += 1;
+            return;
+        }
+        self.synacks.push_back(sa);
+    }
+
+    /// The TCP configuration of a subflow accepted on `local` (as `Connection::accept`
+    /// derives it: the listener's, MSS bounded by the link MTU).
+    fn listener_tcp_config(&self, local: SocketAddr) -> Option<tcp::Config> {
+        let l = self.listeners.get(&local.port())?;
+        let mtu = l
+            .cfg
+            .link_mtus
+            .iter()
+            .chain(self.cfg.link_mtus.iter())
+            .find(|(a, _)| *a == local.ip())
+            .map_or(crate::mptcp::DEFAULT_MTU, |(_, m)| *m);
+        let mut t = l.cfg.tcp.clone();
+        t.mss = t.mss.min(crate::mptcp::mss_for_mtu(local.ip(), mtu));
+        Some(t)
+    }
+
+    fn emit_synack(&mut self, now: Instant, sa: &SynAck, buf: &mut [u8]) -> Option<usize> {
+        let tcp_cfg = self.listener_tcp_config(sa.local)?;
+        let l = self.listeners.get(&sa.local.port())?;
+        let mut seg = tcp::syn_ack_for(
+            &tcp_cfg,
+            sa.irs,
+            &sa.syn_opts,
+            sa.iss,
+            now,
+            synack_window(Some(l)),
+        );
+        seg.retransmission = sa.retransmission;
+        let mut opts = OptBuf::default();
+        if let Some((key, flags)) = sa.mpc {
+            opts.push(MptcpOption::MpCapable(MpCapable {
+                version: crate::mptcp::VERSION,
+                flags,
+                sender_key: Some(key),
+                receiver_key: None,
+                data_len: None,
+                checksum: None,
+            }));
+        }
+        match emit::emit_segment(
+            buf,
+            sa.local,
+            sa.remote,
+            &seg,
+            &mut opts,
+            l.cfg.tos,
+            l.cfg.ttl,
+            |_| {},
+        ) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.mib.OutDrops += 1;
+                None
+            }
+        }
+    }
+
+    /// SYN/ACK retransmissions and expiry of half-open entries.
+    fn half_open_timers(&mut self, now: Instant) {
+        while let Some(t) = self.half_open.pop_due(now) {
+            let retries = self.half_open.get(&t).map_or(0, |e| e.retries);
+            let Some(tcp_cfg) = self.listener_tcp_config(t.0) else {
+                self.half_open.remove(&t);
+                continue;
+            };
+            if retries >= self.cfg.synack_retries {
+                self.half_open.remove(&t);
+                self.mib.HalfOpenTimedOut += 1;
+                continue;
+            }
+            let rto = tcp_cfg
+                .rto_initial
+                .saturating_mul(1u32 << (u32::from(retries) + 1).min(16))
+                .min(tcp_cfg.rto_max.max(tcp_cfg.rto_initial));
+            if let Some(sa) = self.half_open.rearm(&t, now + rto) {
+                self.mib.SynAckRetrans += 1;
+                self.queue_synack(sa);
+            }
+        }
+    }
+
+    /// The token is a connection's or a half-open request's.
+    fn token_in_use(&self, token: u32) -> bool {
+        self.tokens.contains_key(&token) || self.half_open.has_token(token)
     }
 
     /// Write the next packet to send into `buf` (at least 1500 bytes; 65535 allows
@@ -618,6 +1043,11 @@ impl Stack {
                     return Some(n);
                 }
                 Err(_) => self.mib.OutDrops += 1,
+            }
+        }
+        while let Some(sa) = self.synacks.pop_front() {
+            if let Some(n) = self.emit_synack(now, &sa, buf) {
+                return Some(n);
             }
         }
         let n = self.slots.len();
@@ -726,11 +1156,13 @@ impl Stack {
             .iter()
             .filter_map(|s| s.conn.as_ref())
             .filter_map(|c| c.poll_timeout())
+            .chain(self.half_open.next_deadline())
             .min()
     }
 
     /// Run due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.half_open_timers(now);
         for i in 0..self.slots.len() {
             if let Some(conn) = self.slots[i].conn.as_mut() {
                 if conn.poll_timeout().is_some_and(|t| t <= now) {
@@ -745,6 +1177,24 @@ impl Stack {
     // ----- internals -------------------------------------------------------------------
 
     fn reap(&mut self) {
+        // connections that died in an accept queue (reset before `accept`) leave it now
+        let slots = &mut self.slots;
+        for l in self.listeners.values_mut() {
+            l.queue.retain(|id| {
+                let Some(slot) = slots.get_mut(id.idx as usize).filter(|s| s.gen == id.gen) else {
+                    return false;
+                };
+                let dead = match slot.conn.as_ref() {
+                    None => true,
+                    Some(c) => c.error().is_some() && c.readable() == 0 && !c.at_eof(),
+                };
+                if dead {
+                    slot.released = true;
+                    slot.listener = None;
+                }
+                !dead
+            });
+        }
         for i in 0..self.slots.len() {
             let slot = &mut self.slots[i];
             let done = match slot.conn.as_ref() {
@@ -829,7 +1279,7 @@ impl Stack {
         loop {
             let key = self.keygen.key();
             let (token, _) = crate::crypto::token_and_idsn(key);
-            if !self.tokens.contains_key(&token) {
+            if !self.token_in_use(token) {
                 return key;
             }
         }

@@ -150,6 +150,25 @@ mib! {
     FallbackAfterEstablished,
     /// Packets dropped because no transmit buffer space was available.
     OutDrops,
+    /// SYNs answered with a SYN cookie (the half-open table was full, or cookies always).
+    SynCookiesSent,
+    /// Third ACKs with a valid SYN cookie (a connection was created from them).
+    SynCookiesRecv,
+    /// ACKs checked as SYN cookies that failed (forged, stale, wrong MPTCP key): RST sent.
+    SynCookiesFailed,
+    /// Half-open requests evicted to make room for a new SYN.
+    HalfOpenEvicted,
+    /// Half-open requests forgotten after their last SYN/ACK retransmission went unanswered.
+    HalfOpenTimedOut,
+    /// Half-open requests ended by an in-window RST.
+    HalfOpenReset,
+    /// Segments for a half-open request with a wrong ACK number (RST sent), sequence
+    /// number or flags (dropped).
+    HalfOpenBadAck,
+    /// SYN/ACK retransmissions of half-open requests.
+    SynAckRetrans,
+    /// MP_CAPABLE SYNs answered as plain TCP because the cookie's key had a token in use.
+    TokenFallbackInit,
 }
 
 #[cfg(test)]

@@ -308,6 +308,45 @@ impl Connection {
         now: Instant,
     ) -> Self {
         let tcb = tcp::Tcb::accept(subflow_tcp_config(&cfg, local.ip()), syn, iss, now);
+        Self::accept_with(cfg, local, remote, tcb, mpc, key)
+    }
+
+    /// Passive open whose SYN/ACK the stack already sent (from its SYN queue or as a SYN
+    /// cookie, see `crate::listen`): the SYN/ACK carried `window` and, when `mpc` is given,
+    /// MP_CAPABLE with `key`. `sent_at`: see `tcp::Tcb::accept_answered`. The caller then
+    /// hands the third ACK to `handle_segment`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn accept_answered(
+        cfg: ConnConfig,
+        local: SocketAddr,
+        remote: SocketAddr,
+        syn: &SegmentIn<'_>,
+        mpc: Option<&MpCapable>,
+        key: u64,
+        iss: u32,
+        now: Instant,
+        sent_at: Option<Instant>,
+        window: u16,
+    ) -> Self {
+        let tcb = tcp::Tcb::accept_answered(
+            subflow_tcp_config(&cfg, local.ip()),
+            syn,
+            iss,
+            now,
+            sent_at,
+            window,
+        );
+        Self::accept_with(cfg, local, remote, tcb, mpc, key)
+    }
+
+    fn accept_with(
+        cfg: ConnConfig,
+        local: SocketAddr,
+        remote: SocketAddr,
+        tcb: tcp::Tcb,
+        mpc: Option<&MpCapable>,
+        key: u64,
+    ) -> Self {
         let mptcp = cfg.mptcp && mpc.is_some();
         let mode = if mptcp {
             Mode::Handshake

@@ -27,7 +27,7 @@
 use crate::time::Duration;
 
 mod tcb;
-pub use tcb::{reset_for, Tcb, TxParams};
+pub use tcb::{reset_for, syn_ack_for, Tcb, TxParams};
 
 /// TCP header flag bits.
 pub mod flags {

@@ -206,7 +206,7 @@ impl Tcb {
             sack_recent_len: 0,
             ts_recent: 0,
             last_ack_sent: 0,
-            ts_offset: iss.rotate_left(13) ^ 0x5bd1_e995,
+            ts_offset: ts_offset_for(iss),
             unacked_segs: 0,
             ack_now: false,
             acks_owed: 0,
@@ -258,6 +258,29 @@ impl Tcb {
         t.negotiate(&syn.options);
         t.snd_wnd = u32::from(syn.window);
         t.max_snd_wnd = t.snd_wnd;
+        t
+    }
+
+    /// Passive open whose SYN/ACK was already sent by someone else (the stack's SYN queue
+    /// or a SYN cookie, built with [`syn_ack_for`] from the same `config`, `syn` and `iss`
+    /// and advertising `window`): SYN-RECEIVED with the SYN/ACK counted as sent, so the
+    /// third ACK completes the handshake. `sent_at` is when a SYN/ACK that was never
+    /// retransmitted left (an RTT sample, Karn's rule); `None` otherwise.
+    pub fn accept_answered(
+        config: Config,
+        syn: &SegmentIn,
+        iss: u32,
+        now: Instant,
+        sent_at: Option<Instant>,
+        window: u16,
+    ) -> Tcb {
+        let mut t = Tcb::accept(config, syn, iss, now);
+        t.snd_nxt = 1;
+        t.snd_max = 1;
+        t.rcv_right = 1 + u64::from(window);
+        t.last_ack_sent = 1;
+        t.rtt_sample = sent_at.map(|at| (1, at));
+        t.rto_at = Some(now + t.rto);
         t
     }
 
@@ -1653,6 +1676,50 @@ fn rst_segment(seq: u32, ack: u32, fl: u8) -> SegmentOut {
     }
 }
 
+/// The timestamp offset of a connection with initial sequence number `iss` (TSval = time in
+/// ms + offset): a function of the ISS so a stateless SYN/ACK and the `Tcb` created later
+/// from its third ACK agree.
+fn ts_offset_for(iss: u32) -> u32 {
+    iss.rotate_left(13) ^ 0x5bd1_e995
+}
+
+/// The SYN/ACK a passive opener with `config` sends for a SYN with sequence number `irs` and
+/// options `syn_opts`, built without a `Tcb` (the stack's SYN queue and SYN cookies); it is
+/// the segment `Tcb::accept(config, syn, iss, now)` would send first, with `window` as its
+/// window field. [`Tcb::accept_answered`] continues from it.
+pub fn syn_ack_for(
+    config: &Config,
+    irs: u32,
+    syn_opts: &TcpOptions,
+    iss: u32,
+    now: Instant,
+    window: u16,
+) -> SegmentOut {
+    let wscale = config.window_scale.min(14);
+    let mut o = TcpOptions {
+        mss: Some(config.mss.max(64)),
+        window_scale: syn_opts.window_scale.map(|_| wscale),
+        sack_permitted: config.sack && syn_opts.sack_permitted,
+        ..Default::default()
+    };
+    if config.timestamps {
+        if let Some((tsval, _)) = syn_opts.timestamps {
+            let ts = (now.total_millis() as u32).wrapping_add(ts_offset_for(iss));
+            o.timestamps = Some((ts, tsval));
+        }
+    }
+    SegmentOut {
+        seq: iss,
+        ack: irs.wrapping_add(1),
+        flags: flags::SYN | flags::ACK,
+        window,
+        options: o,
+        offset: 0,
+        payload_len: 0,
+        retransmission: false,
+    }
+}
+
 /// A RST answering a segment that matches no connection (RFC 9293 3.10.7.1 / "reset
 /// generation"); `None` if the segment itself is a RST.
 pub fn reset_for(seg: &SegmentIn) -> Option<SegmentOut> {
@@ -1710,6 +1777,62 @@ mod tests {
             timestamps: false,
             sack: false,
             ..Config::default()
+        }
+    }
+
+    #[test]
+    fn stateless_syn_ack_matches_the_engine_and_accept_answered_establishes() {
+        let now = Instant::from_millis(12_345);
+        let opt_sets = [
+            TcpOptions::default(),
+            TcpOptions {
+                mss: Some(1400),
+                window_scale: Some(9),
+                sack_permitted: true,
+                timestamps: Some((777, 0)),
+                ..TcpOptions::default()
+            },
+            TcpOptions {
+                mss: Some(536),
+                sack_permitted: true,
+                ..TcpOptions::default()
+            },
+        ];
+        for (k, o) in opt_sets.iter().enumerate() {
+            for cfg in [Config::default(), plain()] {
+                let mut syn = seg(1000, 0, flags::SYN, &[]);
+                syn.options = *o;
+                let iss = 0xdead_0000 + k as u32;
+                let mut t = Tcb::accept(cfg.clone(), &syn, iss, now);
+                let engine = t.poll_transmit(now, &TX).expect("SYN/ACK");
+                let stateless = syn_ack_for(&cfg, 1000, o, iss, now, 65535);
+                assert_eq!(engine, stateless, "options {o:?}");
+
+                // the engine built from that SYN/ACK takes the third ACK
+                let later = now + Duration::from_millis(30);
+                let mut t = Tcb::accept_answered(cfg.clone(), &syn, iss, now, Some(now), 65535);
+                assert_eq!(t.state(), State::SynReceived);
+                let mut ack = seg(1001, iss.wrapping_add(1), flags::ACK, b"hello");
+                if let Some((ts, _)) = stateless.options.timestamps {
+                    ack.options.timestamps = Some((800, ts));
+                }
+                t.handle_segment(later, &ack, &mut NullSink(0));
+                assert_eq!(t.state(), State::Established);
+                assert_eq!(t.rcv_nxt_offset(), 5);
+                assert_eq!(t.srtt(), Some(Duration::from_millis(30)));
+                assert_eq!(t.poll_event(), Some(Event::Established));
+
+                // a wrong ACK number is refused with a RST, no state change
+                let mut t = Tcb::accept_answered(cfg.clone(), &syn, iss, now, None, 65535);
+                t.handle_segment(
+                    later,
+                    &seg(1001, iss.wrapping_add(7), flags::ACK, &[]),
+                    &mut NullSink(0),
+                );
+                assert_eq!(t.state(), State::SynReceived);
+                let rst = t.poll_transmit(later, &TX).expect("RST");
+                assert_eq!(rst.flags & flags::RST, flags::RST);
+            }
         }
     }
 
