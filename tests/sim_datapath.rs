@@ -463,34 +463,50 @@ fn dss_fields(pkt: &[u8]) -> Option<(Option<u64>, u16, Option<u64>, u16)> {
     None
 }
 
-/// Linux's listener sends its SYN/ACK before the connection-level socket exists, so the
-/// SYN/ACK's window is not part of the data-level window Linux enforces: it starts at the
-/// first DSN and grows only with its DSS ACKs, and out-of-order data beyond it is dropped
-/// (`NoDSSInWindow`). Seen against Linux: the SYN/ACK offered 62636 bytes, the DSS ACKs
-/// 57344, and a joined subflow sent data between the two edges. Here the server's SYN/ACK
-/// window is inflated on the wire; no data the client sends after the first DSS ACK may end
-/// beyond the largest DSS-announced edge.
-#[test]
-fn the_syn_ack_window_is_replaced_by_the_first_dss_window() {
-    let scfg = ConnConfig {
+/// Linux does not count the windows of MP_CAPABLE segments without DATA_ACK (its listener's
+/// SYN/ACK is sent before the connection-level socket exists; a client's third ACK is not
+/// counted either) in the data-level window it enforces: it starts at the first DSN and
+/// grows with DSS ACKs only, and out-of-order data beyond it is dropped (`NoDSSInWindow`).
+/// Seen against Linux in both roles: the SYN/ACK or third ACK offered 62-63 KiB, the DSS
+/// ACKs 56 KiB, and a joined subflow sent data between the two edges. Here the window of
+/// that MP_CAPABLE segment is inflated on the wire; no data sent after the peer's first DSS
+/// ACK may end beyond the largest DSS-announced edge.
+fn mp_capable_window_is_provisional(inflate_server_syn_ack: bool) {
+    let small = ConnConfig {
         recv_buffer: 24 * 1024,
         ..ConnConfig::default()
     };
-    let mut p = Pair::two_paths(21, link(0.0), link(0.0), ConnConfig::default(), scfg);
-    // (server's window scale, largest DSS edge seen by the client, violations)
+    let (ccfg, scfg) = if inflate_server_syn_ack {
+        (ConnConfig::default(), small)
+    } else {
+        (small, ConnConfig::default())
+    };
+    let mut p = Pair::two_paths(21, link(0.0), link(0.0), ccfg, scfg);
+    // the host whose MP_CAPABLE window is inflated, and the one that sends data to it
+    let (receiver, sender) = if inflate_server_syn_ack {
+        (1, 0)
+    } else {
+        (0, 1)
+    };
+    // (receiver's window scale, DSS edges it announced with their send times, violations).
+    // The sender knows an edge one link delay (10 ms +- 1 ms) after it was sent; data sent
+    // before the first DSS surely arrived rides on the provisional window, in order.
+    type Edges = Vec<(Instant, u64)>;
     let st = Rc::new(std::cell::RefCell::new((
         0u8,
-        None::<u64>,
+        Edges::new(),
         Vec::<(u64, u64)>::new(),
     )));
     let s2 = st.clone();
     p.net.set_hook(Box::new(move |info, pkt| {
         let ihl = usize::from(pkt[0] & 0x0f) * 4;
         let flags = tcp_flags(pkt).unwrap_or(0);
+        let is_mpc = mptcp_options(pkt)
+            .iter()
+            .any(|o| o.len() > 2 && o[2] >> 4 == 0);
         let mut st = s2.borrow_mut();
-        if info.from_host == 1 {
+        if info.from_host == receiver {
             if flags & SYN != 0 {
-                // the window scale option, then inflate the (unscaled) SYN/ACK window
                 let doff = usize::from(pkt[ihl + 12] >> 4) * 4;
                 let mut i = ihl + 20;
                 while i + 2 < ihl + doff {
@@ -505,18 +521,41 @@ fn the_syn_ack_window_is_replaced_by_the_first_dss_window() {
                         }
                     }
                 }
-                pkt[ihl + 14..ihl + 16].copy_from_slice(&60_000u16.to_be_bytes());
+            }
+            let handshake = if inflate_server_syn_ack {
+                flags & SYN != 0 && is_mpc
+            } else {
+                flags & SYN == 0 && is_mpc && st.1.is_empty()
+            };
+            if handshake {
+                // an (unscaled) SYN/ACK window, or a scaled third-ACK window, well above
+                // the receive buffer
+                let w: u16 = if flags & SYN != 0 {
+                    60_000
+                } else {
+                    60_000 >> st.0
+                };
+                pkt[ihl + 14..ihl + 16].copy_from_slice(&w.to_be_bytes());
                 fix_tcp_checksum(pkt);
             } else if let Some((Some(ack), win, _, _)) = dss_fields(pkt) {
                 let edge = ack + (u64::from(win) << st.0);
-                if st.1.is_none_or(|e| edge > e) {
-                    st.1 = Some(edge);
-                }
+                st.1.push((info.time, edge));
             }
-        } else if let (Some(edge), Some((_, _, Some(dsn), len))) = (st.1, dss_fields(pkt)) {
-            let end = dsn + u64::from(len);
-            if len > 0 && end > edge {
-                st.2.push((end, edge));
+        } else if info.from_host == sender {
+            let first = st.1.first().map(|e| e.0);
+            let known =
+                st.1.iter()
+                    .filter(|(t, _)| *t + Duration::from_millis(9) <= info.time)
+                    .map(|e| e.1)
+                    .max();
+            let surely_received = first.is_some_and(|t| t + Duration::from_millis(11) <= info.time);
+            if let (true, Some(edge), Some((_, _, Some(dsn), len))) =
+                (surely_received, known, dss_fields(pkt))
+            {
+                let end = dsn + u64::from(len);
+                if len > 0 && end > edge {
+                    st.2.push((end, edge));
+                }
             }
         }
         Verdict::Pass
@@ -528,17 +567,32 @@ fn the_syn_ack_window_is_replaced_by_the_first_dss_window() {
         .is_some_and(|x| x.is_established())));
     let id = p.open_second_path(c, false);
     assert!(p.wait_subflow(c, id), "join");
-    let mut t = Transfer::new(c, data(1_000_000, 21), data(10_000, 22));
+    let (up, down) = if inflate_server_syn_ack {
+        (1_000_000, 10_000)
+    } else {
+        (10_000, 1_000_000)
+    };
+    let mut t = Transfer::new(c, data(up, 21), data(down, 22));
     assert!(
         t.run(&mut p, Duration::from_secs(60)),
         "transfer did not finish"
     );
     t.assert_intact();
     let st = st.borrow();
-    assert!(st.1.is_some(), "no DSS window seen");
+    assert!(!st.1.is_empty(), "no DSS window seen");
     assert!(
         st.2.is_empty(),
-        "client data beyond the DSS-announced window: {:?}",
+        "data beyond the DSS-announced window: {:?}",
         &st.2[..st.2.len().min(5)]
     );
+}
+
+#[test]
+fn the_syn_ack_window_is_replaced_by_the_first_dss_window() {
+    mp_capable_window_is_provisional(true);
+}
+
+#[test]
+fn the_third_ack_window_is_replaced_by_the_first_dss_window() {
+    mp_capable_window_is_provisional(false);
 }

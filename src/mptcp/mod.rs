@@ -222,12 +222,15 @@ pub struct Connection {
     snd_una: u64,
     snd_nxt: u64,
     snd_wnd_edge: u64,
-    /// `snd_wnd_edge` comes from the SYN/ACK alone (no DATA_ACK yet). Linux's listener
-    /// answers the SYN before its connection-level socket exists, so that window is not
-    /// part of the data-level window it enforces (`rcv_wnd_sent` starts at the first DSN and
-    /// grows with its DSS ACKs only): the first DSS-carried edge replaces it, even if
+    /// `snd_wnd_edge` comes from an MP_CAPABLE segment alone (the SYN/ACK, or the third
+    /// ACK), no DATA_ACK yet. Linux does not count the windows of those segments in the
+    /// data-level window it enforces (its listener answers the SYN before the
+    /// connection-level socket exists; its `rcv_wnd_sent` starts at the first DSN and grows
+    /// with DSS ACKs only), so the first DSS-carried edge replaces this one, even if
     /// smaller. Sending up to the provisional edge is safe only in order, on the initial
-    /// subflow, which is all there is before the peer's first DSS arrives.
+    /// subflow, which is all there is before the peer's first DSS arrives. Seen in routed
+    /// MTU 9000 runs: SYN/ACK or third ACK 62-63 KiB, DSS windows 56 KiB, a join sent data
+    /// between the two edges and Linux dropped it (NoDSSInWindow).
     wnd_provisional: bool,
     /// DSN of our DATA_FIN once the application shut down its direction.
     fin_dsn: Option<u64>,
@@ -783,8 +786,7 @@ impl Connection {
                 self.handle_data_ack(now, idx, ack, seg, mib);
             } else if mpc.is_some() && self.snd_una == self.local_idsn.wrapping_add(1) {
                 // nothing acknowledged yet; the window starts at our first DSN
-                self.update_window_edge(self.snd_una, idx, seg);
-                self.wnd_provisional = syn;
+                self.update_window_edge(self.snd_una, idx, seg, true);
             }
         } else if self.mode == Mode::Fallback {
             // plain TCP: the subflow's acknowledgements are the data-level ones
@@ -1065,15 +1067,15 @@ impl Connection {
                 self.arm_fin_timer(now);
             }
         }
-        self.update_window_edge(ack, idx, seg);
+        self.update_window_edge(ack, idx, seg, false);
         self.maybe_close_subflows();
     }
 
     /// RFC 8684 3.3.5: the data-level window's right edge is the DATA_ACK plus the window of
     /// the same segment (scaled as that subflow negotiated; a SYN's window is not scaled).
-    /// It never moves left, except once: the first DSS-carried edge replaces the provisional
-    /// one taken from the SYN/ACK (see `wnd_provisional`).
-    fn update_window_edge(&mut self, ack: u64, idx: usize, seg: &SegmentIn<'_>) {
+    /// It never moves left, except once: the first DSS-carried edge replaces a provisional
+    /// one taken from an MP_CAPABLE segment without DATA_ACK (see `wnd_provisional`).
+    fn update_window_edge(&mut self, ack: u64, idx: usize, seg: &SegmentIn<'_>, provisional: bool) {
         let shift = if seg.flags & tcp::flags::SYN != 0 {
             0
         } else {
@@ -1081,10 +1083,15 @@ impl Connection {
         };
         let wnd = u64::from(seg.window) << shift;
         let edge = ack.saturating_add(wnd);
-        if edge > self.snd_wnd_edge || (self.wnd_provisional && seg.flags & tcp::flags::SYN == 0) {
-            self.snd_wnd_edge = edge;
-        }
-        if seg.flags & tcp::flags::SYN == 0 {
+        if provisional {
+            if edge > self.snd_wnd_edge {
+                self.snd_wnd_edge = edge;
+                self.wnd_provisional = true;
+            }
+        } else {
+            if edge > self.snd_wnd_edge || self.wnd_provisional {
+                self.snd_wnd_edge = edge;
+            }
             self.wnd_provisional = false;
         }
     }
