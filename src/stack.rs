@@ -492,6 +492,14 @@ impl Stack {
         let mut n = 0;
         for raw in parsed.mptcp.iter().take(parsed.mptcp_len.min(4)) {
             match MptcpOption::parse(raw) {
+                // RFC 8684 3.1: an MP_CAPABLE with the extensibility flag B set (not
+                // understood) or without a supported crypto algorithm (H) MUST be ignored,
+                // which means plain TCP; Linux ignores it at parse time in every form
+                Ok(MptcpOption::MpCapable(m))
+                    if m.flags & cap_flags::B != 0 || m.flags & cap_flags::H == 0 =>
+                {
+                    self.mib.MPCapableIgnored += 1;
+                }
                 Ok(o) => {
                     mopts[n] = Some(o);
                     n += 1;

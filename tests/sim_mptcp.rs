@@ -206,6 +206,55 @@ fn plain_tcp_client_gets_fallback() {
     assert_eq!(p.server.mib().MPCapableSYNRX, 0);
 }
 
+/// RFC 8684 3.1: an MP_CAPABLE SYN with the extensibility flag B set (not understood), or
+/// without the HMAC-SHA256 flag H, MUST be ignored: the connection is plain TCP, never an
+/// MPTCP SYN/ACK. Here the client's SYN is rewritten on the wire.
+fn mp_capable_flags_force_plain_tcp(set: u8, clear: u8) {
+    let mut p = Pair::new(31, clean());
+    p.net.set_hook(Box::new(move |_info, pkt| {
+        if tcp_flags(pkt) == Some(SYN) {
+            let ihl = usize::from(pkt[0] & 0x0f) * 4;
+            let doff = usize::from(pkt[ihl + 12] >> 4) * 4;
+            let mut i = ihl + 20;
+            while i + 3 < ihl + doff {
+                match pkt[i] {
+                    0 => break,
+                    1 => i += 1,
+                    k => {
+                        if k == 30 && pkt[i + 2] >> 4 == 0 {
+                            pkt[i + 3] = (pkt[i + 3] | set) & !clear;
+                        }
+                        i += usize::from(pkt[i + 1].max(2));
+                    }
+                }
+            }
+            fix_tcp_checksum(pkt);
+        }
+        Verdict::Pass
+    }));
+    let c = p.connect();
+    let mut t = Transfer::new(c, data(100_000, 31), data(50_000, 32));
+    assert!(t.run(&mut p, Duration::from_secs(60)), "transfer did not finish");
+    t.assert_intact();
+    let s = t.server.unwrap();
+    assert_eq!(p.server.connection(s).unwrap().mode(), Mode::Fallback);
+    assert_eq!(p.client.connection(c).unwrap().mode(), Mode::Fallback);
+    assert_eq!(p.server.mib().MPCapableIgnored, 1);
+    assert_eq!(p.server.mib().MPCapableSYNRX, 0);
+    assert_eq!(p.server.mib().PlainTcpSYNRX, 1);
+    assert_eq!(p.client.mib().MPCapableFallbackSYNACK, 1);
+}
+
+#[test]
+fn mp_capable_syn_with_b_flag_is_plain_tcp() {
+    mp_capable_flags_force_plain_tcp(0x40, 0);
+}
+
+#[test]
+fn mp_capable_syn_without_h_flag_is_plain_tcp() {
+    mp_capable_flags_force_plain_tcp(0, 0x01);
+}
+
 #[test]
 fn connection_to_closed_port_is_refused() {
     let mut p = Pair::new(12, clean());

@@ -54,6 +54,9 @@ mib! {
     MPCapableFallbackSYNACK,
     /// Plain TCP SYN accepted by a listener (fallback from the start).
     PlainTcpSYNRX,
+    /// MP_CAPABLE options ignored (as if absent: plain TCP) because the extensibility flag
+    /// B was set or the HMAC-SHA256 flag H was not (RFC 8684 3.1).
+    MPCapableIgnored,
     /// MP_CAPABLE with keys that do not match ours.
     MPCapableBadKey,
     /// MP_JOIN SYN received.
