@@ -234,7 +234,10 @@ fn mp_capable_flags_force_plain_tcp(set: u8, clear: u8) {
     }));
     let c = p.connect();
     let mut t = Transfer::new(c, data(100_000, 31), data(50_000, 32));
-    assert!(t.run(&mut p, Duration::from_secs(60)), "transfer did not finish");
+    assert!(
+        t.run(&mut p, Duration::from_secs(60)),
+        "transfer did not finish"
+    );
     t.assert_intact();
     let s = t.server.unwrap();
     assert_eq!(p.server.connection(s).unwrap().mode(), Mode::Fallback);
