@@ -1113,13 +1113,14 @@ impl Connection {
     }
 
     /// Nothing is on its way to the peer: every subflow has all it sent acknowledged and
-    /// nothing queued, and no reinjection waits.
+    /// nothing queued, and no reinjection waits. A subflow still in its handshake carries no
+    /// data (its SYN in flight, retransmitted for as long as a join to an unreachable
+    /// address keeps trying, must not hold off window probing).
     fn data_idle(&self) -> bool {
         self.reinject.is_empty()
-            && self
-                .subflows
-                .iter()
-                .all(|s| s.closed.is_some() || (s.tcb.in_flight() == 0 && s.unsent() == 0))
+            && self.subflows.iter().all(|s| {
+                s.closed.is_some() || !s.established || (s.tcb.in_flight() == 0 && s.unsent() == 0)
+            })
     }
 
     /// The connection-level RTO: the largest RTO of the usable subflows (as Linux's MPTCP
@@ -1609,7 +1610,15 @@ impl Connection {
             // never past the right edge the peer announced (RFC 8684 3.3.5): Linux drops
             // such data at the data level after its subflow acknowledged it
             let wnd = self.snd_wnd_edge.saturating_sub(self.snd_nxt);
-            if wnd == 0 {
+            // A window open by a few bytes is as closed as a zero one when no subflow may
+            // send into it: each subflow's TCP window is the same edge relative to the same
+            // DATA_ACK, rounded down by its window scale, so it can read zero (seen with a
+            // 64 KiB receive buffer filled to 12 bytes short, window scale 7).
+            let blocked = wnd == 0
+                || (self.data_idle()
+                    && self.subflows.iter().any(|s| s.usable())
+                    && (0..self.subflows.len()).all(|i| self.subflow_room(i) == 0));
+            if blocked {
                 // closed window: probe it (timer with backoff) once nothing is in flight
                 // that would bring a window update
                 if self.zwp_at.is_none() && self.data_idle() {
