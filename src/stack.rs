@@ -395,6 +395,18 @@ impl Stack {
             .and_then(|s| s.conn.as_ref())
     }
 
+    /// Bytes of memory the stack's connections own (`Connection::memory_footprint` summed
+    /// over every connection, plus the connection table).
+    pub fn connections_memory(&self) -> usize {
+        self.slots.capacity() * core::mem::size_of::<Slot>()
+            + self
+                .slots
+                .iter()
+                .filter_map(|s| s.conn.as_ref())
+                .map(Connection::memory_footprint)
+                .sum::<usize>()
+    }
+
     /// Connection-level statistics.
     pub fn info(&self, id: ConnId) -> Result<ConnInfo, StackError> {
         self.connection(id)

@@ -31,6 +31,12 @@ pub const RECV_RANGES: usize = 4096;
 /// fragment per timeout; while nothing else is in flight the next chunk follows at once).
 const DATA_RTX_CHUNK: u64 = 64 * 1024;
 
+/// How long a connection's buffers must go without activity (no segment in, nothing
+/// written or read by the application) before their memory is given back (see
+/// [`Connection::trim_memory`]). Long enough that a transfer in progress never pays for a
+/// release and a re-growth; one timer per burst of activity.
+pub const MEM_IDLE_TRIM: Duration = Duration::from_secs(1);
+
 /// MPTCP protocol version spoken.
 pub const VERSION: u8 = 1;
 
@@ -270,6 +276,10 @@ pub struct Connection {
     mib_reinjections: u64,
     stats_bytes_sent: u64,
     stats_bytes_received: u64,
+    /// The application wrote or read since the memory-trim timer was last armed.
+    mem_dirty: bool,
+    /// When to give buffer memory back if nothing happens before (`MEM_IDLE_TRIM`).
+    trim_at: Option<Instant>,
     pub(crate) mp: multipath::MpState,
 }
 
@@ -393,7 +403,7 @@ impl Connection {
             fin_acked: false,
             fin_timer: None,
             fin_backoff: 0,
-            reinject: VecDeque::with_capacity(16),
+            reinject: VecDeque::new(),
             rtx_at: None,
             rtx_backoff: 0,
             rtx_recover: None,
@@ -418,6 +428,8 @@ impl Connection {
             mib_reinjections: 0,
             stats_bytes_sent: 0,
             stats_bytes_received: 0,
+            mem_dirty: false,
+            trim_at: None,
             mp: multipath::MpState::new(&cfg),
             cfg,
         }
@@ -563,6 +575,7 @@ impl Connection {
             return 0;
         }
         let n = self.sbuf.push(data);
+        self.mem_dirty |= n > 0;
         if n > 0 && self.mode == Mode::Fallback {
             self.push_fallback();
         }
@@ -574,6 +587,7 @@ impl Connection {
         let before = self.rbuf.window();
         let n = self.rbuf.read(buf);
         if n > 0 {
+            self.mem_dirty = true;
             let after = self.rbuf.window();
             if after > before {
                 for s in self.subflows.iter_mut().filter(|s| s.closed.is_none()) {
@@ -644,6 +658,8 @@ impl Connection {
             self.process_tcb_events(now, mib);
             return;
         }
+        // a segment TCP accepted: activity (postpones giving buffer memory back)
+        self.note_activity(now);
         let mut mpc = None;
         let mut dss = None;
         let mut join = None;
@@ -1097,13 +1113,14 @@ impl Connection {
     }
 
     /// Nothing is on its way to the peer: every subflow has all it sent acknowledged and
-    /// nothing queued, and no reinjection waits.
+    /// nothing queued, and no reinjection waits. A subflow still in its handshake carries no
+    /// data (its SYN in flight, retransmitted for as long as a join to an unreachable
+    /// address keeps trying, must not hold off window probing).
     fn data_idle(&self) -> bool {
         self.reinject.is_empty()
-            && self
-                .subflows
-                .iter()
-                .all(|s| s.closed.is_some() || (s.tcb.in_flight() == 0 && s.unsent() == 0))
+            && self.subflows.iter().all(|s| {
+                s.closed.is_some() || !s.established || (s.tcb.in_flight() == 0 && s.unsent() == 0)
+            })
     }
 
     /// The connection-level RTO: the largest RTO of the usable subflows (as Linux's MPTCP
@@ -1383,6 +1400,7 @@ impl Connection {
             held,
             self.rtx_at,
             self.zwp_at,
+            self.trim_at,
         ]
         .into_iter()
         .flatten()
@@ -1454,6 +1472,85 @@ impl Connection {
             self.detect_stalls();
         }
         self.process_tcb_events(now, mib);
+        if self.trim_at.is_some_and(|t| t <= now) {
+            self.trim_at = None;
+            self.trim_memory();
+        }
+    }
+
+    // ----- memory ----------------------------------------------------------------------
+
+    /// Something happened (a segment arrived, the application wrote or read): give buffer
+    /// memory back only after `MEM_IDLE_TRIM` without activity. Nothing is armed while the
+    /// data-level buffers own no memory (an idle connection that never moved data).
+    fn note_activity(&mut self, now: Instant) {
+        if self.sbuf.allocated() > 0 || self.rbuf.allocated() > 0 {
+            self.trim_at = Some(now + MEM_IDLE_TRIM);
+        } else {
+            self.trim_at = None;
+        }
+    }
+
+    /// Give memory back: the data-level send and receive rings shrink to what they hold
+    /// (nothing once drained), and every subflow's tables to what they hold. Data, windows
+    /// and sequence state are untouched; the buffers grow again when data comes. Returns
+    /// the bytes freed. Runs on its own after `MEM_IDLE_TRIM` of inactivity; calling it at
+    /// any other time is harmless but costs a copy of what is buffered.
+    pub fn trim_memory(&mut self) -> usize {
+        let before = self.memory_footprint();
+        self.sbuf.trim();
+        self.rbuf.trim();
+        for s in self.subflows.iter_mut() {
+            s.tcb.trim_memory();
+            s.tx_maps.shrink();
+            s.rx_maps.shrink();
+        }
+        if self.reinject.is_empty() {
+            self.reinject.shrink_to(0);
+        }
+        before.saturating_sub(self.memory_footprint())
+    }
+
+    /// Bytes of memory this connection owns: the `Connection` itself, its data-level send and
+    /// receive rings (what is allocated, not the configured maximum) with the reassembly range
+    /// table, every subflow with its TCP engine's tables and its mapping tables, the
+    /// reinjection and event queues and the multipath state. Heap blocks are counted at their
+    /// capacity; allocator overhead is not included.
+    pub fn memory_footprint(&self) -> usize {
+        use core::mem::size_of;
+        size_of::<Connection>()
+            + self.sbuf.allocated()
+            + self.rbuf.allocated()
+            + self.subflows.capacity() * size_of::<Subflow>()
+            + self
+                .subflows
+                .iter()
+                .map(|s| s.tcb.heap_bytes() + s.tx_maps.heap_bytes() + s.rx_maps.heap_bytes())
+                .sum::<usize>()
+            + self.reinject.capacity() * size_of::<(u64, u32)>()
+            + self.events.capacity() * size_of::<ConnEvent>()
+            + self.mp.heap_bytes()
+            + self.cfg.path_manager.capacity()
+            + self.cfg.scheduler.capacity()
+            + self.cfg.local_addrs.capacity() * size_of::<crate::pm::LocalAddr>()
+            + self.cfg.link_mtus.capacity() * size_of::<(IpAddr, u16)>()
+    }
+
+    /// The connection-level receive window we advertise: the receive buffer's capacity minus
+    /// what waits to be read, whatever is allocated of the buffer now (it grows on demand).
+    pub fn recv_window(&self) -> u32 {
+        self.rbuf.window()
+    }
+
+    /// The configured data-level buffer sizes and what is allocated of them now:
+    /// `(send capacity, send allocated, receive capacity, receive allocated)`.
+    pub fn buffer_sizes(&self) -> (usize, usize, usize, usize) {
+        (
+            self.sbuf.capacity(),
+            self.sbuf.allocated(),
+            self.rbuf.capacity(),
+            self.rbuf.allocated(),
+        )
     }
 
     // ----- send path -------------------------------------------------------------------
@@ -1513,7 +1610,15 @@ impl Connection {
             // never past the right edge the peer announced (RFC 8684 3.3.5): Linux drops
             // such data at the data level after its subflow acknowledged it
             let wnd = self.snd_wnd_edge.saturating_sub(self.snd_nxt);
-            if wnd == 0 {
+            // A window open by a few bytes is as closed as a zero one when no subflow may
+            // send into it: each subflow's TCP window is the same edge relative to the same
+            // DATA_ACK, rounded down by its window scale, so it can read zero (seen with a
+            // 64 KiB receive buffer filled to 12 bytes short, window scale 7).
+            let blocked = wnd == 0
+                || (self.data_idle()
+                    && self.subflows.iter().any(|s| s.usable())
+                    && (0..self.subflows.len()).all(|i| self.subflow_room(i) == 0));
+            if blocked {
                 // closed window: probe it (timer with backoff) once nothing is in flight
                 // that would bring a window update
                 if self.zwp_at.is_none() && self.data_idle() {
@@ -1753,6 +1858,10 @@ impl Connection {
 
     /// Write the next packet to send into `buf`; returns its length.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8], mib: &mut Mib) -> Option<usize> {
+        if self.mem_dirty {
+            self.mem_dirty = false;
+            self.note_activity(now);
+        }
         self.schedule(now);
         mib.Reinjections += core::mem::take(&mut self.mib_reinjections);
         let n = self.subflows.len();

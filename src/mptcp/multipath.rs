@@ -135,6 +135,20 @@ impl MpState {
         }
     }
 
+    /// Heap bytes of the multipath state's own tables (path manager and scheduler objects
+    /// included at their size; their internal tables are small and bounded).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use core::mem::size_of;
+        core::mem::size_of_val(&*self.pm)
+            + core::mem::size_of_val(&*self.sched)
+            + self.opens.capacity() * size_of::<PmCommand>()
+            + self.remote_addrs.capacity() * size_of::<RemoteAddr>()
+            + self.add_addr.capacity() * size_of::<AddAddrTx>()
+            + self.rm_addr.capacity()
+            + self.views.capacity() * size_of::<SubflowView>()
+            + self.scratch.capacity() * size_of::<PmSubflow>()
+    }
+
     pub(crate) fn scheduler(&mut self) -> &mut dyn Scheduler {
         self.sched.as_mut()
     }

@@ -54,9 +54,11 @@ pub struct MapList {
 }
 
 impl Default for MapList {
+    /// An empty list; the table is allocated when the first map arrives and grows by
+    /// doubling (at most [`MAX_MAPS`] entries).
     fn default() -> Self {
         MapList {
-            maps: VecDeque::with_capacity(MAX_MAPS),
+            maps: VecDeque::new(),
         }
     }
 }
@@ -182,6 +184,20 @@ impl MapList {
     /// Remove all maps.
     pub fn clear(&mut self) {
         self.maps.clear();
+    }
+
+    /// Heap bytes of the table now.
+    pub fn heap_bytes(&self) -> usize {
+        self.maps.capacity() * core::mem::size_of::<Map>()
+    }
+
+    /// Give back table room: down to a quarter of the table when at most that is used.
+    pub fn shrink(&mut self) {
+        let keep = self.maps.len().next_power_of_two();
+        if self.maps.len() <= self.maps.capacity() / 4 {
+            self.maps
+                .shrink_to(if self.maps.is_empty() { 0 } else { keep });
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Used for out-of-order reassembly (which stream ranges arrived), SACK generation and the
 //! SACK scoreboard. The number of ranges is bounded so that a peer cannot grow it without
-//! limit: an insert that would need more ranges than the capacity is refused.
+//! limit: an insert that would need more ranges than the capacity is refused. The table is
+//! allocated lazily and grows by doubling up to the capacity; [`RangeSet::shrink`] gives
+//! unused room back.
 
 use core::ops::Range;
 
@@ -14,12 +16,30 @@ pub struct RangeSet {
 }
 
 impl RangeSet {
-    /// An empty set holding at most `capacity` (>= 1) ranges. Allocates once, here.
+    /// An empty set holding at most `capacity` (>= 1) ranges. Allocates nothing until a
+    /// range is inserted; the table then grows by doubling, never beyond `capacity`.
     pub fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         RangeSet {
-            ranges: Vec::with_capacity(capacity),
+            ranges: Vec::new(),
             capacity,
+        }
+    }
+
+    /// Most ranges held.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Heap bytes of the range table now.
+    pub fn heap_bytes(&self) -> usize {
+        self.ranges.capacity() * core::mem::size_of::<Range<u64>>()
+    }
+
+    /// Give back table room beyond what is held (all of it when empty).
+    pub fn shrink(&mut self) {
+        if self.ranges.capacity() > self.ranges.len() {
+            self.ranges.shrink_to_fit();
         }
     }
 
@@ -81,6 +101,11 @@ impl RangeSet {
         if lo == hi {
             if self.ranges.len() >= self.capacity {
                 return false;
+            }
+            if self.ranges.len() == self.ranges.capacity() {
+                // double, but never past the bound
+                let want = (self.ranges.len() * 2).max(4).min(self.capacity) - self.ranges.len();
+                self.ranges.reserve_exact(want.max(1));
             }
             self.ranges.insert(lo, r);
             return true;

@@ -1,7 +1,14 @@
-//! Fixed-capacity byte rings for a stream: [`SendBuffer`] (bytes written by the application,
-//! kept until acknowledged) and [`RecvBuffer`] (out-of-order reassembly up to the application).
+//! Byte rings for a stream: [`SendBuffer`] (bytes written by the application, kept until
+//! acknowledged) and [`RecvBuffer`] (out-of-order reassembly up to the application).
 //!
-//! Both allocate exactly once, in `new`, and never panic on any offset or length.
+//! Both have a fixed *capacity* (the configured maximum: what the application may queue, what
+//! the receive window promises) but allocate lazily: a new buffer owns no memory, the ring
+//! grows by doubling (at least [`MIN_ALLOC`] bytes, at most the capacity) when data needs the
+//! room, and [`trim`](SendBuffer::trim) gives memory back once the data is gone. Growth within
+//! the capacity always succeeds (an allocation failure aborts the process, as for any Rust
+//! allocation), so a window computed from the capacity is a promise the buffer keeps. Once a
+//! transfer has grown the ring to the size it needs, nothing more is allocated. Neither
+//! buffer panics on any offset or length.
 //!
 //! Offsets are `u64` stream positions (a relative stream offset or an absolute 64-bit data
 //! sequence number, the caller chooses). They are compared with serial-number (wrapping)
@@ -14,6 +21,40 @@ use super::RangeSet;
 
 /// Default bound on the number of disjoint out-of-order ranges a [`RecvBuffer`] tracks.
 pub const DEFAULT_MAX_RANGES: usize = 64;
+
+/// Smallest ring a buffer allocates when it first needs room.
+pub const MIN_ALLOC: usize = 4096;
+
+/// The ring size to grow to for `need` bytes: a power of two, at least double `cur`
+/// (amortised growth), at least [`MIN_ALLOC`], at most `max` (`need <= max`).
+fn grown_size(cur: usize, need: usize, max: usize) -> usize {
+    need.checked_next_power_of_two()
+        .unwrap_or(usize::MAX)
+        .max(cur.saturating_mul(2))
+        .max(MIN_ALLOC)
+        .min(max)
+}
+
+/// The smallest ring size that holds `span` bytes: 0 for nothing, else a power of two of at
+/// least [`MIN_ALLOC`], at most `max`.
+fn trimmed_size(span: usize, max: usize) -> usize {
+    if span == 0 {
+        0
+    } else {
+        span.checked_next_power_of_two()
+            .unwrap_or(usize::MAX)
+            .max(MIN_ALLOC)
+            .min(max)
+    }
+}
+
+/// A new zeroed ring of `size` bytes holding the `size.min(old.len())` bytes of `old` from
+/// ring index `head` on, linearised at index 0.
+fn relocate(old: &[u8], head: usize, keep: usize, size: usize) -> Box<[u8]> {
+    let mut nb = vec![0u8; size].into_boxed_slice();
+    copy_pair(&mut nb, ring_slices(old, head, keep.min(size)));
+    nb
+}
 
 /// `x` reduced into `0..cap`, given `x < 2 * cap` (or `cap == 0`, `x == 0`).
 #[inline]
@@ -68,10 +109,13 @@ fn copy_pair(dst: &mut [u8], (a, b): (&[u8], &[u8])) -> usize {
 }
 
 /// Bytes of an outgoing stream from [`start`](Self::start) (oldest unacknowledged) to
-/// [`end`](Self::end) (next byte to be written), in a ring of fixed capacity.
+/// [`end`](Self::end) (next byte to be written), in a ring that grows up to a fixed capacity.
 #[derive(Clone)]
 pub struct SendBuffer {
+    /// The ring: `buf.len()` bytes allocated, `<= max`.
     buf: Box<[u8]>,
+    /// Capacity: most bytes held.
+    max: usize,
     /// Ring index of `start`.
     head: usize,
     len: usize,
@@ -79,19 +123,54 @@ pub struct SendBuffer {
 }
 
 impl SendBuffer {
-    /// An empty buffer of `capacity` bytes whose first byte will have offset `start`.
+    /// An empty buffer holding at most `capacity` bytes, whose first byte will have offset
+    /// `start`. Allocates nothing until data is pushed.
     pub fn new(capacity: usize, start: u64) -> Self {
         SendBuffer {
-            buf: vec![0u8; capacity].into_boxed_slice(),
+            buf: Box::default(),
+            max: capacity,
             head: 0,
             len: 0,
             start,
         }
     }
 
-    /// Fixed capacity in bytes.
+    /// Fixed capacity in bytes (the most it holds; not what is allocated now).
     pub fn capacity(&self) -> usize {
+        self.max
+    }
+
+    /// Bytes of ring memory allocated now (`len() <= allocated() <= capacity()`).
+    pub fn allocated(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Give memory back: the ring shrinks to the smallest size holding what is buffered
+    /// (nothing at all when empty) if that at least halves it. Returns the bytes freed.
+    /// Costs one copy of the buffered bytes; meant for idle moments.
+    pub fn trim(&mut self) -> usize {
+        let size = trimmed_size(self.len, self.max);
+        let old = self.buf.len();
+        if size > old / 2 {
+            return 0;
+        }
+        self.buf = if size == 0 {
+            Box::default()
+        } else {
+            relocate(&self.buf, self.head, self.len, size)
+        };
+        self.head = 0;
+        old - size
+    }
+
+    /// Make room for `need` bytes in the ring (`need <= max`).
+    fn grow(&mut self, need: usize) {
+        if need <= self.buf.len() {
+            return;
+        }
+        let size = grown_size(self.buf.len(), need, self.max);
+        self.buf = relocate(&self.buf, self.head, self.len, size);
+        self.head = 0;
     }
 
     /// Offset of the first retained byte.
@@ -114,9 +193,9 @@ impl SendBuffer {
         self.len == 0
     }
 
-    /// Free space in bytes.
+    /// Free space in bytes (up to the capacity, whether allocated yet or not).
     pub fn free(&self) -> usize {
-        self.buf.len() - self.len
+        self.max - self.len
     }
 
     /// Append as much of `data` as fits; returns the number of bytes taken.
@@ -125,6 +204,7 @@ impl SendBuffer {
         if n == 0 {
             return 0;
         }
+        self.grow(self.len + n);
         let pos = wrap(self.head + self.len, self.buf.len());
         ring_write(&mut self.buf, pos, &data[..n]);
         self.len += n;
@@ -172,7 +252,11 @@ impl SendBuffer {
 /// prefix.
 #[derive(Clone)]
 pub struct RecvBuffer {
+    /// The ring: `buf.len()` bytes allocated, `<= max`; ring index `head + p` holds the
+    /// byte `p` past the read point.
     buf: Box<[u8]>,
+    /// Capacity: how far past the read point data is accepted (the window).
+    max: usize,
     /// Ring index of the read point.
     head: usize,
     /// Offset of the stream byte at relative position 0.
@@ -186,8 +270,9 @@ pub struct RecvBuffer {
 }
 
 impl RecvBuffer {
-    /// An empty buffer of `capacity` bytes whose read point is `start`, tracking at most
-    /// [`DEFAULT_MAX_RANGES`] out-of-order ranges.
+    /// An empty buffer accepting up to `capacity` bytes past its read point `start`,
+    /// tracking at most [`DEFAULT_MAX_RANGES`] out-of-order ranges. Allocates nothing until
+    /// data arrives.
     pub fn new(capacity: usize, start: u64) -> Self {
         Self::with_max_ranges(capacity, start, DEFAULT_MAX_RANGES)
     }
@@ -196,7 +281,8 @@ impl RecvBuffer {
     pub fn with_max_ranges(capacity: usize, start: u64, max_ranges: usize) -> Self {
         let max_ranges = max_ranges.max(1);
         RecvBuffer {
-            buf: vec![0u8; capacity].into_boxed_slice(),
+            buf: Box::default(),
+            max: capacity,
             head: 0,
             base: start,
             read_rel: 0,
@@ -205,9 +291,55 @@ impl RecvBuffer {
         }
     }
 
-    /// Fixed capacity in bytes.
+    /// Fixed capacity in bytes (how far past the read point data is accepted; not what is
+    /// allocated now).
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.max
+    }
+
+    /// Heap bytes owned now: the ring plus the out-of-order range table.
+    pub fn allocated(&self) -> usize {
+        self.buf.len() + self.ranges.heap_bytes()
+    }
+
+    /// Bytes from the read point to the end of the highest range held (what the ring must
+    /// cover).
+    fn span(&self) -> usize {
+        // ranges never extend beyond read_rel + capacity, so this fits in usize
+        self.ranges
+            .last()
+            .map_or(0, |r| r.end.saturating_sub(self.read_rel) as usize)
+    }
+
+    /// Give memory back: the ring shrinks to the smallest size covering what is held (nothing
+    /// at all when everything was read) if that at least halves it, and the range table to
+    /// what it holds. Returns the bytes freed. Costs one copy of the held bytes; meant for
+    /// idle moments. The window is unchanged (it is computed from the capacity).
+    pub fn trim(&mut self) -> usize {
+        let before = self.allocated();
+        let span = self.span();
+        let size = trimmed_size(span, self.max);
+        if size <= self.buf.len() / 2 {
+            self.buf = if size == 0 {
+                Box::default()
+            } else {
+                relocate(&self.buf, self.head, span, size)
+            };
+            self.head = 0;
+        }
+        self.ranges.shrink();
+        before.saturating_sub(self.allocated())
+    }
+
+    /// Make the ring cover `need` bytes past the read point (`need <= max`).
+    fn grow(&mut self, need: usize) {
+        if need <= self.buf.len() {
+            return;
+        }
+        let size = grown_size(self.buf.len(), need, self.max);
+        let span = self.span();
+        self.buf = relocate(&self.buf, self.head, span, size);
+        self.head = 0;
     }
 
     /// Offset of the next byte the application will read.
@@ -229,7 +361,7 @@ impl RecvBuffer {
     /// Receive window: free space from `contiguous_end()` to `read_offset() + capacity`,
     /// saturated to `u32::MAX`.
     pub fn window(&self) -> u32 {
-        let w = self.buf.len() - self.readable();
+        let w = self.max - self.readable();
         u32::try_from(w).unwrap_or(u32::MAX)
     }
 
@@ -275,7 +407,7 @@ impl RecvBuffer {
             (0, self.read_rel + d as u64)
         };
         let data = &data[skip..];
-        let limit = self.read_rel + self.buf.len() as u64;
+        let limit = self.read_rel + self.max as u64;
         if rel_start >= limit || data.is_empty() {
             return skip;
         }
@@ -295,7 +427,8 @@ impl RecvBuffer {
                 // leave room for in-order data; refuse rather than corrupt state
                 return 0;
             }
-            // rel_start - read_rel < capacity, so this fits in usize
+            // rel_start - read_rel < capacity, so this fits in usize; r.end <= limit
+            self.grow((r.end - self.read_rel) as usize);
             let pos = wrap(
                 self.head + (rel_start - self.read_rel) as usize,
                 self.buf.len(),
@@ -460,11 +593,60 @@ mod tests {
         assert_eq!(r.read_offset(), 4);
     }
 
+    #[test]
+    fn buffers_allocate_lazily_grow_by_doubling_and_trim() {
+        let mut s = SendBuffer::new(1 << 20, 0);
+        assert_eq!((s.allocated(), s.free()), (0, 1 << 20));
+        assert_eq!(s.push(&[1u8; 100]), 100);
+        assert_eq!(s.allocated(), MIN_ALLOC);
+        assert_eq!(s.push(&[2u8; MIN_ALLOC]), MIN_ALLOC);
+        assert_eq!(s.allocated(), 2 * MIN_ALLOC);
+        s.release(50);
+        assert_eq!(s.trim(), 0, "still more than half used");
+        s.release(4000);
+        // 196 bytes held: the ring shrinks to MIN_ALLOC, contents kept
+        assert_eq!(s.trim(), MIN_ALLOC);
+        let mut out = [0u8; 200];
+        assert_eq!(s.copy_out(4000, &mut out), 196);
+        assert!(out[..96].iter().all(|&b| b == 2));
+        s.release(s.end());
+        assert_eq!(s.trim(), MIN_ALLOC);
+        assert_eq!(s.allocated(), 0);
+        // capacity below MIN_ALLOC: never more than the capacity
+        let mut small = SendBuffer::new(100, 0);
+        assert_eq!(small.push(&[0u8; 300]), 100);
+        assert_eq!(small.allocated(), 100);
+
+        let mut r = RecvBuffer::new(1 << 20, 0);
+        assert_eq!((r.allocated(), r.window()), (0, 1 << 20));
+        // out of order far ahead: the ring grows to cover it, the window is unchanged
+        assert_eq!(r.write_at(100_000, b"xyz"), 3);
+        assert_eq!(r.buf.len(), 131_072);
+        assert_eq!(r.window(), 1 << 20);
+        assert_eq!(r.write_at(0, &[7u8; 100_000]), 100_000);
+        assert_eq!(r.readable(), 100_003);
+        let mut dst = vec![0u8; 100_000];
+        assert_eq!(r.read(&mut dst), 100_000);
+        // three bytes left: trimming keeps them
+        assert!(r.trim() > 0);
+        assert_eq!(r.buf.len(), MIN_ALLOC);
+        let (a, b) = r.peek();
+        assert_eq!([a, b].concat(), b"xyz");
+        r.consume(3);
+        r.trim();
+        assert_eq!(r.allocated(), 0);
+        assert_eq!(r.window(), 1 << 20);
+        assert_eq!(r.write_at(100_003, b"abc"), 3);
+        assert_eq!(r.read(&mut dst), 3);
+        assert_eq!(&dst[..3], b"abc");
+    }
+
     #[derive(Debug, Clone)]
     enum SendOp {
         Push(Vec<u8>),
         Release(u64),
         Copy(u64, usize),
+        Trim,
     }
 
     fn send_op() -> impl Strategy<Value = SendOp> {
@@ -472,6 +654,7 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 0..40).prop_map(SendOp::Push),
             (0u64..400).prop_map(SendOp::Release),
             (0u64..400, 0usize..50).prop_map(|(o, n)| SendOp::Copy(o, n)),
+            Just(SendOp::Trim),
         ]
     }
 
@@ -505,7 +688,11 @@ mod tests {
                         };
                         prop_assert_eq!(&dst[..got], want);
                     }
+                    SendOp::Trim => {
+                        s.trim();
+                    }
                 }
+                prop_assert!(s.len() <= s.allocated() && s.allocated() <= cap);
                 prop_assert_eq!(s.start(), start.wrapping_add(lo as u64));
                 prop_assert_eq!(s.end(), start.wrapping_add(stream.len() as u64));
                 prop_assert_eq!(s.len() + s.free(), cap);
@@ -542,6 +729,65 @@ mod tests {
             }
         }
 
+        /// Capacities above MIN_ALLOC, so the rings really grow (by doubling) and shrink
+        /// between operations; the model is the stream itself.
+        #[test]
+        fn growing_buffers_keep_the_stream(
+            cap in 1usize..40_000,
+            start in any::<u64>(),
+            writes in proptest::collection::vec((0usize..60_000, 0usize..6_000, 0u8..5), 1..60),
+        ) {
+            let stream: Vec<u8> = (0..70_000u32).map(|i| (i * 31 + i / 97) as u8).collect();
+            let mut r = RecvBuffer::with_max_ranges(cap, start, 8);
+            let mut s = SendBuffer::new(cap, start);
+            let mut pushed = 0usize;
+            let mut got: Vec<u8> = Vec::new();
+            let mut dst = vec![0u8; 9_000];
+            for (off, len, op) in writes {
+                // receive side
+                let off = off.min(stream.len());
+                let end = (off + len).min(stream.len());
+                let acc = r.write_at(start.wrapping_add(off as u64), &stream[off..end]);
+                prop_assert!(acc <= end - off);
+                prop_assert_eq!(r.readable() + r.window() as usize, cap);
+                prop_assert!(r.buf.len() <= cap);
+                match op {
+                    0 => { r.trim(); }
+                    1 | 2 => {
+                        let n = r.read(&mut dst[..len.min(9_000)]);
+                        got.extend_from_slice(&dst[..n]);
+                    }
+                    _ => {}
+                }
+                prop_assert_eq!(&got[..], &stream[..got.len()]);
+                // send side: push, release some, trim sometimes, check contents
+                let n = s.push(&stream[pushed..(pushed + len).min(stream.len())]);
+                pushed += n;
+                prop_assert!(s.allocated() <= cap && s.len() <= s.allocated());
+                let una = s.start().wrapping_sub(start) as usize;
+                s.release(start.wrapping_add((una + off % 7_000).min(pushed) as u64));
+                if op == 0 {
+                    s.trim();
+                }
+                let una = s.start().wrapping_sub(start) as usize;
+                let k = s.copy_out(s.start(), &mut dst);
+                prop_assert_eq!(k, (pushed - una).min(9_000));
+                prop_assert_eq!(&dst[..k], &stream[una..una + k]);
+            }
+            // the rest of the stream in order, as retransmissions would bring it
+            let mut next = got.len();
+            while next < stream.len() {
+                let acc = r.write_at(start.wrapping_add(next as u64), &stream[next..]);
+                prop_assert!(acc > 0);
+                let n = r.read(&mut dst);
+                got.extend_from_slice(&dst[..n]);
+                next = got.len();
+                r.trim();
+            }
+            prop_assert!(got == stream);
+            prop_assert_eq!(r.buf.len(), 0);
+        }
+
         #[test]
         fn recv_buffer_delivers_the_stream(
             cap in 1usize..96,
@@ -574,6 +820,10 @@ mod tests {
                     deliver(&mut r, &mut got, readn as usize * 7);
                     next = got.len();
                 }
+                if readn == 3 {
+                    r.trim();
+                }
+                prop_assert!(r.buf.len() <= cap);
                 prop_assert_eq!(r.read_offset(), start.wrapping_add(next as u64));
                 prop_assert_eq!(&got[..], &stream[..next]);
             }

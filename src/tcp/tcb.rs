@@ -238,7 +238,7 @@ impl Tcb {
             coupling: None,
             events: VecDeque::with_capacity(8),
             rst_pending: false,
-            boundaries: VecDeque::with_capacity(MAX_BOUNDARIES),
+            boundaries: VecDeque::new(),
             reply: None,
             stats: Stats::default(),
             cfg,
@@ -672,6 +672,27 @@ impl Tcb {
 
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// Heap bytes this engine owns now: its range tables (out-of-order receive ranges, SACK
+    /// scoreboard), chunk boundaries, event queue and congestion controller. The engine holds
+    /// no payload bytes.
+    pub fn heap_bytes(&self) -> usize {
+        self.rx_ranges.heap_bytes()
+            + self.scoreboard.heap_bytes()
+            + self.boundaries.capacity() * core::mem::size_of::<u64>()
+            + self.events.capacity() * core::mem::size_of::<Event>()
+            + core::mem::size_of_val(&*self.cc)
+    }
+
+    /// Give back table room beyond what is held (the range tables, chunk boundaries); for
+    /// idle moments, never on the per-packet path.
+    pub fn trim_memory(&mut self) {
+        self.rx_ranges.shrink();
+        self.scoreboard.shrink();
+        if self.boundaries.len() <= self.boundaries.capacity() / 4 {
+            self.boundaries.shrink_to(self.boundaries.len());
+        }
     }
 
     pub fn stats(&self) -> Stats {
