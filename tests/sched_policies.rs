@@ -552,3 +552,37 @@ mod props {
         }
     }
 }
+
+/// A subflow with no RTT estimate (its handshake gave no sample) and nothing in flight gets
+/// one segment from each RTT-driven scheduler, so it is measured; minRTT would otherwise
+/// never choose it while the measured subflow has room (seen against Linux: a join that
+/// carried nothing for a whole transfer, so its path's death was never noticed).
+#[test]
+fn unmeasured_subflow_gets_a_probe_segment() {
+    for name in ["minrtt", "blest", "ecf"] {
+        let mut s = by_name(name).expect("scheduler");
+        let mut unmeasured = sf(2, 0, 100_000);
+        unmeasured.srtt = None;
+        unmeasured.rttvar = None;
+        let mut views = [sf(1, 10, 100_000), unmeasured];
+        let mut c = ctx(1_000_000, 1 << 20);
+        let d = s.schedule(&c, &views);
+        assert_eq!(
+            d,
+            Decision::Send {
+                subflow: 1,
+                max_len: u32::from(MSS)
+            },
+            "{name}: one MSS to the unmeasured subflow"
+        );
+        apply(d, &mut c, &mut views);
+        // the probe is queued: the measured subflow takes the rest
+        let d = s.schedule(&c, &views);
+        assert_eq!(target(d), Some(0), "{name}: then the measured one ({d:?})");
+        // in flight, still unmeasured: no second probe
+        views[1].queued = 0;
+        views[1].in_flight = u32::from(MSS);
+        let d = s.schedule(&c, &views);
+        assert_eq!(target(d), Some(0), "{name}: no second probe ({d:?})");
+    }
+}

@@ -802,3 +802,57 @@ fn checksum_failure_with_two_subflows_resets_the_subflow_with_mp_fail() {
         .map(|s| s.closed);
     assert_eq!(sf, Some(Some(mptun::tcp::CloseReason::Aborted)));
 }
+
+/// A join whose SYN was lost and retransmitted gets no RTT sample from its handshake (Karn's
+/// rule; on a sub-millisecond path the timestamp echo cannot measure either). minRTT sorted
+/// such a subflow last for ever: while the measured subflow had room it carried nothing, so
+/// a path failure under it went unnoticed (seen against Linux under load: a join sent 0
+/// bytes of a 32 MiB upload and was never re-created after its path died). The scheduler
+/// now probes it with one segment; both subflows carry data.
+#[test]
+fn a_join_without_an_rtt_sample_is_measured_and_used() {
+    let fast = |mbit: u64| Impairment {
+        delay: Duration::from_micros(300),
+        rate_bps: mbit * 1_000_000,
+        queue_limit: 4 << 20,
+        ..Impairment::default()
+    };
+    let mut p = Pair::two_paths(
+        23,
+        fast(400),
+        fast(200),
+        cfg("minrtt", "manual"),
+        cfg("minrtt", "manual"),
+    );
+    // the first MP_JOIN SYN is lost
+    let dropped = Rc::new(Cell::new(false));
+    let d2 = dropped.clone();
+    p.net.set_hook(Box::new(move |_info, pkt| {
+        let join_syn = tcp_flags(pkt) == Some(SYN)
+            && mptcp_options(pkt).iter().any(|o| o.len() > 2 && o[2] >> 4 == 1);
+        let drop = join_syn && !d2.get();
+        if drop {
+            d2.set(true);
+        }
+        verdict(drop)
+    }));
+    let (c, id) = connect_two(&mut p, false);
+    assert!(dropped.get(), "the join SYN was not dropped");
+    let joined = p
+        .client
+        .connection(c)
+        .unwrap()
+        .subflows()
+        .iter()
+        .find(|s| s.id == id)
+        .map(|s| s.tcb.stats().srtt);
+    assert_eq!(joined, Some(None), "the join has no RTT sample yet");
+    let mut t = Transfer::new(c, data(8 << 20, 23), data(10_000, 24));
+    assert!(t.run(&mut p, Duration::from_secs(60)), "transfer did not finish");
+    t.assert_intact();
+    let sent = sent_per_subflow(&p, c);
+    assert!(
+        sent.iter().all(|&b| b > 100_000),
+        "both subflows must carry data: {sent:?}"
+    );
+}

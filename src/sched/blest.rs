@@ -129,6 +129,14 @@ impl Scheduler for Blest {
         if budget == 0 {
             return Decision::Wait;
         }
+        if let Some(i) = super::unmeasured_probe(subflows, class) {
+            let room = subflows.get(i).map_or(0, SubflowView::available);
+            let mss = subflows.get(i).map_or(1, SubflowView::mss_nonzero);
+            return Decision::Send {
+                subflow: i,
+                max_len: min_len(budget, room.min(mss)),
+            };
+        }
         let Some(best_i) = lowest_rtt(subflows, class, true) else {
             return Decision::Wait;
         };

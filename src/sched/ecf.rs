@@ -83,6 +83,14 @@ impl Scheduler for Ecf {
         if budget == 0 {
             return Decision::Wait;
         }
+        if let Some(i) = super::unmeasured_probe(subflows, class) {
+            let room = subflows.get(i).map_or(0, SubflowView::available);
+            let mss = subflows.get(i).map_or(1, SubflowView::mss_nonzero);
+            return Decision::Send {
+                subflow: i,
+                max_len: min_len(budget, room.min(mss)),
+            };
+        }
         let Some(fast) = lowest_rtt(subflows, class, false).and_then(|i| subflows.get(i)) else {
             return Decision::Wait;
         };

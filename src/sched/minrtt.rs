@@ -123,6 +123,14 @@ impl Scheduler for MinRtt {
         };
         let budget = ctx.send_budget();
         if budget > 0 {
+            if let Some(i) = super::unmeasured_probe(subflows, class) {
+                let room = subflows.get(i).map_or(0, SubflowView::available);
+                let mss = subflows.get(i).map_or(1, SubflowView::mss_nonzero);
+                return Decision::Send {
+                    subflow: i,
+                    max_len: min_len(budget, room.min(mss)),
+                };
+            }
             if let Some(i) = lowest_rtt(subflows, class, true) {
                 let room = subflows.get(i).map_or(0, SubflowView::available);
                 return Decision::Send {

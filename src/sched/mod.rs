@@ -297,6 +297,21 @@ pub fn lowest_rtt(subflows: &[SubflowView], class: Class, need_room: bool) -> Op
     best.map(|(_, i)| i)
 }
 
+/// An admitted subflow with room that has no RTT estimate yet and nothing in flight or
+/// queued: RTT-driven schedulers give it one segment so that it gets measured. Without this,
+/// a subflow whose handshake gave no sample (a join whose SYN was retransmitted on a path
+/// too short for timestamp echoes to measure) sorts last for ever while the measured
+/// subflow always has room, carries nothing, and a dead path under it is never noticed.
+pub fn unmeasured_probe(subflows: &[SubflowView], class: Class) -> Option<usize> {
+    subflows.iter().position(|v| {
+        class.admits(v)
+            && v.srtt.is_none()
+            && v.in_flight == 0
+            && v.queued == 0
+            && v.available() > 0
+    })
+}
+
 /// A duration in microseconds, clamped to `u32::MAX` (about 71 minutes) so products of a
 /// few such values and byte counts cannot overflow `u128`.
 pub fn rtt_micros(d: Duration) -> u128 {
