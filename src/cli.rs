@@ -6,10 +6,12 @@
 //! ```text
 //! mptun connect --tun NAME=ADDR [--tun NAME=ADDR ...] REMOTE_IP:PORT [--input FILE] [--output FILE]
 //! mptun listen  --tun NAME=ADDR [--tun ...] --port PORT [--input FILE] [--output FILE] [--once]
+//! mptun listen  --tun NAME=ADDR [--tun ...] --port PORT --forward HOST:PORT [--once]
+//! mptun proxy   --tun NAME=ADDR [--tun ...] [--socks ADDR:PORT] [--forward [ADDR:]LPORT=HOST:PORT ...]
 //! ```
 //!
 //! plus the multipath options carried in [`RunOptions`]. On success the binary prints the
-//! one-line [`Summary`] on stdout and exits 0.
+//! one-line [`Summary`] on stdout and exits 0 (on stderr when `--output -` uses stdout).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -153,6 +155,112 @@ pub fn parse_path_manager(s: &str) -> Result<String, String> {
     }
 }
 
+/// A TCP destination given on the command line: an address, or a host name the proxy's
+/// host resolves when a connection needs it. `HOST:PORT`, `[V6ADDR]:PORT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Addr(SocketAddr),
+    Name(String, u16),
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(Target::Addr(a));
+        }
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("expected HOST:PORT, got {s:?}"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("bad port {port:?} in {s:?}"))?;
+        if port == 0 {
+            return Err(format!("port 0 in {s:?}"));
+        }
+        if host.is_empty() || host.contains(':') || host.contains('[') {
+            return Err(format!(
+                "bad host {host:?} in {s:?} (IPv6 addresses go in brackets: [2001:2::1]:80)"
+            ));
+        }
+        if !host.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!("bad host name {host:?}"));
+        }
+        Ok(Target::Name(host.to_string(), port))
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Addr(a) => write!(f, "{a}"),
+            Target::Name(h, p) => write!(f, "{h}:{p}"),
+        }
+    }
+}
+
+/// `--forward [ADDR:]LPORT=HOST:PORT` of `mptun proxy`: accept kernel TCP connections on
+/// ADDR:LPORT (127.0.0.1 if ADDR is left out) and carry each to HOST:PORT over MPTCP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForwardSpec {
+    pub listen: SocketAddr,
+    pub target: Target,
+}
+
+impl FromStr for ForwardSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (l, t) = s
+            .split_once('=')
+            .ok_or_else(|| format!("expected [ADDR:]LPORT=HOST:PORT, got {s:?}"))?;
+        let listen = match l.parse::<u16>() {
+            Ok(0) => return Err(format!("listening port 0 in {s:?}")),
+            Ok(p) => SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), p),
+            Err(_) => l
+                .parse::<SocketAddr>()
+                .map_err(|_| format!("bad listening address {l:?} (LPORT or ADDR:LPORT)"))?,
+        };
+        Ok(ForwardSpec {
+            listen,
+            target: t.parse()?,
+        })
+    }
+}
+
+/// Everything `mptun proxy` needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyOptions {
+    /// TUN devices and multipath options (input/output/port/remote unused).
+    pub run: RunOptions,
+    /// SOCKS5 listening address.
+    pub socks: Option<SocketAddr>,
+    /// Port forwards.
+    pub forwards: Vec<ForwardSpec>,
+    /// Most connections relayed at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long an MPTCP handshake to a destination may take.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            run: RunOptions::default(),
+            socks: None,
+            forwards: Vec::new(),
+            max_connections: 256,
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Whether a `--input`/`--output` path means stdin/stdout.
+pub fn is_stdio(p: &std::path::Path) -> bool {
+    p.as_os_str() == "-"
+}
+
 /// Everything `connect` and `listen` need.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunOptions {
@@ -161,10 +269,14 @@ pub struct RunOptions {
     pub remote: Option<SocketAddr>,
     /// `listen`: the port.
     pub port: Option<u16>,
-    /// Data to send (nothing if `None`).
+    /// Data to send (nothing if `None`; `-` is stdin, relayed as it arrives).
     pub input: Option<PathBuf>,
-    /// Where to write the received data (discarded if `None`).
+    /// Where to write the received data (discarded if `None`; `-` is stdout, flushed after
+    /// every read).
     pub output: Option<PathBuf>,
+    /// `listen`: relay every accepted connection to this TCP service instead of
+    /// `input`/`output`.
+    pub forward: Option<Target>,
     /// `listen`: serve one connection, then exit.
     pub once: bool,
     pub path_manager: String,
@@ -195,6 +307,7 @@ impl Default for RunOptions {
             port: None,
             input: None,
             output: None,
+            forward: None,
             once: false,
             path_manager: "fullmesh".into(),
             scheduler: "minrtt".into(),
@@ -284,6 +397,12 @@ pub fn run_listen(opts: &RunOptions) -> Result<Summary, String> {
     crate::io::runner::run_listen(opts)
 }
 
+/// Runs the SOCKS5 proxy and port forwards until the process is terminated; returns only
+/// on a set-up error.
+pub fn run_proxy(opts: &ProxyOptions) -> Result<(), String> {
+    crate::io::proxy::run_proxy(opts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +468,50 @@ mod tests {
         assert!(line.contains(
             "sf0=198.18.1.2:40000->198.18.1.1:5201,sent=10,received=20,rtt=1.5ms,retrans=3"
         ));
+    }
+
+    #[test]
+    fn targets_and_forwards_parse_and_reject() {
+        assert_eq!(
+            "198.18.1.1:80".parse::<Target>().unwrap(),
+            Target::Addr("198.18.1.1:80".parse().unwrap())
+        );
+        assert_eq!(
+            "[2001:2::1]:443".parse::<Target>().unwrap(),
+            Target::Addr("[2001:2::1]:443".parse().unwrap())
+        );
+        assert_eq!(
+            "example.com:22".parse::<Target>().unwrap(),
+            Target::Name("example.com".into(), 22)
+        );
+        assert_eq!(
+            "example.com:22".parse::<Target>().unwrap().to_string(),
+            "example.com:22"
+        );
+        for bad in [
+            "example.com",
+            "example.com:",
+            ":80",
+            "example.com:0",
+            "example.com:65536",
+            "2001:2::1:80",
+            "a b:80",
+        ] {
+            assert!(bad.parse::<Target>().is_err(), "{bad}");
+        }
+        let f: ForwardSpec = "7000=198.18.1.1:7".parse().unwrap();
+        assert_eq!(f.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(f.target, Target::Addr("198.18.1.1:7".parse().unwrap()));
+        let f: ForwardSpec = "0.0.0.0:2222=host.test:22".parse().unwrap();
+        assert_eq!(f.listen, "0.0.0.0:2222".parse().unwrap());
+        assert_eq!(f.target, Target::Name("host.test".into(), 22));
+        let f: ForwardSpec = "[::1]:2222=[2001:2::1]:22".parse().unwrap();
+        assert_eq!(f.listen, "[::1]:2222".parse().unwrap());
+        for bad in ["7000", "0=h:1", "x=h:1", "7000=h", "7000=h:0", "99999=h:1"] {
+            assert!(bad.parse::<ForwardSpec>().is_err(), "{bad}");
+        }
+        assert!(is_stdio(std::path::Path::new("-")));
+        assert!(!is_stdio(std::path::Path::new("./-x")));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use mptun::cli::{self, RunOptions, TunSpec};
+use mptun::cli::{self, ForwardSpec, ProxyOptions, RunOptions, Target, TunSpec};
 use mptun::testbed::peer::{self, PeerArgs};
 
 #[derive(Parser, Debug)]
@@ -43,8 +43,31 @@ enum Cmd {
         /// Announce the other TUN addresses to the peer (ADD_ADDR).
         #[arg(long)]
         announce: bool,
+        /// Relay every accepted connection to this TCP service (kernel TCP; a host name is
+        /// resolved for each connection) instead of --input/--output.
+        #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["input", "output"])]
+        forward: Option<Target>,
         #[command(flatten)]
         common: Common,
+    },
+    /// Carry unmodified applications over MPTCP: a SOCKS5 proxy and port forwards on kernel
+    /// TCP, each accepted connection carried over its own MPTCP connection.
+    Proxy {
+        /// Serve SOCKS5 (RFC 1928: CONNECT, no authentication) on ADDR:PORT, e.g.
+        /// 127.0.0.1:1080.
+        #[arg(long, value_name = "ADDR:PORT", required_unless_present = "forwards")]
+        socks: Option<SocketAddr>,
+        /// Accept TCP on LPORT (127.0.0.1, or ADDR) and carry it to HOST:PORT (repeatable).
+        #[arg(long = "forward", value_name = "[ADDR:]LPORT=HOST:PORT")]
+        forwards: Vec<ForwardSpec>,
+        /// Most connections relayed at once; more wait in the listen backlog.
+        #[arg(long, default_value_t = 256)]
+        max_connections: usize,
+        /// Give up an MPTCP handshake to a destination after MS milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 30_000)]
+        connect_timeout: u64,
+        #[command(flatten)]
+        paths: Paths,
     },
     /// Run the demo: mptun <-> Linux MPTCP in a namespace over two TUN devices (needs root).
     Demo {
@@ -57,17 +80,26 @@ enum Cmd {
     LinuxPeer(PeerArgs),
 }
 
+/// `connect` and `listen`: the paths and the data.
 #[derive(Args, Debug)]
 struct Common {
+    /// File to send; `-` relays stdin as it arrives.
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// File to write the received data to; `-` writes it to stdout as it arrives (the
+    /// summary then goes to stderr), e.g. for ssh's ProxyCommand.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    paths: Paths,
+}
+
+/// The TUN devices and multipath options, shared by `connect`, `listen` and `proxy`.
+#[derive(Args, Debug)]
+struct Paths {
     /// TUN device and mptun's address on it, NAME=ADDR (repeatable, one per path).
     #[arg(long = "tun", value_name = "NAME=ADDR", required = true)]
     tuns: Vec<TunSpec>,
-    /// File to send.
-    #[arg(long, value_name = "FILE")]
-    input: Option<PathBuf>,
-    /// File to write the received data to.
-    #[arg(long, value_name = "FILE")]
-    output: Option<PathBuf>,
     /// fullmesh, ndiffports:N or manual.
     #[arg(long, default_value = "fullmesh", value_parser = cli::parse_path_manager)]
     path_manager: String,
@@ -105,9 +137,17 @@ struct Common {
 impl Common {
     fn into_options(self) -> RunOptions {
         RunOptions {
-            tuns: self.tuns,
             input: self.input,
             output: self.output,
+            ..self.paths.into_options()
+        }
+    }
+}
+
+impl Paths {
+    fn into_options(self) -> RunOptions {
+        RunOptions {
+            tuns: self.tuns,
             path_manager: self.path_manager,
             scheduler: self.scheduler,
             congestion: self.congestion,
@@ -135,10 +175,15 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-fn print_outcome(result: Result<cli::Summary, String>) -> ExitCode {
+/// Prints the summary on stdout, or on stderr when stdout carried the data (`--output -`).
+fn print_outcome(result: Result<cli::Summary, String>, opts: &RunOptions) -> ExitCode {
     match result {
         Ok(summary) => {
-            println!("{summary}");
+            if opts.output.as_deref().is_some_and(cli::is_stdio) {
+                eprintln!("{summary}");
+            } else {
+                println!("{summary}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -155,19 +200,43 @@ fn main() -> ExitCode {
         Cmd::Connect { remote, common } => {
             let mut opts = common.into_options();
             opts.remote = Some(remote);
-            print_outcome(cli::run_connect(&opts))
+            print_outcome(cli::run_connect(&opts), &opts)
         }
         Cmd::Listen {
             port,
             once,
             announce,
+            forward,
             common,
         } => {
             let mut opts = common.into_options();
             opts.port = Some(port);
             opts.once = once;
             opts.announce = announce;
-            print_outcome(cli::run_listen(&opts))
+            opts.forward = forward;
+            print_outcome(cli::run_listen(&opts), &opts)
+        }
+        Cmd::Proxy {
+            socks,
+            forwards,
+            max_connections,
+            connect_timeout,
+            paths,
+        } => {
+            let opts = ProxyOptions {
+                run: paths.into_options(),
+                socks,
+                forwards,
+                max_connections,
+                connect_timeout: std::time::Duration::from_millis(connect_timeout),
+            };
+            match cli::run_proxy(&opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mptun: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Cmd::Demo { size } => {
             let exe = match std::env::current_exe() {
@@ -266,12 +335,13 @@ mod tests {
             once,
             announce,
             common,
+            ..
         } = c.command
         else {
             panic!("not listen")
         };
         assert_eq!((port, once, announce), (5201, true, true));
-        assert_eq!(common.path_manager, "ndiffports:2");
+        assert_eq!(common.paths.path_manager, "ndiffports:2");
         // Missing --tun, bad tun spec, unknown scheduler, bad path manager.
         for bad in [
             &["mptun", "listen", "--port", "1"][..],
@@ -299,5 +369,119 @@ mod tests {
         ] {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn proxy_and_forward_contracts_parse() {
+        let c = Cli::try_parse_from([
+            "mptun",
+            "proxy",
+            "--tun",
+            "tun0=198.18.1.2",
+            "--tun",
+            "tun1=198.18.2.2",
+            "--socks",
+            "127.0.0.1:1080",
+            "--forward",
+            "7000=198.18.1.1:7",
+            "--forward",
+            "0.0.0.0:2222=host.test:22",
+            "--scheduler",
+            "redundant",
+            "--connect-timeout",
+            "500",
+        ])
+        .unwrap();
+        let Cmd::Proxy {
+            socks,
+            forwards,
+            max_connections,
+            connect_timeout,
+            paths,
+        } = c.command
+        else {
+            panic!("not proxy")
+        };
+        assert_eq!(socks, Some("127.0.0.1:1080".parse().unwrap()));
+        assert_eq!(forwards.len(), 2);
+        assert_eq!(forwards[1].target, Target::Name("host.test".into(), 22));
+        assert_eq!((max_connections, connect_timeout), (256, 500));
+        let o = paths.into_options();
+        assert_eq!((o.tuns.len(), o.scheduler.as_str()), (2, "redundant"));
+        // forward only is enough; neither is an error; --input is not a proxy option
+        assert!(Cli::try_parse_from([
+            "mptun",
+            "proxy",
+            "--tun",
+            "t=1.1.1.1",
+            "--forward",
+            "1=h:2"
+        ])
+        .is_ok());
+        assert!(Cli::try_parse_from(["mptun", "proxy", "--tun", "t=1.1.1.1"]).is_err());
+        assert!(Cli::try_parse_from([
+            "mptun",
+            "proxy",
+            "--tun",
+            "t=1.1.1.1",
+            "--socks",
+            "127.0.0.1:1",
+            "--input",
+            "x"
+        ])
+        .is_err());
+        assert!(
+            Cli::try_parse_from(["mptun", "proxy", "--tun", "t=1.1.1.1", "--forward", "1=h"])
+                .is_err()
+        );
+
+        let c = Cli::try_parse_from([
+            "mptun",
+            "listen",
+            "--tun",
+            "t=1.1.1.1",
+            "--port",
+            "22",
+            "--forward",
+            "127.0.0.1:22",
+        ])
+        .unwrap();
+        let Cmd::Listen { forward, .. } = c.command else {
+            panic!("not listen")
+        };
+        assert_eq!(forward, Some(Target::Addr("127.0.0.1:22".parse().unwrap())));
+        // --forward relays: no --input/--output with it
+        assert!(Cli::try_parse_from([
+            "mptun",
+            "listen",
+            "--tun",
+            "t=1.1.1.1",
+            "--port",
+            "22",
+            "--forward",
+            "h:22",
+            "--output",
+            "x",
+        ])
+        .is_err());
+        // connect as a pipe
+        let c = Cli::try_parse_from([
+            "mptun",
+            "connect",
+            "--tun",
+            "t=1.1.1.1",
+            "1.1.1.2:22",
+            "--input",
+            "-",
+            "--output",
+            "-",
+        ])
+        .unwrap();
+        let Cmd::Connect { common, .. } = c.command else {
+            panic!("not connect")
+        };
+        let o = common.into_options();
+        assert!(o.input.as_deref().is_some_and(cli::is_stdio));
+        assert!(o.output.as_deref().is_some_and(cli::is_stdio));
     }
 }

@@ -5,7 +5,9 @@
 //! - [`sim`]: a deterministic simulated network on a virtual clock driving sans-IO endpoints;
 //! - [`tun`]: Linux TUN device, eventfd waker and `poll(2)` helper;
 //! - [`clock`]: OS clock <-> [`crate::time::Instant`];
-//! - [`pcap`]: capture writer (LINKTYPE_RAW).
+//! - [`pcap`]: capture writer (LINKTYPE_RAW);
+//! - [`runner`]: what `mptun connect`/`listen` do; [`proxy`]: `mptun proxy` and
+//!   `listen --forward` (the relay between kernel TCP and MPTCP); [`socks5`]: RFC 1928.
 //!
 //! See `docs/IO.md`.
 
@@ -21,7 +23,9 @@ pub use sim::{Endpoint, LinkStats, PacketInfo, SimNet, SimStats, Verdict};
 pub mod tun;
 pub use tun::{poll_fds, Tun, Waker};
 pub mod driver;
+pub mod proxy;
 pub mod runner;
+pub mod socks5;
 
 impl sim::Endpoint for crate::stack::Stack {
     fn handle_packet(&mut self, now: crate::time::Instant, packet: &[u8]) {

@@ -2,7 +2,7 @@
 //! one transfer (send `--input`, write what arrives to `--output`), report a summary.
 
 use crate::api::{MptcpListener, MptcpStream, StackHandle};
-use crate::cli::{RunOptions, SubflowSummary, Summary};
+use crate::cli::{is_stdio, RunOptions, SubflowSummary, Summary};
 use crate::crypto::KeyGen;
 use crate::io::driver::{Port, Runtime};
 use crate::io::impair::Impairment;
@@ -18,7 +18,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the closing handshake may take once both sides finished sending.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
+pub(crate) fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
     let mut cfg = ConnConfig {
         mptcp: opts.mptcp,
         checksum: opts.checksum,
@@ -63,7 +63,7 @@ fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
     Ok(cfg)
 }
 
-fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
+pub(crate) fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
     if opts.tuns.is_empty() {
         return Err("at least one --tun NAME=ADDR is needed".into());
     }
@@ -189,7 +189,7 @@ extern "C" fn on_terminate(_sig: libc::c_int) {
 /// Installs the SIGTERM/SIGINT handler and a thread that, once it fired, dumps the stack's
 /// connections (state, sequence numbers, every subflow's TCP state and counters) to stderr
 /// and exits with status 124 (what `timeout` reports).
-fn install_state_dump(handle: StackHandle) {
+pub(crate) fn install_state_dump(handle: StackHandle) {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(
@@ -242,7 +242,13 @@ fn install_state_dump(handle: StackHandle) {
 
 /// `mptun listen`.
 pub fn run_listen(opts: &RunOptions) -> Result<Summary, String> {
+    if let Some(target) = &opts.forward {
+        return crate::io::proxy::run_listen_forward(opts, target);
+    }
     let port = opts.port.ok_or("listen needs --port")?;
+    if !opts.once && opts.input.as_deref().is_some_and(is_stdio) {
+        return Err("--input - (stdin) can be sent once only: add --once".into());
+    }
     let rt = start_runtime(opts)?;
     install_state_dump(rt.handle().clone());
     let listener = MptcpListener::bind_with(rt.handle(), port, Some(conn_config(opts)?))
@@ -263,25 +269,28 @@ pub fn run_listen(opts: &RunOptions) -> Result<Summary, String> {
     }
 }
 
-struct Transfer {
-    sent: u64,
-    received: u64,
-    start: Instant,
+/// What one connection moved, for its [`Summary`].
+pub(crate) struct Transfer {
+    pub(crate) sent: u64,
+    pub(crate) received: u64,
+    pub(crate) start: Instant,
 }
 
 fn transfer(stream: &MptcpStream, opts: &RunOptions, start: Instant) -> Result<Transfer, String> {
-    let input = match &opts.input {
+    let input: Option<Box<dyn Read + Send>> = match &opts.input {
+        Some(p) if is_stdio(p) => Some(Box::new(io::stdin())),
         Some(p) => {
-            Some(File::open(p).map_err(|e| format!("cannot open --input {}: {e}", p.display()))?)
+            Some(Box::new(File::open(p).map_err(|e| {
+                format!("cannot open --input {}: {e}", p.display())
+            })?))
         }
         None => None,
     };
     let mut output = match &opts.output {
-        Some(p) => {
-            Some(BufWriter::new(File::create(p).map_err(|e| {
-                format!("cannot create --output {}: {e}", p.display())
-            })?))
-        }
+        Some(p) if is_stdio(p) => Some(Output::Pipe(take_stdout()?)),
+        Some(p) => Some(Output::File(BufWriter::new(
+            File::create(p).map_err(|e| format!("cannot create --output {}: {e}", p.display()))?,
+        ))),
         None => None,
     };
     let has_input = input.is_some();
@@ -291,9 +300,12 @@ fn transfer(stream: &MptcpStream, opts: &RunOptions, start: Instant) -> Result<T
         if let Some(mut f) = input {
             let mut buf = vec![0u8; 256 * 1024];
             loop {
-                let n = f
-                    .read(&mut buf)
-                    .map_err(|e| format!("reading --input: {e}"))?;
+                // stdin: whatever is there is sent at once (interactive use)
+                let n = match f.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(format!("reading --input: {e}")),
+                };
                 if n == 0 {
                     break;
                 }
@@ -316,7 +328,7 @@ fn transfer(stream: &MptcpStream, opts: &RunOptions, start: Instant) -> Result<T
             Ok(n) => {
                 received += n as u64;
                 if let Some(o) = output.as_mut() {
-                    if let Err(e) = o.write_all(&buf[..n]) {
+                    if let Err(e) = o.write_chunk(&buf[..n]) {
                         break Err(format!("writing --output: {e}"));
                     }
                 }
@@ -325,17 +337,19 @@ fn transfer(stream: &MptcpStream, opts: &RunOptions, start: Instant) -> Result<T
             Err(e) => break Err(format!("receiving: {e}")),
         }
     };
-    if let Some(mut o) = output {
-        o.flush().map_err(|e| format!("writing --output: {e}"))?;
+    // End of the received stream: close the output now (a pipe reader sees EOF while our
+    // sending direction may go on).
+    if let Some(o) = output.take() {
+        o.close().map_err(|e| format!("writing --output: {e}"))?;
     }
-    if read_result.is_err() {
+    if let Err(e) = read_result {
         let _ = stream.shutdown(Shutdown::Both);
+        // the sender may be blocked reading stdin: it is not waited for
+        return Err(e);
     }
     let sent = writer
         .join()
-        .map_err(|_| "sender thread panicked".to_string())?;
-    read_result?;
-    let sent = sent?;
+        .map_err(|_| "sender thread panicked".to_string())??;
     if !has_input {
         // we send nothing and close our direction once the peer closed its own
         stream
@@ -349,7 +363,65 @@ fn transfer(stream: &MptcpStream, opts: &RunOptions, start: Instant) -> Result<T
     })
 }
 
-fn summarize(handle: &StackHandle, stream: &MptcpStream, t: Transfer) -> Summary {
+/// Where received data goes.
+enum Output {
+    File(BufWriter<File>),
+    /// stdout (`--output -`): written and flushed chunk by chunk.
+    Pipe(File),
+}
+
+impl Output {
+    fn write_chunk(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Output::File(f) => f.write_all(data),
+            Output::Pipe(f) => {
+                f.write_all(data)?;
+                f.flush()
+            }
+        }
+    }
+
+    fn close(self) -> io::Result<()> {
+        match self {
+            Output::File(mut f) => f.flush(),
+            Output::Pipe(f) => {
+                drop(f);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Takes file descriptor 1 for the data of `--output -` and points fd 1 at /dev/null, so
+/// that closing the returned file closes the pipe (the reader sees end of stream before
+/// mptun exits) and nothing else printed on stdout can mix into the data. The summary goes
+/// to stderr in this mode (see `src/bin/mptun.rs`).
+fn take_stdout() -> Result<File, String> {
+    use std::os::fd::FromRawFd;
+    let _ = io::stdout().lock().flush();
+    // SAFETY: dup(1) returns a new descriptor we own (checked for -1 below).
+    let fd = unsafe { libc::dup(1) };
+    if fd < 0 {
+        return Err(format!(
+            "--output -: dup(1): {}",
+            io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: `fd` is a valid descriptor owned by nobody else.
+    let out = unsafe { File::from_raw_fd(fd) };
+    let null = File::options()
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("--output -: /dev/null: {e}"))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: both descriptors are valid; dup2 atomically replaces fd 1.
+    if unsafe { libc::dup2(null.as_raw_fd(), 1) } < 0 {
+        return Err(format!("--output -: dup2: {}", io::Error::last_os_error()));
+    }
+    Ok(out)
+}
+
+pub(crate) fn summarize(handle: &StackHandle, stream: &MptcpStream, t: Transfer) -> Summary {
     let id = stream.id();
     let (mptcp, subflows) = handle.with_stack(|s| match s.connection(id) {
         Some(c) => (
@@ -380,7 +452,7 @@ fn summarize(handle: &StackHandle, stream: &MptcpStream, t: Transfer) -> Summary
     }
 }
 
-fn finish(
+pub(crate) fn finish(
     rt: Runtime,
     stream: MptcpStream,
     r: Result<Transfer, String>,
