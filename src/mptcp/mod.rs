@@ -1998,10 +1998,18 @@ impl Connection {
             if self.mode != Mode::Mptcp {
                 return;
             }
-            // client: MP_CAPABLE on the third ACK and on the first data packet (RFC 8684 3.1)
+            // client: MP_CAPABLE on the third ACK and on the first data packet (RFC 8684 3.1).
+            // Its mapping is implicit: the payload is the data stream's first bytes. Data
+            // that starts elsewhere (the first DSNs went to another subflow) needs a DSS.
+            let idsn1 = self.local_idsn.wrapping_add(1);
             if self.role == Role::Client
                 && !self.fully_established
                 && seg.seq == sf.tcb.iss().wrapping_add(1)
+                && (seg.payload_len == 0
+                    || sf
+                        .tx_maps
+                        .lookup(seg.offset)
+                        .is_some_and(|(d, _)| d == idsn1))
             {
                 let data_len = (seg.payload_len > 0)
                     .then_some(seg.payload_len.min(u32::from(u16::MAX)) as u16);
@@ -2015,7 +2023,7 @@ impl Connection {
                     data_len,
                     checksum,
                 }));
-                out.mpc_dsn = self.local_idsn.wrapping_add(1);
+                out.mpc_dsn = idsn1;
                 return;
             }
         }

@@ -399,6 +399,11 @@ impl Connection {
                     let rto = sf.tcb.stats().rto.max(Duration::from_millis(200));
                     sf.join_timer = Some(now + rto);
                     sf.join_retries = 0;
+                    // the server's HMAC covers our key: it has it, as a DSS would show (a
+                    // join can complete before the initial subflow receives any DSS, e.g.
+                    // when a held join's timer expired); from now on the initial subflow
+                    // uses DSS mappings, not the MP_CAPABLE-with-data form
+                    self.fully_established = true;
                     true
                 }
                 _ => {
