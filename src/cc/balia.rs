@@ -91,7 +91,7 @@ impl CongestionControl for Balia {
     }
     fn on_rto(&mut self, _now: Instant, ctx: &AckContext) {
         self.core.set_mss(ctx.mss);
-        self.core.rto(ctx.in_flight);
+        self.core.rto(ctx);
     }
 }
 

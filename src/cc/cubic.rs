@@ -40,7 +40,13 @@ impl Cubic {
         C * (t - self.k).powi(3) + self.w_max
     }
 
-    fn reduce(&mut self, rto: bool) {
+    fn reduce(&mut self, rto: bool, hold_ssthresh: bool) {
+        self.epoch = None;
+        if rto && hold_ssthresh {
+            // the loss was already answered (RFC 5681 3.1): only the window collapses
+            self.core.cwnd = self.core.mss;
+            return;
+        }
         let cwnd = self.segs();
         // fast convergence (RFC 9438 4.7)
         self.w_max = if cwnd < self.w_max {
@@ -119,11 +125,11 @@ impl CongestionControl for Cubic {
     }
     fn on_congestion_event(&mut self, _now: Instant, ctx: &AckContext) {
         self.core.set_mss(ctx.mss);
-        self.reduce(false);
+        self.reduce(false, false);
     }
     fn on_rto(&mut self, _now: Instant, ctx: &AckContext) {
         self.core.set_mss(ctx.mss);
-        self.reduce(true);
+        self.reduce(true, ctx.hold_ssthresh);
     }
 }
 

@@ -91,6 +91,10 @@ pub struct AckContext<'a> {
     pub mss: u16,
     pub srtt: Option<Duration>,
     pub coupling: Option<&'a CouplingView>,
+    /// `on_rto` only: the loss this timeout reports was already answered (the timer fired
+    /// during fast recovery, whose reduction stands, or it fired again for a segment the
+    /// timer already retransmitted, RFC 5681 3.1): keep ssthresh, collapse cwnd alone.
+    pub hold_ssthresh: bool,
 }
 
 /// A congestion controller for one subflow.
@@ -209,9 +213,12 @@ impl RenoCore {
         self.frac = 0.0;
     }
 
-    /// RTO: ssthresh as on loss, cwnd = one segment (RFC 5681 eq. 4 and LW = 1 SMSS).
-    pub fn rto(&mut self, in_flight: u32) {
-        self.ssthresh = (in_flight / 2).max(2 * self.mss);
+    /// RTO: ssthresh as on loss (unless `ctx.hold_ssthresh`), cwnd = one segment (RFC 5681
+    /// eq. 4 and LW = 1 SMSS). `ctx.in_flight` is FlightSize (all outstanding data).
+    pub fn rto(&mut self, ctx: &AckContext) {
+        if !ctx.hold_ssthresh {
+            self.ssthresh = (ctx.in_flight / 2).max(2 * self.mss);
+        }
         self.cwnd = self.mss;
         self.ca_acc = 0;
         self.frac = 0.0;
@@ -228,6 +235,7 @@ pub(crate) mod test_util {
             mss,
             srtt: Some(Duration::from_millis(100)),
             coupling: None,
+            hold_ssthresh: false,
         }
     }
 

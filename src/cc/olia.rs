@@ -123,7 +123,7 @@ impl CongestionControl for Olia {
     }
     fn on_rto(&mut self, _now: Instant, ctx: &AckContext) {
         self.core.set_mss(ctx.mss);
-        self.core.rto(ctx.in_flight);
+        self.core.rto(ctx);
     }
 }
 

@@ -532,6 +532,7 @@ impl Tcb {
             mss: self.smss() as u16,
             srtt: self.srtt(),
             coupling: None,
+            hold_ssthresh: false,
         };
         self.cc.on_congestion_event(now, &ctx);
     }
@@ -794,11 +795,17 @@ impl Tcb {
                     self.close_with(CloseReason::Timeout);
                     return;
                 }
+                // RFC 5681 eq. 4: ssthresh from FlightSize (everything outstanding; not
+                // `pipe`, which during SACK recovery counts only what is believed in the
+                // network and may be nearly 0). A timeout during fast recovery, whose
+                // reduction stands, or a repeated timeout keeps ssthresh (RFC 5681 3.1;
+                // Linux's tcp_enter_loss): the same loss must not shrink it twice.
                 let ctx = AckContext {
-                    in_flight: self.in_flight(),
+                    in_flight: u32::try_from(self.snd_max - self.snd_una).unwrap_or(u32::MAX),
                     mss: self.smss() as u16,
                     srtt: self.srtt,
                     coupling: self.coupling.as_ref(),
+                    hold_ssthresh: self.in_recovery || self.retries > 1,
                 };
                 self.cc.on_rto(now, &ctx);
                 self.note_loss();
@@ -1191,6 +1198,7 @@ impl Tcb {
                         mss: smss as u16,
                         srtt: self.srtt,
                         coupling: self.coupling.as_ref(),
+                        hold_ssthresh: false,
                     };
                     let acked = u32::try_from(data_acked).unwrap_or(u32::MAX);
                     self.cc.on_ack(now, acked, rtt, &ctx);
@@ -1229,6 +1237,7 @@ impl Tcb {
             mss: self.smss() as u16,
             srtt: self.srtt,
             coupling: self.coupling.as_ref(),
+            hold_ssthresh: false,
         };
         self.cc.on_congestion_event(now, &ctx);
         self.note_loss();
@@ -1984,5 +1993,76 @@ mod tests {
         assert_eq!(p.bytes_since_loss, 3000);
         assert!(p.usable);
         assert_eq!(p.mss, 1000);
+    }
+
+    /// `established()` with SACK negotiated.
+    fn established_sack() -> Tcb {
+        let now = Instant::ZERO;
+        let cfg = Config {
+            timestamps: false,
+            congestion: "reno",
+            ..Config::default()
+        };
+        let mut t = Tcb::connect(cfg, 100, now);
+        t.poll_transmit(now, &TX).unwrap();
+        let mut sa = seg(500, 101, flags::SYN | flags::ACK, &[]);
+        sa.options.mss = Some(1000);
+        sa.options.sack_permitted = true;
+        t.handle_segment(Instant::from_millis(50), &sa, &mut NullSink(0));
+        assert_eq!(t.poll_event(), Some(Event::Established));
+        t.poll_transmit(Instant::from_millis(50), &TX).unwrap();
+        t
+    }
+
+    /// Sends what cwnd allows the way the MPTCP connection feeds a subflow: it enqueues
+    /// what `send_capacity()` allows beyond what is queued unsent, then polls. Returns the payload sizes sent.
+    fn fill(t: &mut Tcb, now: Instant, tx: &TxParams) -> Vec<u32> {
+        let mut out = Vec::new();
+        loop {
+            let unsent = t.send_queue_end() - t.snd_max_offset();
+            let room = u64::from(t.send_capacity()).saturating_sub(unsent) as u32;
+            if room > 0 {
+                t.enqueue(room);
+            }
+            match t.poll_transmit(now, tx) {
+                Some(s) if s.payload_len > 0 => out.push(s.payload_len),
+                Some(_) => {}
+                None => return out,
+            }
+        }
+    }
+
+    /// RFC 5681 3.1 / RFC 6675 5.1: a timeout during SACK recovery does not reduce ssthresh
+    /// below what the recovery already set (from FlightSize, not from `pipe`, which is
+    /// nearly 0 when everything but the hole is SACKed); a repeated timeout keeps it too.
+    #[test]
+    fn rto_during_sack_recovery_keeps_the_ssthresh_from_flight_size() {
+        let mut t = established_sack();
+        let now = Instant::from_millis(60);
+        assert_eq!(fill(&mut t, now, &TX), vec![1000; 10]);
+        // segment 1 lost, 2..10 SACKed
+        let mut ack = seg(501, 101, flags::ACK, &[]);
+        ack.options.sack.push(1101, 10101);
+        t.handle_segment(now, &ack, &mut NullSink(0));
+        assert_eq!(t.cc.ssthresh(), 5000, "recovery: FlightSize / 2");
+        let rx = t.poll_transmit(now, &TX).expect("fast retransmit");
+        assert_eq!((rx.seq, rx.payload_len), (101, 1000));
+        // the retransmission is lost too
+        let at = t.poll_timeout().unwrap();
+        t.handle_timeout(at);
+        assert_eq!(t.cwnd(), 1000);
+        assert_eq!(t.cc.ssthresh(), 5000, "not from pipe");
+        let rx = t.poll_transmit(at, &TX).expect("retransmission");
+        assert_eq!((rx.seq, rx.payload_len), (101, 1000));
+        let at = t.poll_timeout().unwrap();
+        t.handle_timeout(at);
+        assert_eq!(t.cc.ssthresh(), 5000, "repeated timeout holds ssthresh");
+
+        // outside recovery, ssthresh comes from FlightSize: 10 segments out, none SACKed
+        let mut t = established_sack();
+        assert_eq!(fill(&mut t, now, &TX).len(), 10);
+        let at = t.poll_timeout().unwrap();
+        t.handle_timeout(at);
+        assert_eq!(t.cc.ssthresh(), 5000);
     }
 }
