@@ -90,6 +90,9 @@ pub struct Tcb {
     /// Largest payload the path carries (from the device MTU or ICMP "packet too big"),
     /// before TCP options are taken out.
     path_mss: u16,
+    /// Option bytes the caller adds to data segments (`TxParams::extra_option_len`, last
+    /// seen), so that the congestion window counts segments of the payload they carry.
+    data_extra: usize,
 
     // ---- receive side (receive-space offsets: 0 = SYN, 1 + k = stream byte k) ----
     irs: u32,
@@ -195,6 +198,7 @@ impl Tcb {
             ts_ok: false,
             peer_mss: DEFAULT_MSS,
             path_mss: u16::MAX,
+            data_extra: 0,
             irs: 0,
             rcv_nxt_off: 0,
             fin_rcvd: false,
@@ -362,7 +366,7 @@ impl Tcb {
         PathCc {
             cwnd: self.cc.cwnd(),
             srtt: self.srtt.unwrap_or(self.rto),
-            mss: self.smss() as u16,
+            mss: self.seg_mss() as u16,
             bytes_since_loss: self.stats.bytes_acked - self.acked_at_loss,
             bytes_between_last_losses: self.acked_between_losses,
             usable: matches!(self.state, State::Established | State::CloseWait),
@@ -386,6 +390,17 @@ impl Tcb {
     /// options come out of it (RFC 6691), see `data_segment`.
     fn smss(&self) -> u32 {
         u32::from(self.peer_mss.min(self.cfg.mss).min(self.path_mss).max(64))
+    }
+
+    /// Payload of a full data segment: SMSS minus the options every data segment carries
+    /// (timestamps and the caller's, padded; SACK blocks, which come and go, aside). The
+    /// congestion window is kept in units of it (RFC 5681's SMSS is the largest segment
+    /// the sender can send, options excluded): counted in SMSS, a window of N SMSS would
+    /// carry N full segments plus a runt of N times the option bytes.
+    fn seg_mss(&self) -> u32 {
+        let ts = if self.ts_ok { TS_LEN } else { 0 };
+        let opts = (ts + self.data_extra + 3) & !3;
+        self.smss().saturating_sub(opts as u32).max(1)
     }
 
     /// The path MTU (minus IP and TCP headers) is `mss` (RFC 1191 / RFC 8201: an ICMP
@@ -529,7 +544,7 @@ impl Tcb {
     pub fn penalise(&mut self, now: Instant) {
         let ctx = AckContext {
             in_flight: self.in_flight(),
-            mss: self.smss() as u16,
+            mss: self.seg_mss() as u16,
             srtt: self.srtt(),
             coupling: None,
             hold_ssthresh: false,
@@ -553,7 +568,13 @@ impl Tcb {
         ) {
             return 0;
         }
-        let cwnd_room = self.cc.cwnd().saturating_sub(self.in_flight());
+        // whole segments only (cwnd counts them, see `seg_mss`), so that a caller that
+        // hands over exactly this much does not make the last segment a runt; with
+        // nothing in flight one segment always may go
+        let flight = self.in_flight();
+        let seg = self.seg_mss();
+        let room = self.cc.cwnd().saturating_sub(flight);
+        let cwnd_room = (room - room % seg).max(if flight == 0 { seg } else { 0 });
         let wnd_room = (self.snd_una + u64::from(self.snd_wnd)).saturating_sub(self.snd_nxt);
         cwnd_room.min(u32::try_from(wnd_room).unwrap_or(u32::MAX))
     }
@@ -579,7 +600,7 @@ impl Tcb {
             let retrans = (re_end - self.snd_una) - self.sacked_in(self.snd_una, re_end);
             (out + retrans).saturating_sub(sacked + lost)
         } else {
-            out.saturating_sub(u64::from(self.dupacks) * u64::from(self.smss()))
+            out.saturating_sub(u64::from(self.dupacks) * u64::from(self.seg_mss()))
         };
         u32::try_from(pipe).unwrap_or(u32::MAX)
     }
@@ -802,7 +823,7 @@ impl Tcb {
                 // Linux's tcp_enter_loss): the same loss must not shrink it twice.
                 let ctx = AckContext {
                     in_flight: u32::try_from(self.snd_max - self.snd_una).unwrap_or(u32::MAX),
-                    mss: self.smss() as u16,
+                    mss: self.seg_mss() as u16,
                     srtt: self.srtt,
                     coupling: self.coupling.as_ref(),
                     hold_ssthresh: self.in_recovery || self.retries > 1,
@@ -1045,7 +1066,7 @@ impl Tcb {
         } else {
             State::Established
         };
-        self.cc = controller(&self.cfg, self.smss() as u16);
+        self.cc = controller(&self.cfg, self.seg_mss() as u16);
         self.events.push_back(Event::Established);
     }
 
@@ -1148,7 +1169,7 @@ impl Tcb {
             return true; // old duplicate: ignore the ACK, keep the data
         }
         let a = a as u64;
-        let smss = self.smss();
+        let smss = self.seg_mss();
         self.probes_unanswered = 0;
         if self.sack_ok {
             for &(l, r) in seg.options.sack.as_slice() {
@@ -1234,7 +1255,7 @@ impl Tcb {
     fn enter_recovery(&mut self, now: Instant) {
         let ctx = AckContext {
             in_flight: u32::try_from(self.snd_max - self.snd_una).unwrap_or(u32::MAX),
-            mss: self.smss() as u16,
+            mss: self.seg_mss() as u16,
             srtt: self.srtt,
             coupling: self.coupling.as_ref(),
             hold_ssthresh: false,
@@ -1355,6 +1376,7 @@ impl Tcb {
 
     /// Next segment to transmit, if any.
     pub fn poll_transmit(&mut self, now: Instant, tx: &TxParams) -> Option<SegmentOut> {
+        self.data_extra = tx.extra_option_len.min(MAX_OPT);
         let seg = self.poll_inner(now, tx);
         if let Some(s) = &seg {
             self.stats.segs_out += 1;
@@ -1594,15 +1616,17 @@ impl Tcb {
             }
         }
         let cwnd = self.cc.cwnd();
-        // 2. SACK loss recovery: the next hole while pipe < cwnd (RFC 6675 NextSeg rule 1)
-        if self.in_recovery && self.sack_ok && self.in_flight() < cwnd {
+        // 2. SACK loss recovery: the next hole while it fits in cwnd - pipe (RFC 6675 5 (C)
+        // and NextSeg rule 1)
+        if self.in_recovery && self.sack_ok {
+            let pipe = self.in_flight();
             if let Some((s, e)) = self.next_hole(self.rexmit_next) {
                 let len = e
                     .min(s + max_payload)
                     .min(data_end)
                     .min(s.saturating_add(self.to_boundary(s)))
                     .saturating_sub(s);
-                if len > 0 {
+                if len > 0 && (pipe == 0 || u64::from(cwnd.saturating_sub(pipe)) >= len) {
                     self.rexmit_next = s + len;
                     return Some(self.emit(now, tx, opts, s, len, false, true));
                 }
@@ -1612,16 +1636,24 @@ impl Tcb {
         let mut start = self.snd_nxt.max(self.snd_una);
         start = self.scoreboard.contiguous_end(start);
         self.snd_nxt = start;
-        let cwnd_room = u64::from(cwnd.saturating_sub(self.in_flight()));
+        let flight = self.in_flight();
+        let cwnd_room = u64::from(cwnd.saturating_sub(flight));
         let wnd_room = (self.snd_una + u64::from(self.snd_wnd)).saturating_sub(start);
         let avail = data_end.saturating_sub(start);
         let mut len = avail
             .min(max_payload)
             .min(wnd_room)
-            .min(cwnd_room)
             .min(self.to_boundary(start));
         if let Some(r) = self.scoreboard.iter().find(|r| r.start > start) {
             len = len.min(r.start - start);
+        }
+        if len > cwnd_room {
+            // cwnd counts whole segments: one that does not fit waits for the ACKs of
+            // what is in flight (never a runt cut to the room left, new data or a go-back-N
+            // retransmission alike); with nothing in flight one segment always may go
+            if flight > 0 {
+                return None;
+            }
         }
         let fin = self.fin_queued && start <= data_end && start + len == data_end;
         if len == 0 && !fin {
@@ -2030,6 +2062,72 @@ mod tests {
                 None => return out,
             }
         }
+    }
+
+    /// RFC 5681 / RFC 6675: cwnd counts segments of the payload the sender can actually
+    /// put in one (SMSS minus the options every data segment carries, here 20 bytes of
+    /// MPTCP DSS), so filling the window never leaves a runt.
+    #[test]
+    fn cwnd_counts_full_segments_of_the_payload_size() {
+        let mut t = established_sack();
+        let tx = TxParams {
+            extra_option_len: 20,
+            ..TX
+        };
+        let mut now = Instant::from_millis(60);
+        // the engine learns the caller's option budget from its polls
+        assert!(t.poll_transmit(now, &tx).is_none());
+        let sizes = fill(&mut t, now, &tx);
+        assert_eq!(sizes, vec![980; 10], "initial window: 10 full segments");
+        // ACK every second segment for a few rounds, then halve on a loss
+        let mut una = 0u32;
+        for _ in 0..3 {
+            let n = t.snd_nxt_offset() as u32;
+            while una < n {
+                una = (una + 1960).min(n);
+                now += Duration::from_millis(1);
+                t.handle_segment(now, &seg(501, 101 + una, flags::ACK, &[]), &mut NullSink(0));
+                let sizes = fill(&mut t, now, &tx);
+                assert!(sizes.iter().all(|&s| s == 980), "runt sent: {sizes:?}");
+            }
+        }
+        // a loss: three duplicate ACKs, recovery, then the recovery point acked
+        let before = t.cwnd();
+        for _ in 0..3 {
+            t.handle_segment(now, &seg(501, 101 + una, flags::ACK, &[]), &mut NullSink(0));
+        }
+        assert!(t.cwnd() < before);
+        let n = t.snd_max_offset() as u32;
+        t.handle_segment(now, &seg(501, 101 + n, flags::ACK, &[]), &mut NullSink(0));
+        let sizes = fill(&mut t, now, &tx);
+        assert!(
+            !sizes.is_empty() && sizes.iter().all(|&s| s == 980),
+            "{sizes:?}"
+        );
+    }
+
+    /// After a retransmission timeout the window is one full segment: the go-back-N
+    /// retransmission is one segment of the payload size, never followed by a sliver of
+    /// the next one (the difference between SMSS and the payload).
+    #[test]
+    fn rto_retransmits_one_full_segment_and_no_sliver() {
+        let mut t = established_sack();
+        let tx = TxParams {
+            extra_option_len: 20,
+            ..TX
+        };
+        let now = Instant::from_millis(60);
+        assert!(t.poll_transmit(now, &tx).is_none());
+        fill(&mut t, now, &tx);
+        let at = t.poll_timeout().expect("RTO armed");
+        t.handle_timeout(at);
+        let mut sizes = Vec::new();
+        while let Some(s) = t.poll_transmit(at, &tx) {
+            assert!(s.retransmission);
+            sizes.push(s.payload_len);
+        }
+        assert_eq!(sizes, vec![980]);
+        assert_eq!(t.cwnd(), 980);
     }
 
     /// RFC 5681 3.1 / RFC 6675 5.1: a timeout during SACK recovery does not reduce ssthresh
