@@ -541,9 +541,11 @@ impl Tcb {
 
     /// Reduce the congestion window as for a loss (MPTCP penalisation of a subflow that
     /// blocks the connection's receive window, Raiciu et al. NSDI 2012 section 4.2).
+    /// Like a loss event, the reduction is taken from FlightSize (RFC 5681 eq. 4), not from
+    /// `pipe`, which during SACK recovery may be about one segment.
     pub fn penalise(&mut self, now: Instant) {
         let ctx = AckContext {
-            in_flight: self.in_flight(),
+            in_flight: u32::try_from(self.snd_max - self.snd_una).unwrap_or(u32::MAX),
             mss: self.seg_mss() as u16,
             srtt: self.srtt(),
             coupling: None,
@@ -2162,5 +2164,22 @@ mod tests {
         let at = t.poll_timeout().unwrap();
         t.handle_timeout(at);
         assert_eq!(t.cc.ssthresh(), 5000);
+    }
+
+    /// MPTCP penalisation during SACK recovery halves from FlightSize like any loss
+    /// response: from `pipe` (one segment here) it collapsed ssthresh to 2 segments.
+    #[test]
+    fn penalisation_during_sack_recovery_halves_from_flight_size() {
+        let mut t = established_sack();
+        let now = Instant::from_millis(60);
+        assert_eq!(fill(&mut t, now, &TX).len(), 10);
+        let mut ack = seg(501, 101, flags::ACK, &[]);
+        ack.options.sack.push(1101, 10101);
+        t.handle_segment(now, &ack, &mut NullSink(0));
+        t.poll_transmit(now, &TX).expect("fast retransmit");
+        assert_eq!(t.cc.ssthresh(), 5000);
+        t.penalise(now);
+        assert_eq!(t.cc.ssthresh(), 5000);
+        assert_eq!(t.cwnd(), 5000);
     }
 }
