@@ -611,9 +611,9 @@ fn socks_error_replies_and_resets() {
 /// mapping is the first DSN: Linux delivered those connections' uploads shifted by the
 /// initial subflow's first flight (sim regression test:
 /// `mp_capable_with_data_carries_only_the_first_bytes` in tests/sim_multipath.rs). Fixed;
-/// still ignored because about half the runs end with one connection stalled (the server's
-/// read times out; data-level retransmissions in mptun's counters): open defect, see the
-/// note on issue 7.
+/// still ignored because some runs end with one connection stalled (the server's read times
+/// out; data-level retransmissions in mptun's counters; about half the runs before the TCP
+/// loss-recovery fixes, 2 of 18 after): open defect, see docs/TESTING.md.
 #[ignore = "open defect: one of 16 concurrent connections sometimes stalls (no corruption since the MP_CAPABLE-with-data fix)"]
 #[test]
 fn socks_concurrent_connections_both_ways() {
