@@ -690,7 +690,7 @@ impl Stack {
             // an entry whose first SYN/ACK went unanswered for a whole RTO makes room for
             // the new SYN; when all are younger, the new SYN gets a cookie
             SynCookies::WhenFull => {
-                full && !self.half_open.oldest().is_some_and(|(_, e)| e.retries > 0)
+                full && self.half_open.oldest().is_none_or(|(_, e)| e.retries == 0)
             }
         };
         if want_cookie {

@@ -351,7 +351,7 @@ fn echo_server(l: TcpListener, conns: usize) -> std::thread::JoinHandle<Vec<bool
                         Err(_) => return mptcp,
                     }
                 }
-                let _ = write!(s, "bye {n}\n");
+                let _ = writeln!(s, "bye {n}");
                 let _ = s.shutdown(Shutdown::Write);
                 mptcp
             }));
@@ -467,8 +467,8 @@ fn name(n: &str) -> Vec<u8> {
 const UP: usize = 2 * MIB;
 const DOWN: usize = MIB;
 
-/// Per connection: reads an 8-byte client number, sends `DOWN` bytes of pattern (seed 1000
-/// + number) and closes its direction first, then reads the rest to EOF. Reports (number,
+/// Per connection: reads an 8-byte client number, sends `DOWN` bytes of pattern (seed
+/// 1000 + number) and closes its direction first, then reads the rest to EOF. Reports (number,
 /// bytes after the number, digest, MPTCP) or the read error (a reset).
 type SinkResult = Result<(u64, usize, String, bool), String>;
 
