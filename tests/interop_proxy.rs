@@ -37,27 +37,6 @@ const MIB: usize = 1 << 20;
 /// Any blocking step of a test gives up after this long.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs `f` on a thread that entered `ns` (setns): sockets it opens belong to the namespace.
-fn in_ns<T: Send>(ns: &NetNs, f: impl FnOnce() -> T + Send) -> T {
-    let path = ["/run/netns", "/var/run/netns"]
-        .iter()
-        .map(|d| std::path::Path::new(d).join(ns.name()))
-        .find(|p| p.exists())
-        .expect("the namespace's file in /run/netns");
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = File::open(&path).expect("open the namespace file");
-            // SAFETY: setns on a valid namespace fd changes only this thread's network
-            // namespace; the thread ends when `f` returns.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
-}
-
 /// A Linux MPTCP listener on 0.0.0.0:`port` in `ns` (the wildcard, so joins to 198.18.2.1
 /// find it too).
 fn mptcp_listener(ns: &NetNs, port: u16) -> TcpListener {

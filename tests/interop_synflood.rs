@@ -22,8 +22,8 @@
 //! until both 100k SYNs are sent and the legitimate exchange is over.
 
 mod common;
+use common::in_ns;
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -69,28 +69,6 @@ const PACE: Duration = Duration::from_millis(10);
 const LIVE_MIN: u64 = 8 << 20;
 /// Any single blocking step of the test gives up after this long: a hang fails.
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Runs `f` on a thread that entered `ns` (setns): sockets and TUN devices it opens belong
-/// to the namespace. The test's own threads never change namespace.
-fn in_ns<T: Send>(ns: &NetNs, f: impl FnOnce() -> T + Send) -> T {
-    let path = ["/run/netns", "/var/run/netns"]
-        .iter()
-        .map(|d| std::path::Path::new(d).join(ns.name()))
-        .find(|p| p.exists())
-        .expect("the namespace's file in /run/netns");
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = File::open(&path).expect("open the namespace file");
-            // SAFETY: setns on a valid namespace fd changes only this thread's network
-            // namespace; the thread ends when `f` returns.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
-}
 
 /// A Linux MPTCP socket bound to 198.18.1.1:`port`, created in `ns`.
 fn linux_mptcp_socket(ns: &NetNs, port: u16) -> Socket {

@@ -936,7 +936,9 @@ impl Connection {
             }
             // the DATA_FIN occupies the last DSN of the mapping
             let fin_dsn = dsn.wrapping_add(data_len - 1);
-            if !self.data_fin_plausible(fin_dsn) {
+            // a repeat of the recorded one (a peer repeats it on every ACK until acknowledged)
+            // stays plausible: only data mapped past it undoes it, and that forgets it
+            if self.peer_fin_dsn != Some(fin_dsn) && !self.data_fin_plausible(fin_dsn) {
                 // the whole mapping is ignored: a genuine peer sends it again
                 mib.DataFinInvalid += 1;
                 return;

@@ -3,6 +3,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -166,4 +169,26 @@ pub fn counter_diff(
         .filter(|(k, _)| !k.starts_with("TcpExt."))
         .map(|(k, v)| (k, v as i64))
         .collect()
+}
+
+/// Runs `f` on a thread that entered `ns` (setns): sockets and TUN devices it opens belong to the namespace; the caller's thread never
+/// changes namespace.
+pub fn in_ns<T: Send>(ns: &NetNs, f: impl FnOnce() -> T + Send) -> T {
+    let path = ["/run/netns", "/var/run/netns"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(ns.name()))
+        .find(|p| p.exists())
+        .expect("the namespace's file in /run/netns");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = File::open(&path).expect("open the namespace file");
+            // SAFETY: setns on a valid namespace fd changes only this thread's network
+            // namespace; the thread ends when `f` returns.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
 }
