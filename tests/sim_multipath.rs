@@ -765,11 +765,9 @@ fn coupled_congestion_control_is_fair_on_a_shared_bottleneck() {
 
 /// The fairness above on 8 neighbouring bottlenecks (delay 9.0-11.2 ms, queue 80-99 kB):
 /// one deterministic run can land anywhere in the spread drop-tail dynamics give, so this
-/// checks the mean. Ignored by default (32 runs of 60 s simulated, ~15 s in release):
-/// `cargo test --release --test sim_multipath fairness_sweep -- --ignored --nocapture`.
-/// Ratios before and after the TCP loss-recovery fixes: docs/PERFORMANCE.md.
+/// checks the mean (32 runs of 60 s simulated, ~15 s in release; deterministic, so it runs
+/// with the suite). Ratios before and after the TCP loss-recovery fixes: docs/PERFORMANCE.md.
 #[test]
-#[ignore]
 fn coupled_fairness_sweep_over_neighbouring_bottlenecks() {
     let mut means = Vec::new();
     for cc in ["reno", "lia", "olia", "balia"] {
