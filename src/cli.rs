@@ -297,6 +297,9 @@ pub struct RunOptions {
     pub mptcp: bool,
     /// Request DSS checksums.
     pub checksum: bool,
+    /// Use the TUN devices' offload (TSO super-segments out, coalesced segments in,
+    /// checksums completed by the kernel) unless a device is impaired; `--no-offload`.
+    pub offload: bool,
 }
 
 impl Default for RunOptions {
@@ -317,6 +320,7 @@ impl Default for RunOptions {
             impair: Vec::new(),
             pcap: None,
             links: Vec::new(),
+            offload: true,
             user_timeout: None,
             mptcp: true,
             checksum: false,

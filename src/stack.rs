@@ -10,6 +10,7 @@
 use crate::crypto::KeyGen;
 use crate::listen::{CookieJar, HalfOpen, HalfOpenTable, SynAck, SynCookies};
 use crate::mptcp::{emit, ConnConfig, ConnError, ConnEvent, ConnInfo, Connection, Mib, OptBuf};
+pub use crate::mptcp::{TxOffload, TxPacket};
 use crate::tcp::{self, SegmentIn, SegmentOut, TcpOptions};
 use crate::time::Instant;
 use crate::wire::mptcp::{cap_flags, rst_reason, MpCapable, MpJoin, MptcpOption};
@@ -464,6 +465,15 @@ impl Stack {
 
     /// Process one received IP packet. Never panics; bad packets are counted and dropped.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.handle_packet_offload(now, packet, false)
+    }
+
+    /// [`Self::handle_packet`] for a packet from a device with receive offload: it may be a
+    /// coalesced super-segment (several TCP segments' payload behind one header, handled as
+    /// one segment), and with `csum_trusted` its TCP checksum is not verified (the device
+    /// or the kernel checked it, or it is a partial checksum a local sender left for the
+    /// device to complete).
+    pub fn handle_packet_offload(&mut self, now: Instant, packet: &[u8], csum_trusted: bool) {
         let info = match ip::parse(packet) {
             Ok(i) => i,
             Err(_) => {
@@ -495,7 +505,7 @@ impl Stack {
                 return;
             }
         };
-        if !pkt.verify_checksum(info.src, info.dst) {
+        if !csum_trusted && !pkt.verify_checksum(info.src, info.dst) {
             self.mib.InCsumErrors += 1;
             return;
         }
@@ -1051,6 +1061,30 @@ impl Stack {
     /// Write the next packet to send into `buf` (at least 1500 bytes; 65535 allows
     /// super-segments); returns its length.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.poll_transmit_offload(now, buf, &TxOffload::default())
+            .map(|p| p.len)
+    }
+
+    /// [`Self::poll_transmit`] for a device that can split super-segments (TSO) and/or
+    /// complete TCP checksums, as `off` says: new data may leave as one packet of up to
+    /// `off.tso_bytes` payload whose TCP options (DSS mapping included) hold for every
+    /// segment it is split into, and checksums may be left partial. The result says what
+    /// the device must do with the packet (`buf` should then be 64 KiB).
+    pub fn poll_transmit_offload(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        off: &TxOffload,
+    ) -> Option<TxPacket> {
+        let tso = if buf.len() >= usize::from(u16::MAX) {
+            *off
+        } else {
+            TxOffload {
+                tso_bytes: 0,
+                ..*off
+            }
+        };
+        let off = &tso;
         while let Some(r) = self.rsts.pop_front() {
             let mut opts = OptBuf::default();
             if let Some(reason) = r.mptcp_reason {
@@ -1060,14 +1094,14 @@ impl Stack {
             match emit::emit_segment(buf, r.local, r.remote, &r.seg, &mut opts, 0, 64, |_| {}) {
                 Ok(n) => {
                     self.mib.OutRstNoSocket += 1;
-                    return Some(n);
+                    return Some(TxPacket::plain(n));
                 }
                 Err(_) => self.mib.OutDrops += 1,
             }
         }
         while let Some(sa) = self.synacks.pop_front() {
             if let Some(n) = self.emit_synack(now, &sa, buf) {
-                return Some(n);
+                return Some(TxPacket::plain(n));
             }
         }
         let n = self.slots.len();
@@ -1076,11 +1110,11 @@ impl Stack {
             let Some(conn) = self.slots[i].conn.as_mut() else {
                 continue;
             };
-            let sent = conn.poll_transmit(now, buf, &mut self.mib);
+            let sent = conn.poll_transmit_offload(now, buf, off, &mut self.mib);
             self.run_open_requests(now, i as u32);
-            if let Some(len) = sent {
+            if let Some(p) = sent {
                 self.tx_cursor = i;
-                return Some(len);
+                return Some(p);
             }
         }
         self.reap();

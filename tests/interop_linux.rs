@@ -760,3 +760,75 @@ fn dss_mappings_with_checksum(path: &std::path::Path) -> ((u32, u32), (u32, u32)
     }
     (ours, theirs)
 }
+
+/// A counter of the driver's final `driver: DriverStats { .. }` line (mptun -v).
+fn driver_stat(stderr: &str, name: &str) -> Option<u64> {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains("driver: DriverStats"))?;
+    let at = line.find(&format!("{name}: "))? + name.len() + 2;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// With offload (the default) mptun hands Linux TSO super-segments and reads coalesced
+/// segments, data stays intact both ways over two paths, and Linux finds every mapping
+/// acceptable (NoDSSInWindow, DSSNotMatching unchanged); `--no-offload` uses neither.
+#[test]
+fn offload_carries_super_segments_both_ways() {
+    if !require_privileges("offload_carries_super_segments_both_ways") {
+        return;
+    }
+    for offload in [true, false] {
+        let tag = if offload { "offload-on" } else { "offload-off" };
+        let ns = two_tun_namespace(tag);
+        let dir = TempDir::new(tag);
+        let before = ns.mptcp_counters().expect("counters");
+        let mut extra = vec!["-v"];
+        if !offload {
+            extra.push("--no-offload");
+        }
+        let o = exchange(
+            &ns,
+            &dir,
+            BULK,
+            connect_args("198.18.1.1:5201", &extra),
+            linux_server(BULK, false),
+            true,
+        );
+        assert_intact(&o, BULK);
+        assert_eq!(o.mptun.field("subflows"), Some("2"), "{}", o.mptun.summary);
+        let after = ns.mptcp_counters().expect("counters");
+        assert_counters(
+            &before,
+            &after,
+            &["MPCapableSYNRX", "MPJoinSynRx", "MPJoinAckRx"],
+            &[
+                "DSSNotMatching",
+                "NoDSSInWindow",
+                "DataCsumErr",
+                "MPCapableFallbackACK",
+            ],
+        );
+        let tso = driver_stat(&o.mptun.stderr, "tx_super").expect("driver stats line");
+        let gro = driver_stat(&o.mptun.stderr, "rx_coalesced").expect("driver stats line");
+        let soft = driver_stat(&o.mptun.stderr, "tx_soft_finished").expect("driver stats");
+        if offload {
+            assert!(tso > 100, "only {tso} super-segments sent for {BULK} bytes");
+            assert!(
+                gro > 100,
+                "only {gro} coalesced packets received for {BULK} bytes"
+            );
+        } else {
+            assert_eq!((tso, gro), (0, 0), "offload used with --no-offload");
+        }
+        assert_eq!(
+            soft, 0,
+            "packets finished in software on offload-capable devices"
+        );
+    }
+}

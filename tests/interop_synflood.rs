@@ -171,6 +171,7 @@ fn spoofed_syn(buf: &mut [u8], src: SocketAddr, isn: u32) -> usize {
         offset: 0,
         payload_len: 0,
         retransmission: false,
+        gso_size: 0,
     };
     let mut o = OptBuf::default();
     o.push(MptcpOption::MpCapable(MpCapable {

@@ -61,6 +61,7 @@ fn segment(
         offset: 0,
         payload_len: 0,
         retransmission: false,
+        gso_size: 0,
     };
     let mut o = OptBuf::default();
     if let Some(m) = mpc {

@@ -83,6 +83,7 @@ impl DefaultLike for SegmentOut {
             offset: 0,
             payload_len: 0,
             retransmission: false,
+            gso_size: 0,
         }
     }
 }
@@ -93,6 +94,7 @@ fn flush(t: &mut Tcb, now: Instant, data: &[u8], wire: &mut Wire, n_sent: &mut u
         extra_option_len_ack: 0,
         data_level_window: false,
         rcv_space: 1 << 20,
+        tso_bytes: 0,
     };
     while let Some(s) = t.poll_transmit(now, &tx) {
         *n_sent += 1;

@@ -189,6 +189,7 @@ impl Pair {
                     extra_option_len_ack: self.extra_option_len,
                     data_level_window: false,
                     rcv_space: space,
+                    tso_bytes: 0,
                 };
                 let now = self.now;
                 let Some(out) = self.p[i]
@@ -650,6 +651,7 @@ fn rst(seq: u32) -> Pkt {
             offset: 0,
             payload_len: 0,
             retransmission: false,
+            gso_size: 0,
         },
     }
 }
@@ -663,6 +665,7 @@ fn rst_exact_closes_in_window_challenges_outside_ignored() {
         extra_option_len_ack: 0,
         data_level_window: false,
         rcv_space: 65535,
+        tso_bytes: 0,
     };
     let now = pair.now;
     // out of window: silently dropped
@@ -709,6 +712,7 @@ fn syn_in_synchronized_state_gets_challenge_ack() {
         extra_option_len_ack: 0,
         data_level_window: false,
         rcv_space: 65535,
+        tso_bytes: 0,
     };
     let ack = c.poll_transmit(now, &tx).expect("challenge ACK");
     assert_eq!((ack.flags, ack.ack), (flags::ACK, 5_000_001));
@@ -956,6 +960,7 @@ fn no_window_scaling_if_peer_did_not_offer_it() {
         extra_option_len_ack: 0,
         data_level_window: false,
         rcv_space: 1 << 20,
+        tso_bytes: 0,
     };
     let sa = t.poll_transmit(now, &tx).unwrap();
     assert_eq!(sa.flags, flags::SYN | flags::ACK);
@@ -1057,6 +1062,7 @@ fn garbage_segments_never_panic() {
         extra_option_len_ack: 0,
         data_level_window: false,
         rcv_space: 65535,
+        tso_bytes: 0,
     };
     let mut now = pair.now;
     for i in 0..20_000 {
@@ -1167,6 +1173,7 @@ fn garbage_in_every_state_never_panics() {
         extra_option_len_ack: 8,
         data_level_window: false,
         rcv_space: 1000,
+        tso_bytes: 0,
     };
     for round in 0..200 {
         let mut now = Instant::from_millis(5);
@@ -1209,6 +1216,7 @@ fn garbage_in_every_state_never_panics() {
                 offset: 0,
                 payload_len: 0,
                 retransmission: false,
+                gso_size: 0,
             });
             // mostly plausible numbers near what the engine sent, sometimes anything
             let seg = SegmentIn {

@@ -132,6 +132,10 @@ struct Paths {
     /// Request DSS checksums.
     #[arg(long)]
     checksum: bool,
+    /// Do not use the TUN devices' segmentation and checksum offload (virtio-net header):
+    /// one write per segment, one read per segment, checksums computed by mptun.
+    #[arg(long)]
+    no_offload: bool,
 }
 
 impl Common {
@@ -158,6 +162,7 @@ impl Paths {
             user_timeout: self.user_timeout.map(std::time::Duration::from_millis),
             mptcp: !self.no_mptcp,
             checksum: self.checksum,
+            offload: !self.no_offload,
             ..RunOptions::default()
         }
     }

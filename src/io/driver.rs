@@ -12,7 +12,7 @@ use super::clock::Clock;
 use super::impair::{ImpairQueue, Impairment};
 use super::tun::{poll_fds, Waker};
 use crate::api::{ClockSource, DriverWaker, StackHandle};
-use crate::stack::Stack;
+use crate::stack::{Stack, TxOffload, TxPacket};
 use crate::time::Instant;
 use crate::wire::ip;
 use core::net::IpAddr;
@@ -48,7 +48,46 @@ pub trait PacketDevice: Send {
     fn mtu(&self) -> Option<u32> {
         None
     }
+    /// What the device does for outgoing packets given to [`Self::send_meta`]: split
+    /// super-segments (TSO), complete partial checksums. Default: nothing.
+    fn offload(&self) -> TxOffload {
+        TxOffload::default()
+    }
+    /// Read one packet with its offload metadata. Default: [`Self::recv`], nothing to say.
+    fn recv_meta(&mut self, buf: &mut [u8]) -> io::Result<RxMeta> {
+        let n = self.recv(buf)?;
+        Ok(RxMeta {
+            start: 0,
+            len: n,
+            ..RxMeta::default()
+        })
+    }
+    /// Write one packet from `poll_transmit_offload`; `meta` asks only for what
+    /// [`Self::offload`] offers. Default: [`Self::send`] (the driver finishes packets in
+    /// software for devices without offload).
+    fn send_meta(&mut self, pkt: &[u8], meta: &TxPacket) -> io::Result<usize> {
+        let _ = meta;
+        self.send(pkt)
+    }
 }
+
+/// A received packet's place in the buffer and what the device said about it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxMeta {
+    /// The IP packet is `buf[start..start + len]`.
+    pub start: usize,
+    pub len: usize,
+    /// The TCP checksum need not be verified (checked by the kernel, or partial).
+    pub csum_trusted: bool,
+    /// Partial checksum: (checksum start, offset of the field from it), relative to `start`.
+    pub csum_partial: Option<(u16, u16)>,
+    /// A coalesced super-segment (several segments' payload behind one header).
+    pub coalesced: bool,
+}
+
+/// Largest super-segment payload asked of a device with TSO: an IPv6 or IPv4 packet of
+/// headers, 40 option bytes and this payload stays below 64 KiB.
+pub const TSO_BYTES: u32 = 65_535 - 40 - 60 - 35;
 
 /// One end of an in-process packet link: an `AF_UNIX` `SOCK_SEQPACKET` socket pair, so two
 /// runtimes in one process can talk without root or TUN devices.
@@ -163,6 +202,46 @@ impl PacketDevice for super::tun::Tun {
     fn mtu(&self) -> Option<u32> {
         super::tun::Tun::mtu(self).ok()
     }
+    fn offload(&self) -> TxOffload {
+        if self.has_vnet_hdr() {
+            TxOffload {
+                tso_bytes: TSO_BYTES,
+                csum_partial: true,
+            }
+        } else {
+            TxOffload::default()
+        }
+    }
+    fn recv_meta(&mut self, buf: &mut [u8]) -> io::Result<RxMeta> {
+        let (start, len, h) = self.recv_offload(buf)?;
+        Ok(RxMeta {
+            start,
+            len,
+            csum_trusted: h.csum_trusted(),
+            csum_partial: (h.flags & super::tun::VNET_F_NEEDS_CSUM != 0)
+                .then_some((h.csum_start, h.csum_offset)),
+            coalesced: h.is_gso(),
+        })
+    }
+    fn send_meta(&mut self, pkt: &[u8], meta: &TxPacket) -> io::Result<usize> {
+        use super::tun::{VnetHdr, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_GSO_TCPV6};
+        let mut h = VnetHdr::default();
+        if meta.gso_size > 0 {
+            h.gso_type = if meta.ipv6 {
+                VNET_GSO_TCPV6
+            } else {
+                VNET_GSO_TCPV4
+            };
+            h.gso_size = meta.gso_size;
+            h.hdr_len = meta.hdr_len;
+        }
+        if meta.csum_partial {
+            h.flags = VNET_F_NEEDS_CSUM;
+            h.csum_start = meta.l4_offset;
+            h.csum_offset = 16;
+        }
+        self.send_offload(pkt, &h)
+    }
 }
 
 /// A device plus the stack addresses that live on it and its impairments.
@@ -183,6 +262,13 @@ pub struct DriverStats {
     pub rx_errors: u64,
     pub tx_errors: u64,
     pub impaired_drops: u64,
+    /// Received packets that were coalesced super-segments (GRO / a local TSO sender).
+    pub rx_coalesced: u64,
+    /// Super-segments handed to a device to split (TSO).
+    pub tx_super: u64,
+    /// Packets finished in software (split or checksummed) because their device or its
+    /// impairment queue takes only plain packets.
+    pub tx_soft_finished: u64,
 }
 
 /// Runtime control shared with the driver thread.
@@ -395,8 +481,33 @@ fn drive(
             up: true,
         })
         .collect();
-    let mut rx = vec![0u8; MAX_PACKET];
+    let mut rx = vec![0u8; MAX_PACKET + super::tun::VNET_HDR_LEN];
     let mut tx = vec![0u8; MAX_PACKET];
+    let mut scratch = vec![0u8; MAX_PACKET];
+    // what every device can do for outgoing packets (a packet may leave by any of them);
+    // a device whose packets are impaired gets plain packets (finished in software), so
+    // it does not count
+    let offload = {
+        let mut o: Option<TxOffload> = None;
+        for st in states.iter().filter(|st| st.egress.is_none()) {
+            let d = st.port.device.offload();
+            o = Some(match o {
+                None => d,
+                Some(p) => TxOffload {
+                    tso_bytes: p.tso_bytes.min(d.tso_bytes),
+                    csum_partial: p.csum_partial && d.csum_partial,
+                },
+            });
+        }
+        let o = o.unwrap_or_default();
+        // TSO packets carry partial checksums (virtio requires it)
+        if o.csum_partial {
+            o
+        } else {
+            TxOffload::default()
+        }
+    };
+    log::debug!("driver offload: {offload:?}");
     let mut spare: Vec<Vec<u8>> = Vec::new();
     let mut pollfds: Vec<RawFd> = Vec::with_capacity(states.len() + 1);
     let mut stats = DriverStats::default();
@@ -404,6 +515,7 @@ fn drive(
         std::collections::HashMap::with_capacity(MAX_ROUTES);
     loop {
         if control.stop.load(Ordering::Relaxed) {
+            log::info!("driver: {stats:?} (offload {offload:?})");
             return Ok(());
         }
         if control.link_changed.swap(false, Ordering::Relaxed) {
@@ -467,13 +579,28 @@ fn drive(
                 if readable & (1 << i) == 0 {
                     continue;
                 }
-                match st.port.device.recv(&mut rx) {
-                    Ok(0) => readable &= !(1 << i),
-                    Ok(n) => {
+                match st.port.device.recv_meta(&mut rx) {
+                    Ok(m) if m.len == 0 => readable &= !(1 << i),
+                    Ok(m) => {
                         budget = budget.saturating_sub(1);
                         stats.rx_packets += 1;
+                        stats.rx_coalesced += u64::from(m.coalesced);
+                        let Some(pkt) = rx.get_mut(m.start..m.start + m.len) else {
+                            stats.rx_errors += 1;
+                            continue;
+                        };
+                        if let Some((start, off)) = m.csum_partial {
+                            if pcap.is_some() || st.ingress.is_some() {
+                                // captures and impairment queues hold complete packets
+                                super::offload::complete_rx_checksum(
+                                    pkt,
+                                    usize::from(start),
+                                    usize::from(off),
+                                );
+                            }
+                        }
                         if let Some(p) = pcap.as_mut() {
-                            let _ = p.write(now, &rx[..n]);
+                            let _ = p.write(now, pkt);
                         }
                         if !st.up {
                             stats.impaired_drops += 1;
@@ -481,7 +608,7 @@ fn drive(
                         }
                         // remember which device this (local, remote) pair talks through, so
                         // answers leave by the same one (the peer may have bound its end to it)
-                        if let Ok(info) = ip::parse(&rx[..n]) {
+                        if let Ok(info) = ip::parse(pkt) {
                             if routes.len() < MAX_ROUTES
                                 || routes.contains_key(&(info.dst, info.src))
                             {
@@ -489,8 +616,8 @@ fn drive(
                             }
                         }
                         match st.ingress.as_mut() {
-                            Some(q) => impair(q, now, &rx[..n], &mut spare, &mut stats),
-                            None => stack.handle_packet(now, &rx[..n]),
+                            Some(q) => impair(q, now, pkt, &mut spare, &mut stats),
+                            None => stack.handle_packet_offload(now, pkt, m.csum_trusted),
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => readable &= !(1 << i),
@@ -505,7 +632,9 @@ fn drive(
             transmit(
                 stack,
                 now,
+                &offload,
                 &mut tx,
+                &mut scratch,
                 &mut states,
                 &routes,
                 &mut pcap,
@@ -528,7 +657,9 @@ fn drive(
         transmit(
             stack,
             now,
+            &offload,
             &mut tx,
+            &mut scratch,
             &mut states,
             &routes,
             &mut pcap,
@@ -554,7 +685,9 @@ fn drive(
 fn transmit(
     stack: &mut Stack,
     now: Instant,
+    offload: &TxOffload,
     tx: &mut [u8],
+    scratch: &mut [u8],
     states: &mut [PortState],
     routes: &std::collections::HashMap<(IpAddr, IpAddr), usize>,
     pcap: &mut Option<&mut super::pcap::PcapWriter>,
@@ -562,13 +695,24 @@ fn transmit(
     spare: &mut Vec<Vec<u8>>,
 ) {
     for _ in 0..TX_BATCH {
-        let Some(n) = stack.poll_transmit(now, tx) else {
+        let Some(p) = stack.poll_transmit_offload(now, tx, offload) else {
             break;
         };
-        if let Some(p) = pcap.as_mut() {
-            let _ = p.write(now, &tx[..n]);
+        let Some(pkt) = tx.get(..p.len) else {
+            stats.tx_errors += 1;
+            continue;
+        };
+        let unfinished = p.gso_size > 0 || p.csum_partial;
+        if let Some(w) = pcap.as_mut() {
+            // capture what the wire carries: the segments, with their checksums
+            let r = super::offload::finish(pkt, &p, scratch, |seg| {
+                let _ = w.write(now, seg);
+            });
+            if r.is_err() {
+                stats.tx_errors += 1;
+            }
         }
-        let (src, dst) = match ip::parse(&tx[..n]) {
+        let (src, dst) = match ip::parse(pkt) {
             Ok(info) => (info.src, info.dst),
             Err(_) => continue,
         };
@@ -586,9 +730,37 @@ fn transmit(
             stats.impaired_drops += 1;
             continue;
         }
+        let dev_offload = st.port.device.offload();
+        let device_does_it = (p.gso_size == 0 || u32::from(p.gso_size) <= dev_offload.tso_bytes)
+            && (!p.csum_partial || dev_offload.csum_partial);
+        if unfinished && (st.egress.is_some() || !device_does_it) {
+            // impairment queues and devices without offload take finished packets
+            stats.tx_soft_finished += 1;
+            let PortState { port, egress, .. } = st;
+            let r = super::offload::finish(pkt, &p, scratch, |seg| match egress.as_mut() {
+                Some(q) => impair(q, now, seg, spare, stats),
+                None => send_one(port.device.as_mut(), seg, stats),
+            });
+            if r.is_err() {
+                stats.tx_errors += 1;
+            }
+            continue;
+        }
         match st.egress.as_mut() {
-            Some(q) => impair(q, now, &tx[..n], spare, stats),
-            None => send_one(st.port.device.as_mut(), &tx[..n], stats),
+            Some(q) => impair(q, now, pkt, spare, stats),
+            None if unfinished => {
+                if p.gso_size > 0 {
+                    stats.tx_super += 1;
+                }
+                match st.port.device.send_meta(pkt, &p) {
+                    Ok(_) => stats.tx_packets += 1,
+                    Err(e) => {
+                        stats.tx_errors += 1;
+                        log::debug!("{}: write failed: {e}", st.port.device.name());
+                    }
+                }
+            }
+            None => send_one(st.port.device.as_mut(), pkt, stats),
         }
     }
 }

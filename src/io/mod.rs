@@ -23,6 +23,7 @@ pub use sim::{Endpoint, LinkStats, PacketInfo, SimNet, SimStats, Verdict};
 pub mod tun;
 pub use tun::{poll_fds, Tun, Waker};
 pub mod driver;
+pub mod offload;
 pub mod proxy;
 pub mod runner;
 pub mod socks5;

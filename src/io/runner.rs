@@ -76,8 +76,24 @@ pub(crate) fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
     }
     let mut ports = Vec::new();
     for t in &opts.tuns {
-        let tun = crate::io::tun::Tun::open(&t.name)
-            .map_err(|e| format!("cannot open TUN device {}: {e}", t.name))?;
+        // offload unless disabled or the device is impaired (impairment works on segments)
+        let impaired = opts
+            .impair
+            .iter()
+            .any(|(dev, _)| impair_direction(dev).is_ok_and(|(n, _)| n == t.name));
+        let tun = if opts.offload && !impaired {
+            match crate::io::tun::Tun::open_with_offload(&t.name) {
+                Ok(tun) => tun,
+                Err(e) => {
+                    log::info!("{}: no offload ({e}), plain packets", t.name);
+                    crate::io::tun::Tun::open(&t.name)
+                        .map_err(|e| format!("cannot open TUN device {}: {e}", t.name))?
+                }
+            }
+        } else {
+            crate::io::tun::Tun::open(&t.name)
+                .map_err(|e| format!("cannot open TUN device {}: {e}", t.name))?
+        };
         let (mut egress, mut ingress) = (None, None);
         for (dev, spec) in &opts.impair {
             let (name, dir) = impair_direction(dev)?;

@@ -531,3 +531,107 @@ mod tests {
         assert_eq!(peek_addrs(&[0x55; 64]), None);
     }
 }
+
+/// What a host's "device" does with the super-segments its stack emits when the stack is
+/// driven through [`OffloadEndpoint`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffloadMode {
+    /// Split each super-segment into MSS-sized segments before the link (a TUN device
+    /// with TSO, or the kernel's GSO on the way out): the peer sees ordinary segments.
+    Split,
+    /// Hand each super-segment to the link whole, checksum completed: the peer receives
+    /// coalesced segments, as the kernel's GRO (or a local TSO sender) delivers them.
+    Whole,
+}
+
+/// State kept across steps for an [`OffloadEndpoint`]: finished packets waiting to go out,
+/// and counters.
+#[derive(Debug)]
+pub struct OffloadState {
+    pub mode: OffloadMode,
+    pub offload: crate::stack::TxOffload,
+    pending: std::collections::VecDeque<Vec<u8>>,
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+    /// Super-segments the stack emitted.
+    pub super_segments: u64,
+    /// Packets the split produced from them.
+    pub split_segments: u64,
+    /// Packets `offload::finish` rejected (never expected).
+    pub errors: u64,
+}
+
+impl OffloadState {
+    /// TSO up to `tso_bytes` with partial checksums, finished as `mode` says.
+    pub fn new(mode: OffloadMode, tso_bytes: u32) -> OffloadState {
+        OffloadState {
+            mode,
+            offload: crate::stack::TxOffload {
+                tso_bytes,
+                csum_partial: true,
+            },
+            pending: std::collections::VecDeque::new(),
+            buf: vec![0; MAX_PACKET],
+            scratch: vec![0; MAX_PACKET],
+            super_segments: 0,
+            split_segments: 0,
+            errors: 0,
+        }
+    }
+}
+
+/// A [`crate::stack::Stack`] seen through a device with segmentation and checksum offload:
+/// the stack emits super-segments with partial checksums (`poll_transmit_offload`), this
+/// endpoint finishes them in software ([`super::offload::finish`]) the way the device
+/// would. Tests use it to check TSO without a kernel. (Allocates per super-segment; a test
+/// tool, not a fast path.)
+pub struct OffloadEndpoint<'a> {
+    pub stack: &'a mut crate::stack::Stack,
+    pub state: &'a mut OffloadState,
+}
+
+impl Endpoint for OffloadEndpoint<'_> {
+    fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.stack.handle_packet(now, packet)
+    }
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        loop {
+            if let Some(p) = self.state.pending.pop_front() {
+                let n = p.len().min(buf.len());
+                buf[..n].copy_from_slice(&p[..n]);
+                return Some(n);
+            }
+            let st = &mut *self.state;
+            let p = self
+                .stack
+                .poll_transmit_offload(now, &mut st.buf, &st.offload)?;
+            if p.gso_size > 0 {
+                st.super_segments += 1;
+            }
+            let pkt = st.buf.get(..p.len).unwrap_or(&[]);
+            let meta = match st.mode {
+                // whole: only the checksum is completed
+                OffloadMode::Whole => crate::stack::TxPacket { gso_size: 0, ..p },
+                OffloadMode::Split => p,
+            };
+            let (pending, scratch) = (&mut st.pending, &mut st.scratch);
+            let mut produced = 0u64;
+            let r = super::offload::finish(pkt, &meta, scratch, |seg| {
+                pending.push_back(seg.to_vec());
+                produced += 1;
+            });
+            if p.gso_size > 0 && st.mode == OffloadMode::Split {
+                st.split_segments += produced;
+            }
+            if r.is_err() {
+                st.errors += 1;
+            }
+        }
+    }
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        self.stack.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.stack.handle_timeout(now)
+    }
+}

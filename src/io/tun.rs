@@ -34,6 +34,73 @@ const TUN_F_CSUM: libc::c_uint = 0x01;
 const TUN_F_TSO4: libc::c_uint = 0x02;
 const TUN_F_TSO6: libc::c_uint = 0x04;
 
+/// `virtio_net_hdr` flag: the checksum at `csum_start + csum_offset` is partial (the
+/// pseudo-header sum); the payload was not summed (the sender trusts the receiver).
+pub const VNET_F_NEEDS_CSUM: u8 = 1;
+/// `virtio_net_hdr` flag: the checksum was verified.
+pub const VNET_F_DATA_VALID: u8 = 2;
+/// `gso_type`: not a super-segment.
+pub const VNET_GSO_NONE: u8 = 0;
+/// `gso_type`: TCP over IPv4 super-segment.
+pub const VNET_GSO_TCPV4: u8 = 1;
+/// `gso_type`: TCP over IPv6 super-segment.
+pub const VNET_GSO_TCPV6: u8 = 4;
+/// `gso_type` bit: the segments carry ECN CWR handling.
+pub const VNET_GSO_ECN: u8 = 0x80;
+
+/// `struct virtio_net_hdr` (the legacy 10-byte form TUN uses, little-endian on the
+/// little-endian hosts Linux TUN supports here): offload metadata of one packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VnetHdr {
+    pub flags: u8,
+    pub gso_type: u8,
+    /// Length of the headers (IP + TCP with options).
+    pub hdr_len: u16,
+    /// Payload bytes per segment of a super-segment.
+    pub gso_size: u16,
+    /// Where checksumming starts (the TCP header) and where in it the checksum sits.
+    pub csum_start: u16,
+    pub csum_offset: u16,
+}
+
+impl VnetHdr {
+    /// Parse the header at the start of `buf`; `None` if `buf` is shorter.
+    pub fn parse(buf: &[u8]) -> Option<VnetHdr> {
+        let b = buf.get(..VNET_HDR_LEN)?;
+        let u = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        Some(VnetHdr {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: u(2),
+            gso_size: u(4),
+            csum_start: u(6),
+            csum_offset: u(8),
+        })
+    }
+
+    /// The 10 bytes on the wire.
+    pub fn to_bytes(&self) -> [u8; VNET_HDR_LEN] {
+        let mut b = [0u8; VNET_HDR_LEN];
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        b[2..4].copy_from_slice(&self.hdr_len.to_le_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_le_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_le_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_le_bytes());
+        b
+    }
+
+    /// The packet's checksum need not (and, when partial, cannot) be verified.
+    pub fn csum_trusted(&self) -> bool {
+        self.flags & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID) != 0
+    }
+
+    /// A super-segment of TCP segments with `gso_size` payload bytes each.
+    pub fn is_gso(&self) -> bool {
+        self.gso_type & !VNET_GSO_ECN != VNET_GSO_NONE
+    }
+}
+
 /// `struct ifreq` with the union viewed as raw bytes (40 bytes on 64-bit Linux).
 #[repr(C)]
 struct IfReq {
@@ -184,7 +251,8 @@ impl Tun {
     }
 
     /// Reads one packet into `buf`. `WouldBlock` when none is queued. A `buf` shorter than
-    /// the packet truncates it (use [`MAX_PACKET`]).
+    /// the packet truncates it (use [`MAX_PACKET`]). On a device opened with offload the
+    /// packet starts with its `virtio_net_hdr` (see [`Tun::recv_offload`]).
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call's duration.
         let n = unsafe {
@@ -200,8 +268,28 @@ impl Tun {
         Ok(n as usize)
     }
 
-    /// Writes one packet. `WouldBlock` if the device queue is full.
+    /// Reads one packet and its offload metadata: the IP packet is `buf[start..start + len]`.
+    /// Without offload this is [`Tun::recv`] with a default header.
+    pub fn recv_offload(&self, buf: &mut [u8]) -> io::Result<(usize, usize, VnetHdr)> {
+        let n = self.recv(buf)?;
+        if !self.vnet_hdr {
+            return Ok((0, n, VnetHdr::default()));
+        }
+        match buf.get(..n).and_then(VnetHdr::parse) {
+            Some(h) => Ok((VNET_HDR_LEN, n - VNET_HDR_LEN, h)),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "packet shorter than its virtio_net_hdr",
+            )),
+        }
+    }
+
+    /// Writes one packet. `WouldBlock` if the device queue is full. On a device opened with
+    /// offload a header saying "nothing to do" goes first (see [`Tun::send_offload`]).
     pub fn send(&self, pkt: &[u8]) -> io::Result<usize> {
+        if self.vnet_hdr {
+            return self.send_offload(pkt, &VnetHdr::default());
+        }
         // SAFETY: `pkt` is valid for reads of `pkt.len()` bytes for the call's duration.
         let n = unsafe {
             libc::write(
@@ -214,6 +302,40 @@ impl Tun {
             return Err(io::Error::last_os_error());
         }
         Ok(n as usize)
+    }
+
+    /// Writes one packet preceded by `hdr` (one `writev`, no copy): a TSO super-segment the
+    /// kernel splits into `gso_size` segments, and/or a partial checksum it completes.
+    /// Returns the IP packet bytes written. On a device without offload `hdr` must be the
+    /// default (nothing to do), else `InvalidInput`.
+    pub fn send_offload(&self, pkt: &[u8], hdr: &VnetHdr) -> io::Result<usize> {
+        if !self.vnet_hdr {
+            if *hdr != VnetHdr::default() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "offload metadata on a device opened without offload",
+                ));
+            }
+            return self.send(pkt);
+        }
+        let h = hdr.to_bytes();
+        let iov = [
+            libc::iovec {
+                iov_base: h.as_ptr() as *mut libc::c_void,
+                iov_len: h.len(),
+            },
+            libc::iovec {
+                iov_base: pkt.as_ptr() as *mut libc::c_void,
+                iov_len: pkt.len(),
+            },
+        ];
+        // SAFETY: both iovecs point to buffers valid for reads of their lengths for the
+        // call's duration; writev does not write through them.
+        let n = unsafe { libc::writev(self.file.as_raw_fd(), iov.as_ptr(), 2) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((n as usize).saturating_sub(VNET_HDR_LEN))
     }
 
     /// The interface MTU (SIOCGIFMTU).

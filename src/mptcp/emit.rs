@@ -8,6 +8,42 @@ use crate::wire::tcp::{TcpHeader, TcpPacket};
 use crate::wire::{ip, tcp_opt, Result, WireError};
 use core::net::SocketAddr;
 
+/// What the device under the caller can do for outgoing packets (see
+/// [`Stack::poll_transmit_offload`](crate::stack::Stack::poll_transmit_offload)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxOffload {
+    /// Largest TCP payload of one super-segment the device splits (TSO); 0: none.
+    pub tso_bytes: u32,
+    /// The device completes TCP checksums: packets carry only the pseudo-header sum.
+    pub csum_partial: bool,
+}
+
+/// A packet written by `poll_transmit_offload` and what the device must do with it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxPacket {
+    /// Length of the IP packet.
+    pub len: usize,
+    /// Non-zero: a super-segment to split into segments of this many payload bytes.
+    pub gso_size: u16,
+    /// The TCP checksum is partial: the device completes it.
+    pub csum_partial: bool,
+    /// Offset of the TCP header (where checksumming starts); the checksum sits 16 bytes in.
+    pub l4_offset: u16,
+    /// Length of IP + TCP headers with options.
+    pub hdr_len: u16,
+    pub ipv6: bool,
+}
+
+impl TxPacket {
+    /// A complete packet that needs nothing from the device.
+    pub fn plain(len: usize) -> TxPacket {
+        TxPacket {
+            len,
+            ..TxPacket::default()
+        }
+    }
+}
+
 /// Largest TCP option area.
 pub const MAX_OPTIONS: usize = 40;
 
@@ -26,6 +62,24 @@ pub fn emit_segment<F: FnOnce(&mut [u8])>(
     opts: &mut OptBuf<'_>,
     tos: u8,
     ttl: u8,
+    fill: F,
+) -> Result<usize> {
+    emit_segment_csum(buf, src, dst, seg, opts, tos, ttl, false, fill)
+}
+
+/// [`emit_segment`], with only the pseudo-header sum in the TCP checksum field when
+/// `partial` (a checksum-offloading device completes it: the TCP header starts at
+/// `ip::header_len(src.ip())`, the checksum sits 16 bytes into it).
+#[allow(clippy::too_many_arguments)]
+pub fn emit_segment_csum<F: FnOnce(&mut [u8])>(
+    buf: &mut [u8],
+    src: SocketAddr,
+    dst: SocketAddr,
+    seg: &SegmentOut,
+    opts: &mut OptBuf<'_>,
+    tos: u8,
+    ttl: u8,
+    partial: bool,
     fill: F,
 ) -> Result<usize> {
     if src.is_ipv4() != dst.is_ipv4() {
@@ -103,6 +157,10 @@ pub fn emit_segment<F: FnOnce(&mut [u8])>(
         ttl,
     )?;
     let mut pkt = TcpPacket::new_checked(&mut buf[ip_len..total])?;
-    pkt.fill_checksum(src.ip(), dst.ip());
+    if partial {
+        pkt.fill_partial_checksum(src.ip(), dst.ip());
+    } else {
+        pkt.fill_checksum(src.ip(), dst.ip());
+    }
     Ok(total)
 }

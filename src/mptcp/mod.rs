@@ -20,6 +20,7 @@ use crate::wire::mptcp::{cap_flags, rst_reason, DataAck, Dss, DssMapping, MpCapa
 use core::net::{IpAddr, SocketAddr};
 use std::collections::VecDeque;
 
+pub use emit::{TxOffload, TxPacket};
 pub use mib::Mib;
 pub use subflow::{JoinState, Map, MapInsert, MapList, Subflow};
 
@@ -1860,6 +1861,19 @@ impl Connection {
 
     /// Write the next packet to send into `buf`; returns its length.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8], mib: &mut Mib) -> Option<usize> {
+        self.poll_transmit_offload(now, buf, &TxOffload::default(), mib)
+            .map(|p| p.len)
+    }
+
+    /// [`Self::poll_transmit`] for a device that splits super-segments and/or completes
+    /// checksums (`off`); the result says what the device must do with the packet.
+    pub fn poll_transmit_offload(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        off: &TxOffload,
+        mib: &mut Mib,
+    ) -> Option<TxPacket> {
         if self.mem_dirty {
             self.mem_dirty = false;
             self.note_activity(now);
@@ -1879,15 +1893,17 @@ impl Connection {
                 rcv_space: self.rbuf.window(),
                 // the receive buffer's right edge (read point + capacity) never moves left
                 data_level_window: self.mode == Mode::Mptcp,
+                // a super-segment's DSS mapping covers its whole payload: at most 64 KiB
+                tso_bytes: off.tso_bytes.min(u32::from(u16::MAX)),
             };
             let Some(seg) = self.subflows[i].tcb.poll_transmit(now, &tx) else {
                 continue;
             };
             self.tx_cursor = (i + 1) % n;
-            match self.emit(now, i, &seg, buf, mib) {
-                Ok(len) => {
+            match self.emit(now, i, &seg, buf, off.csum_partial, mib) {
+                Ok(p) => {
                     self.process_tcb_events(now, mib);
-                    return Some(len);
+                    return Some(p);
                 }
                 Err(e) => {
                     log::warn!("could not emit a segment: {e}");
@@ -2098,8 +2114,9 @@ impl Connection {
         i: usize,
         seg: &SegmentOut,
         buf: &mut [u8],
+        csum_partial: bool,
         mib: &mut Mib,
-    ) -> Result<usize, crate::wire::WireError> {
+    ) -> Result<TxPacket, crate::wire::WireError> {
         let mut opts = OptBuf::default();
         self.options_for(now, i, seg, &mut opts, mib);
         if seg.flags & tcp::flags::RST != 0 && !opts.is_empty() {
@@ -2131,8 +2148,26 @@ impl Connection {
             }
         };
         let ttl = self.cfg.ttl;
-        let len = emit::emit_segment(buf, sf.local, sf.remote, seg, &mut opts, sf.tos, ttl, fill)?;
-        Ok(len)
+        let len = emit::emit_segment_csum(
+            buf,
+            sf.local,
+            sf.remote,
+            seg,
+            &mut opts,
+            sf.tos,
+            ttl,
+            csum_partial,
+            fill,
+        )?;
+        let l4 = crate::wire::ip::header_len(sf.local.ip());
+        Ok(TxPacket {
+            len,
+            gso_size: seg.gso_size,
+            csum_partial,
+            l4_offset: l4 as u16,
+            hdr_len: (len - seg.payload_len as usize) as u16,
+            ipv6: sf.local.is_ipv6(),
+        })
     }
 
     // ----- subflow bookkeeping used by the stack ---------------------------------------

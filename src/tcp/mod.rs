@@ -103,6 +103,10 @@ pub struct SegmentOut {
     pub payload_len: u32,
     /// True if this segment re-sends bytes already sent once.
     pub retransmission: bool,
+    /// Non-zero: a super-segment (TSO) of `payload_len` bytes that the device splits into
+    /// segments of `gso_size` payload bytes, each with these headers and options (see
+    /// [`TxParams::tso_bytes`](crate::tcp::TxParams)).
+    pub gso_size: u16,
 }
 
 /// Receives in-window payload for the caller's reassembly buffer.

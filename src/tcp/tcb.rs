@@ -54,6 +54,11 @@ pub struct TxParams {
     /// an MPTCP subflow would announce space the connection does not have when another
     /// subflow filled it.
     pub data_level_window: bool,
+    /// Largest payload of one new-data segment when the device splits super-segments
+    /// (TSO): 0 or anything below one full segment means ordinary segments. A super-segment
+    /// carries whole segments of the payload size the options leave (the last one may be
+    /// short when it ends the queued data) and only what the congestion window admits.
+    pub tso_bytes: u32,
 }
 
 /// One TCP connection (subflow). See the module documentation of `crate::tcp`.
@@ -1338,7 +1343,12 @@ impl Tcb {
             if had_ooo {
                 self.ack_now = true; // gap filled (RFC 5681 4.2)
             } else {
-                self.unacked_segs += 1;
+                // a coalesced super-segment (GRO / TSO from the device) counts as the
+                // full-sized segments it carries
+                let carried = (d.len() as u64).div_ceil(u64::from(self.cfg.mss.max(1)));
+                self.unacked_segs = self
+                    .unacked_segs
+                    .saturating_add(carried.clamp(1, 1 << 16) as u32);
                 if self.unacked_segs >= 2 || self.stats.segs_in <= QUICKACK_SEGS {
                     self.ack_now = true;
                 } else if self.delack_at.is_none() {
@@ -1381,7 +1391,11 @@ impl Tcb {
         self.data_extra = tx.extra_option_len.min(MAX_OPT);
         let seg = self.poll_inner(now, tx);
         if let Some(s) = &seg {
-            self.stats.segs_out += 1;
+            self.stats.segs_out += if s.gso_size > 0 {
+                u64::from(s.payload_len.div_ceil(u32::from(s.gso_size)))
+            } else {
+                1
+            };
             self.stats.bytes_sent += u64::from(s.payload_len);
         } else {
             self.update_persist(now);
@@ -1484,6 +1498,7 @@ impl Tcb {
             offset: 0,
             payload_len: 0,
             retransmission,
+            gso_size: 0,
         }
     }
 
@@ -1579,6 +1594,7 @@ impl Tcb {
             offset: self.snd_una_offset(),
             payload_len: 0,
             retransmission: false,
+            gso_size: 0,
         }
     }
 
@@ -1642,10 +1658,15 @@ impl Tcb {
         let cwnd_room = u64::from(cwnd.saturating_sub(flight));
         let wnd_room = (self.snd_una + u64::from(self.snd_wnd)).saturating_sub(start);
         let avail = data_end.saturating_sub(start);
-        let mut len = avail
-            .min(max_payload)
-            .min(wnd_room)
-            .min(self.to_boundary(start));
+        // new data may go as a super-segment of whole segments (TSO); retransmissions of
+        // a go-back-N (start below snd_max) go one segment at a time
+        let budget = if start >= self.snd_max && u64::from(tx.tso_bytes) > max_payload {
+            u64::from(tx.tso_bytes) / max_payload * max_payload
+        } else {
+            max_payload
+        };
+        let boundary = self.to_boundary(start);
+        let mut len = avail.min(budget).min(wnd_room).min(boundary);
         if let Some(r) = self.scoreboard.iter().find(|r| r.start > start) {
             len = len.min(r.start - start);
         }
@@ -1653,9 +1674,18 @@ impl Tcb {
             // cwnd counts whole segments: one that does not fit waits for the ACKs of
             // what is in flight (never a runt cut to the room left, new data or a go-back-N
             // retransmission alike); with nothing in flight one segment always may go
-            if flight > 0 {
+            let fit = cwnd_room / max_payload * max_payload;
+            if fit > 0 {
+                len = len.min(fit);
+            } else if flight > 0 {
                 return None;
+            } else {
+                len = len.min(max_payload);
             }
+        }
+        if len > max_payload && start + len != data_end && len != boundary {
+            // a super-segment ends on a whole segment unless it ends the data
+            len -= len % max_payload;
         }
         let fin = self.fin_queued && start <= data_end && start + len == data_end;
         if len == 0 && !fin {
@@ -1671,7 +1701,12 @@ impl Tcb {
                 return None;
             }
         }
-        Some(self.emit(now, tx, opts, start, len, fin, false))
+        let mut seg = self.emit(now, tx, opts, start, len, fin, false);
+        if len > max_payload {
+            // u16: max_payload is below one MSS
+            seg.gso_size = max_payload.min(u64::from(u16::MAX)) as u16;
+        }
+        Some(seg)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1723,6 +1758,7 @@ impl Tcb {
             offset: start.saturating_sub(1),
             payload_len: len as u32,
             retransmission,
+            gso_size: 0,
         }
     }
 }
@@ -1737,6 +1773,7 @@ fn rst_segment(seq: u32, ack: u32, fl: u8) -> SegmentOut {
         offset: 0,
         payload_len: 0,
         retransmission: false,
+        gso_size: 0,
     }
 }
 
@@ -1781,6 +1818,7 @@ pub fn syn_ack_for(
         offset: 0,
         payload_len: 0,
         retransmission: false,
+        gso_size: 0,
     }
 }
 
@@ -1823,6 +1861,7 @@ mod tests {
         extra_option_len_ack: 0,
         data_level_window: false,
         rcv_space: 65535,
+        tso_bytes: 0,
     };
 
     fn seg(seq: u32, ack: u32, fl: u8, payload: &[u8]) -> SegmentIn<'_> {

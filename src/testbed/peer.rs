@@ -224,13 +224,19 @@ impl Pattern {
 
     /// Fills `out` with the next bytes of the stream.
     pub fn fill(&mut self, out: &mut [u8]) {
-        for b in out.iter_mut() {
-            if self.used == 8 {
-                self.buf = self.next_word().to_le_bytes();
-                self.used = 0;
-            }
-            *b = self.buf[self.used];
-            self.used += 1;
+        // the rest of the current word, then whole words, then the start of the next one
+        let head = (8 - self.used).min(out.len());
+        out[..head].copy_from_slice(&self.buf[self.used..self.used + head]);
+        self.used += head;
+        let mut words = out[head..].chunks_exact_mut(8);
+        for w in &mut words {
+            w.copy_from_slice(&self.next_word().to_le_bytes());
+        }
+        let tail = words.into_remainder();
+        if !tail.is_empty() {
+            self.buf = self.next_word().to_le_bytes();
+            tail.copy_from_slice(&self.buf[..tail.len()]);
+            self.used = tail.len();
         }
     }
 }
@@ -464,6 +470,20 @@ mod tests {
         let mut other = [0u8; 100];
         c.fill(&mut other);
         assert_ne!(whole, other);
+        // the stream is the little-endian bytes of successive SplitMix64 words, whatever
+        // the chunk sizes (every size from 1 to 17 in turn)
+        let mut r = Pattern::new(7);
+        let reference: Vec<u8> = (0..40).flat_map(|_| r.next_word().to_le_bytes()).collect();
+        let mut p = Pattern::new(7);
+        let mut got = Vec::new();
+        let mut k = 1;
+        while got.len() < 300 {
+            let mut c = vec![0u8; k];
+            p.fill(&mut c);
+            got.extend_from_slice(&c);
+            k = k % 17 + 1;
+        }
+        assert_eq!(&got[..300], &reference[..300]);
     }
 
     #[test]

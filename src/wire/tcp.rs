@@ -201,6 +201,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         let c = checksum::fold(checksum::sum(b, ph));
         self.set_checksum(c);
     }
+
+    /// Stores the partial checksum a checksum-offloading device completes (Linux's
+    /// CHECKSUM_PARTIAL): the folded, uncomplemented pseudo-header sum for this length; the
+    /// device adds the header and payload. Cheaper than [`Self::fill_checksum`] by a pass
+    /// over the payload.
+    pub fn fill_partial_checksum(&mut self, src: IpAddr, dst: IpAddr) {
+        let len = u32::try_from(self.b().len()).unwrap_or(u32::MAX);
+        let ph = checksum::pseudo_header(src, dst, super::ip::PROTO_TCP, len);
+        self.set_checksum(!checksum::fold(ph));
+    }
 }
 
 /// The fixed TCP header fields.

@@ -3,7 +3,7 @@
 
 use mptun::crypto::KeyGen;
 use mptun::io::impair::Impairment;
-use mptun::io::sim::{SimNet, Verdict};
+use mptun::io::sim::{OffloadEndpoint, OffloadState, SimNet, Verdict};
 use mptun::mptcp::ConnConfig;
 use mptun::stack::{ConnId, Stack, StackConfig, StackError};
 use mptun::time::{Duration, Instant};
@@ -20,6 +20,9 @@ pub struct Pair {
     pub net: SimNet,
     pub client: Stack,
     pub server: Stack,
+    /// Drive the client / server through a device with TSO and checksum offload.
+    pub client_offload: Option<OffloadState>,
+    pub server_offload: Option<OffloadState>,
 }
 
 impl Pair {
@@ -54,6 +57,8 @@ impl Pair {
             net,
             client,
             server,
+            client_offload: None,
+            server_offload: None,
         }
     }
 
@@ -99,8 +104,37 @@ impl Pair {
             net,
             client,
             server,
+            client_offload,
+            server_offload,
         } = self;
-        net.step(&mut [client, server])
+        match (client_offload.as_mut(), server_offload.as_mut()) {
+            (None, None) => net.step(&mut [client, server]),
+            (Some(c), None) => {
+                let mut ce = OffloadEndpoint {
+                    stack: client,
+                    state: c,
+                };
+                net.step(&mut [&mut ce, server])
+            }
+            (None, Some(s)) => {
+                let mut se = OffloadEndpoint {
+                    stack: server,
+                    state: s,
+                };
+                net.step(&mut [client, &mut se])
+            }
+            (Some(c), Some(s)) => {
+                let mut ce = OffloadEndpoint {
+                    stack: client,
+                    state: c,
+                };
+                let mut se = OffloadEndpoint {
+                    stack: server,
+                    state: s,
+                };
+                net.step(&mut [&mut ce, &mut se])
+            }
+        }
     }
 
     pub fn now(&self) -> Instant {
