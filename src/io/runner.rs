@@ -29,9 +29,9 @@ pub(crate) fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
         .find(|n| **n == opts.congestion)
         .ok_or_else(|| {
             format!(
-                "unknown congestion control {:?} (one of {:?})",
+                "unknown congestion control {:?} (one of {})",
                 opts.congestion,
-                crate::cc::NAMES
+                crate::cc::NAMES.join(", ")
             )
         })?;
     cfg.tcp.congestion = cc;
@@ -39,9 +39,9 @@ pub(crate) fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
     crate::pm::by_name(&opts.path_manager)?;
     crate::sched::by_name(&opts.scheduler).ok_or_else(|| {
         format!(
-            "unknown scheduler {:?} (one of {:?})",
+            "unknown scheduler {:?} (one of {})",
             opts.scheduler,
-            crate::sched::NAMES
+            crate::sched::NAMES.join(", ")
         )
     })?;
     cfg.path_manager = opts.path_manager.clone();
@@ -76,8 +76,8 @@ pub(crate) fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
     }
     let mut ports = Vec::new();
     for t in &opts.tuns {
-        let tun = crate::io::tun::Tun::open(&t.name)
-            .map_err(|e| format!("cannot open TUN device {}: {e}", t.name))?;
+        let tun =
+            crate::io::tun::Tun::open_existing(&t.name).map_err(|e| format!("--tun {}: {e}", t))?;
         let (mut egress, mut ingress) = (None, None);
         for (dev, spec) in &opts.impair {
             let (name, dir) = impair_direction(dev)?;
