@@ -189,6 +189,17 @@ fn bad_arguments_exit_2_naming_the_option() {
             &["proxy", "--tun", "t=198.18.1.2", "--forward", "7000=host"],
             "expected HOST:PORT",
         ),
+        (
+            &[
+                "connect",
+                "--tun",
+                "t=198.18.1.2",
+                "198.18.1.1:1",
+                "--stats-interval",
+                "5",
+            ],
+            "--stats-interval",
+        ),
         (&["frobnicate"], "unrecognized subcommand"),
     ];
     for (args, want) in cases {

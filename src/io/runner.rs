@@ -160,6 +160,7 @@ pub fn run_connect(opts: &RunOptions) -> Result<Summary, String> {
     let remote = opts.remote.ok_or("connect needs REMOTE_IP:PORT")?;
     let rt = start_runtime(opts)?;
     install_state_dump(rt.handle().clone());
+    let _stats = crate::io::stats::StatsReporter::start(rt.handle(), opts);
     let local = opts
         .tuns
         .iter()
@@ -224,8 +225,8 @@ pub(crate) fn install_state_dump(handle: StackHandle) {
                 for f in c.subflows() {
                     let st = f.tcb.stats();
                     out.push_str(&format!(
-                        "    subflow {} {} -> {} state={:?} join={:?} closed={:?} backup={} data_sent={} data_received={} cwnd={} ssthresh={} in_flight={} peer_window={} srtt={:?} rto={:?} retransmits={} rto_count={} segs_out={} segs_in={}\n",
-                        f.id, f.local, f.remote, f.tcb.state(), f.join, f.closed, f.backup,
+                        "    subflow {} {} -> {} state={} join={:?} closed={:?} backup={} data_sent={} data_received={} cwnd={} ssthresh={} in_flight={} peer_window={} srtt={:?} rto={:?} retransmits={} rto_count={} segs_out={} segs_in={}\n",
+                        f.id, f.local, f.remote, f.tcb.state().name(), f.join, f.closed, f.backup,
                         f.data_sent, f.data_received, st.cwnd, st.ssthresh, st.bytes_in_flight,
                         st.peer_window, st.srtt, st.rto, st.retransmits, st.rto_count,
                         st.segs_out, st.segs_in,
@@ -251,6 +252,7 @@ pub fn run_listen(opts: &RunOptions) -> Result<Summary, String> {
     }
     let rt = start_runtime(opts)?;
     install_state_dump(rt.handle().clone());
+    let _stats = crate::io::stats::StatsReporter::start(rt.handle(), opts);
     let listener = MptcpListener::bind_with(rt.handle(), port, Some(conn_config(opts)?))
         .map_err(|e| format!("listen on port {port}: {e}"))?;
     loop {
@@ -263,7 +265,10 @@ pub fn run_listen(opts: &RunOptions) -> Result<Summary, String> {
             return finish(rt, stream, r);
         }
         match r {
-            Ok(s) => println!("{}", summarize(rt.handle(), &stream, s)),
+            Ok(s) => println!(
+                "{}",
+                summary_line(opts, &summarize(rt.handle(), &stream, s))
+            ),
             Err(e) => eprintln!("mptun: connection from {peer}: {e}"),
         }
     }
@@ -421,26 +426,30 @@ fn take_stdout() -> Result<File, String> {
     Ok(out)
 }
 
+/// Every subflow of `c` (closed ones included) as the summaries and statistics show it.
+pub(crate) fn subflow_summaries(c: &crate::mptcp::Connection) -> Vec<SubflowSummary> {
+    c.subflows()
+        .iter()
+        .map(|f| {
+            let st = f.tcb.stats();
+            SubflowSummary {
+                local: f.local,
+                remote: f.remote,
+                bytes_sent: f.data_sent,
+                bytes_received: f.data_received,
+                rtt: st.srtt.unwrap_or_default(),
+                cwnd: st.cwnd,
+                retransmits: st.retransmits,
+                state: f.tcb.state().name(),
+            }
+        })
+        .collect()
+}
+
 pub(crate) fn summarize(handle: &StackHandle, stream: &MptcpStream, t: Transfer) -> Summary {
     let id = stream.id();
     let (mptcp, subflows) = handle.with_stack(|s| match s.connection(id) {
-        Some(c) => (
-            !c.is_fallback(),
-            c.subflows()
-                .iter()
-                .map(|f| {
-                    let st = f.tcb.stats();
-                    SubflowSummary {
-                        local: f.local,
-                        remote: f.remote,
-                        bytes_sent: f.data_sent,
-                        bytes_received: f.data_received,
-                        rtt: st.srtt.unwrap_or_default(),
-                        retransmits: st.retransmits,
-                    }
-                })
-                .collect(),
-        ),
+        Some(c) => (!c.is_fallback(), subflow_summaries(c)),
         None => (false, Vec::new()),
     });
     Summary {
@@ -449,6 +458,15 @@ pub(crate) fn summarize(handle: &StackHandle, stream: &MptcpStream, t: Transfer)
         duration: t.start.elapsed(),
         mptcp,
         subflows,
+    }
+}
+
+/// A summary line as `--json` or not wants it.
+pub(crate) fn summary_line(opts: &RunOptions, s: &Summary) -> String {
+    if opts.json {
+        s.to_json()
+    } else {
+        s.to_string()
     }
 }
 
