@@ -300,6 +300,10 @@ pub struct RunOptions {
     /// Use the TUN devices' offload (TSO super-segments out, coalesced segments in,
     /// checksums completed by the kernel) unless a device is impaired; `--no-offload`.
     pub offload: bool,
+    /// Summaries (and `stats_interval` lines) as JSON objects, one per line.
+    pub json: bool,
+    /// Print each connection's progress on stderr this often.
+    pub stats_interval: Option<Duration>,
 }
 
 impl Default for RunOptions {
@@ -324,6 +328,8 @@ impl Default for RunOptions {
             user_timeout: None,
             mptcp: true,
             checksum: false,
+            json: false,
+            stats_interval: None,
         }
     }
 }
@@ -337,12 +343,80 @@ pub struct SubflowSummary {
     pub bytes_received: u64,
     /// Smoothed RTT at the end.
     pub rtt: Duration,
+    /// Congestion window in bytes.
+    pub cwnd: u32,
     pub retransmits: u64,
+    /// TCP state ([`crate::tcp::State::name`]: `established`, `time-wait`, ...).
+    pub state: &'static str,
+}
+
+/// `LOCAL->REMOTE,sent=..,received=..,rtt=..ms,cwnd=..,retrans=..,state=..`
+impl fmt::Display for SubflowSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}->{},sent={},received={},rtt={:.1}ms,cwnd={},retrans={},state={}",
+            self.local,
+            self.remote,
+            self.bytes_sent,
+            self.bytes_received,
+            self.rtt.as_secs_f64() * 1e3,
+            self.cwnd,
+            self.retransmits,
+            self.state
+        )
+    }
+}
+
+impl SubflowSummary {
+    /// `{"local":..,"remote":..,"sent":..,"received":..,"rtt":MS,"cwnd":..,"retrans":..,"state":..}`
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"local\":{},\"remote\":{},\"sent\":{},\"received\":{},\"rtt\":{},\"cwnd\":{},\"retrans\":{},\"state\":{}}}",
+            json_str(&self.local.to_string()),
+            json_str(&self.remote.to_string()),
+            self.bytes_sent,
+            self.bytes_received,
+            json_f64(self.rtt.as_secs_f64() * 1e3, 3),
+            self.cwnd,
+            self.retransmits,
+            json_str(self.state)
+        )
+    }
+}
+
+/// A JSON string literal.
+pub fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A JSON number with `decimals` digits after the point (0 for NaN or infinity, which JSON
+/// cannot carry).
+pub fn json_f64(v: f64, decimals: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.decimals$}")
+    } else {
+        "0".into()
+    }
 }
 
 /// What one connection did. `Display` is one line of `key=value` fields, e.g.
 ///
-/// `sent=1048576 received=1048576 duration=1.234s mptcp=true subflows=2 sf0=198.18.1.2:40000->198.18.1.1:5201,sent=..,received=..,rtt=1.2ms,retrans=0 sf1=...`
+/// `sent=1048576 received=1048576 duration=1.234s mptcp=true subflows=2 sf0=198.18.1.2:40000->198.18.1.1:5201,sent=..,received=..,rtt=1.2ms,cwnd=..,retrans=0,state=time-wait sf1=...`
 ///
 /// `mptcp=false` means the connection fell back to (or was opened as) plain TCP.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -354,14 +428,54 @@ pub struct Summary {
     pub subflows: Vec<SubflowSummary>,
 }
 
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Summary {
+    /// Both directions together, in Mbit/s.
+    pub fn goodput_mbps(&self) -> f64 {
         let secs = self.duration.as_secs_f64();
-        let mbps = if secs > 0.0 {
+        if secs > 0.0 {
             (self.bytes_sent + self.bytes_received) as f64 * 8.0 / secs / 1e6
         } else {
             0.0
-        };
+        }
+    }
+
+    /// The summary as one JSON object (`--json`):
+    ///
+    /// `{"sent":N,"received":N,"duration":SECONDS,"goodput_mbps":X,"mptcp":BOOL,"subflows":[{"local":"IP:PORT","remote":"IP:PORT","sent":N,"received":N,"rtt":MS,"cwnd":BYTES,"retrans":N,"state":"time-wait"}, ...]}`
+    pub fn to_json(&self) -> String {
+        self.to_json_with(&[])
+    }
+
+    /// [`to_json`](Self::to_json) with more leading members; each value must already be
+    /// JSON (e.g. from [`json_str`]).
+    pub fn to_json_with(&self, extra: &[(&str, String)]) -> String {
+        let mut out = String::from("{");
+        for (k, v) in extra {
+            out.push_str(&format!("{}:{v},", json_str(k)));
+        }
+        out.push_str(&format!(
+            "\"sent\":{},\"received\":{},\"duration\":{},\"goodput_mbps\":{},\"mptcp\":{},\"subflows\":[",
+            self.bytes_sent,
+            self.bytes_received,
+            json_f64(self.duration.as_secs_f64(), 6),
+            json_f64(self.goodput_mbps(), 3),
+            self.mptcp
+        ));
+        for (i, sf) in self.subflows.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&sf.to_json());
+        }
+        out.push_str("]}");
+        out
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.duration.as_secs_f64();
+        let mbps = self.goodput_mbps();
         write!(
             f,
             "sent={} received={} duration={:.3}s goodput={:.1}Mbit/s mptcp={} subflows={}",
@@ -373,16 +487,7 @@ impl fmt::Display for Summary {
             self.subflows.len()
         )?;
         for (i, s) in self.subflows.iter().enumerate() {
-            write!(
-                f,
-                " sf{i}={}->{},sent={},received={},rtt={:.1}ms,retrans={}",
-                s.local,
-                s.remote,
-                s.bytes_sent,
-                s.bytes_received,
-                s.rtt.as_secs_f64() * 1e3,
-                s.retransmits
-            )?;
+            write!(f, " sf{i}={s}")?;
         }
         Ok(())
     }
@@ -462,7 +567,9 @@ mod tests {
                 bytes_sent: 10,
                 bytes_received: 20,
                 rtt: Duration::from_micros(1500),
+                cwnd: 14600,
                 retransmits: 3,
+                state: "time-wait",
             }],
         };
         let line = s.to_string();
@@ -470,8 +577,18 @@ mod tests {
         assert!(line.starts_with("sent=10 received=20 duration=1.500s"));
         assert!(line.contains(" mptcp=false "));
         assert!(line.contains(
-            "sf0=198.18.1.2:40000->198.18.1.1:5201,sent=10,received=20,rtt=1.5ms,retrans=3"
+            "sf0=198.18.1.2:40000->198.18.1.1:5201,sent=10,received=20,rtt=1.5ms,cwnd=14600,\
+             retrans=3,state=time-wait"
         ));
+        assert_eq!(
+            s.to_json_with(&[("conn", "7".into()), ("target", json_str("h\"x:1"))]),
+            "{\"conn\":7,\"target\":\"h\\\"x:1\",\"sent\":10,\"received\":20,\"duration\":1.500000,\
+             \"goodput_mbps\":0.000,\"mptcp\":false,\"subflows\":[{\"local\":\"198.18.1.2:40000\",\
+             \"remote\":\"198.18.1.1:5201\",\"sent\":10,\"received\":20,\"rtt\":1.500,\
+             \"cwnd\":14600,\"retrans\":3,\"state\":\"time-wait\"}]}"
+        );
+        assert_eq!(json_str("a\u{1}\n\\"), "\"a\\u0001\\n\\\\\"");
+        assert_eq!(json_f64(f64::NAN, 2), "0");
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl fmt::Display for StackError {
             StackError::WouldBlock => write!(f, "operation would block"),
             StackError::NotConnected => write!(f, "not connected"),
             StackError::Closed(None) => write!(f, "connection closed"),
-            StackError::Closed(Some(e)) => write!(f, "connection closed: {e:?}"),
+            StackError::Closed(Some(e)) => write!(f, "connection closed: {e}"),
             StackError::Shutdown => write!(f, "sending direction shut down"),
             StackError::InvalidInput => write!(f, "invalid argument"),
         }

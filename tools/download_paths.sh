@@ -5,6 +5,16 @@
 # Linux -> mptun download over 1 or 2 paths, unshaped, in a namespace of its own.
 # usage: tools/download_paths.sh NPATHS MIB
 set -u
+usage() {
+  echo "usage: tools/download_paths.sh NPATHS MIB   (as root, from the project root)"
+  echo "Linux -> mptun download of MIB MiB over NPATHS TUN paths in a namespace of its own;"
+  echo "env: MPTUN (binary, default target/release/mptun), OUT (output dir, default /tmp),"
+  echo "EXTRA (more mptun listen options)."
+}
+case "${1:-}" in -h|--help) usage; exit 0 ;; esac
+if [ $# -ne 2 ] || ! [[ $1 =~ ^[1-9]$ ]] || ! [[ $2 =~ ^[1-9][0-9]*$ ]]; then
+  usage >&2; exit 2
+fi
 N=$1; MIB=$2; NS=tp-$$-$N
 EXE=${MPTUN:-target/release/mptun}
 ip netns add $NS

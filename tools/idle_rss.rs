@@ -42,10 +42,24 @@ fn malloc_trim() {
     }
 }
 
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "idle-rss",
+    about = "Memory (RSS) per idle established MPTCP connection, two in-process stacks on the \
+             simulated network (no root, no devices)"
+)]
+struct Args {
+    /// Connections to open.
+    #[arg(default_value_t = 1000)]
+    connections: usize,
+    /// KiB to move each way on every connection before idling.
+    #[arg(default_value_t = 0)]
+    transfer_kib: usize,
+}
+
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let kib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
+    let args = <Args as clap::Parser>::parse();
+    let (n, kib) = (args.connections.max(1), args.transfer_kib);
 
     let mut net = SimNet::new(1);
     net.add_host(&[C]);

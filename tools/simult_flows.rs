@@ -154,12 +154,20 @@ fn run_kernel(c: &Case, size: u64) -> Result<f64, String> {
     Ok(ms)
 }
 
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "simult-flows",
+    about = "Aggregation benchmark over two shaped paths, mptun against Linux MPTCP and kernel \
+             against kernel (needs root; creates and removes network namespaces)"
+)]
+struct Args {
+    /// MiB per transfer.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    size_mib: u64,
+}
+
 fn main() {
-    let mut size_mib = 16u64;
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--size-mib") {
-        size_mib = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(16);
-    }
+    let size_mib = <Args as clap::Parser>::parse().size_mib;
     if Command::new("id")
         .arg("-u")
         .output()

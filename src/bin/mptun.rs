@@ -136,6 +136,14 @@ struct Paths {
     /// one write per segment, one read per segment, checksums computed by mptun.
     #[arg(long)]
     no_offload: bool,
+    /// Print summaries as JSON objects, one per line (with per-subflow local, remote, sent,
+    /// received, rtt, cwnd, retrans, state); --stats-interval lines too.
+    #[arg(long)]
+    json: bool,
+    /// Print every open connection's progress on stderr every MS milliseconds: rates and
+    /// per-subflow rtt, cwnd, retransmissions, state (at least 10).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..))]
+    stats_interval: Option<u64>,
 }
 
 impl Common {
@@ -163,6 +171,8 @@ impl Paths {
             mptcp: !self.no_mptcp,
             checksum: self.checksum,
             offload: !self.no_offload,
+            json: self.json,
+            stats_interval: self.stats_interval.map(std::time::Duration::from_millis),
             ..RunOptions::default()
         }
     }
@@ -184,10 +194,15 @@ fn init_logging(verbose: u8) {
 fn print_outcome(result: Result<cli::Summary, String>, opts: &RunOptions) -> ExitCode {
     match result {
         Ok(summary) => {
-            if opts.output.as_deref().is_some_and(cli::is_stdio) {
-                eprintln!("{summary}");
+            let line = if opts.json {
+                summary.to_json()
             } else {
-                println!("{summary}");
+                summary.to_string()
+            };
+            if opts.output.as_deref().is_some_and(cli::is_stdio) {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
             }
             ExitCode::SUCCESS
         }

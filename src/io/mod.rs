@@ -7,7 +7,8 @@
 //! - [`clock`]: OS clock <-> [`crate::time::Instant`];
 //! - [`pcap`]: capture writer (LINKTYPE_RAW);
 //! - [`runner`]: what `mptun connect`/`listen` do; [`proxy`]: `mptun proxy` and
-//!   `listen --forward` (the relay between kernel TCP and MPTCP); [`socks5`]: RFC 1928.
+//!   `listen --forward` (the relay between kernel TCP and MPTCP); [`socks5`]: RFC 1928;
+//!   [`stats`]: `--stats-interval` progress lines.
 //!
 //! See `docs/IO.md`.
 
@@ -27,6 +28,7 @@ pub mod offload;
 pub mod proxy;
 pub mod runner;
 pub mod socks5;
+pub mod stats;
 
 impl sim::Endpoint for crate::stack::Stack {
     fn handle_packet(&mut self, now: crate::time::Instant, packet: &[u8]) {

@@ -14,7 +14,7 @@
 //! connection; the proxy goes on.
 
 use crate::api::{MptcpListener, MptcpStream, StackHandle};
-use crate::cli::{ProxyOptions, RunOptions, Summary, Target};
+use crate::cli::{json_str, ProxyOptions, RunOptions, Summary, Target};
 use crate::io::runner::{self, Transfer};
 use crate::io::socks5::{self, Reply};
 use crate::mptcp::ConnConfig;
@@ -255,6 +255,8 @@ struct Ctx {
     locals: Vec<IpAddr>,
     connect_timeout: Duration,
     next_id: AtomicU64,
+    /// `--json`: summary lines as JSON objects.
+    json: bool,
 }
 
 /// Why a destination cannot be tried, with the SOCKS reply that says so.
@@ -355,15 +357,26 @@ pub fn run_proxy(opts: &ProxyOptions) -> Result<(), String> {
         locals: opts.run.tuns.iter().map(|t| t.addr).collect(),
         connect_timeout: opts.connect_timeout,
         next_id: AtomicU64::new(0),
+        json: opts.run.json,
     });
+    let _stats = super::stats::StatsReporter::start(rt.handle(), &opts.run);
     let limiter = Limiter::new(opts.max_connections);
     for (l, entry) in &listeners {
         let at = l
             .local_addr()
             .map_or_else(|_| "?".into(), |a| a.to_string());
-        match entry {
-            Entry::Socks => report(format_args!("proxy socks={at}")),
-            Entry::Forward(t) => report(format_args!("proxy forward={at}->{t}")),
+        match (entry, ctx.json) {
+            (Entry::Socks, false) => report(format_args!("proxy socks={at}")),
+            (Entry::Forward(t), false) => report(format_args!("proxy forward={at}->{t}")),
+            (Entry::Socks, true) => report(format_args!(
+                "{{\"proxy\":\"socks\",\"listen\":{}}}",
+                json_str(&at)
+            )),
+            (Entry::Forward(t), true) => report(format_args!(
+                "{{\"proxy\":\"forward\",\"listen\":{},\"target\":{}}}",
+                json_str(&at),
+                json_str(&t.to_string())
+            )),
         }
     }
     std::thread::scope(|s| {
@@ -463,6 +476,14 @@ fn serve_client(ctx: &Ctx, entry: &Entry, tcp: TcpStream, client: SocketAddr) {
     let (moved, r) = relay(&conn, tcp);
     let summary = summary(&conn, moved, start);
     match r {
+        Ok(_) if ctx.json => report(format_args!(
+            "{}",
+            summary.to_json_with(&[
+                ("conn", id.to_string()),
+                ("client", json_str(&client.to_string())),
+                ("target", json_str(&dest.to_string())),
+            ])
+        )),
         Ok(_) => report(format_args!(
             "conn={id} client={client} target={dest} {summary}"
         )),
@@ -552,6 +573,7 @@ pub fn run_listen_forward(opts: &RunOptions, target: &Target) -> Result<Summary,
     }
     let rt = runner::start_runtime(opts)?;
     runner::install_state_dump(rt.handle().clone());
+    let _stats = super::stats::StatsReporter::start(rt.handle(), opts);
     let listener = MptcpListener::bind_with(rt.handle(), port, Some(runner::conn_config(opts)?))
         .map_err(|e| format!("listen on port {port}: {e}"))?;
     let limiter = Limiter::new(ProxyOptions::default().max_connections);
@@ -566,6 +588,7 @@ pub fn run_listen_forward(opts: &RunOptions, target: &Target) -> Result<Summary,
         }
         let target = target.clone();
         let handle = rt.handle().clone();
+        let json = opts.json;
         let spawned = std::thread::Builder::new()
             .name("mptun-conn".into())
             .spawn(move || {
@@ -573,7 +596,17 @@ pub fn run_listen_forward(opts: &RunOptions, target: &Target) -> Result<Summary,
                 match forward_one(&stream, &target) {
                     Ok(t) => {
                         let s = runner::summarize(&handle, &stream, t);
-                        report(format_args!("peer={peer} target={target} {s}"));
+                        if json {
+                            report(format_args!(
+                                "{}",
+                                s.to_json_with(&[
+                                    ("peer", json_str(&peer.to_string())),
+                                    ("target", json_str(&target.to_string())),
+                                ])
+                            ));
+                        } else {
+                            report(format_args!("peer={peer} target={target} {s}"));
+                        }
                     }
                     Err(e) => report_err(format_args!("peer={peer} target={target}: {e}")),
                 }

@@ -29,9 +29,9 @@ pub(crate) fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
         .find(|n| **n == opts.congestion)
         .ok_or_else(|| {
             format!(
-                "unknown congestion control {:?} (one of {:?})",
+                "unknown congestion control {:?} (one of {})",
                 opts.congestion,
-                crate::cc::NAMES
+                crate::cc::NAMES.join(", ")
             )
         })?;
     cfg.tcp.congestion = cc;
@@ -39,9 +39,9 @@ pub(crate) fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
     crate::pm::by_name(&opts.path_manager)?;
     crate::sched::by_name(&opts.scheduler).ok_or_else(|| {
         format!(
-            "unknown scheduler {:?} (one of {:?})",
+            "unknown scheduler {:?} (one of {})",
             opts.scheduler,
-            crate::sched::NAMES
+            crate::sched::NAMES.join(", ")
         )
     })?;
     cfg.path_manager = opts.path_manager.clone();
@@ -81,19 +81,8 @@ pub(crate) fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
             .impair
             .iter()
             .any(|(dev, _)| impair_direction(dev).is_ok_and(|(n, _)| n == t.name));
-        let tun = if opts.offload && !impaired {
-            match crate::io::tun::Tun::open_with_offload(&t.name) {
-                Ok(tun) => tun,
-                Err(e) => {
-                    log::info!("{}: no offload ({e}), plain packets", t.name);
-                    crate::io::tun::Tun::open(&t.name)
-                        .map_err(|e| format!("cannot open TUN device {}: {e}", t.name))?
-                }
-            }
-        } else {
-            crate::io::tun::Tun::open(&t.name)
-                .map_err(|e| format!("cannot open TUN device {}: {e}", t.name))?
-        };
+        let tun = crate::io::tun::Tun::open_existing_with(&t.name, opts.offload && !impaired)
+            .map_err(|e| format!("--tun {}: {e}", t))?;
         let (mut egress, mut ingress) = (None, None);
         for (dev, spec) in &opts.impair {
             let (name, dir) = impair_direction(dev)?;
@@ -176,6 +165,7 @@ pub fn run_connect(opts: &RunOptions) -> Result<Summary, String> {
     let remote = opts.remote.ok_or("connect needs REMOTE_IP:PORT")?;
     let rt = start_runtime(opts)?;
     install_state_dump(rt.handle().clone());
+    let _stats = crate::io::stats::StatsReporter::start(rt.handle(), opts);
     let local = opts
         .tuns
         .iter()
@@ -240,8 +230,8 @@ pub(crate) fn install_state_dump(handle: StackHandle) {
                 for f in c.subflows() {
                     let st = f.tcb.stats();
                     out.push_str(&format!(
-                        "    subflow {} {} -> {} state={:?} join={:?} closed={:?} backup={} data_sent={} data_received={} cwnd={} ssthresh={} in_flight={} peer_window={} srtt={:?} rto={:?} retransmits={} rto_count={} segs_out={} segs_in={}\n",
-                        f.id, f.local, f.remote, f.tcb.state(), f.join, f.closed, f.backup,
+                        "    subflow {} {} -> {} state={} join={:?} closed={:?} backup={} data_sent={} data_received={} cwnd={} ssthresh={} in_flight={} peer_window={} srtt={:?} rto={:?} retransmits={} rto_count={} segs_out={} segs_in={}\n",
+                        f.id, f.local, f.remote, f.tcb.state().name(), f.join, f.closed, f.backup,
                         f.data_sent, f.data_received, st.cwnd, st.ssthresh, st.bytes_in_flight,
                         st.peer_window, st.srtt, st.rto, st.retransmits, st.rto_count,
                         st.segs_out, st.segs_in,
@@ -267,6 +257,7 @@ pub fn run_listen(opts: &RunOptions) -> Result<Summary, String> {
     }
     let rt = start_runtime(opts)?;
     install_state_dump(rt.handle().clone());
+    let _stats = crate::io::stats::StatsReporter::start(rt.handle(), opts);
     let listener = MptcpListener::bind_with(rt.handle(), port, Some(conn_config(opts)?))
         .map_err(|e| format!("listen on port {port}: {e}"))?;
     loop {
@@ -279,7 +270,10 @@ pub fn run_listen(opts: &RunOptions) -> Result<Summary, String> {
             return finish(rt, stream, r);
         }
         match r {
-            Ok(s) => println!("{}", summarize(rt.handle(), &stream, s)),
+            Ok(s) => println!(
+                "{}",
+                summary_line(opts, &summarize(rt.handle(), &stream, s))
+            ),
             Err(e) => eprintln!("mptun: connection from {peer}: {e}"),
         }
     }
@@ -437,26 +431,30 @@ fn take_stdout() -> Result<File, String> {
     Ok(out)
 }
 
+/// Every subflow of `c` (closed ones included) as the summaries and statistics show it.
+pub(crate) fn subflow_summaries(c: &crate::mptcp::Connection) -> Vec<SubflowSummary> {
+    c.subflows()
+        .iter()
+        .map(|f| {
+            let st = f.tcb.stats();
+            SubflowSummary {
+                local: f.local,
+                remote: f.remote,
+                bytes_sent: f.data_sent,
+                bytes_received: f.data_received,
+                rtt: st.srtt.unwrap_or_default(),
+                cwnd: st.cwnd,
+                retransmits: st.retransmits,
+                state: f.tcb.state().name(),
+            }
+        })
+        .collect()
+}
+
 pub(crate) fn summarize(handle: &StackHandle, stream: &MptcpStream, t: Transfer) -> Summary {
     let id = stream.id();
     let (mptcp, subflows) = handle.with_stack(|s| match s.connection(id) {
-        Some(c) => (
-            !c.is_fallback(),
-            c.subflows()
-                .iter()
-                .map(|f| {
-                    let st = f.tcb.stats();
-                    SubflowSummary {
-                        local: f.local,
-                        remote: f.remote,
-                        bytes_sent: f.data_sent,
-                        bytes_received: f.data_received,
-                        rtt: st.srtt.unwrap_or_default(),
-                        retransmits: st.retransmits,
-                    }
-                })
-                .collect(),
-        ),
+        Some(c) => (!c.is_fallback(), subflow_summaries(c)),
         None => (false, Vec::new()),
     });
     Summary {
@@ -465,6 +463,15 @@ pub(crate) fn summarize(handle: &StackHandle, stream: &MptcpStream, t: Transfer)
         duration: t.start.elapsed(),
         mptcp,
         subflows,
+    }
+}
+
+/// A summary line as `--json` or not wants it.
+pub(crate) fn summary_line(opts: &RunOptions, s: &Summary) -> String {
+    if opts.json {
+        s.to_json()
+    } else {
+        s.to_string()
     }
 }
 

@@ -27,6 +27,8 @@ const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
 const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
 const SIOCGIFMTU: libc::c_ulong = 0x8921;
+const SIOCGIFFLAGS: libc::c_ulong = 0x8913;
+const IFF_UP: libc::c_short = 0x0001;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;
 const IFF_VNET_HDR: libc::c_short = 0x4000;
@@ -141,6 +143,10 @@ impl IfReq {
         self.data[..2].copy_from_slice(&v.to_ne_bytes());
     }
 
+    fn short(&self) -> libc::c_short {
+        libc::c_short::from_ne_bytes([self.data[0], self.data[1]])
+    }
+
     fn int(&self) -> libc::c_int {
         let mut b = [0u8; 4];
         b.copy_from_slice(&self.data[..4]);
@@ -150,6 +156,30 @@ impl IfReq {
 
 fn ctx(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// What a permission error on a TUN device or namespace needs.
+pub(crate) const NEEDS_ADMIN: &str =
+    "run mptun as root, or give it CAP_NET_ADMIN (sudo setcap cap_net_admin+ep PATH_TO_MPTUN), \
+     or create the device for your user (ip tuntap add dev NAME mode tun user $USER)";
+
+/// TUNSETIFF's errno as a sentence.
+fn tunsetiff_error(e: io::Error, name: &str) -> io::Error {
+    let msg = match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            format!("not permitted to attach to TUN device {name} ({e}): {NEEDS_ADMIN}")
+        }
+        Some(libc::EBUSY) => format!(
+            "TUN device {name} is already in use by another process (one process per device)"
+        ),
+        Some(libc::EINVAL) => format!(
+            "{name} is not a TUN device, or one created with other flags (mptun needs a \
+             device made with `ip tuntap add dev NAME mode tun`, not mode tap, not \
+             multi_queue) ({e})"
+        ),
+        _ => format!("TUNSETIFF {name}: {e}"),
+    };
+    io::Error::new(e.kind(), msg)
 }
 
 /// A TUN device handle (nonblocking). Closing the last handle of a non-persistent device
@@ -186,7 +216,21 @@ impl Tun {
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open("/dev/net/tun")
-            .map_err(|e| ctx(e, "open /dev/net/tun"))?;
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::PermissionDenied => io::Error::new(
+                    e.kind(),
+                    format!(
+                        "open /dev/net/tun: {e}: run mptun as root (/dev/net/tun is usually \
+                         mode 0666, so that anyone can attach to a device created for them; \
+                         here this user may not open it)"
+                    ),
+                ),
+                io::ErrorKind::NotFound => io::Error::new(
+                    e.kind(),
+                    "/dev/net/tun does not exist (load the tun module: modprobe tun)",
+                ),
+                _ => ctx(e, "open /dev/net/tun"),
+            })?;
         let mut flags = IFF_TUN | IFF_NO_PI;
         if offload {
             flags |= IFF_VNET_HDR;
@@ -196,10 +240,7 @@ impl Tun {
         // `req` is a properly sized, initialized `repr(C)` ifreq that outlives the call.
         let rc = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req as *mut IfReq) };
         if rc < 0 {
-            return Err(ctx(
-                io::Error::last_os_error(),
-                &format!("TUNSETIFF {name} (needs CAP_NET_ADMIN)"),
-            ));
+            return Err(tunsetiff_error(io::Error::last_os_error(), name));
         }
         if offload {
             let hdr: libc::c_int = VNET_HDR_LEN as libc::c_int;
@@ -238,6 +279,73 @@ impl Tun {
             name,
             vnet_hdr: offload,
         })
+    }
+
+    /// Attaches to the TUN device `name`, which must exist and be up; unlike
+    /// [`open`](Self::open) it never creates one (a device created here would have no
+    /// address and no route, and traffic would silently go nowhere). What `mptun --tun`
+    /// uses. The errors say what is wrong and how to fix it: no such device, not a TUN
+    /// device, in use, down, or not permitted (root / CAP_NET_ADMIN).
+    pub fn open_existing(name: &str) -> io::Result<Tun> {
+        Self::open_existing_with(name, false)
+    }
+
+    /// [`open_existing`](Self::open_existing), with offload (see
+    /// [`open_with_offload`](Self::open_with_offload)) when `offload` is true and the
+    /// kernel accepts it; without it otherwise ([`Tun::has_vnet_hdr`] tells).
+    pub fn open_existing_with(name: &str, offload: bool) -> io::Result<Tun> {
+        IfReq::new(name)?;
+        let cname = std::ffi::CString::new(name)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in interface name"))?;
+        // SAFETY: `cname` is a valid NUL-terminated string for the duration of the call.
+        if unsafe { libc::if_nametoindex(cname.as_ptr()) } == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "there is no network device {name} (create it first, as root: \
+                     ip tuntap add dev {name} mode tun && ip addr add KERNEL_ADDR/24 dev {name} \
+                     && ip link set {name} up; see README \"Setting up the TUN devices\")"
+                ),
+            ));
+        }
+        let tun = if offload {
+            match Self::open_flags(name, true) {
+                Ok(t) => t,
+                Err(e) => {
+                    log::info!("{name}: no offload ({e}), plain packets");
+                    Self::open_flags(name, false)?
+                }
+            }
+        } else {
+            Self::open_flags(name, false)?
+        };
+        if !tun.is_up()? {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!("TUN device {name} is down (ip link set {name} up)"),
+            ));
+        }
+        Ok(tun)
+    }
+
+    /// Whether the interface is administratively up (IFF_UP, SIOCGIFFLAGS).
+    pub fn is_up(&self) -> io::Result<bool> {
+        let mut req = IfReq::new(&self.name)?;
+        // SAFETY: SIOCGIFFLAGS writes a short into the ifreq union; `req` is a valid ifreq.
+        let rc = unsafe {
+            libc::ioctl(
+                self.ctl.as_raw_fd(),
+                SIOCGIFFLAGS as _,
+                &mut req as *mut IfReq,
+            )
+        };
+        if rc < 0 {
+            return Err(ctx(
+                io::Error::last_os_error(),
+                &format!("SIOCGIFFLAGS {}", self.name),
+            ));
+        }
+        Ok(req.short() & IFF_UP != 0)
     }
 
     /// The interface name the kernel assigned (equal to the requested one).

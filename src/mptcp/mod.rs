@@ -160,6 +160,17 @@ pub enum ConnError {
     Aborted,
 }
 
+impl core::fmt::Display for ConnError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ConnError::Reset => "reset by the peer",
+            ConnError::TimedOut => "the peer stopped answering",
+            ConnError::Refused => "connection refused",
+            ConnError::Aborted => "aborted locally",
+        })
+    }
+}
+
 /// Events for the application, drained with `Connection::poll_event`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnEvent {

@@ -135,6 +135,32 @@ pub enum State {
     TimeWait,
 }
 
+impl State {
+    /// The RFC 9293 name in lower case (`established`, `syn-sent`, `time-wait`, ...), as
+    /// printed in summaries and statistics.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Listen => "listen",
+            State::SynSent => "syn-sent",
+            State::SynReceived => "syn-received",
+            State::Established => "established",
+            State::FinWait1 => "fin-wait-1",
+            State::FinWait2 => "fin-wait-2",
+            State::CloseWait => "close-wait",
+            State::Closing => "closing",
+            State::LastAck => "last-ack",
+            State::TimeWait => "time-wait",
+        }
+    }
+}
+
+impl core::fmt::Display for State {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Why a subflow ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {
@@ -146,6 +172,24 @@ pub enum CloseReason {
     Timeout,
     /// The local side aborted (sent RST).
     Aborted,
+}
+
+impl CloseReason {
+    /// `normal`, `reset`, `timeout` or `aborted`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::Normal => "normal",
+            CloseReason::Reset => "reset",
+            CloseReason::Timeout => "timeout",
+            CloseReason::Aborted => "aborted",
+        }
+    }
+}
+
+impl core::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Events for the owner of the engine, drained with `poll_event`.

@@ -35,6 +35,21 @@ pub fn skip_reason() -> Option<String> {
         }
         None => return Some("cannot read the effective uid from /proc/self/status".into()),
     }
+    let missing: Vec<&str> = [
+        (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+        (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
+    ]
+    .iter()
+    .filter(|(bit, _)| has_capability(*bit) == Some(false))
+    .map(|(_, name)| *name)
+    .collect();
+    if !missing.is_empty() {
+        return Some(format!(
+            "runs as root but without {} (a restricted container?): network namespaces and \
+             TUN devices need CAP_NET_ADMIN and CAP_SYS_ADMIN",
+            missing.join(" and ")
+        ));
+    }
     if Command::new("ip")
         .arg("-V")
         .stdout(Stdio::null())
@@ -78,6 +93,35 @@ pub fn require_privileges(test: &str) -> bool {
     }
 }
 
+/// Capability numbers (linux/capability.h).
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Whether capability `bit` is in this process's effective set (`CapEff` in
+/// /proc/self/status); `None` if that cannot be read.
+pub fn has_capability(bit: u32) -> Option<bool> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))?
+        .trim();
+    let caps = u64::from_str_radix(hex, 16).ok()?;
+    Some(caps >> bit & 1 == 1)
+}
+
+/// What to tell someone whose command failed with "Operation not permitted".
+const NEEDS_ROOT: &str =
+    "this needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN: it creates network namespaces and TUN devices)";
+
+/// A command as a shell would show it: `ip netns add NAME`.
+fn cmd_line(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn effective_uid() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;
@@ -90,12 +134,20 @@ pub fn run_cmd(cmd: &mut Command) -> io::Result<String> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| io::Error::new(e.kind(), format!("{cmd:?}: {e}")))?;
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", cmd_line(cmd))))?;
     if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let hint =
+            if stderr.contains("Operation not permitted") || stderr.contains("Permission denied") {
+                format!(" ({NEEDS_ROOT})")
+            } else {
+                String::new()
+            };
         return Err(io::Error::other(format!(
-            "{cmd:?} failed ({}): {}",
+            "`{}` failed ({}): {}{hint}",
+            cmd_line(cmd),
             out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            stderr.trim()
         )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
