@@ -596,3 +596,66 @@ fn the_syn_ack_window_is_replaced_by_the_first_dss_window() {
 fn the_third_ack_window_is_replaced_by_the_first_dss_window() {
     mp_capable_window_is_provisional(false);
 }
+
+/// Under a provisional window (the peer's MP_CAPABLE third ACK, no DATA_ACK yet) a join that
+/// completes first gets no data: Linux enforces only the edges it announced in DSS options
+/// and drops data past them that arrives out of order, as data on a second subflow does
+/// (seen against Linux under CPU load: its DSS ACKs late, the join early). Here the
+/// client's DSS-carrying packets are held back for 300 ms while it joins a second path and
+/// the server starts sending: no server data may use the second path before the first DSS
+/// gets through, and the transfer completes intact once it does.
+#[test]
+fn joins_carry_no_data_under_a_provisional_window() {
+    let mut p = Pair::two_paths(
+        31,
+        link(0.0),
+        link(0.0),
+        ConnConfig::default(),
+        ConnConfig::default(),
+    );
+    // (time the first client DSS passed, server data packets on path 2 before it)
+    let st = Rc::new(Cell::new((None::<Instant>, 0u64, 0u64)));
+    let s2 = st.clone();
+    let start = p.now();
+    p.net.set_hook(Box::new(move |info, pkt| {
+        let (mut first_dss, mut early, mut on_path2) = s2.get();
+        let mut verdict = Verdict::Pass;
+        if info.from_host == 0 {
+            if let Some((Some(_), _, _, _)) = dss_fields(pkt) {
+                if info.time < start + Duration::from_millis(300) {
+                    verdict = Verdict::Drop;
+                } else if first_dss.is_none() {
+                    first_dss = Some(info.time);
+                }
+            }
+        } else if info.link == 1 && tcp_payload_len(pkt) > 0 {
+            on_path2 += 1;
+            // a DSS the client sent reaches the server 10 ms later (+- 1 ms jitter)
+            if first_dss.is_none_or(|t| info.time < t + Duration::from_millis(9)) {
+                early += 1;
+            }
+        }
+        s2.set((first_dss, early, on_path2));
+        verdict
+    }));
+    let c = p.connect();
+    assert!(p.run_until(Duration::from_secs(5), |p| p
+        .client
+        .connection(c)
+        .is_some_and(|x| x.is_established())));
+    let id = p.open_second_path(c, false);
+    assert!(p.wait_subflow(c, id), "join");
+    let mut t = Transfer::new(c, Vec::new(), data(2_000_000, 31));
+    assert!(
+        t.run(&mut p, Duration::from_secs(60)),
+        "transfer did not finish"
+    );
+    t.assert_intact();
+    let (first_dss, early, on_path2) = st.get();
+    assert!(first_dss.is_some(), "no client DSS got through");
+    assert!(on_path2 > 0, "the second path carried no server data at all");
+    assert_eq!(
+        early, 0,
+        "server data on the joined path before the client's first DSS"
+    );
+}

@@ -246,9 +246,10 @@ pub struct Connection {
     /// connection-level socket exists; its `rcv_wnd_sent` starts at the first DSN and grows
     /// with DSS ACKs only), so the first DSS-carried edge replaces this one, even if
     /// smaller. Sending up to the provisional edge is safe only in order, on the initial
-    /// subflow, which is all there is before the peer's first DSS arrives. Seen in routed
-    /// MTU 9000 runs: SYN/ACK or third ACK 62-63 KiB, DSS windows 56 KiB, a join sent data
-    /// between the two edges and Linux dropped it (NoDSSInWindow).
+    /// subflow: while it is provisional, joins get no data (`subflow_room`, `fill_views`).
+    /// Seen in routed MTU 9000 runs: SYN/ACK or third ACK 62-63 KiB, DSS windows 56 KiB, a
+    /// join sent data between the two edges and Linux dropped it (NoDSSInWindow); again,
+    /// rarer, under CPU load with joins established before the peer's first DSS.
     wnd_provisional: bool,
     /// DSN of our DATA_FIN once the application shut down its direction.
     fin_dsn: Option<u64>,
@@ -1754,7 +1755,10 @@ impl Connection {
     /// Bytes subflow `i` may take now (congestion and peer window, minus what it holds unsent).
     fn subflow_room(&self, i: usize) -> u64 {
         self.subflows.get(i).map_or(0, |s| {
-            if !s.usable() || !s.tx_maps.has_room() {
+            if !s.usable()
+                || !s.tx_maps.has_room()
+                || (self.wnd_provisional && s.join != JoinState::Initial)
+            {
                 0
             } else {
                 u64::from(s.tcb.send_capacity()).saturating_sub(s.unsent())
@@ -1779,17 +1783,21 @@ impl Connection {
     }
 
     fn fill_views(&mut self) {
+        let provisional = self.wnd_provisional;
         let Connection { mp, subflows, .. } = self;
         mp.views.clear();
         for s in subflows.iter() {
             let st = s.tcb.stats();
+            // under a provisional window only the initial subflow may carry data (in order:
+            // Linux drops data past its real window only when it arrives out of order)
+            let provisional_hold = provisional && s.join != JoinState::Initial;
             mp.views.push(crate::sched::SubflowView {
                 id: s.id,
                 srtt: st.srtt,
                 rttvar: st.rttvar,
                 cwnd: st.cwnd,
                 in_flight: st.bytes_in_flight,
-                send_capacity: if s.tx_maps.has_room() {
+                send_capacity: if s.tx_maps.has_room() && !provisional_hold {
                     s.tcb.send_capacity()
                 } else {
                     0
