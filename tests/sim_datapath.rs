@@ -653,9 +653,111 @@ fn joins_carry_no_data_under_a_provisional_window() {
     t.assert_intact();
     let (first_dss, early, on_path2) = st.get();
     assert!(first_dss.is_some(), "no client DSS got through");
-    assert!(on_path2 > 0, "the second path carried no server data at all");
+    assert!(
+        on_path2 > 0,
+        "the second path carried no server data at all"
+    );
     assert_eq!(
         early, 0,
         "server data on the joined path before the client's first DSS"
+    );
+}
+
+/// With two subflows carrying data, the sender uses at most half the peer's data-level
+/// window beyond the DATA_ACK (`MULTIPATH_WINDOW_SHARE`): data overtaking a hole on the
+/// slow path stays well inside the receiver's buffer. Against Linux, filling the whole
+/// window with out-of-order data let its connection-level receive memory (charged at true
+/// size) exceed its buffer, after which it moved nothing more from its subflows, not even
+/// the bytes filling the hole: the connection stalled for good
+/// (`interop_proxy::socks_concurrent_connections_both_ways`, 1 run in 10 under load).
+/// Paths of 5 and 40 ms and a 64 KiB receive buffer make the window the limit here.
+#[test]
+fn two_subflows_use_half_the_data_level_window() {
+    let small = ConnConfig {
+        recv_buffer: 64 * 1024,
+        ..ConnConfig::default()
+    };
+    let fast = Impairment {
+        delay: Duration::from_millis(5),
+        ..link(0.0)
+    };
+    let slow = Impairment {
+        delay: Duration::from_millis(40),
+        ..link(0.0)
+    };
+    let mut p = Pair::two_paths(41, fast, slow, ConnConfig::default(), small);
+    // (receiver window scale, max DATA_ACK and max edge the receiver sent, data seen on
+    // the second path, violations, largest span used)
+    type St = (u8, u64, u64, bool, Vec<(u64, u64)>, u64);
+    let st = Rc::new(std::cell::RefCell::new(
+        (0u8, 0u64, 0u64, false, Vec::new(), 0u64) as St,
+    ));
+    let s2 = st.clone();
+    p.net.set_hook(Box::new(move |info, pkt| {
+        let ihl = usize::from(pkt[0] & 0x0f) * 4;
+        let flags = tcp_flags(pkt).unwrap_or(0);
+        let mut st = s2.borrow_mut();
+        if info.from_host == 1 {
+            if flags & SYN != 0 {
+                let doff = usize::from(pkt[ihl + 12] >> 4) * 4;
+                let mut i = ihl + 20;
+                while i + 2 < ihl + doff {
+                    match pkt[i] {
+                        0 => break,
+                        1 => i += 1,
+                        k => {
+                            if k == 3 {
+                                st.0 = pkt[i + 2];
+                            }
+                            i += usize::from(pkt[i + 1].max(2));
+                        }
+                    }
+                }
+            } else if let Some((Some(ack), win, _, _)) = dss_fields(pkt) {
+                st.1 = st.1.max(ack);
+                st.2 = st.2.max(ack + (u64::from(win) << st.0));
+            }
+        } else if let Some((_, _, Some(dsn), len)) = dss_fields(pkt) {
+            if len > 0 && st.1 > 0 {
+                if info.link == 1 {
+                    st.3 = true;
+                }
+                let end = dsn + u64::from(len);
+                let bound = st.1 + (st.2 - st.1) / 2;
+                st.5 = st.5.max(end.saturating_sub(st.1));
+                if st.3 && end > bound {
+                    let v = (end - st.1, st.2 - st.1);
+                    st.4.push(v);
+                }
+            }
+        }
+        Verdict::Pass
+    }));
+    let c = p.connect();
+    assert!(p.run_until(Duration::from_secs(5), |p| p
+        .client
+        .connection(c)
+        .is_some_and(|x| x.is_established())));
+    let id = p.open_second_path(c, false);
+    assert!(p.wait_subflow(c, id), "join");
+    let mut t = Transfer::new(c, data(3_000_000, 41), Vec::new());
+    assert!(
+        t.run(&mut p, Duration::from_secs(120)),
+        "transfer did not finish"
+    );
+    t.assert_intact();
+    let st = st.borrow();
+    assert!(st.3, "the second path carried no data");
+    assert!(
+        st.4.is_empty(),
+        "{} data segments beyond half the window (span, window): {:?}",
+        st.4.len(),
+        &st.4[..st.4.len().min(5)]
+    );
+    // the share is used, not far less (the window is the limit on these paths)
+    assert!(
+        st.5 > 16 * 1024,
+        "largest span beyond the DATA_ACK only {}",
+        st.5
     );
 }
