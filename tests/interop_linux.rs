@@ -363,9 +363,23 @@ fn mptun_joins_the_second_path_to_linux() {
     let (s1, r1) = subflow_bytes(&o.mptun, 1);
     assert!(
         s0 + r0 > 0 && s1 + r1 > 0,
-        "both subflows must carry data: {}",
-        o.mptun.summary
+        "both subflows must carry data: {}\nLinux counters changed: {:?}",
+        o.mptun.summary,
+        changed_counters(&before, &after)
     );
+}
+
+fn changed_counters(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+) -> Vec<(String, u64)> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v.saturating_sub(before.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect()
 }
 
 #[test]

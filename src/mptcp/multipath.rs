@@ -232,7 +232,15 @@ impl Connection {
         {
             return Err(OpenError::Exists);
         }
-        let tcb = tcp::Tcb::connect(super::subflow_tcp_config(&self.cfg, local.ip()), iss, now);
+        let mut tcfg = super::subflow_tcp_config(&self.cfg, local.ip());
+        // the join's SYN may be lost like any SYN (seen: under load, one in the whole test
+        // suite); RFC 6298's 1 s initial RTO then outlasts a whole fast transfer. The
+        // initial subflow's RTT is a hint for the new path's: retry after 3 of them, at
+        // least 200 ms (a spurious SYN retransmission costs one packet)
+        if let Some(srtt) = self.subflows.first().and_then(|s| s.tcb.srtt()) {
+            tcfg.rto_initial = (srtt * 3).clamp(Duration::from_millis(200), tcfg.rto_initial);
+        }
+        let tcb = tcp::Tcb::connect(tcfg, iss, now);
         let id = self.alloc_subflow_id();
         let mut sf = Subflow::new(id, tcb, local, remote, JoinState::SynSent { nonce });
         sf.backup = backup || self.is_backup_addr(local.ip());
