@@ -119,6 +119,11 @@ pub fn parse_link(s: &str) -> Result<(String, bool, Duration), String> {
     Ok((dev.to_string(), up, Duration::from_millis(ms)))
 }
 
+/// Parses `--limits subflows=N,add_addr_accepted=M,announced=K` (any subset).
+pub fn parse_limits(s: &str) -> Result<crate::pm::Limits, String> {
+    s.parse()
+}
+
 /// Parses `--impair DEV:SPEC` into `(DEV, SPEC)`; SPEC (`delay=25ms,loss=1%`) is checked
 /// for `key=value` syntax only, its meaning belongs to the impairment layer.
 pub fn parse_impair(s: &str) -> Result<(String, String), String> {
@@ -293,6 +298,10 @@ pub struct RunOptions {
     pub links: Vec<(String, bool, Duration)>,
     /// TCP_USER_TIMEOUT of every subflow: abort one whose data stays unacknowledged this long.
     pub user_timeout: Option<Duration>,
+    /// Every connection's limits (`--limits`, Linux's `ip mptcp limits` meaning).
+    pub limits: crate::pm::Limits,
+    /// ADD_ADDR retransmission timeout (`--add-addr-timeout MS`).
+    pub add_addr_timeout: Option<Duration>,
     /// `false` with `--no-mptcp`: plain TCP.
     pub mptcp: bool,
     /// Request DSS checksums.
@@ -326,6 +335,8 @@ impl Default for RunOptions {
             links: Vec::new(),
             offload: true,
             user_timeout: None,
+            limits: crate::pm::Limits::default(),
+            add_addr_timeout: None,
             mptcp: true,
             checksum: false,
             json: false,
@@ -552,6 +563,19 @@ mod tests {
         assert!(parse_path_manager("ndiffports:0").is_err());
         assert!(parse_path_manager("ndiffports:x").is_err());
         assert!(parse_path_manager("mesh").is_err());
+        let l = parse_limits("subflows=2,add_addr_accepted=0").unwrap();
+        assert_eq!(
+            (l.max_subflows, l.max_add_addr_accepted, l.max_announced),
+            (2, 0, 8)
+        );
+        let l = parse_limits("subflows 1 add_addr_accepted 3 announced 1").unwrap();
+        assert_eq!(
+            (l.max_subflows, l.max_add_addr_accepted, l.max_announced),
+            (1, 3, 1)
+        );
+        for bad in ["subflows", "subflows=x", "paths=2", "subflows=-1"] {
+            assert!(parse_limits(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1173,6 +1173,19 @@ impl Stack {
         Ok(sid)
     }
 
+    /// Change connection `id`'s limits at run time (see `Connection::set_limits`); the
+    /// path manager's resulting joins are opened at once.
+    pub fn set_limits(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        limits: crate::pm::Limits,
+    ) -> Result<(), StackError> {
+        self.conn_mut(id)?.set_limits(now, limits);
+        self.run_open_requests(now, id.idx);
+        Ok(())
+    }
+
     fn run_open_requests(&mut self, now: Instant, idx: u32) {
         let Some(slot) = self.slots.get(idx as usize) else {
             return;

@@ -126,6 +126,14 @@ struct Paths {
     /// timeout); the path manager may then re-create it.
     #[arg(long, value_name = "MS")]
     user_timeout: Option<u64>,
+    /// Limits of every connection, Linux's `ip mptcp limits` meaning:
+    /// subflows=N,add_addr_accepted=M,announced=K (any subset; default 8 each).
+    /// add_addr_accepted=0 ignores the peer's announcements (they are still echoed).
+    #[arg(long, value_name = "SPEC", value_parser = cli::parse_limits)]
+    limits: Option<mptun::pm::Limits>,
+    /// ADD_ADDR retransmission timeout in milliseconds (Linux's add_addr_timeout; 2000).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    add_addr_timeout: Option<u64>,
     /// Plain TCP, no MPTCP options.
     #[arg(long)]
     no_mptcp: bool,
@@ -168,6 +176,8 @@ impl Paths {
             pcap: self.pcap,
             links: self.links,
             user_timeout: self.user_timeout.map(std::time::Duration::from_millis),
+            limits: self.limits.unwrap_or_default(),
+            add_addr_timeout: self.add_addr_timeout.map(std::time::Duration::from_millis),
             mptcp: !self.no_mptcp,
             checksum: self.checksum,
             offload: !self.no_offload,

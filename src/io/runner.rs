@@ -36,6 +36,10 @@ pub(crate) fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
         })?;
     cfg.tcp.congestion = cc;
     cfg.tcp.user_timeout = opts.user_timeout;
+    cfg.limits = opts.limits;
+    if let Some(t) = opts.add_addr_timeout {
+        cfg.add_addr_timeout = t;
+    }
     crate::pm::by_name(&opts.path_manager)?;
     crate::sched::by_name(&opts.scheduler).ok_or_else(|| {
         format!(

@@ -119,6 +119,10 @@ mib! {
     IcmpIgnored,
     /// ADD_ADDR received (with a valid HMAC).
     AddAddr,
+    /// ADD_ADDR received but not used: `max_add_addr_accepted` reached (echoed anyway).
+    AddAddrDrop,
+    /// ADD_ADDR we did not send because `max_announced` addresses are announced.
+    AddAddrTxDrop,
     /// ADD_ADDR echoes received.
     EchoAdd,
     /// ADD_ADDR whose HMAC did not verify.

@@ -69,6 +69,11 @@ pub struct ConnConfig {
     pub local_addrs: Vec<crate::pm::LocalAddr>,
     /// How long a joining subflow waits for the peer to acknowledge its third ACK.
     pub join_timeout: Duration,
+    /// ADD_ADDR retransmission interval while no echo arrives (Linux's
+    /// `net.mptcp.add_addr_timeout`, 120 s there; 2 s by default here).
+    pub add_addr_timeout: Duration,
+    /// ADD_ADDR retransmissions before giving up on an echo (Linux: 3).
+    pub add_addr_retries: u8,
     /// MTU of the link each local address is on (the stack fills this in from
     /// `Stack::set_mtu`); a subflow's MSS is at most this MTU minus the IP and TCP headers.
     /// Addresses not listed use `DEFAULT_MTU`.
@@ -124,6 +129,8 @@ impl Default for ConnConfig {
             limits: crate::pm::Limits::default(),
             local_addrs: Vec::new(),
             join_timeout: Duration::from_secs(10),
+            add_addr_timeout: Duration::from_secs(2),
+            add_addr_retries: 6,
             link_mtus: Vec::new(),
         }
     }
@@ -1913,6 +1920,13 @@ impl Connection {
             self.tx_cursor = (i + 1) % n;
             match self.emit(now, i, &seg, buf, off.csum_partial, mib) {
                 Ok(p) => {
+                    // one signal per pure ACK: if more wait (several ADD_ADDRs queued at
+                    // once), ask for the next ACK now rather than with unrelated traffic
+                    if self.signal_pending() {
+                        if let Some(b) = self.best_subflow() {
+                            self.subflows[b].tcb.request_ack();
+                        }
+                    }
                     self.process_tcb_events(now, mib);
                     return Some(p);
                 }

@@ -49,10 +49,6 @@ impl std::error::Error for OpenError {}
 
 /// Most MP_JOIN third-ACK retransmissions before the subflow is reset.
 const JOIN_ACK_RETRIES: u8 = 6;
-/// Most ADD_ADDR retransmissions before giving up on an echo.
-const ADD_ADDR_RETRIES: u8 = 5;
-/// ADD_ADDR retransmission interval (Linux: net.mptcp.add_addr_timeout, 2 minutes; we retry sooner).
-const ADD_ADDR_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An address to signal.
 #[derive(Clone, Copy, Debug)]
@@ -92,6 +88,10 @@ pub(crate) struct MpState {
     /// We aborted: RSTs carry MP_FASTCLOSE.
     pub(crate) fastclose: bool,
     pm_started: bool,
+    /// Our address ids announced (ADD_ADDR) and not withdrawn, as a bitmap.
+    announced: [u64; 4],
+    /// Announcements refused by `max_announced` since the last look (into the MIB).
+    announce_refused: u64,
     pub(crate) views: Vec<SubflowView>,
     scratch: Vec<PmSubflow>,
 }
@@ -130,6 +130,8 @@ impl MpState {
             rm_addr: VecDeque::new(),
             fastclose: false,
             pm_started: false,
+            announced: [0; 4],
+            announce_refused: 0,
             views: Vec::with_capacity(8),
             scratch: Vec::with_capacity(8),
         }
@@ -209,10 +211,10 @@ impl Connection {
         if self.mode != Mode::Mptcp || !self.subflows.first().is_some_and(|s| s.established) {
             return Err(OpenError::NotMptcp);
         }
-        if self.error.is_some()
-            || self.subflows_closing
-            || self.app_shutdown_write && self.fin_acked
-        {
+        // Joins are legal for the whole life of the connection: also after our own send
+        // side is finished (DATA_FIN acknowledged), e.g. for an ADD_ADDR that arrives late;
+        // only once both DATA_FINs are through do the subflows close.
+        if self.error.is_some() || self.subflows_closing {
             return Err(OpenError::Closed);
         }
         if local.is_ipv4() != remote.is_ipv4() || remote.port() == 0 || remote.ip().is_unspecified()
@@ -492,8 +494,24 @@ impl Connection {
                         continue;
                     }
                     mib.AddAddr += 1;
+                    // the HMAC covers our key: the peer has it, as a DSS would show. Without
+                    // this a client that has received no DSS yet (no data from the server)
+                    // would keep sending MP_CAPABLE on its ACKs and never echo.
+                    self.fully_established = true;
                     let addr = SocketAddr::new(a.addr, a.port.unwrap_or(0));
-                    if !self
+                    let known = self.mp.remote_addrs.iter().any(|r| r.addr_id == a.addr_id);
+                    let accepted = self.mp.remote_addrs.len();
+                    let limit = usize::try_from(self.cfg.limits.max_add_addr_accepted)
+                        .unwrap_or(usize::MAX);
+                    if !known && accepted >= limit {
+                        // Linux: echoed, counted, not used (add_addr_accepted reached; 0 =
+                        // announcements ignored)
+                        mib.AddAddrDrop += 1;
+                        self.push_event(ConnEvent::AddressAnnounced {
+                            addr_id: a.addr_id,
+                            addr,
+                        });
+                    } else if !self
                         .mp
                         .remote_addrs
                         .iter()
@@ -563,8 +581,20 @@ impl Connection {
 
     // ----- application / path-manager commands -----------------------------------------
 
-    /// Announce a local address to the peer (ADD_ADDR, retransmitted until echoed).
-    pub fn announce(&mut self, addr_id: u8, addr: IpAddr, port: Option<u16>) {
+    /// Announce a local address to the peer (ADD_ADDR, retransmitted until echoed). False
+    /// (and counted `AddAddrTxDrop`) if `max_announced` other ids are announced already.
+    pub fn announce(&mut self, addr_id: u8, addr: IpAddr, port: Option<u16>) -> bool {
+        let bit = 1u64 << (addr_id % 64);
+        let word = usize::from(addr_id / 64);
+        let count: u32 = self.mp.announced.iter().map(|w| w.count_ones()).sum();
+        if self.mp.announced[word] & bit == 0 {
+            if count >= self.cfg.limits.max_announced {
+                self.mp.announce_refused += 1;
+                return false;
+            }
+            self.mp.announced[word] |= bit;
+        }
+        self.mp.add_addr.retain(|t| t.echo || t.addr_id != addr_id);
         self.queue_add_addr(AddAddrTx {
             addr_id,
             addr,
@@ -574,10 +604,13 @@ impl Connection {
             retries: 0,
             sent: false,
         });
+        true
     }
 
     /// Withdraw an announced address (REMOVE_ADDR) and close our subflows using it.
     pub fn remove_address(&mut self, addr_id: u8) {
+        self.mp.announced[usize::from(addr_id / 64)] &= !(1u64 << (addr_id % 64));
+        self.mp.add_addr.retain(|t| t.echo || t.addr_id != addr_id);
         if self.mp.rm_addr.len() < 32 {
             self.mp.rm_addr.push_back(addr_id);
         }
@@ -588,6 +621,21 @@ impl Connection {
         }
         if let Some(i) = self.best_subflow() {
             self.subflows[i].tcb.request_ack();
+        }
+    }
+
+    /// The connection's limits.
+    pub fn limits(&self) -> pm::Limits {
+        self.cfg.limits
+    }
+
+    /// Change the connection's limits at run time. Lowering them closes nothing (as in
+    /// Linux): existing subflows and accepted addresses stay, new ones are refused; raising
+    /// them lets the path manager open or announce what did not fit before.
+    pub fn set_limits(&mut self, now: Instant, limits: pm::Limits) {
+        self.cfg.limits = limits;
+        if self.mp.pm_started {
+            self.pm_event(now, &PmEvent::LimitsChanged);
         }
     }
 
@@ -713,7 +761,7 @@ impl Connection {
                 PmCommand::Announce { addr, port, .. } => {
                     // one id space for ADD_ADDR, REMOVE_ADDR and MP_JOIN: ours
                     let id = self.local_addr_id(addr);
-                    self.announce(id, addr, port)
+                    self.announce(id, addr, port);
                 }
                 PmCommand::RemoveAddress { addr_id } => self.remove_address(addr_id),
                 PmCommand::SetBackup { id, backup } => {
@@ -790,12 +838,18 @@ impl Connection {
         }
     }
 
+    /// A signal never sent yet is queued.
+    pub(super) fn signal_pending(&self) -> bool {
+        !self.mp.rm_addr.is_empty() || self.mp.add_addr.iter().any(|t| !t.sent)
+    }
+
     /// A signal (ADD_ADDR, REMOVE_ADDR) to put on a pure ACK, if one is due.
     pub(super) fn take_signal(
         &mut self,
         now: Instant,
         mib: &mut Mib,
     ) -> Option<MptcpOption<'static>> {
+        mib.AddAddrTxDrop += core::mem::take(&mut self.mp.announce_refused);
         if let Some(id) = self.mp.rm_addr.pop_front() {
             return Some(MptcpOption::RemoveAddr {
                 ids: &IDS[usize::from(id)..usize::from(id) + 1],
@@ -827,8 +881,8 @@ impl Connection {
                 mib.AddAddrTx += 1;
             }
             t.sent = true;
-            t.timer = Some(now + ADD_ADDR_TIMEOUT);
-            if t.retries > ADD_ADDR_RETRIES {
+            t.timer = Some(now + self.cfg.add_addr_timeout);
+            if t.retries >= self.cfg.add_addr_retries {
                 self.mp.add_addr.remove(pos);
             }
         }
