@@ -832,3 +832,190 @@ fn offload_carries_super_segments_both_ways() {
         );
     }
 }
+
+// ----- path-manager parity (issue 13): Linux's side driven as mptcp_join.sh does ---------
+
+/// mptun with only `tun0`: every extra subflow it opens goes to an address Linux announced,
+/// as in mptcp_join.sh where the client has a single endpoint.
+fn one_tun_connect_args(extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = ["connect", "--tun", "tun0=198.18.1.2", "198.18.1.1:5201"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// mptcp_join.sh "signal address" with the endpoint added while the connection runs: Linux
+/// announces 198.18.2.1 about 1.5 s into the transfer; mptun echoes it and joins it.
+#[test]
+fn pm_late_signal_from_linux_is_joined() {
+    if !require_privileges("pm_late_signal_from_linux_is_joined") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-late-sig");
+    ns.mptcp_limits(1, 1).expect("limits");
+    let dir = TempDir::new("pm-late-sig");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            ns.mptcp_endpoint("198.18.2.1", "tun1", &["signal"])
+                .expect("endpoint");
+        });
+        // the upload is paced (10 Mbit/s: about 3 s) so the connection is busy when the
+        // announcement comes
+        exchange(
+            &ns,
+            &dir,
+            SMALL,
+            one_tun_connect_args(&[
+                "--limits",
+                "subflows=1,add_addr_accepted=1",
+                "--impair",
+                "tun0:rate=10mbit",
+            ]),
+            linux_server(SMALL, false),
+            true,
+        )
+    });
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    assert_counters(
+        &before,
+        &after,
+        &["EchoAdd", "MPJoinSynRx", "MPJoinAckRx"],
+        &["MPJoinAckHMacFailure", "DSSNotMatching"],
+    );
+    // every ADD_ADDR Linux sent was echoed (Linux may put the announcement on more than one
+    // ACK: AddAddrTx counts each), and exactly one join came of it
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        (d("EchoAdd"), d("MPJoinAckRx")),
+        (d("AddAddrTx").max(1), 1),
+        "MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+    assert_eq!(o.mptun.field("subflows"), Some("2"), "{}", o.mptun.summary);
+}
+
+/// mptcp_join.sh "signal invalid addresses": Linux (limits 1 3) announces an unreachable,
+/// the valid and another unreachable address; mptun (limits 3 3) echoes all three and its
+/// join to the valid one completes although the other two never answer (chk_join_nr 1 1 1,
+/// chk_add_nr 3 3).
+#[test]
+fn pm_invalid_signals_do_not_delay_the_valid_join() {
+    if !require_privileges("pm_invalid_signals_do_not_delay_the_valid_join") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-invalid");
+    ns.mptcp_limits(1, 3).expect("limits");
+    for a in ["198.18.12.1", "198.18.2.1", "198.18.14.1"] {
+        ns.mptcp_endpoint(a, "tun1", &["signal"]).expect("endpoint");
+    }
+    let dir = TempDir::new("pm-invalid");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        one_tun_connect_args(&["--limits", "subflows=3,add_addr_accepted=3"]),
+        linux_server(SMALL, false),
+        true,
+    );
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        (d("MPJoinSynRx"), d("MPJoinAckRx"), d("EchoAdd")),
+        (1, 1, 3),
+        "join syn/ack and echo counts; MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+    // mptun tried all three (the summary lists closed subflows too), one carried data
+    let n: usize = o.mptun.field("subflows").unwrap_or("0").parse().unwrap();
+    assert!(n >= 2, "{}", o.mptun.summary);
+    let valid = (0..n)
+        .filter_map(|i| o.mptun.field(&format!("sf{i}")))
+        .find(|sf| sf.contains("->198.18.2.1:5201"))
+        .unwrap_or_else(|| panic!("no subflow to 198.18.2.1: {}", o.mptun.summary));
+    assert!(!valid.contains("state=syn-sent"), "{valid}");
+}
+
+/// mptcp_join.sh "unused signal address"": the client accepts no announcement
+/// (`add_addr_accepted 0`): Linux's ADD_ADDR is echoed (chk_add_nr 1 1) but never joined
+/// (chk_join_nr 0 0 0).
+#[test]
+fn pm_add_addr_accepted_zero_echoes_but_does_not_join() {
+    if !require_privileges("pm_add_addr_accepted_zero_echoes_but_does_not_join") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-unused");
+    ns.mptcp_limits(3, 3).expect("limits");
+    ns.mptcp_endpoint("198.18.2.1", "tun1", &["signal"])
+        .expect("endpoint");
+    let dir = TempDir::new("pm-unused");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        one_tun_connect_args(&["--limits", "subflows=3,add_addr_accepted=0"]),
+        linux_server(SMALL, false),
+        true,
+    );
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        (d("MPJoinSynRx"), d("EchoAdd")),
+        (0, 1),
+        "MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+    assert_eq!(o.mptun.field("subflows"), Some("1"), "{}", o.mptun.summary);
+}
+
+/// Server side: mptun listening with `subflows=0` refuses the join Linux's `subflow`
+/// endpoint opens (Linux sees no SYN/ACK with MP_JOIN); the transfer is unharmed.
+#[test]
+fn pm_mptun_server_subflow_limit_refuses_linux_join() {
+    if !require_privileges("pm_mptun_server_subflow_limit_refuses_linux_join") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-srv-limit");
+    ns.mptcp_endpoint("198.18.2.1", "tun1", &["subflow"])
+        .expect("endpoint");
+    ns.run([
+        "ip",
+        "route",
+        "add",
+        "198.18.1.2/32",
+        "dev",
+        "tun1",
+        "table",
+        "100",
+    ])
+    .expect("route");
+    ns.run(["ip", "rule", "add", "from", "198.18.2.1", "table", "100"])
+        .expect("rule");
+    let dir = TempDir::new("pm-srv-limit");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        listen_args(&["--limits", "subflows=0"]),
+        linux_client(SMALL, false),
+        false,
+    );
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    assert_eq!(
+        mptun::testbed::delta(&before, &after, "MPJoinSynAckRx"),
+        0,
+        "MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+    assert_eq!(o.mptun.field("subflows"), Some("1"), "{}", o.mptun.summary);
+}
