@@ -1019,3 +1019,70 @@ fn pm_mptun_server_subflow_limit_refuses_linux_join() {
     );
     assert_eq!(o.mptun.field("subflows"), Some("1"), "{}", o.mptun.summary);
 }
+
+/// The first failure: Linux announces an address about 1.5 s in, after mptun's own
+/// send side is finished (its 64 KiB upload and DATA_FIN acknowledged) while Linux still
+/// sends. mptun must still echo and send an MP_JOIN (joins are legal for the connection's
+/// whole life). Whether Linux takes it depends on the kernel (some refuse joins once the
+/// peer's DATA_FIN arrived), so only the SYN is required.
+#[test]
+fn pm_late_signal_after_mptun_send_side_done_gets_a_join() {
+    if !require_privileges("pm_late_signal_after_mptun_send_side_done_gets_a_join") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-late-done");
+    ns.mptcp_limits(1, 1).expect("limits");
+    // Linux's data to mptun takes about 3 s
+    ns.tbf("tun0", "10mbit").expect("tbf");
+    let dir = TempDir::new("pm-late-done");
+    let before = ns.mptcp_counters().expect("counters");
+    let up = 64 * 1024;
+    let o = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            ns.mptcp_endpoint("198.18.2.1", "tun1", &["signal"])
+                .expect("endpoint");
+        });
+        let input = dir.path("mptun-in.bin");
+        let output = dir.path("mptun-out.bin");
+        let sent_digest = peer::write_pattern_file(&input, 0xA11CE, up).expect("input");
+        let mut args = one_tun_connect_args(&["--limits", "subflows=1,add_addr_accepted=1"]);
+        args.extend([
+            "--input".into(),
+            arg(&input),
+            "--output".into(),
+            arg(&output),
+        ]);
+        let server = ns
+            .start_peer(&exe(), &linux_server(SMALL, false), TIMEOUT_SECS)
+            .expect("Linux server");
+        let pid = spawn_mptun(&ns, &args);
+        let run = wait_mptun(&ns, pid);
+        if !run.success {
+            ns.kill_all();
+        }
+        let report = ns.finish_peer(server);
+        assert_ok(&run, "mptun");
+        let report = report.expect("Linux report");
+        assert_eq!(report.received_sha256, sent_digest);
+        assert_eq!(report.bytes_received, up);
+        assert_eq!(
+            report.sent_sha256,
+            peer::sha256_file(&output).expect("output")
+        );
+        run
+    });
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    eprintln!(
+        "MPTcpExt {:?}; {}",
+        mptun::testbed::deltas(&before, &after),
+        o.summary
+    );
+    assert!(
+        d("EchoAdd") >= 1 && d("MPJoinSynRx") >= 1,
+        "echo and join expected; MPTcpExt {:?}; {}",
+        mptun::testbed::deltas(&before, &after),
+        o.summary
+    );
+}
