@@ -408,3 +408,80 @@ fn server_limits_refuse_joins_and_bound_announcements() {
     assert!(cl.error().is_none());
     let _ = sa(SERVER1);
 }
+
+/// Endpoints changed while a transfer runs, as `ip mptcp endpoint add ... signal`,
+/// `change ... backup` and `delete` do: the new address is announced and joined, the
+/// backup flag follows with MP_PRIO, the removal sends REMOVE_ADDR and ends the subflow;
+/// the transfer completes intact.
+#[test]
+fn endpoints_added_reflagged_and_removed_at_run_time() {
+    let mut scfg = cfg("fullmesh");
+    scfg.local_addrs = vec![LocalAddr {
+        addr: SERVER1,
+        backup: false,
+        announce: false,
+    }];
+    let mut p = star(137, cfg("fullmesh"), scfg);
+    let c = p.connect();
+    let mut t = Transfer::new(c, data(6 << 20, 21), data(6 << 20, 22));
+    assert!(p.run_until(Duration::from_secs(5), |p| {
+        t.pump(p);
+        t.server.is_some() && t.c_recv.len() > 64 * 1024
+    }));
+    assert_eq!(p.server.mib().AddAddrTx, 0);
+    // add: `ip mptcp endpoint add SERVER2 signal`
+    let now = p.now();
+    let ep = LocalAddr {
+        addr: SERVER2,
+        backup: false,
+        announce: true,
+    };
+    p.server.set_endpoint(now, ep).unwrap();
+    assert!(p.run_until(Duration::from_secs(3), |p| {
+        t.pump(p);
+        established_to(p, c, SERVER2) == 1
+    }));
+    assert_eq!(p.server.mib().AddAddrTx, 1);
+    // change: `ip mptcp endpoint change SERVER2 backup`
+    let now = p.now();
+    p.server
+        .set_endpoint(now, LocalAddr { backup: true, ..ep })
+        .unwrap();
+    let peer_backup = |p: &Pair| {
+        p.client.connection(c).is_some_and(|x| {
+            x.subflows()
+                .iter()
+                .any(|s| s.remote.ip() == SERVER2 && s.closed.is_none() && s.peer_backup)
+        })
+    };
+    assert!(p.run_until(Duration::from_secs(3), |p| {
+        t.pump(p);
+        peer_backup(p)
+    }));
+    assert!(p.server.mib().MPPrioTx >= 1);
+    assert!(p.client.mib().MPPrioRx >= 1);
+    // delete: `ip mptcp endpoint delete SERVER2`
+    let now = p.now();
+    p.server.remove_endpoint(now, SERVER2).unwrap();
+    assert!(p.run_until(Duration::from_secs(10), |p| {
+        t.pump(p);
+        p.client.mib().RmAddr >= 1 && established_to(p, c, SERVER2) == 0
+    }));
+    // an address the stack does not own is refused
+    let now = p.now();
+    assert!(p
+        .server
+        .set_endpoint(
+            now,
+            LocalAddr {
+                addr: CLIENT1,
+                ..ep
+            }
+        )
+        .is_err());
+    assert!(t.run(&mut p, Duration::from_secs(120)));
+    t.assert_intact();
+    // the removed address was not announced again, nor joined again
+    assert_eq!(p.server.mib().AddAddrTx, 1);
+    assert_eq!(p.server.mib().MPJoinAckRx, 1);
+}

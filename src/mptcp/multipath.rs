@@ -92,6 +92,8 @@ pub(crate) struct MpState {
     announced: [u64; 4],
     /// Announcements refused by `max_announced` since the last look (into the MIB).
     announce_refused: u64,
+    /// The path manager's ADD_ADDR ids and ours, for its REMOVE_ADDR commands.
+    pm_ids: Vec<(u8, u8)>,
     pub(crate) views: Vec<SubflowView>,
     scratch: Vec<PmSubflow>,
 }
@@ -132,6 +134,7 @@ impl MpState {
             pm_started: false,
             announced: [0; 4],
             announce_refused: 0,
+            pm_ids: Vec::new(),
             views: Vec::with_capacity(8),
             scratch: Vec::with_capacity(8),
         }
@@ -172,6 +175,9 @@ impl Connection {
     pub fn local_addr_id(&self, addr: IpAddr) -> u8 {
         if self.subflows.first().is_some_and(|s| s.local.ip() == addr) {
             return 0;
+        }
+        if addr.is_unspecified() {
+            return 255;
         }
         self.cfg
             .local_addrs
@@ -624,6 +630,73 @@ impl Connection {
         }
     }
 
+    fn is_announced(&self, id: u8) -> bool {
+        self.mp.announced[usize::from(id / 64)] & (1u64 << (id % 64)) != 0
+    }
+
+    /// Add a local endpoint, or change the flags of one (Linux's `ip mptcp endpoint add` /
+    /// `change`), while the connection runs. A new address goes to the path manager
+    /// (`LocalAddressAdded`: fullmesh announces it if `announce`, and a client joins from
+    /// it); `backup` changed sends MP_PRIO on every subflow from the address; `announce` set
+    /// announces it, cleared withdraws it (REMOVE_ADDR). The stack must own the address.
+    pub fn set_endpoint(&mut self, now: Instant, ep: pm::LocalAddr) {
+        let Some(pos) = self.cfg.local_addrs.iter().position(|l| l.addr == ep.addr) else {
+            self.cfg.local_addrs.push(ep);
+            self.pm_event(now, &PmEvent::LocalAddressAdded { addr: ep.addr });
+            return;
+        };
+        let old = self.cfg.local_addrs[pos];
+        self.cfg.local_addrs[pos] = ep;
+        if old.backup != ep.backup {
+            for i in 0..self.subflows.len() {
+                if self.subflows[i].local.ip() == ep.addr
+                    && self.subflows[i].closed.is_none()
+                    && self.subflows[i].backup != ep.backup
+                {
+                    self.set_subflow_backup(i, ep.backup);
+                }
+            }
+        }
+        if ep.announce && !old.announce {
+            self.pm_event(now, &PmEvent::LocalAddressAdded { addr: ep.addr });
+        }
+        if !ep.announce && old.announce {
+            let id = self.local_addr_id(ep.addr);
+            if self.is_announced(id) {
+                self.mp.rm_addr.push_back(id);
+                self.mp.announced[usize::from(id / 64)] &= !(1u64 << (id % 64));
+                self.mp.add_addr.retain(|t| t.echo || t.addr_id != id);
+            }
+        }
+    }
+
+    /// Remove a local endpoint (Linux's `ip mptcp endpoint delete`) while the connection
+    /// runs: REMOVE_ADDR if it was announced, its subflows closed (not the initial one: the
+    /// connection would end), the path manager told (`LocalAddressRemoved`). Its address id
+    /// is not reused.
+    pub fn remove_endpoint(&mut self, now: Instant, addr: IpAddr) {
+        let id = self.local_addr_id(addr);
+        if id != 0 && self.is_announced(id) {
+            self.remove_address(id);
+        }
+        for i in 0..self.subflows.len() {
+            let s = &self.subflows[i];
+            if s.local.ip() == addr && s.closed.is_none() && s.join != JoinState::Initial {
+                self.close_subflow(i, false);
+            }
+        }
+        self.pm_event(now, &PmEvent::LocalAddressRemoved { addr });
+        // a tombstone keeps the other entries' positions, hence their address ids
+        if let Some(l) = self.cfg.local_addrs.iter_mut().find(|l| l.addr == addr) {
+            l.addr = if addr.is_ipv4() {
+                IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED)
+            };
+            l.announce = false;
+        }
+    }
+
     /// The connection's limits.
     pub fn limits(&self) -> pm::Limits {
         self.cfg.limits
@@ -758,12 +831,33 @@ impl Connection {
                         self.close_subflow(i, false);
                     }
                 }
-                PmCommand::Announce { addr, port, .. } => {
+                PmCommand::Announce {
+                    addr_id: pm_id,
+                    addr,
+                    port,
+                } => {
                     // one id space for ADD_ADDR, REMOVE_ADDR and MP_JOIN: ours
                     let id = self.local_addr_id(addr);
-                    self.announce(id, addr, port);
+                    if self.announce(id, addr, port) {
+                        self.mp.pm_ids.retain(|&(p, _)| p != pm_id);
+                        if self.mp.pm_ids.len() < 256 {
+                            self.mp.pm_ids.push((pm_id, id));
+                        }
+                    }
                 }
-                PmCommand::RemoveAddress { addr_id } => self.remove_address(addr_id),
+                PmCommand::RemoveAddress { addr_id: pm_id } => {
+                    let id = self
+                        .mp
+                        .pm_ids
+                        .iter()
+                        .find(|&&(p, _)| p == pm_id)
+                        .map_or(pm_id, |&(_, o)| o);
+                    self.mp.pm_ids.retain(|&(p, _)| p != pm_id);
+                    // (already withdrawn, e.g. by `remove_endpoint`: nothing to send)
+                    if self.is_announced(id) {
+                        self.remove_address(id);
+                    }
+                }
                 PmCommand::SetBackup { id, backup } => {
                     if let Some(i) = self.subflows.iter().position(|s| s.id == id) {
                         self.set_subflow_backup(i, backup);
