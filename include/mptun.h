@@ -131,6 +131,15 @@ struct mptun_limits {
     uint32_t announced;
 };
 
+/* Endpoints, like `ip mptcp endpoint`, for every connection and later ones (0 or -1/errno):
+ * mptun_endpoint_set adds ADDR (one of mptun_init's addresses, else EADDRNOTAVAIL) or
+ * changes its flags: SIGNAL announces it (ADD_ADDR; cleared: REMOVE_ADDR), BACKUP marks its
+ * subflows backup (MP_PRIO); mptun_endpoint_del removes it (REMOVE_ADDR, subflows closed). */
+#define MPTUN_ENDPOINT_SIGNAL 1u
+#define MPTUN_ENDPOINT_BACKUP 2u
+int mptun_endpoint_set(const char *addr, unsigned flags);
+int mptun_endpoint_del(const char *addr);
+
 /* mptcp_close_sub_id.how: SHUT_WR or SHUT_RDWR close gracefully (FIN), MPTUN_SHUT_ABORT
  * resets the subflow at once. Either way, data the subflow carried that the peer did not
  * acknowledge is sent again on the other subflows. */

@@ -119,6 +119,56 @@ pub fn parse_link(s: &str) -> Result<(String, bool, Duration), String> {
     Ok((dev.to_string(), up, Duration::from_millis(ms)))
 }
 
+/// An endpoint change at run time, like `ip mptcp endpoint add|change|delete`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointAction {
+    /// Add the endpoint or change its flags (`signal` = announce, `backup`).
+    Set(crate::pm::LocalAddr),
+    /// Delete the endpoint: REMOVE_ADDR if announced, its subflows closed.
+    Remove(IpAddr),
+}
+
+/// Parses `--endpoint MS:add:ADDR[:signal][:backup]`, `MS:change:ADDR[:signal][:backup]`
+/// (the same: flags not given are cleared) or `MS:del:ADDR` (IPv6 addresses in brackets:
+/// `MS:add:[2001:2::2]:signal`).
+pub fn parse_endpoint(s: &str) -> Result<(Duration, EndpointAction), String> {
+    let bad = || format!("expected MS:add|change|del:ADDR[:signal][:backup], got {s:?}");
+    let (ms, rest) = s.split_once(':').ok_or_else(bad)?;
+    let (verb, rest) = rest.split_once(':').ok_or_else(bad)?;
+    let ms: u64 = ms
+        .parse()
+        .map_err(|_| format!("bad milliseconds {ms:?} in --endpoint"))?;
+    let (addr, flags) = match rest.strip_prefix('[') {
+        Some(r) => {
+            let (a, f) = r.split_once(']').ok_or_else(bad)?;
+            (a, f.strip_prefix(':').unwrap_or(f))
+        }
+        None => rest.split_once(':').unwrap_or((rest, "")),
+    };
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("--endpoint: {addr:?} is not an IP address"))?;
+    let mut ep = crate::pm::LocalAddr {
+        addr,
+        backup: false,
+        announce: false,
+    };
+    for f in flags.split(':').filter(|f| !f.is_empty()) {
+        match f {
+            "signal" => ep.announce = true,
+            "backup" => ep.backup = true,
+            _ => return Err(format!("--endpoint: unknown flag {f:?} (signal, backup)")),
+        }
+    }
+    let action = match verb {
+        "add" | "change" => EndpointAction::Set(ep),
+        "del" | "delete" if flags.is_empty() => EndpointAction::Remove(addr),
+        "del" | "delete" => return Err("--endpoint MS:del:ADDR takes no flags".into()),
+        _ => return Err(bad()),
+    };
+    Ok((Duration::from_millis(ms), action))
+}
+
 /// Parses `--limits subflows=N,add_addr_accepted=M,announced=K` (any subset).
 pub fn parse_limits(s: &str) -> Result<crate::pm::Limits, String> {
     s.parse()
@@ -302,6 +352,8 @@ pub struct RunOptions {
     pub limits: crate::pm::Limits,
     /// ADD_ADDR retransmission timeout (`--add-addr-timeout MS`).
     pub add_addr_timeout: Option<Duration>,
+    /// Scheduled endpoint changes (`--endpoint MS:add|change|del:ADDR[:signal][:backup]`).
+    pub endpoints: Vec<(Duration, EndpointAction)>,
     /// `false` with `--no-mptcp`: plain TCP.
     pub mptcp: bool,
     /// Request DSS checksums.
@@ -337,6 +389,7 @@ impl Default for RunOptions {
             user_timeout: None,
             limits: crate::pm::Limits::default(),
             add_addr_timeout: None,
+            endpoints: Vec::new(),
             mptcp: true,
             checksum: false,
             json: false,
@@ -575,6 +628,28 @@ mod tests {
         );
         for bad in ["subflows", "subflows=x", "paths=2", "subflows=-1"] {
             assert!(parse_limits(bad).is_err(), "{bad}");
+        }
+        let (t, a) = parse_endpoint("1500:add:198.18.2.2:signal:backup").unwrap();
+        assert_eq!(t, Duration::from_millis(1500));
+        assert_eq!(
+            a,
+            EndpointAction::Set(crate::pm::LocalAddr {
+                addr: "198.18.2.2".parse().unwrap(),
+                backup: true,
+                announce: true
+            })
+        );
+        let (_, a) = parse_endpoint("0:del:[2001:2::2]").unwrap();
+        assert_eq!(a, EndpointAction::Remove("2001:2::2".parse().unwrap()));
+        for bad in [
+            "add:1.2.3.4",
+            "x:add:1.2.3.4",
+            "5:move:1.2.3.4",
+            "5:add:host",
+            "5:add:1.2.3.4:fast",
+            "5:del:1.2.3.4:signal",
+        ] {
+            assert!(parse_endpoint(bad).is_err(), "{bad}");
         }
     }
 

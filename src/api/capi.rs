@@ -686,6 +686,65 @@ pub extern "C" fn mptun_fini() -> c_int {
     })
 }
 
+// ----- endpoints (Linux's `ip mptcp endpoint`) ----------------------------------------------------
+
+/// `mptun_endpoint_set` flag: announce the address (ADD_ADDR), Linux's `signal`.
+pub const MPTUN_ENDPOINT_SIGNAL: c_uint = 1;
+/// `mptun_endpoint_set` flag: subflows from the address are backups (MP_PRIO), `backup`.
+pub const MPTUN_ENDPOINT_BACKUP: c_uint = 2;
+
+unsafe fn c_addr(addr: *const c_char) -> Result<IpAddr, c_int> {
+    if addr.is_null() {
+        return Err(libc::EFAULT);
+    }
+    // SAFETY: the caller passes a NUL-terminated string (checked non-NULL above).
+    let s = unsafe { CStr::from_ptr(addr) };
+    s.to_str()
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(libc::EINVAL)
+}
+
+/// `int mptun_endpoint_set(const char *addr, unsigned flags)`: adds the endpoint `addr` (one
+/// of `mptun_init`'s addresses, else EADDRNOTAVAIL) or changes its flags
+/// (`MPTUN_ENDPOINT_SIGNAL | MPTUN_ENDPOINT_BACKUP`; other bits EINVAL), for every
+/// connection and for later ones, as `ip mptcp endpoint add|change` does.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_endpoint_set(addr: *const c_char, flags: c_uint) -> c_int {
+    guard(-1, || {
+        // SAFETY: forwarded caller contract.
+        let addr = unsafe { c_addr(addr) }?;
+        if flags & !(MPTUN_ENDPOINT_SIGNAL | MPTUN_ENDPOINT_BACKUP) != 0 {
+            return Err(libc::EINVAL);
+        }
+        let (h, _, _) = runtime()?;
+        let ep = crate::pm::LocalAddr {
+            addr,
+            backup: flags & MPTUN_ENDPOINT_BACKUP != 0,
+            announce: flags & MPTUN_ENDPOINT_SIGNAL != 0,
+        };
+        let now = h.now();
+        let r = h.with_stack(|s| s.set_endpoint(now, ep));
+        h.wake_driver();
+        r.map(|()| 0).map_err(|_| libc::EADDRNOTAVAIL)
+    })
+}
+
+/// `int mptun_endpoint_del(const char *addr)`: removes the endpoint (REMOVE_ADDR where it
+/// was announced, its subflows closed), as `ip mptcp endpoint delete` does.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_endpoint_del(addr: *const c_char) -> c_int {
+    guard(-1, || {
+        // SAFETY: forwarded caller contract.
+        let addr = unsafe { c_addr(addr) }?;
+        let (h, _, _) = runtime()?;
+        let now = h.now();
+        let r = h.with_stack(|s| s.remove_endpoint(now, addr));
+        h.wake_driver();
+        r.map(|()| 0).map_err(|e| io_errno(&to_io(e)))
+    })
+}
+
 // ----- sockets ----------------------------------------------------------------------------------
 
 /// `int mptun_socket(int domain, int type, int protocol)`: `AF_INET`/`AF_INET6`,

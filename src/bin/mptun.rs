@@ -134,6 +134,12 @@ struct Paths {
     /// ADD_ADDR retransmission timeout in milliseconds (Linux's add_addr_timeout; 2000).
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     add_addr_timeout: Option<u64>,
+    /// Change an endpoint MS milliseconds after start, like `ip mptcp endpoint`:
+    /// MS:add:ADDR[:signal][:backup] (or change: the flags given replace the old ones;
+    /// signal announces the address, backup sends MP_PRIO) or MS:del:ADDR (REMOVE_ADDR, its
+    /// subflows closed). ADDR must be a --tun address (repeatable).
+    #[arg(long = "endpoint", value_name = "MS:VERB:ADDR[:FLAGS]", value_parser = cli::parse_endpoint)]
+    endpoints: Vec<(std::time::Duration, cli::EndpointAction)>,
     /// Plain TCP, no MPTCP options.
     #[arg(long)]
     no_mptcp: bool,
@@ -177,6 +183,7 @@ impl Paths {
             links: self.links,
             user_timeout: self.user_timeout.map(std::time::Duration::from_millis),
             limits: self.limits.unwrap_or_default(),
+            endpoints: self.endpoints,
             add_addr_timeout: self.add_addr_timeout.map(std::time::Duration::from_millis),
             mptcp: !self.no_mptcp,
             checksum: self.checksum,
