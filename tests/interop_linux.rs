@@ -1086,3 +1086,54 @@ fn pm_late_signal_after_mptun_send_side_done_gets_a_join() {
         o.summary
     );
 }
+
+/// mptcp_join.sh's run-time endpoint changes with mptun as the server and Linux as the
+/// client: mptun's `--endpoint` adds 198.18.2.2 as a signal endpoint 1 s in (Linux receives
+/// ADD_ADDR and joins it), flags it backup at 1.8 s (Linux receives MP_PRIO) and deletes it
+/// at 2.6 s (Linux receives REMOVE_ADDR and closes the subflow: Linux counts RmAddr on the
+/// receiving side, RmSubflow only where an endpoint was deleted); the transfer completes.
+#[test]
+fn pm_mptun_endpoints_added_reflagged_removed_at_run_time() {
+    if !require_privileges("pm_mptun_endpoints_added_reflagged_removed_at_run_time") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-endpoints");
+    ns.tbf("tun0", "5mbit").expect("tbf tun0");
+    ns.tbf("tun1", "5mbit").expect("tbf tun1");
+    let dir = TempDir::new("pm-endpoints");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        listen_args(&[
+            "--impair",
+            "tun0:rate=5mbit",
+            "--impair",
+            "tun1:rate=5mbit",
+            "--endpoint",
+            "1000:add:198.18.2.2:signal",
+            "--endpoint",
+            "1800:change:198.18.2.2:signal:backup",
+            "--endpoint",
+            "2600:del:198.18.2.2",
+        ]),
+        linux_client(SMALL, false),
+        false,
+    );
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    assert_counters(
+        &before,
+        &after,
+        &["AddAddr", "MPJoinSynAckRx", "MPPrioRx", "RmAddr"],
+        &["MPJoinSynAckHMacFailure", "DSSNotMatching", "AddAddrDrop"],
+    );
+    // REMOVE_ADDR went before our own close of the subflow: Linux did not see it reset
+    assert_eq!(
+        mptun::testbed::delta(&before, &after, "MPRstRx"),
+        0,
+        "MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+}

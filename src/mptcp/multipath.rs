@@ -94,6 +94,8 @@ pub(crate) struct MpState {
     announce_refused: u64,
     /// The path manager's ADD_ADDR ids and ours, for its REMOVE_ADDR commands.
     pm_ids: Vec<(u8, u8)>,
+    /// REMOVE_ADDR sent: close our subflows on that address at this instant.
+    rm_close: Vec<(u8, Instant)>,
     pub(crate) views: Vec<SubflowView>,
     scratch: Vec<PmSubflow>,
 }
@@ -135,6 +137,7 @@ impl MpState {
             announced: [0; 4],
             announce_refused: 0,
             pm_ids: Vec::new(),
+            rm_close: Vec::new(),
             views: Vec::with_capacity(8),
             scratch: Vec::with_capacity(8),
         }
@@ -620,14 +623,39 @@ impl Connection {
         if self.mp.rm_addr.len() < 32 {
             self.mp.rm_addr.push_back(addr_id);
         }
-        for s in self.subflows.iter_mut() {
-            if s.local_addr_id == addr_id && s.closed.is_none() && s.join != JoinState::Initial {
-                s.tcb.abort();
-            }
-        }
-        if let Some(i) = self.best_subflow() {
+        // The REMOVE_ADDR goes first (on another subflow when there is one); the subflows
+        // on the address are closed (gracefully) a grace period after it left
+        // (`rm_close`), so the peer normally removes them itself on the signal (Linux then
+        // counts RmSubflow) instead of seeing our FIN race it.
+        if let Some(i) = self.best_subflow_except(addr_id) {
             self.subflows[i].tcb.request_ack();
         }
+    }
+
+    /// Close our subflows on address `addr_id` (after a REMOVE_ADDR's grace period).
+    fn close_removed(&mut self, addr_id: u8) {
+        for i in 0..self.subflows.len() {
+            let s = &self.subflows[i];
+            if s.local_addr_id == addr_id && s.closed.is_none() && s.join != JoinState::Initial {
+                self.close_subflow(i, false);
+            }
+        }
+    }
+
+    /// The best subflow not on our address `addr_id` (any if all are).
+    fn best_subflow_except(&self, addr_id: u8) -> Option<usize> {
+        self.subflows
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.usable() && s.local_addr_id != addr_id)
+            .min_by_key(|(_, s)| {
+                (
+                    s.backup || s.peer_backup,
+                    s.tcb.stats().srtt.unwrap_or(Duration::from_secs(1)),
+                )
+            })
+            .map(|(i, _)| i)
+            .or_else(|| self.best_subflow())
     }
 
     fn is_announced(&self, id: u8) -> bool {
@@ -671,18 +699,21 @@ impl Connection {
     }
 
     /// Remove a local endpoint (Linux's `ip mptcp endpoint delete`) while the connection
-    /// runs: REMOVE_ADDR if it was announced, its subflows closed (not the initial one: the
+    /// runs: REMOVE_ADDR if it was announced (our subflows there close a grace period of two
+    /// RTTs later, unless the peer closed them first), its subflows closed (not the initial one: the
     /// connection would end), the path manager told (`LocalAddressRemoved`). Its address id
     /// is not reused.
     pub fn remove_endpoint(&mut self, now: Instant, addr: IpAddr) {
         let id = self.local_addr_id(addr);
         if id != 0 && self.is_announced(id) {
+            // REMOVE_ADDR now, our subflows there closed after its grace period
             self.remove_address(id);
-        }
-        for i in 0..self.subflows.len() {
-            let s = &self.subflows[i];
-            if s.local.ip() == addr && s.closed.is_none() && s.join != JoinState::Initial {
-                self.close_subflow(i, false);
+        } else {
+            for i in 0..self.subflows.len() {
+                let s = &self.subflows[i];
+                if s.local.ip() == addr && s.closed.is_none() && s.join != JoinState::Initial {
+                    self.close_subflow(i, false);
+                }
             }
         }
         self.pm_event(now, &PmEvent::LocalAddressRemoved { addr });
@@ -945,6 +976,16 @@ impl Connection {
     ) -> Option<MptcpOption<'static>> {
         mib.AddAddrTxDrop += core::mem::take(&mut self.mp.announce_refused);
         if let Some(id) = self.mp.rm_addr.pop_front() {
+            let srtt = self
+                .best_subflow()
+                .and_then(|i| self.subflows[i].tcb.srtt())
+                .unwrap_or(Duration::from_millis(100));
+            let grace = (srtt * 2).clamp(Duration::from_millis(100), Duration::from_secs(1));
+            if self.mp.rm_close.len() < 32 {
+                self.mp.rm_close.push((id, now + grace));
+            } else {
+                self.close_removed(id);
+            }
             return Some(MptcpOption::RemoveAddr {
                 ids: &IDS[usize::from(id)..usize::from(id) + 1],
             });
@@ -987,13 +1028,18 @@ impl Connection {
     pub(super) fn mp_poll_timeout(&self) -> Option<Instant> {
         let joins = self.subflows.iter().filter_map(|s| s.join_timer).min();
         let adds = self.mp.add_addr.iter().filter_map(|t| t.timer).min();
-        [joins, adds, self.pm_poll_timeout()]
+        let rms = self.mp.rm_close.iter().map(|r| r.1).min();
+        [joins, adds, rms, self.pm_poll_timeout()]
             .into_iter()
             .flatten()
             .min()
     }
 
     pub(super) fn mp_handle_timeout(&mut self, now: Instant, mib: &mut Mib) {
+        while let Some(k) = self.mp.rm_close.iter().position(|r| r.1 <= now) {
+            let (id, _) = self.mp.rm_close.swap_remove(k);
+            self.close_removed(id);
+        }
         let join_timeout = self.cfg.join_timeout;
         for s in self.subflows.iter_mut() {
             if s.join_timer.is_some_and(|t| t <= now) {
