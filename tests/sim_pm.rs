@@ -485,3 +485,47 @@ fn endpoints_added_reflagged_and_removed_at_run_time() {
     assert_eq!(p.server.mib().AddAddrTx, 1);
     assert_eq!(p.server.mib().MPJoinAckRx, 1);
 }
+
+/// ADD_ADDR retransmission timeout and count are configurable (Linux's `add_addr_timeout`;
+/// mptcp_join.sh "signal address, ADD_ADDR timeout"): with every ADD_ADDR dropped, the
+/// announcer sends it 1 + `add_addr_retries` times, `add_addr_timeout` apart, then stops.
+#[test]
+fn add_addr_retransmission_timeout_is_configurable() {
+    let mut scfg = cfg("manual");
+    scfg.add_addr_timeout = Duration::from_millis(300);
+    scfg.add_addr_retries = 3;
+    let mut p = star(138, cfg("fullmesh"), scfg);
+    let (c, s) = establish(&mut p);
+    let sent = Rc::new(RefCell::new(Vec::new()));
+    let l = sent.clone();
+    p.net.set_hook(Box::new(move |info, pkt| {
+        // ADD_ADDR is subtype 3; the E (echo) flag is the low bit
+        if mptcp_options(pkt)
+            .iter()
+            .any(|o| o.len() >= 3 && o[2] >> 4 == 3 && o[2] & 1 == 0)
+        {
+            l.borrow_mut().push(info.time);
+            return Verdict::Drop;
+        }
+        Verdict::Pass
+    }));
+    p.server
+        .connection_mut(s)
+        .unwrap()
+        .announce(1, SERVER2, None);
+    let t = p.now() + Duration::from_secs(5);
+    p.run_until(Duration::from_secs(6), |p| p.now() >= t);
+    let times = sent.borrow();
+    assert_eq!(times.len(), 4, "ADD_ADDR sent at {times:?}");
+    for w in times.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(
+            gap >= Duration::from_millis(300) && gap < Duration::from_millis(400),
+            "gap {gap:?} in {times:?}"
+        );
+    }
+    assert_eq!(p.server.mib().AddAddrTx, 1);
+    assert_eq!(p.server.mib().AddAddrRetrans, 3);
+    assert_eq!(p.client.mib().AddAddr, 0);
+    assert_eq!(p.client.connection(c).unwrap().subflows().len(), 1);
+}
