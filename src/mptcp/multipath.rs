@@ -153,6 +153,8 @@ impl MpState {
             + self.remote_addrs.capacity() * size_of::<RemoteAddr>()
             + self.add_addr.capacity() * size_of::<AddAddrTx>()
             + self.rm_addr.capacity()
+            + self.pm_ids.capacity() * size_of::<(u8, u8)>()
+            + self.rm_close.capacity() * size_of::<(u8, Instant)>()
             + self.views.capacity() * size_of::<SubflowView>()
             + self.scratch.capacity() * size_of::<PmSubflow>()
     }
