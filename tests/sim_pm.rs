@@ -481,6 +481,11 @@ fn endpoints_added_reflagged_and_removed_at_run_time() {
         .is_err());
     assert!(t.run(&mut p, Duration::from_secs(120)));
     t.assert_intact();
+    // Linux's counters: RmSubflow where the endpoint was deleted, RmAddr where the signal
+    // arrived
+    assert_eq!(p.server.mib().RmSubflow, 1);
+    assert_eq!(p.client.mib().RmAddr, 1);
+    assert_eq!(p.client.mib().RmSubflow, 0);
     // the removed address was not announced again, nor joined again
     assert_eq!(p.server.mib().AddAddrTx, 1);
     assert_eq!(p.server.mib().MPJoinAckRx, 1);

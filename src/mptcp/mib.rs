@@ -133,7 +133,8 @@ mib! {
     AddAddrRetrans,
     /// REMOVE_ADDR received.
     RmAddr,
-    /// Subflows closed because of a REMOVE_ADDR.
+    /// Our subflows closed because their local endpoint was removed (Linux's meaning: counted
+    /// where the endpoint is deleted; the receiver of the REMOVE_ADDR counts RmAddr only).
     RmSubflow,
     /// MP_PRIO received.
     MPPrioRx,

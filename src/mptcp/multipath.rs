@@ -96,6 +96,8 @@ pub(crate) struct MpState {
     pm_ids: Vec<(u8, u8)>,
     /// REMOVE_ADDR sent: close our subflows on that address at this instant.
     rm_close: Vec<(u8, Instant)>,
+    /// Subflows closed because a local endpoint went away, not yet in the MIB (RmSubflow).
+    rm_subflow: u64,
     pub(crate) views: Vec<SubflowView>,
     scratch: Vec<PmSubflow>,
 }
@@ -138,6 +140,7 @@ impl MpState {
             announce_refused: 0,
             pm_ids: Vec::new(),
             rm_close: Vec::new(),
+            rm_subflow: 0,
             views: Vec::with_capacity(8),
             scratch: Vec::with_capacity(8),
         }
@@ -566,7 +569,8 @@ impl Connection {
                                 && s.closed.is_none()
                                 && s.join != JoinState::Initial
                             {
-                                mib.RmSubflow += 1;
+                                // (Linux counts RmAddr here, RmSubflow only where an
+                                // endpoint was deleted)
                                 s.rst_reason = Some(rst_reason::ADMIN_PROHIBITED);
                                 s.tcb.abort();
                             }
@@ -632,6 +636,14 @@ impl Connection {
         if let Some(i) = self.best_subflow_except(addr_id) {
             self.subflows[i].tcb.request_ack();
         }
+        // they are removed now, whoever closes them first (Linux's RmSubflow)
+        self.mp.rm_subflow += self
+            .subflows
+            .iter()
+            .filter(|s| {
+                s.local_addr_id == addr_id && s.closed.is_none() && s.join != JoinState::Initial
+            })
+            .count() as u64;
     }
 
     /// Close our subflows on address `addr_id` (after a REMOVE_ADDR's grace period).
@@ -713,8 +725,12 @@ impl Connection {
         } else {
             for i in 0..self.subflows.len() {
                 let s = &self.subflows[i];
-                if s.local.ip() == addr && s.closed.is_none() && s.join != JoinState::Initial {
-                    self.close_subflow(i, false);
+                if s.local.ip() == addr
+                    && s.closed.is_none()
+                    && s.join != JoinState::Initial
+                    && self.close_subflow(i, false)
+                {
+                    self.mp.rm_subflow += 1;
                 }
             }
         }
@@ -977,6 +993,7 @@ impl Connection {
         mib: &mut Mib,
     ) -> Option<MptcpOption<'static>> {
         mib.AddAddrTxDrop += core::mem::take(&mut self.mp.announce_refused);
+        mib.RmSubflow += core::mem::take(&mut self.mp.rm_subflow);
         if let Some(id) = self.mp.rm_addr.pop_front() {
             let srtt = self
                 .best_subflow()
@@ -1042,6 +1059,7 @@ impl Connection {
             let (id, _) = self.mp.rm_close.swap_remove(k);
             self.close_removed(id);
         }
+        mib.RmSubflow += core::mem::take(&mut self.mp.rm_subflow);
         let join_timeout = self.cfg.join_timeout;
         for s in self.subflows.iter_mut() {
             if s.join_timer.is_some_and(|t| t <= now) {
