@@ -1137,3 +1137,64 @@ fn pm_mptun_endpoints_added_reflagged_removed_at_run_time() {
         mptun::testbed::deltas(&before, &after)
     );
 }
+
+/// mptcp_join.sh "remove single address" and the backup change, with Linux as the server
+/// making the run-time changes and mptun as the client: Linux announces 198.18.2.1 (endpoint
+/// id 5), flags it backup at 1.2 s (MP_PRIO to mptun) and deletes it at 2.2 s (REMOVE_ADDR;
+/// Linux closes its subflow there, RmSubflow on its side). mptun follows; the transfer
+/// completes.
+#[test]
+fn pm_linux_endpoint_backup_and_delete_at_run_time() {
+    if !require_privileges("pm_linux_endpoint_backup_and_delete_at_run_time") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-linux-rm");
+    ns.run([
+        "ip",
+        "mptcp",
+        "endpoint",
+        "add",
+        "198.18.2.1",
+        "dev",
+        "tun1",
+        "id",
+        "5",
+        "signal",
+    ])
+    .expect("endpoint");
+    let dir = TempDir::new("pm-linux-rm");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(1200));
+            ns.run(["ip", "mptcp", "endpoint", "change", "id", "5", "backup"])
+                .expect("change");
+            std::thread::sleep(std::time::Duration::from_millis(1000));
+            ns.run(["ip", "mptcp", "endpoint", "delete", "id", "5"])
+                .expect("delete");
+        });
+        exchange(
+            &ns,
+            &dir,
+            SMALL,
+            one_tun_connect_args(&["--impair", "tun0:rate=8mbit"]),
+            linux_server(SMALL, false),
+            true,
+        )
+    });
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        (
+            d("MPJoinAckRx"),
+            d("EchoAdd") >= 1,
+            d("MPPrioTx") >= 1,
+            d("RmSubflow")
+        ),
+        (1, true, true, 1),
+        "MPTcpExt {:?}; {}",
+        mptun::testbed::deltas(&before, &after),
+        o.mptun.summary
+    );
+}
