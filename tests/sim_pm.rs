@@ -534,3 +534,71 @@ fn add_addr_retransmission_timeout_is_configurable() {
     assert_eq!(p.client.mib().AddAddr, 0);
     assert_eq!(p.client.connection(c).unwrap().subflows().len(), 1);
 }
+
+/// Client side of run-time endpoints (`ip mptcp endpoint add ADDR subflow` on the client):
+/// a new local address is joined from, flagging it backup sends MP_PRIO, deleting it closes
+/// its subflow (RmSubflow 1, no REMOVE_ADDR since it was never announced).
+#[test]
+fn client_endpoint_added_reflagged_and_removed_at_run_time() {
+    let mut ccfg = cfg("fullmesh");
+    ccfg.local_addrs = vec![LocalAddr {
+        addr: CLIENT1,
+        backup: false,
+        announce: false,
+    }];
+    let mut p = Pair::with_configs(139, path(), ccfg, cfg("manual"));
+    p.net.add_link(CLIENT2, SERVER1, path(), path());
+    let c = p.connect();
+    let mut t = Transfer::new(c, data(4 << 20, 23), data(4 << 20, 24));
+    assert!(p.run_until(Duration::from_secs(5), |p| {
+        t.pump(p);
+        t.server.is_some() && t.c_recv.len() > 64 * 1024
+    }));
+    let from2 = |p: &Pair| {
+        p.client.connection(c).map_or(0, |x| {
+            x.subflows()
+                .iter()
+                .filter(|s| s.local.ip() == CLIENT2 && s.established && s.closed.is_none())
+                .count()
+        })
+    };
+    assert_eq!(from2(&p), 0);
+    let ep = LocalAddr {
+        addr: CLIENT2,
+        backup: false,
+        announce: false,
+    };
+    let now = p.now();
+    p.client.set_endpoint(now, ep).unwrap();
+    assert!(p.run_until(Duration::from_secs(3), |p| {
+        t.pump(p);
+        from2(p) == 1
+    }));
+    let now = p.now();
+    p.client
+        .set_endpoint(now, LocalAddr { backup: true, ..ep })
+        .unwrap();
+    assert!(p.run_until(Duration::from_secs(3), |p| {
+        t.pump(p);
+        p.server.mib().MPPrioRx >= 1
+    }));
+    let now = p.now();
+    p.client.remove_endpoint(now, CLIENT2).unwrap();
+    // closed gracefully: both FINs exchanged (TIME-WAIT then keeps the record a while)
+    assert!(p.run_until(Duration::from_secs(10), |p| {
+        t.pump(p);
+        p.client.connection(c).is_some_and(|x| {
+            x.subflows()
+                .iter()
+                .filter(|s| s.local.ip() == CLIENT2)
+                .all(|s| {
+                    s.closed.is_some() || matches!(s.tcb.state().name(), "time-wait" | "closed")
+                })
+        })
+    }));
+    assert!(t.run(&mut p, Duration::from_secs(120)));
+    t.assert_intact();
+    assert_eq!(p.client.mib().RmSubflow, 1);
+    assert_eq!(p.server.mib().RmAddr, 0);
+    assert_eq!(p.server.mib().MPJoinAckRx, 1);
+}
