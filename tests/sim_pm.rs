@@ -602,3 +602,40 @@ fn client_endpoint_added_reflagged_and_removed_at_run_time() {
     assert_eq!(p.server.mib().RmAddr, 0);
     assert_eq!(p.server.mib().MPJoinAckRx, 1);
 }
+
+/// A signal queued while the client still has to send MP_CAPABLE on its ACKs (the server
+/// sent no DSS yet) waits for a segment that can carry it, without an ACK storm: asking for
+/// the next ACK happens only after an ACK that really carried a signal.
+#[test]
+fn queued_signal_behind_mp_capable_acks_does_not_storm() {
+    let mut ccfg = cfg("fullmesh");
+    ccfg.local_addrs = vec![
+        LocalAddr {
+            addr: CLIENT1,
+            backup: false,
+            announce: false,
+        },
+        LocalAddr {
+            addr: CLIENT2,
+            backup: false,
+            announce: true,
+        },
+    ];
+    let mut p = Pair::with_configs(140, path(), ccfg, cfg("manual"));
+    let count = Rc::new(RefCell::new(0u64));
+    let n = count.clone();
+    p.net.set_hook(Box::new(move |info, _pkt| {
+        if info.src == CLIENT1 {
+            *n.borrow_mut() += 1;
+        }
+        Verdict::Pass
+    }));
+    let c = p.connect();
+    let t = p.now() + Duration::from_secs(2);
+    p.run_until(Duration::from_secs(3), |p| {
+        p.now() >= t || *count.borrow() > 1000
+    });
+    let sent = *count.borrow();
+    assert!(sent < 50, "{sent} packets from the client in 2 s");
+    assert!(p.client.connection(c).unwrap().is_established());
+}

@@ -1920,9 +1920,11 @@ impl Connection {
             self.tx_cursor = (i + 1) % n;
             match self.emit(now, i, &seg, buf, off.csum_partial, mib) {
                 Ok(p) => {
-                    // one signal per pure ACK: if more wait (several ADD_ADDRs queued at
-                    // once), ask for the next ACK now rather than with unrelated traffic
-                    if self.signal_pending() {
+                    // one signal per pure ACK: if this one carried a signal and more wait
+                    // (several ADD_ADDRs queued at once), ask for the next ACK now rather
+                    // than with unrelated traffic (only then: an ACK that cannot carry a
+                    // signal, e.g. MP_CAPABLE's, must not ask for another)
+                    if self.mp.take_signal_sent() && self.signal_pending() {
                         if let Some(b) = self.best_subflow() {
                             self.subflows[b].tcb.request_ack();
                         }

@@ -98,6 +98,8 @@ pub(crate) struct MpState {
     rm_close: Vec<(u8, Instant)>,
     /// Subflows closed because a local endpoint went away, not yet in the MIB (RmSubflow).
     rm_subflow: u64,
+    /// The segment being emitted carries a signal (see `take_signal_sent`).
+    signal_sent: bool,
     pub(crate) views: Vec<SubflowView>,
     scratch: Vec<PmSubflow>,
 }
@@ -141,6 +143,7 @@ impl MpState {
             pm_ids: Vec::new(),
             rm_close: Vec::new(),
             rm_subflow: 0,
+            signal_sent: false,
             views: Vec::with_capacity(8),
             scratch: Vec::with_capacity(8),
         }
@@ -160,6 +163,11 @@ impl MpState {
             + self.rm_close.capacity() * size_of::<(u8, Instant)>()
             + self.views.capacity() * size_of::<SubflowView>()
             + self.scratch.capacity() * size_of::<PmSubflow>()
+    }
+
+    /// Whether a signal went out since the last call (and clear it).
+    pub(crate) fn take_signal_sent(&mut self) -> bool {
+        core::mem::take(&mut self.signal_sent)
     }
 
     pub(crate) fn scheduler(&mut self) -> &mut dyn Scheduler {
@@ -1005,6 +1013,7 @@ impl Connection {
             } else {
                 self.close_removed(id);
             }
+            self.mp.signal_sent = true;
             return Some(MptcpOption::RemoveAddr {
                 ids: &IDS[usize::from(id)..usize::from(id) + 1],
             });
@@ -1015,6 +1024,7 @@ impl Connection {
             .iter()
             .position(|t| !t.sent || t.timer.is_some_and(|d| d <= now))?;
         let t = self.mp.add_addr.get_mut(pos)?;
+        self.mp.signal_sent = true;
         let hmac = (!t.echo).then(|| {
             crypto::add_addr_hmac(self.local_key, self.remote_key, t.addr_id, t.addr, t.port)
         });
