@@ -118,6 +118,28 @@ struct mptun_event {
     uint32_t reserved2;
 };
 
+/* mptun's per-connection limits, level SOL_MPTCP, getsockopt and setsockopt, Linux's
+ * `ip mptcp limits` meaning: subflows = additional subflows (created or accepted),
+ * add_addr_accepted = announcements used (0: echoed but ignored), announced = addresses we
+ * announce. Set before connect/listen: the connection(s) made get them; set on a connected
+ * socket: that connection's limits change at once. Defaults from mptun_init's
+ * subflows=, add_addr_accepted=, announced= (else 8, 8, 8). optlen must be 12 (EINVAL). */
+#define MPTUN_LIMITS 102
+struct mptun_limits {
+    uint32_t subflows;
+    uint32_t add_addr_accepted;
+    uint32_t announced;
+};
+
+/* Endpoints, like `ip mptcp endpoint`, for every connection and later ones (0 or -1/errno):
+ * mptun_endpoint_set adds ADDR (one of mptun_init's addresses, else EADDRNOTAVAIL) or
+ * changes its flags: SIGNAL announces it (ADD_ADDR; cleared: REMOVE_ADDR), BACKUP marks its
+ * subflows backup (MP_PRIO); mptun_endpoint_del removes it (REMOVE_ADDR, subflows closed). */
+#define MPTUN_ENDPOINT_SIGNAL 1u
+#define MPTUN_ENDPOINT_BACKUP 2u
+int mptun_endpoint_set(const char *addr, unsigned flags);
+int mptun_endpoint_del(const char *addr);
+
 /* mptcp_close_sub_id.how: SHUT_WR or SHUT_RDWR close gracefully (FIN), MPTUN_SHUT_ABORT
  * resets the subflow at once. Either way, data the subflow carried that the peer did not
  * acknowledge is sent again on the other subflows. */
@@ -233,6 +255,7 @@ MPTUN_ASSERT_(tcp_info_size, sizeof(struct mptun_tcp_info) == 88);
 MPTUN_ASSERT_(tcp_info_sent, offsetof(struct mptun_tcp_info, tcpi_bytes_sent) == 40);
 MPTUN_ASSERT_(event_size, sizeof(struct mptun_event) == 48);
 MPTUN_ASSERT_(event_addr, offsetof(struct mptun_event, addr) == 16);
+MPTUN_ASSERT_(limits_size, sizeof(struct mptun_limits) == 12);
 #ifdef MPTUN_OWN_MPTCP_INFO_
 MPTUN_ASSERT_(mptcp_info_size, sizeof(struct mptcp_info) == 96);
 MPTUN_ASSERT_(mptcp_info_acked, offsetof(struct mptcp_info, mptcpi_bytes_acked) == 72);

@@ -119,6 +119,61 @@ pub fn parse_link(s: &str) -> Result<(String, bool, Duration), String> {
     Ok((dev.to_string(), up, Duration::from_millis(ms)))
 }
 
+/// An endpoint change at run time, like `ip mptcp endpoint add|change|delete`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointAction {
+    /// Add the endpoint or change its flags (`signal` = announce, `backup`).
+    Set(crate::pm::LocalAddr),
+    /// Delete the endpoint: REMOVE_ADDR if announced, its subflows closed.
+    Remove(IpAddr),
+}
+
+/// Parses `--endpoint MS:add:ADDR[:signal][:backup]`, `MS:change:ADDR[:signal][:backup]`
+/// (the same: flags not given are cleared) or `MS:del:ADDR` (IPv6 addresses in brackets:
+/// `MS:add:[2001:2::2]:signal`).
+pub fn parse_endpoint(s: &str) -> Result<(Duration, EndpointAction), String> {
+    let bad = || format!("expected MS:add|change|del:ADDR[:signal][:backup], got {s:?}");
+    let (ms, rest) = s.split_once(':').ok_or_else(bad)?;
+    let (verb, rest) = rest.split_once(':').ok_or_else(bad)?;
+    let ms: u64 = ms
+        .parse()
+        .map_err(|_| format!("bad milliseconds {ms:?} in --endpoint"))?;
+    let (addr, flags) = match rest.strip_prefix('[') {
+        Some(r) => {
+            let (a, f) = r.split_once(']').ok_or_else(bad)?;
+            (a, f.strip_prefix(':').unwrap_or(f))
+        }
+        None => rest.split_once(':').unwrap_or((rest, "")),
+    };
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("--endpoint: {addr:?} is not an IP address"))?;
+    let mut ep = crate::pm::LocalAddr {
+        addr,
+        backup: false,
+        announce: false,
+    };
+    for f in flags.split(':').filter(|f| !f.is_empty()) {
+        match f {
+            "signal" => ep.announce = true,
+            "backup" => ep.backup = true,
+            _ => return Err(format!("--endpoint: unknown flag {f:?} (signal, backup)")),
+        }
+    }
+    let action = match verb {
+        "add" | "change" => EndpointAction::Set(ep),
+        "del" | "delete" if flags.is_empty() => EndpointAction::Remove(addr),
+        "del" | "delete" => return Err("--endpoint MS:del:ADDR takes no flags".into()),
+        _ => return Err(bad()),
+    };
+    Ok((Duration::from_millis(ms), action))
+}
+
+/// Parses `--limits subflows=N,add_addr_accepted=M,announced=K` (any subset).
+pub fn parse_limits(s: &str) -> Result<crate::pm::Limits, String> {
+    s.parse()
+}
+
 /// Parses `--impair DEV:SPEC` into `(DEV, SPEC)`; SPEC (`delay=25ms,loss=1%`) is checked
 /// for `key=value` syntax only, its meaning belongs to the impairment layer.
 pub fn parse_impair(s: &str) -> Result<(String, String), String> {
@@ -293,6 +348,12 @@ pub struct RunOptions {
     pub links: Vec<(String, bool, Duration)>,
     /// TCP_USER_TIMEOUT of every subflow: abort one whose data stays unacknowledged this long.
     pub user_timeout: Option<Duration>,
+    /// Every connection's limits (`--limits`, Linux's `ip mptcp limits` meaning).
+    pub limits: crate::pm::Limits,
+    /// ADD_ADDR retransmission timeout (`--add-addr-timeout MS`).
+    pub add_addr_timeout: Option<Duration>,
+    /// Scheduled endpoint changes (`--endpoint MS:add|change|del:ADDR[:signal][:backup]`).
+    pub endpoints: Vec<(Duration, EndpointAction)>,
     /// `false` with `--no-mptcp`: plain TCP.
     pub mptcp: bool,
     /// Request DSS checksums.
@@ -326,6 +387,9 @@ impl Default for RunOptions {
             links: Vec::new(),
             offload: true,
             user_timeout: None,
+            limits: crate::pm::Limits::default(),
+            add_addr_timeout: None,
+            endpoints: Vec::new(),
             mptcp: true,
             checksum: false,
             json: false,
@@ -552,6 +616,41 @@ mod tests {
         assert!(parse_path_manager("ndiffports:0").is_err());
         assert!(parse_path_manager("ndiffports:x").is_err());
         assert!(parse_path_manager("mesh").is_err());
+        let l = parse_limits("subflows=2,add_addr_accepted=0").unwrap();
+        assert_eq!(
+            (l.max_subflows, l.max_add_addr_accepted, l.max_announced),
+            (2, 0, 8)
+        );
+        let l = parse_limits("subflows 1 add_addr_accepted 3 announced 1").unwrap();
+        assert_eq!(
+            (l.max_subflows, l.max_add_addr_accepted, l.max_announced),
+            (1, 3, 1)
+        );
+        for bad in ["subflows", "subflows=x", "paths=2", "subflows=-1"] {
+            assert!(parse_limits(bad).is_err(), "{bad}");
+        }
+        let (t, a) = parse_endpoint("1500:add:198.18.2.2:signal:backup").unwrap();
+        assert_eq!(t, Duration::from_millis(1500));
+        assert_eq!(
+            a,
+            EndpointAction::Set(crate::pm::LocalAddr {
+                addr: "198.18.2.2".parse().unwrap(),
+                backup: true,
+                announce: true
+            })
+        );
+        let (_, a) = parse_endpoint("0:del:[2001:2::2]").unwrap();
+        assert_eq!(a, EndpointAction::Remove("2001:2::2".parse().unwrap()));
+        for bad in [
+            "add:1.2.3.4",
+            "x:add:1.2.3.4",
+            "5:move:1.2.3.4",
+            "5:add:host",
+            "5:add:1.2.3.4:fast",
+            "5:del:1.2.3.4:signal",
+        ] {
+            assert!(parse_endpoint(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1173,6 +1173,102 @@ impl Stack {
         Ok(sid)
     }
 
+    /// Change connection `id`'s limits at run time (see `Connection::set_limits`); the
+    /// path manager's resulting joins are opened at once.
+    pub fn set_limits(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        limits: crate::pm::Limits,
+    ) -> Result<(), StackError> {
+        self.conn_mut(id)?.set_limits(now, limits);
+        self.run_open_requests(now, id.idx);
+        Ok(())
+    }
+
+    /// Add a local endpoint or change its flags (Linux's `ip mptcp endpoint add` /
+    /// `change`; `LocalAddr::announce` is `signal`, `backup` is `backup`): for every
+    /// connection (`Connection::set_endpoint`: ADD_ADDR, joins from it, MP_PRIO follow) and
+    /// for connections made later. The address must be one of the stack's
+    /// (`StackError::NoAddress` otherwise).
+    pub fn set_endpoint(
+        &mut self,
+        now: Instant,
+        ep: crate::pm::LocalAddr,
+    ) -> Result<(), StackError> {
+        if !self.cfg.addrs.contains(&ep.addr) {
+            return Err(StackError::NoAddress);
+        }
+        self.materialize_endpoints();
+        match self
+            .cfg
+            .conn
+            .local_addrs
+            .iter_mut()
+            .find(|l| l.addr == ep.addr)
+        {
+            Some(l) => *l = ep,
+            None => self.cfg.conn.local_addrs.push(ep),
+        }
+        for l in self.listeners.values_mut() {
+            match l.cfg.local_addrs.iter_mut().find(|x| x.addr == ep.addr) {
+                Some(x) => *x = ep,
+                None => l.cfg.local_addrs.push(ep),
+            }
+        }
+        for i in 0..self.slots.len() {
+            if let Some(c) = self.slots[i].conn.as_mut() {
+                if !c.is_closed() {
+                    c.set_endpoint(now, ep);
+                    self.run_open_requests(now, i as u32);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove a local endpoint (Linux's `ip mptcp endpoint delete`): every connection sends
+    /// REMOVE_ADDR if it announced it and closes its subflows from it
+    /// (`Connection::remove_endpoint`); later connections do not use it.
+    pub fn remove_endpoint(&mut self, now: Instant, addr: IpAddr) -> Result<(), StackError> {
+        self.materialize_endpoints();
+        self.cfg.conn.local_addrs.retain(|l| l.addr != addr);
+        for l in self.listeners.values_mut() {
+            l.cfg.local_addrs.retain(|x| x.addr != addr);
+        }
+        for i in 0..self.slots.len() {
+            if let Some(c) = self.slots[i].conn.as_mut() {
+                if !c.is_closed() {
+                    c.remove_endpoint(now, addr);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An empty endpoint list means "every address of the stack" (`fill_local_addrs`);
+    /// before one endpoint changes, spell that list out.
+    fn materialize_endpoints(&mut self) {
+        let all: Vec<crate::pm::LocalAddr> = self
+            .cfg
+            .addrs
+            .iter()
+            .map(|&addr| crate::pm::LocalAddr {
+                addr,
+                backup: false,
+                announce: false,
+            })
+            .collect();
+        if self.cfg.conn.local_addrs.is_empty() {
+            self.cfg.conn.local_addrs = all.clone();
+        }
+        for l in self.listeners.values_mut() {
+            if l.cfg.local_addrs.is_empty() {
+                l.cfg.local_addrs = all.clone();
+            }
+        }
+    }
+
     fn run_open_requests(&mut self, now: Instant, idx: u32) {
         let Some(slot) = self.slots.get(idx as usize) else {
             return;

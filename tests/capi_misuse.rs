@@ -184,6 +184,16 @@ fn c_abi_misuse_reports_the_documented_errno() {
             libc::EINVAL,
             "init(bad pm)",
         );
+        fails(
+            mptun_init(c"tun0=1.2.3.4,subflows=x".as_ptr()) as isize,
+            libc::EINVAL,
+            "init(bad limit)",
+        );
+        fails(
+            mptun_endpoint_set(c"198.18.1.2".as_ptr(), 0) as isize,
+            libc::ENETDOWN,
+            "endpoint before init",
+        );
 
         let (c0, s0) = SeqPacketDevice::pair("c0", "s0").unwrap();
         let (c1, s1) = SeqPacketDevice::pair("c1", "s1").unwrap();
@@ -212,6 +222,76 @@ fn c_abi_misuse_reports_the_documented_errno() {
             libc::EALREADY,
             "second init",
         );
+
+        // ----- limits (MPTUN_LIMITS) and endpoints
+        {
+            let fd = mptun_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0);
+            let mut b = [0u8; MPTUN_LIMITS_LEN];
+            let mut len = b.len() as socklen_t;
+            assert_eq!(getopt(fd, SOL_MPTCP, MPTUN_LIMITS, &mut b, &mut len), 0);
+            let words = |b: &[u8]| -> Vec<u32> {
+                b.chunks(4)
+                    .map(|c| u32::from_ne_bytes(c.try_into().unwrap()))
+                    .collect()
+            };
+            assert_eq!(words(&b), vec![8, 8, 8], "defaults");
+            let mut set = Vec::new();
+            for w in [2u32, 0, 1] {
+                set.extend_from_slice(&w.to_ne_bytes());
+            }
+            fails(
+                mptun_setsockopt(
+                    fd,
+                    SOL_MPTCP,
+                    MPTUN_LIMITS,
+                    set.as_ptr() as *const c_void,
+                    8,
+                ) as isize,
+                libc::EINVAL,
+                "MPTUN_LIMITS short",
+            );
+            assert_eq!(
+                mptun_setsockopt(
+                    fd,
+                    SOL_MPTCP,
+                    MPTUN_LIMITS,
+                    set.as_ptr() as *const c_void,
+                    12
+                ),
+                0
+            );
+            let mut len = b.len() as socklen_t;
+            assert_eq!(getopt(fd, SOL_MPTCP, MPTUN_LIMITS, &mut b, &mut len), 0);
+            assert_eq!(words(&b), vec![2, 0, 1], "read back");
+            assert_eq!(mptun_close(fd), 0);
+
+            fails(
+                mptun_endpoint_set(c"10.9.9.9".as_ptr(), 0) as isize,
+                libc::EADDRNOTAVAIL,
+                "endpoint not ours",
+            );
+            fails(
+                mptun_endpoint_set(c"not an address".as_ptr(), 0) as isize,
+                libc::EINVAL,
+                "endpoint bad string",
+            );
+            fails(
+                mptun_endpoint_set(c"198.18.2.2".as_ptr(), 64) as isize,
+                libc::EINVAL,
+                "endpoint bad flags",
+            );
+            fails(
+                mptun_endpoint_set(ptr::null(), 0) as isize,
+                libc::EFAULT,
+                "endpoint NULL",
+            );
+            let both = MPTUN_ENDPOINT_SIGNAL | MPTUN_ENDPOINT_BACKUP;
+            assert_eq!(mptun_endpoint_set(c"198.18.2.2".as_ptr(), both), 0);
+            assert_eq!(mptun_endpoint_del(c"198.18.2.2".as_ptr()), 0);
+            // back to a plain endpoint for the rest of the test
+            assert_eq!(mptun_endpoint_set(c"198.18.2.2".as_ptr(), 0), 0);
+        }
 
         // ----- socket()
         fails(

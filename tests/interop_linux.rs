@@ -846,3 +846,369 @@ fn offload_carries_super_segments_both_ways() {
         );
     }
 }
+
+// ----- path-manager parity (issue 13): Linux's side driven as mptcp_join.sh does ---------
+
+/// mptun with only `tun0`: every extra subflow it opens goes to an address Linux announced,
+/// as in mptcp_join.sh where the client has a single endpoint.
+fn one_tun_connect_args(extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = ["connect", "--tun", "tun0=198.18.1.2", "198.18.1.1:5201"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// mptcp_join.sh "signal address" with the endpoint added while the connection runs: Linux
+/// announces 198.18.2.1 about 1.5 s into the transfer; mptun echoes it and joins it.
+#[test]
+fn pm_late_signal_from_linux_is_joined() {
+    if !require_privileges("pm_late_signal_from_linux_is_joined") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-late-sig");
+    ns.mptcp_limits(1, 1).expect("limits");
+    let dir = TempDir::new("pm-late-sig");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            ns.mptcp_endpoint("198.18.2.1", "tun1", &["signal"])
+                .expect("endpoint");
+        });
+        // the upload is paced (10 Mbit/s: about 3 s) so the connection is busy when the
+        // announcement comes
+        exchange(
+            &ns,
+            &dir,
+            SMALL,
+            one_tun_connect_args(&[
+                "--limits",
+                "subflows=1,add_addr_accepted=1",
+                "--impair",
+                "tun0:rate=10mbit",
+            ]),
+            linux_server(SMALL, false),
+            true,
+        )
+    });
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    assert_counters(
+        &before,
+        &after,
+        &["EchoAdd", "MPJoinSynRx", "MPJoinAckRx"],
+        &["MPJoinAckHMacFailure", "DSSNotMatching"],
+    );
+    // every ADD_ADDR Linux sent was echoed (Linux may put the announcement on more than one
+    // ACK: AddAddrTx counts each), and exactly one join came of it
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        (d("EchoAdd"), d("MPJoinAckRx")),
+        (d("AddAddrTx").max(1), 1),
+        "MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+    assert_eq!(o.mptun.field("subflows"), Some("2"), "{}", o.mptun.summary);
+}
+
+/// mptcp_join.sh "signal invalid addresses": Linux (limits 1 3) announces an unreachable,
+/// the valid and another unreachable address; mptun (limits 3 3) echoes all three and its
+/// join to the valid one completes although the other two never answer (chk_join_nr 1 1 1,
+/// chk_add_nr 3 3).
+#[test]
+fn pm_invalid_signals_do_not_delay_the_valid_join() {
+    if !require_privileges("pm_invalid_signals_do_not_delay_the_valid_join") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-invalid");
+    ns.mptcp_limits(1, 3).expect("limits");
+    for a in ["198.18.12.1", "198.18.2.1", "198.18.14.1"] {
+        ns.mptcp_endpoint(a, "tun1", &["signal"]).expect("endpoint");
+    }
+    let dir = TempDir::new("pm-invalid");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        one_tun_connect_args(&["--limits", "subflows=3,add_addr_accepted=3"]),
+        linux_server(SMALL, false),
+        true,
+    );
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        (d("MPJoinSynRx"), d("MPJoinAckRx"), d("EchoAdd")),
+        (1, 1, 3),
+        "join syn/ack and echo counts; MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+    // mptun tried all three (the summary lists closed subflows too), one carried data
+    let n: usize = o.mptun.field("subflows").unwrap_or("0").parse().unwrap();
+    assert!(n >= 2, "{}", o.mptun.summary);
+    let valid = (0..n)
+        .filter_map(|i| o.mptun.field(&format!("sf{i}")))
+        .find(|sf| sf.contains("->198.18.2.1:5201"))
+        .unwrap_or_else(|| panic!("no subflow to 198.18.2.1: {}", o.mptun.summary));
+    assert!(!valid.contains("state=syn-sent"), "{valid}");
+}
+
+/// mptcp_join.sh "unused signal address"": the client accepts no announcement
+/// (`add_addr_accepted 0`): Linux's ADD_ADDR is echoed (chk_add_nr 1 1) but never joined
+/// (chk_join_nr 0 0 0).
+#[test]
+fn pm_add_addr_accepted_zero_echoes_but_does_not_join() {
+    if !require_privileges("pm_add_addr_accepted_zero_echoes_but_does_not_join") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-unused");
+    ns.mptcp_limits(3, 3).expect("limits");
+    ns.mptcp_endpoint("198.18.2.1", "tun1", &["signal"])
+        .expect("endpoint");
+    let dir = TempDir::new("pm-unused");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        one_tun_connect_args(&["--limits", "subflows=3,add_addr_accepted=0"]),
+        linux_server(SMALL, false),
+        true,
+    );
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        (d("MPJoinSynRx"), d("EchoAdd")),
+        (0, 1),
+        "MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+    assert_eq!(o.mptun.field("subflows"), Some("1"), "{}", o.mptun.summary);
+}
+
+/// Server side: mptun listening with `subflows=0` refuses the join Linux's `subflow`
+/// endpoint opens (Linux sees no SYN/ACK with MP_JOIN); the transfer is unharmed.
+#[test]
+fn pm_mptun_server_subflow_limit_refuses_linux_join() {
+    if !require_privileges("pm_mptun_server_subflow_limit_refuses_linux_join") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-srv-limit");
+    ns.mptcp_endpoint("198.18.2.1", "tun1", &["subflow"])
+        .expect("endpoint");
+    ns.run([
+        "ip",
+        "route",
+        "add",
+        "198.18.1.2/32",
+        "dev",
+        "tun1",
+        "table",
+        "100",
+    ])
+    .expect("route");
+    ns.run(["ip", "rule", "add", "from", "198.18.2.1", "table", "100"])
+        .expect("rule");
+    let dir = TempDir::new("pm-srv-limit");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        listen_args(&["--limits", "subflows=0"]),
+        linux_client(SMALL, false),
+        false,
+    );
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    assert_eq!(
+        mptun::testbed::delta(&before, &after, "MPJoinSynAckRx"),
+        0,
+        "MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+    assert_eq!(o.mptun.field("subflows"), Some("1"), "{}", o.mptun.summary);
+}
+
+/// The issue's first failure: Linux announces an address about 1.5 s in, after mptun's own
+/// send side is finished (its 64 KiB upload and DATA_FIN acknowledged) while Linux still
+/// sends. mptun must still echo and send an MP_JOIN (joins are legal for the connection's
+/// whole life). Whether Linux takes it depends on the kernel (some refuse joins once the
+/// peer's DATA_FIN arrived), so only the SYN is required.
+#[test]
+fn pm_late_signal_after_mptun_send_side_done_gets_a_join() {
+    if !require_privileges("pm_late_signal_after_mptun_send_side_done_gets_a_join") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-late-done");
+    ns.mptcp_limits(1, 1).expect("limits");
+    // Linux's data to mptun takes about 3 s
+    ns.tbf("tun0", "10mbit").expect("tbf");
+    let dir = TempDir::new("pm-late-done");
+    let before = ns.mptcp_counters().expect("counters");
+    let up = 64 * 1024;
+    let o = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            ns.mptcp_endpoint("198.18.2.1", "tun1", &["signal"])
+                .expect("endpoint");
+        });
+        let input = dir.path("mptun-in.bin");
+        let output = dir.path("mptun-out.bin");
+        let sent_digest = peer::write_pattern_file(&input, 0xA11CE, up).expect("input");
+        let mut args = one_tun_connect_args(&["--limits", "subflows=1,add_addr_accepted=1"]);
+        args.extend([
+            "--input".into(),
+            arg(&input),
+            "--output".into(),
+            arg(&output),
+        ]);
+        let server = ns
+            .start_peer(&exe(), &linux_server(SMALL, false), TIMEOUT_SECS)
+            .expect("Linux server");
+        let pid = spawn_mptun(&ns, &args);
+        let run = wait_mptun(&ns, pid);
+        if !run.success {
+            ns.kill_all();
+        }
+        let report = ns.finish_peer(server);
+        assert_ok(&run, "mptun");
+        let report = report.expect("Linux report");
+        assert_eq!(report.received_sha256, sent_digest);
+        assert_eq!(report.bytes_received, up);
+        assert_eq!(
+            report.sent_sha256,
+            peer::sha256_file(&output).expect("output")
+        );
+        run
+    });
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    eprintln!(
+        "MPTcpExt {:?}; {}",
+        mptun::testbed::deltas(&before, &after),
+        o.summary
+    );
+    assert!(
+        d("EchoAdd") >= 1 && d("MPJoinSynRx") >= 1,
+        "echo and join expected; MPTcpExt {:?}; {}",
+        mptun::testbed::deltas(&before, &after),
+        o.summary
+    );
+}
+
+/// mptcp_join.sh's run-time endpoint changes with mptun as the server and Linux as the
+/// client: mptun's `--endpoint` adds 198.18.2.2 as a signal endpoint 1 s in (Linux receives
+/// ADD_ADDR and joins it), flags it backup at 1.8 s (Linux receives MP_PRIO) and deletes it
+/// at 2.6 s (Linux receives REMOVE_ADDR and closes the subflow: Linux counts RmAddr on the
+/// receiving side, RmSubflow only where an endpoint was deleted); the transfer completes.
+#[test]
+fn pm_mptun_endpoints_added_reflagged_removed_at_run_time() {
+    if !require_privileges("pm_mptun_endpoints_added_reflagged_removed_at_run_time") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-endpoints");
+    ns.tbf("tun0", "5mbit").expect("tbf tun0");
+    ns.tbf("tun1", "5mbit").expect("tbf tun1");
+    let dir = TempDir::new("pm-endpoints");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        listen_args(&[
+            "--impair",
+            "tun0:rate=5mbit",
+            "--impair",
+            "tun1:rate=5mbit",
+            "--endpoint",
+            "1000:add:198.18.2.2:signal",
+            "--endpoint",
+            "1800:change:198.18.2.2:signal:backup",
+            "--endpoint",
+            "2600:del:198.18.2.2",
+        ]),
+        linux_client(SMALL, false),
+        false,
+    );
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    assert_counters(
+        &before,
+        &after,
+        &["AddAddr", "MPJoinSynAckRx", "MPPrioRx", "RmAddr"],
+        &["MPJoinSynAckHMacFailure", "DSSNotMatching", "AddAddrDrop"],
+    );
+    // REMOVE_ADDR went before our own close of the subflow: Linux did not see it reset
+    assert_eq!(
+        mptun::testbed::delta(&before, &after, "MPRstRx"),
+        0,
+        "MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+}
+
+/// mptcp_join.sh "remove single address" and the backup change, with Linux as the server
+/// making the run-time changes and mptun as the client: Linux announces 198.18.2.1 (endpoint
+/// id 5), flags it backup at 1.2 s (MP_PRIO to mptun) and deletes it at 2.2 s (REMOVE_ADDR;
+/// Linux closes its subflow there, RmSubflow on its side). mptun follows; the transfer
+/// completes.
+#[test]
+fn pm_linux_endpoint_backup_and_delete_at_run_time() {
+    if !require_privileges("pm_linux_endpoint_backup_and_delete_at_run_time") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-linux-rm");
+    ns.run([
+        "ip",
+        "mptcp",
+        "endpoint",
+        "add",
+        "198.18.2.1",
+        "dev",
+        "tun1",
+        "id",
+        "5",
+        "signal",
+    ])
+    .expect("endpoint");
+    let dir = TempDir::new("pm-linux-rm");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(1200));
+            ns.run(["ip", "mptcp", "endpoint", "change", "id", "5", "backup"])
+                .expect("change");
+            std::thread::sleep(std::time::Duration::from_millis(1000));
+            ns.run(["ip", "mptcp", "endpoint", "delete", "id", "5"])
+                .expect("delete");
+        });
+        exchange(
+            &ns,
+            &dir,
+            SMALL,
+            one_tun_connect_args(&["--impair", "tun0:rate=8mbit"]),
+            linux_server(SMALL, false),
+            true,
+        )
+    });
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        (
+            d("MPJoinAckRx"),
+            d("EchoAdd") >= 1,
+            d("MPPrioTx") >= 1,
+            d("RmSubflow")
+        ),
+        (1, true, true, 1),
+        "MPTcpExt {:?}; {}",
+        mptun::testbed::deltas(&before, &after),
+        o.mptun.summary
+    );
+}

@@ -224,6 +224,7 @@ fn fullmesh_respects_limits() {
     c.limits = Limits {
         max_subflows: 3,
         max_add_addr_accepted: 1,
+        ..Limits::default()
     };
     c.remotes = vec![RemoteAddr {
         addr_id: 1,
@@ -482,6 +483,7 @@ fn fullmesh_queue_overflow_is_resumed_by_timeout() {
     c.limits = Limits {
         max_subflows: 100,
         max_add_addr_accepted: 8,
+        ..Limits::default()
     };
     c.remotes = (1..=7u8)
         .map(|i| RemoteAddr {

@@ -62,6 +62,13 @@ pub const MPTCP_INFO_LEN: usize = 96;
 /// mptun's connection events (level `SOL_MPTCP`, getsockopt): drains queued events into an
 /// array of `struct mptun_event`; `*optlen` becomes the bytes written (0: none queued).
 pub const MPTUN_GET_EVENTS: c_int = 101;
+/// mptun's per-connection limits (level `SOL_MPTCP`, get and set; `struct mptun_limits`:
+/// `uint32_t subflows, add_addr_accepted, announced`, Linux's `ip mptcp limits` meaning).
+/// Set before connect/listen it applies to the connection(s) made; set on a connected
+/// socket it changes that connection's limits at once.
+pub const MPTUN_LIMITS: c_int = 102;
+/// Size of `struct mptun_limits`.
+pub const MPTUN_LIMITS_LEN: usize = 12;
 /// Size of `struct mptun_event`.
 pub const MPTUN_EVENT_LEN: usize = 48;
 pub const MPTUN_EVENT_ESTABLISHED: u16 = 1;
@@ -399,6 +406,8 @@ struct Sock {
     nonblocking: bool,
     /// The application shut the sending direction down (send fails with EPIPE).
     wr_shut: std::sync::atomic::AtomicBool,
+    /// Limits set with MPTUN_LIMITS before connect/listen (then the runtime's default).
+    limits: Mutex<Option<crate::pm::Limits>>,
     state: Mutex<SockState>,
 }
 
@@ -469,10 +478,16 @@ pub struct InitConfig {
     pub scheduler: Option<String>,
     pub congestion: Option<&'static str>,
     pub checksum: bool,
+    /// Default limits of every connection (`subflows=`, `add_addr_accepted=`, `announced=`).
+    pub limits: crate::pm::Limits,
+    /// ADD_ADDR retransmission timeout (`add_addr_timeout=MS`).
+    pub add_addr_timeout: Option<Duration>,
 }
 
 /// Parses `"tun0=198.18.1.2,tun1=198.18.2.2,pm=manual,sched=minrtt,cc=cubic,checksum=1,
-/// impair:tun1=delay=40ms+rate=10mbit"`.
+/// impair:tun1=delay=40ms+rate=10mbit,subflows=2,add_addr_accepted=0,announced=1,
+/// add_addr_timeout=500"` (limits: every connection's default, Linux's meaning;
+/// `add_addr_timeout` in milliseconds).
 pub fn parse_config(s: &str) -> Result<InitConfig, String> {
     let mut c = InitConfig::default();
     for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -499,6 +514,20 @@ pub fn parse_config(s: &str) -> Result<InitConfig, String> {
                 )
             }
             "checksum" => c.checksum = v == "1" || v == "true",
+            "subflows" | "add_addr_accepted" | "announced" => {
+                let n: u32 = v.parse().map_err(|_| format!("{item}: not a number"))?;
+                match k {
+                    "subflows" => c.limits.max_subflows = n,
+                    "add_addr_accepted" => c.limits.max_add_addr_accepted = n,
+                    _ => c.limits.max_announced = n,
+                }
+            }
+            "add_addr_timeout" => {
+                let ms: u64 = v
+                    .parse()
+                    .map_err(|_| format!("{item}: milliseconds expected"))?;
+                c.add_addr_timeout = Some(Duration::from_millis(ms.max(1)));
+            }
             _ if k.starts_with("impair:") => {
                 let dev = &k["impair:".len()..];
                 let imp: Impairment = v
@@ -533,6 +562,7 @@ pub fn parse_config(s: &str) -> Result<InitConfig, String> {
 fn conn_config(c: &InitConfig) -> ConnConfig {
     let mut cfg = ConnConfig {
         checksum: c.checksum,
+        limits: c.limits,
         // the draft's model: the application decides which subflows exist
         path_manager: c.path_manager.clone().unwrap_or_else(|| "manual".into()),
         ..ConnConfig::default()
@@ -542,6 +572,9 @@ fn conn_config(c: &InitConfig) -> ConnConfig {
     }
     if let Some(cc) = c.congestion {
         cfg.tcp.congestion = cc;
+    }
+    if let Some(t) = c.add_addr_timeout {
+        cfg.add_addr_timeout = t;
     }
     cfg.local_addrs = c
         .tuns
@@ -653,6 +686,65 @@ pub extern "C" fn mptun_fini() -> c_int {
     })
 }
 
+// ----- endpoints (Linux's `ip mptcp endpoint`) ----------------------------------------------------
+
+/// `mptun_endpoint_set` flag: announce the address (ADD_ADDR), Linux's `signal`.
+pub const MPTUN_ENDPOINT_SIGNAL: c_uint = 1;
+/// `mptun_endpoint_set` flag: subflows from the address are backups (MP_PRIO), `backup`.
+pub const MPTUN_ENDPOINT_BACKUP: c_uint = 2;
+
+unsafe fn c_addr(addr: *const c_char) -> Result<IpAddr, c_int> {
+    if addr.is_null() {
+        return Err(libc::EFAULT);
+    }
+    // SAFETY: the caller passes a NUL-terminated string (checked non-NULL above).
+    let s = unsafe { CStr::from_ptr(addr) };
+    s.to_str()
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(libc::EINVAL)
+}
+
+/// `int mptun_endpoint_set(const char *addr, unsigned flags)`: adds the endpoint `addr` (one
+/// of `mptun_init`'s addresses, else EADDRNOTAVAIL) or changes its flags
+/// (`MPTUN_ENDPOINT_SIGNAL | MPTUN_ENDPOINT_BACKUP`; other bits EINVAL), for every
+/// connection and for later ones, as `ip mptcp endpoint add|change` does.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_endpoint_set(addr: *const c_char, flags: c_uint) -> c_int {
+    guard(-1, || {
+        // SAFETY: forwarded caller contract.
+        let addr = unsafe { c_addr(addr) }?;
+        if flags & !(MPTUN_ENDPOINT_SIGNAL | MPTUN_ENDPOINT_BACKUP) != 0 {
+            return Err(libc::EINVAL);
+        }
+        let (h, _, _) = runtime()?;
+        let ep = crate::pm::LocalAddr {
+            addr,
+            backup: flags & MPTUN_ENDPOINT_BACKUP != 0,
+            announce: flags & MPTUN_ENDPOINT_SIGNAL != 0,
+        };
+        let now = h.now();
+        let r = h.with_stack(|s| s.set_endpoint(now, ep));
+        h.wake_driver();
+        r.map(|()| 0).map_err(|_| libc::EADDRNOTAVAIL)
+    })
+}
+
+/// `int mptun_endpoint_del(const char *addr)`: removes the endpoint (REMOVE_ADDR where it
+/// was announced, its subflows closed), as `ip mptcp endpoint delete` does.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_endpoint_del(addr: *const c_char) -> c_int {
+    guard(-1, || {
+        // SAFETY: forwarded caller contract.
+        let addr = unsafe { c_addr(addr) }?;
+        let (h, _, _) = runtime()?;
+        let now = h.now();
+        let r = h.with_stack(|s| s.remove_endpoint(now, addr));
+        h.wake_driver();
+        r.map(|()| 0).map_err(|e| io_errno(&to_io(e)))
+    })
+}
+
 // ----- sockets ----------------------------------------------------------------------------------
 
 /// `int mptun_socket(int domain, int type, int protocol)`: `AF_INET`/`AF_INET6`,
@@ -679,6 +771,7 @@ pub extern "C" fn mptun_socket(domain: c_int, ty: c_int, protocol: c_int) -> c_i
             mptcp,
             nonblocking: ty & libc::SOCK_NONBLOCK != 0,
             wr_shut: false.into(),
+            limits: Mutex::new(None),
             state: Mutex::new(SockState::Fresh { bound: None }),
         })
     })
@@ -801,10 +894,51 @@ pub unsafe extern "C" fn mptun_bind(
 }
 
 fn sock_config(sock: &Sock, base: ConnConfig) -> ConnConfig {
+    let limits = lock(&sock.limits).unwrap_or(base.limits);
     ConnConfig {
         mptcp: sock.mptcp,
+        limits,
         ..base
     }
+}
+
+/// MPTUN_LIMITS bytes: three native-endian `uint32_t`s (subflows, add_addr_accepted,
+/// announced), `struct mptun_limits`.
+fn limits_bytes(l: &crate::pm::Limits) -> [u8; MPTUN_LIMITS_LEN] {
+    let mut b = [0u8; MPTUN_LIMITS_LEN];
+    b[0..4].copy_from_slice(&l.max_subflows.to_ne_bytes());
+    b[4..8].copy_from_slice(&l.max_add_addr_accepted.to_ne_bytes());
+    b[8..12].copy_from_slice(&l.max_announced.to_ne_bytes());
+    b
+}
+
+fn limits_from(buf: &[u8]) -> Result<crate::pm::Limits, c_int> {
+    let word = |i: usize| -> Result<u32, c_int> {
+        buf.get(i..i + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_ne_bytes)
+            .ok_or(libc::EINVAL)
+    };
+    if buf.len() != MPTUN_LIMITS_LEN {
+        return Err(libc::EINVAL);
+    }
+    Ok(crate::pm::Limits {
+        max_subflows: word(0)?,
+        max_add_addr_accepted: word(4)?,
+        max_announced: word(8)?,
+    })
+}
+
+/// The limits MPTUN_LIMITS reads: the connection's once connected, else what was set on the
+/// socket, else the runtime's default.
+fn sock_limits(sock: &Sock) -> Result<crate::pm::Limits, c_int> {
+    if let SockState::Connected(s) = &*lock(&sock.state) {
+        return s.limits().map_err(|e| e.errno());
+    }
+    if let Some(l) = *lock(&sock.limits) {
+        return Ok(l);
+    }
+    Ok(runtime()?.1.limits)
 }
 
 /// `int mptun_listen(int fd, int backlog)`: listens on the bound port on all addresses.
@@ -884,6 +1018,7 @@ pub unsafe extern "C" fn mptun_accept(
             mptcp: sock.mptcp,
             nonblocking: false,
             wr_shut: false.into(),
+            limits: Mutex::new(None),
             state: Mutex::new(SockState::Connected(Arc::new(stream))),
         })?;
         // SAFETY: forwarded caller contract.
@@ -1284,6 +1419,7 @@ fn getsockopt_impl(
         (libc::IPPROTO_TCP, MPTCP_SUB_GETSOCKOPT) => sub_getsockopt(&*stream_of(sock)?, buf),
         (libc::SOL_SOCKET, libc::SO_TYPE) => put_int(buf, out_len, libc::SOCK_STREAM),
         (SOL_MPTCP, MPTUN_GET_EVENTS) => get_events(&*stream_of(sock)?, buf, out_len),
+        (SOL_MPTCP, MPTUN_LIMITS) => put_bytes(buf, out_len, &limits_bytes(&sock_limits(sock)?)),
         (SOL_MPTCP, MPTCP_INFO) => {
             if !sock.mptcp {
                 return Err(libc::EOPNOTSUPP);
@@ -1324,6 +1460,20 @@ fn getsockopt_impl(
 fn setsockopt_impl(sock: &Sock, level: c_int, optname: c_int, buf: &[u8]) -> Result<(), c_int> {
     match (level, optname) {
         (libc::IPPROTO_TCP, MPTCP_SUB_SETSOCKOPT) => sub_setsockopt(&*stream_of(sock)?, buf),
+        (SOL_MPTCP, MPTUN_LIMITS) => {
+            let l = limits_from(buf)?;
+            let connected = match &*lock(&sock.state) {
+                SockState::Connected(s) => Some(s.clone()),
+                _ => None,
+            };
+            match connected {
+                Some(s) => s.set_limits(l).map_err(|e| e.errno()),
+                None => {
+                    *lock(&sock.limits) = Some(l);
+                    Ok(())
+                }
+            }
+        }
         _ => Err(libc::ENOPROTOOPT),
     }
 }

@@ -313,6 +313,27 @@ impl MptcpStream {
         }
     }
 
+    /// The connection's limits (Linux's `ip mptcp limits`: additional subflows, accepted
+    /// announcements, addresses announced).
+    pub fn limits(&self) -> Result<crate::pm::Limits, SubflowApiError> {
+        self.with_conn(|c| Ok(c.limits()))
+    }
+
+    /// Change the connection's limits while it runs (lowering closes nothing; raising lets
+    /// the path manager join or announce what did not fit). Connections made with
+    /// `connect_with`/`bind_with` take their initial limits from `ConnConfig::limits`,
+    /// others from the stack's default.
+    pub fn set_limits(&self, limits: crate::pm::Limits) -> Result<(), SubflowApiError> {
+        let now = self.stack().now();
+        let id = self.id();
+        let r = self.stack().with_stack(|s| {
+            s.set_limits(now, id, limits)
+                .map_err(|_| SubflowApiError::NotConnected)
+        });
+        self.stack().wake_driver();
+        r
+    }
+
     /// Close a subflow (MPTCP_CLOSE_SUB_ID). Data it carried that the peer did not
     /// acknowledge is sent again on the other subflows: nothing is lost.
     pub fn close_subflow(&self, id: u32, how: CloseHow) -> Result<(), SubflowApiError> {

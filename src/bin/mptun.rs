@@ -126,6 +126,20 @@ struct Paths {
     /// timeout); the path manager may then re-create it.
     #[arg(long, value_name = "MS")]
     user_timeout: Option<u64>,
+    /// Limits of every connection, Linux's `ip mptcp limits` meaning:
+    /// subflows=N,add_addr_accepted=M,announced=K (any subset; default 8 each).
+    /// add_addr_accepted=0 ignores the peer's announcements (they are still echoed).
+    #[arg(long, value_name = "SPEC", value_parser = cli::parse_limits)]
+    limits: Option<mptun::pm::Limits>,
+    /// ADD_ADDR retransmission timeout in milliseconds (Linux's add_addr_timeout; 2000).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    add_addr_timeout: Option<u64>,
+    /// Change an endpoint MS milliseconds after start, like `ip mptcp endpoint`:
+    /// MS:add:ADDR[:signal][:backup] (or change: the flags given replace the old ones;
+    /// signal announces the address, backup sends MP_PRIO) or MS:del:ADDR (REMOVE_ADDR, its
+    /// subflows closed). ADDR must be a --tun address (repeatable).
+    #[arg(long = "endpoint", value_name = "MS:VERB:ADDR[:FLAGS]", value_parser = cli::parse_endpoint)]
+    endpoints: Vec<(std::time::Duration, cli::EndpointAction)>,
     /// Plain TCP, no MPTCP options.
     #[arg(long)]
     no_mptcp: bool,
@@ -168,6 +182,9 @@ impl Paths {
             pcap: self.pcap,
             links: self.links,
             user_timeout: self.user_timeout.map(std::time::Duration::from_millis),
+            limits: self.limits.unwrap_or_default(),
+            endpoints: self.endpoints,
+            add_addr_timeout: self.add_addr_timeout.map(std::time::Duration::from_millis),
             mptcp: !self.no_mptcp,
             checksum: self.checksum,
             offload: !self.no_offload,

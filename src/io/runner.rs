@@ -36,6 +36,10 @@ pub(crate) fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
         })?;
     cfg.tcp.congestion = cc;
     cfg.tcp.user_timeout = opts.user_timeout;
+    cfg.limits = opts.limits;
+    if let Some(t) = opts.add_addr_timeout {
+        cfg.add_addr_timeout = t;
+    }
     crate::pm::by_name(&opts.path_manager)?;
     crate::sched::by_name(&opts.scheduler).ok_or_else(|| {
         format!(
@@ -136,6 +140,28 @@ pub(crate) fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
         std::thread::spawn(move || {
             std::thread::sleep(at);
             control.set_link_up(port, up);
+        });
+    }
+    for &(at, action) in &opts.endpoints {
+        let addr = match action {
+            crate::cli::EndpointAction::Set(ep) => ep.addr,
+            crate::cli::EndpointAction::Remove(a) => a,
+        };
+        if !opts.tuns.iter().any(|t| t.addr == addr) {
+            return Err(format!("--endpoint {addr}: no --tun with that address"));
+        }
+        let handle = rt.handle().clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(at);
+            let now = handle.now();
+            let r = handle.with_stack(|s| match action {
+                crate::cli::EndpointAction::Set(ep) => s.set_endpoint(now, ep),
+                crate::cli::EndpointAction::Remove(a) => s.remove_endpoint(now, a),
+            });
+            if let Err(e) = r {
+                log::warn!("--endpoint {addr}: {e}");
+            }
+            handle.wake_driver();
         });
     }
     Ok(rt)

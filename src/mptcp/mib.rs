@@ -119,6 +119,10 @@ mib! {
     IcmpIgnored,
     /// ADD_ADDR received (with a valid HMAC).
     AddAddr,
+    /// ADD_ADDR received but not used: `max_add_addr_accepted` reached (echoed anyway).
+    AddAddrDrop,
+    /// ADD_ADDR we did not send because `max_announced` addresses are announced.
+    AddAddrTxDrop,
     /// ADD_ADDR echoes received.
     EchoAdd,
     /// ADD_ADDR whose HMAC did not verify.
@@ -129,7 +133,8 @@ mib! {
     AddAddrRetrans,
     /// REMOVE_ADDR received.
     RmAddr,
-    /// Subflows closed because of a REMOVE_ADDR.
+    /// Our subflows closed because their local endpoint was removed (Linux's meaning: counted
+    /// where the endpoint is deleted; the receiver of the REMOVE_ADDR counts RmAddr only).
     RmSubflow,
     /// MP_PRIO received.
     MPPrioRx,

@@ -82,6 +82,11 @@ pub struct ConnConfig {
     pub local_addrs: Vec<crate::pm::LocalAddr>,
     /// How long a joining subflow waits for the peer to acknowledge its third ACK.
     pub join_timeout: Duration,
+    /// ADD_ADDR retransmission interval while no echo arrives (Linux's
+    /// `net.mptcp.add_addr_timeout`, 120 s there; 2 s by default here).
+    pub add_addr_timeout: Duration,
+    /// ADD_ADDR retransmissions before giving up on an echo (Linux: 3).
+    pub add_addr_retries: u8,
     /// MTU of the link each local address is on (the stack fills this in from
     /// `Stack::set_mtu`); a subflow's MSS is at most this MTU minus the IP and TCP headers.
     /// Addresses not listed use `DEFAULT_MTU`.
@@ -137,6 +142,8 @@ impl Default for ConnConfig {
             limits: crate::pm::Limits::default(),
             local_addrs: Vec::new(),
             join_timeout: Duration::from_secs(10),
+            add_addr_timeout: Duration::from_secs(2),
+            add_addr_retries: 6,
             link_mtus: Vec::new(),
         }
     }
@@ -1952,6 +1959,15 @@ impl Connection {
             self.tx_cursor = (i + 1) % n;
             match self.emit(now, i, &seg, buf, off.csum_partial, mib) {
                 Ok(p) => {
+                    // one signal per pure ACK: if this one carried a signal and more wait
+                    // (several ADD_ADDRs queued at once), ask for the next ACK now rather
+                    // than with unrelated traffic (only then: an ACK that cannot carry a
+                    // signal, e.g. MP_CAPABLE's, must not ask for another)
+                    if self.mp.take_signal_sent() && self.signal_pending() {
+                        if let Some(b) = self.best_subflow() {
+                            self.subflows[b].tcb.request_ack();
+                        }
+                    }
                     self.process_tcb_events(now, mib);
                     return Some(p);
                 }

@@ -49,10 +49,6 @@ impl std::error::Error for OpenError {}
 
 /// Most MP_JOIN third-ACK retransmissions before the subflow is reset.
 const JOIN_ACK_RETRIES: u8 = 6;
-/// Most ADD_ADDR retransmissions before giving up on an echo.
-const ADD_ADDR_RETRIES: u8 = 5;
-/// ADD_ADDR retransmission interval (Linux: net.mptcp.add_addr_timeout, 2 minutes; we retry sooner).
-const ADD_ADDR_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An address to signal.
 #[derive(Clone, Copy, Debug)]
@@ -92,6 +88,18 @@ pub(crate) struct MpState {
     /// We aborted: RSTs carry MP_FASTCLOSE.
     pub(crate) fastclose: bool,
     pm_started: bool,
+    /// Our address ids announced (ADD_ADDR) and not withdrawn, as a bitmap.
+    announced: [u64; 4],
+    /// Announcements refused by `max_announced` since the last look (into the MIB).
+    announce_refused: u64,
+    /// The path manager's ADD_ADDR ids and ours, for its REMOVE_ADDR commands.
+    pm_ids: Vec<(u8, u8)>,
+    /// REMOVE_ADDR sent: close our subflows on that address at this instant.
+    rm_close: Vec<(u8, Instant)>,
+    /// Subflows closed because a local endpoint went away, not yet in the MIB (RmSubflow).
+    rm_subflow: u64,
+    /// The segment being emitted carries a signal (see `take_signal_sent`).
+    signal_sent: bool,
     pub(crate) views: Vec<SubflowView>,
     scratch: Vec<PmSubflow>,
 }
@@ -130,6 +138,12 @@ impl MpState {
             rm_addr: VecDeque::new(),
             fastclose: false,
             pm_started: false,
+            announced: [0; 4],
+            announce_refused: 0,
+            pm_ids: Vec::new(),
+            rm_close: Vec::new(),
+            rm_subflow: 0,
+            signal_sent: false,
             views: Vec::with_capacity(8),
             scratch: Vec::with_capacity(8),
         }
@@ -145,8 +159,15 @@ impl MpState {
             + self.remote_addrs.capacity() * size_of::<RemoteAddr>()
             + self.add_addr.capacity() * size_of::<AddAddrTx>()
             + self.rm_addr.capacity()
+            + self.pm_ids.capacity() * size_of::<(u8, u8)>()
+            + self.rm_close.capacity() * size_of::<(u8, Instant)>()
             + self.views.capacity() * size_of::<SubflowView>()
             + self.scratch.capacity() * size_of::<PmSubflow>()
+    }
+
+    /// Whether a signal went out since the last call (and clear it).
+    pub(crate) fn take_signal_sent(&mut self) -> bool {
+        core::mem::take(&mut self.signal_sent)
     }
 
     pub(crate) fn scheduler(&mut self) -> &mut dyn Scheduler {
@@ -170,6 +191,9 @@ impl Connection {
     pub fn local_addr_id(&self, addr: IpAddr) -> u8 {
         if self.subflows.first().is_some_and(|s| s.local.ip() == addr) {
             return 0;
+        }
+        if addr.is_unspecified() {
+            return 255;
         }
         self.cfg
             .local_addrs
@@ -209,10 +233,10 @@ impl Connection {
         if self.mode != Mode::Mptcp || !self.subflows.first().is_some_and(|s| s.established) {
             return Err(OpenError::NotMptcp);
         }
-        if self.error.is_some()
-            || self.subflows_closing
-            || self.app_shutdown_write && self.fin_acked
-        {
+        // Joins are legal for the whole life of the connection: also after our own send
+        // side is finished (DATA_FIN acknowledged), e.g. for an ADD_ADDR that arrives late;
+        // only once both DATA_FINs are through do the subflows close.
+        if self.error.is_some() || self.subflows_closing {
             return Err(OpenError::Closed);
         }
         if local.is_ipv4() != remote.is_ipv4() || remote.port() == 0 || remote.ip().is_unspecified()
@@ -500,8 +524,24 @@ impl Connection {
                         continue;
                     }
                     mib.AddAddr += 1;
+                    // the HMAC covers our key: the peer has it, as a DSS would show. Without
+                    // this a client that has received no DSS yet (no data from the server)
+                    // would keep sending MP_CAPABLE on its ACKs and never echo.
+                    self.fully_established = true;
                     let addr = SocketAddr::new(a.addr, a.port.unwrap_or(0));
-                    if !self
+                    let known = self.mp.remote_addrs.iter().any(|r| r.addr_id == a.addr_id);
+                    let accepted = self.mp.remote_addrs.len();
+                    let limit = usize::try_from(self.cfg.limits.max_add_addr_accepted)
+                        .unwrap_or(usize::MAX);
+                    if !known && accepted >= limit {
+                        // Linux: echoed, counted, not used (add_addr_accepted reached; 0 =
+                        // announcements ignored)
+                        mib.AddAddrDrop += 1;
+                        self.push_event(ConnEvent::AddressAnnounced {
+                            addr_id: a.addr_id,
+                            addr,
+                        });
+                    } else if !self
                         .mp
                         .remote_addrs
                         .iter()
@@ -545,7 +585,8 @@ impl Connection {
                                 && s.closed.is_none()
                                 && s.join != JoinState::Initial
                             {
-                                mib.RmSubflow += 1;
+                                // (Linux counts RmAddr here, RmSubflow only where an
+                                // endpoint was deleted)
                                 s.rst_reason = Some(rst_reason::ADMIN_PROHIBITED);
                                 s.tcb.abort();
                             }
@@ -571,8 +612,20 @@ impl Connection {
 
     // ----- application / path-manager commands -----------------------------------------
 
-    /// Announce a local address to the peer (ADD_ADDR, retransmitted until echoed).
-    pub fn announce(&mut self, addr_id: u8, addr: IpAddr, port: Option<u16>) {
+    /// Announce a local address to the peer (ADD_ADDR, retransmitted until echoed). False
+    /// (and counted `AddAddrTxDrop`) if `max_announced` other ids are announced already.
+    pub fn announce(&mut self, addr_id: u8, addr: IpAddr, port: Option<u16>) -> bool {
+        let bit = 1u64 << (addr_id % 64);
+        let word = usize::from(addr_id / 64);
+        let count: u32 = self.mp.announced.iter().map(|w| w.count_ones()).sum();
+        if self.mp.announced[word] & bit == 0 {
+            if count >= self.cfg.limits.max_announced {
+                self.mp.announce_refused += 1;
+                return false;
+            }
+            self.mp.announced[word] |= bit;
+        }
+        self.mp.add_addr.retain(|t| t.echo || t.addr_id != addr_id);
         self.queue_add_addr(AddAddrTx {
             addr_id,
             addr,
@@ -582,20 +635,145 @@ impl Connection {
             retries: 0,
             sent: false,
         });
+        true
     }
 
     /// Withdraw an announced address (REMOVE_ADDR) and close our subflows using it.
     pub fn remove_address(&mut self, addr_id: u8) {
+        self.mp.announced[usize::from(addr_id / 64)] &= !(1u64 << (addr_id % 64));
+        self.mp.add_addr.retain(|t| t.echo || t.addr_id != addr_id);
         if self.mp.rm_addr.len() < 32 {
             self.mp.rm_addr.push_back(addr_id);
         }
-        for s in self.subflows.iter_mut() {
+        // The REMOVE_ADDR goes first (on another subflow when there is one); the subflows
+        // on the address are closed (gracefully) a grace period after it left
+        // (`rm_close`), so the peer normally removes them itself on the signal (Linux then
+        // counts RmSubflow) instead of seeing our FIN race it.
+        if let Some(i) = self.best_subflow_except(addr_id) {
+            self.subflows[i].tcb.request_ack();
+        }
+        // they are removed now, whoever closes them first (Linux's RmSubflow)
+        self.mp.rm_subflow += self
+            .subflows
+            .iter()
+            .filter(|s| {
+                s.local_addr_id == addr_id && s.closed.is_none() && s.join != JoinState::Initial
+            })
+            .count() as u64;
+    }
+
+    /// Close our subflows on address `addr_id` (after a REMOVE_ADDR's grace period).
+    fn close_removed(&mut self, addr_id: u8) {
+        for i in 0..self.subflows.len() {
+            let s = &self.subflows[i];
             if s.local_addr_id == addr_id && s.closed.is_none() && s.join != JoinState::Initial {
-                s.tcb.abort();
+                self.close_subflow(i, false);
             }
         }
-        if let Some(i) = self.best_subflow() {
-            self.subflows[i].tcb.request_ack();
+    }
+
+    /// The best subflow not on our address `addr_id` (any if all are).
+    fn best_subflow_except(&self, addr_id: u8) -> Option<usize> {
+        self.subflows
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.usable() && s.local_addr_id != addr_id)
+            .min_by_key(|(_, s)| {
+                (
+                    s.backup || s.peer_backup,
+                    s.tcb.stats().srtt.unwrap_or(Duration::from_secs(1)),
+                )
+            })
+            .map(|(i, _)| i)
+            .or_else(|| self.best_subflow())
+    }
+
+    fn is_announced(&self, id: u8) -> bool {
+        self.mp.announced[usize::from(id / 64)] & (1u64 << (id % 64)) != 0
+    }
+
+    /// Add a local endpoint, or change the flags of one (Linux's `ip mptcp endpoint add` /
+    /// `change`), while the connection runs. A new address goes to the path manager
+    /// (`LocalAddressAdded`: fullmesh announces it if `announce`, and a client joins from
+    /// it); `backup` changed sends MP_PRIO on every subflow from the address; `announce` set
+    /// announces it, cleared withdraws it (REMOVE_ADDR). The stack must own the address.
+    pub fn set_endpoint(&mut self, now: Instant, ep: pm::LocalAddr) {
+        let Some(pos) = self.cfg.local_addrs.iter().position(|l| l.addr == ep.addr) else {
+            self.cfg.local_addrs.push(ep);
+            self.pm_event(now, &PmEvent::LocalAddressAdded { addr: ep.addr });
+            return;
+        };
+        let old = self.cfg.local_addrs[pos];
+        self.cfg.local_addrs[pos] = ep;
+        if old.backup != ep.backup {
+            for i in 0..self.subflows.len() {
+                if self.subflows[i].local.ip() == ep.addr
+                    && self.subflows[i].closed.is_none()
+                    && self.subflows[i].backup != ep.backup
+                {
+                    self.set_subflow_backup(i, ep.backup);
+                }
+            }
+        }
+        if ep.announce && !old.announce {
+            self.pm_event(now, &PmEvent::LocalAddressAdded { addr: ep.addr });
+        }
+        if !ep.announce && old.announce {
+            let id = self.local_addr_id(ep.addr);
+            if self.is_announced(id) {
+                self.mp.rm_addr.push_back(id);
+                self.mp.announced[usize::from(id / 64)] &= !(1u64 << (id % 64));
+                self.mp.add_addr.retain(|t| t.echo || t.addr_id != id);
+            }
+        }
+    }
+
+    /// Remove a local endpoint (Linux's `ip mptcp endpoint delete`) while the connection
+    /// runs: REMOVE_ADDR if it was announced (our subflows there close a grace period of two
+    /// RTTs later, unless the peer closed them first), its subflows closed (not the initial one: the
+    /// connection would end), the path manager told (`LocalAddressRemoved`). Its address id
+    /// is not reused.
+    pub fn remove_endpoint(&mut self, now: Instant, addr: IpAddr) {
+        let id = self.local_addr_id(addr);
+        if id != 0 && self.is_announced(id) {
+            // REMOVE_ADDR now, our subflows there closed after its grace period
+            self.remove_address(id);
+        } else {
+            for i in 0..self.subflows.len() {
+                let s = &self.subflows[i];
+                if s.local.ip() == addr
+                    && s.closed.is_none()
+                    && s.join != JoinState::Initial
+                    && self.close_subflow(i, false)
+                {
+                    self.mp.rm_subflow += 1;
+                }
+            }
+        }
+        self.pm_event(now, &PmEvent::LocalAddressRemoved { addr });
+        // a tombstone keeps the other entries' positions, hence their address ids
+        if let Some(l) = self.cfg.local_addrs.iter_mut().find(|l| l.addr == addr) {
+            l.addr = if addr.is_ipv4() {
+                IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED)
+            };
+            l.announce = false;
+        }
+    }
+
+    /// The connection's limits.
+    pub fn limits(&self) -> pm::Limits {
+        self.cfg.limits
+    }
+
+    /// Change the connection's limits at run time. Lowering them closes nothing (as in
+    /// Linux): existing subflows and accepted addresses stay, new ones are refused; raising
+    /// them lets the path manager open or announce what did not fit before.
+    pub fn set_limits(&mut self, now: Instant, limits: pm::Limits) {
+        self.cfg.limits = limits;
+        if self.mp.pm_started {
+            self.pm_event(now, &PmEvent::LimitsChanged);
         }
     }
 
@@ -718,12 +896,33 @@ impl Connection {
                         self.close_subflow(i, false);
                     }
                 }
-                PmCommand::Announce { addr, port, .. } => {
+                PmCommand::Announce {
+                    addr_id: pm_id,
+                    addr,
+                    port,
+                } => {
                     // one id space for ADD_ADDR, REMOVE_ADDR and MP_JOIN: ours
                     let id = self.local_addr_id(addr);
-                    self.announce(id, addr, port)
+                    if self.announce(id, addr, port) {
+                        self.mp.pm_ids.retain(|&(p, _)| p != pm_id);
+                        if self.mp.pm_ids.len() < 256 {
+                            self.mp.pm_ids.push((pm_id, id));
+                        }
+                    }
                 }
-                PmCommand::RemoveAddress { addr_id } => self.remove_address(addr_id),
+                PmCommand::RemoveAddress { addr_id: pm_id } => {
+                    let id = self
+                        .mp
+                        .pm_ids
+                        .iter()
+                        .find(|&&(p, _)| p == pm_id)
+                        .map_or(pm_id, |&(_, o)| o);
+                    self.mp.pm_ids.retain(|&(p, _)| p != pm_id);
+                    // (already withdrawn, e.g. by `remove_endpoint`: nothing to send)
+                    if self.is_announced(id) {
+                        self.remove_address(id);
+                    }
+                }
                 PmCommand::SetBackup { id, backup } => {
                     if let Some(i) = self.subflows.iter().position(|s| s.id == id) {
                         self.set_subflow_backup(i, backup);
@@ -798,13 +997,31 @@ impl Connection {
         }
     }
 
+    /// A signal never sent yet is queued.
+    pub(super) fn signal_pending(&self) -> bool {
+        !self.mp.rm_addr.is_empty() || self.mp.add_addr.iter().any(|t| !t.sent)
+    }
+
     /// A signal (ADD_ADDR, REMOVE_ADDR) to put on a pure ACK, if one is due.
     pub(super) fn take_signal(
         &mut self,
         now: Instant,
         mib: &mut Mib,
     ) -> Option<MptcpOption<'static>> {
+        mib.AddAddrTxDrop += core::mem::take(&mut self.mp.announce_refused);
+        mib.RmSubflow += core::mem::take(&mut self.mp.rm_subflow);
         if let Some(id) = self.mp.rm_addr.pop_front() {
+            let srtt = self
+                .best_subflow()
+                .and_then(|i| self.subflows[i].tcb.srtt())
+                .unwrap_or(Duration::from_millis(100));
+            let grace = (srtt * 2).clamp(Duration::from_millis(100), Duration::from_secs(1));
+            if self.mp.rm_close.len() < 32 {
+                self.mp.rm_close.push((id, now + grace));
+            } else {
+                self.close_removed(id);
+            }
+            self.mp.signal_sent = true;
             return Some(MptcpOption::RemoveAddr {
                 ids: &IDS[usize::from(id)..usize::from(id) + 1],
             });
@@ -815,6 +1032,7 @@ impl Connection {
             .iter()
             .position(|t| !t.sent || t.timer.is_some_and(|d| d <= now))?;
         let t = self.mp.add_addr.get_mut(pos)?;
+        self.mp.signal_sent = true;
         let hmac = (!t.echo).then(|| {
             crypto::add_addr_hmac(self.local_key, self.remote_key, t.addr_id, t.addr, t.port)
         });
@@ -835,8 +1053,8 @@ impl Connection {
                 mib.AddAddrTx += 1;
             }
             t.sent = true;
-            t.timer = Some(now + ADD_ADDR_TIMEOUT);
-            if t.retries > ADD_ADDR_RETRIES {
+            t.timer = Some(now + self.cfg.add_addr_timeout);
+            if t.retries >= self.cfg.add_addr_retries {
                 self.mp.add_addr.remove(pos);
             }
         }
@@ -847,13 +1065,19 @@ impl Connection {
     pub(super) fn mp_poll_timeout(&self) -> Option<Instant> {
         let joins = self.subflows.iter().filter_map(|s| s.join_timer).min();
         let adds = self.mp.add_addr.iter().filter_map(|t| t.timer).min();
-        [joins, adds, self.pm_poll_timeout()]
+        let rms = self.mp.rm_close.iter().map(|r| r.1).min();
+        [joins, adds, rms, self.pm_poll_timeout()]
             .into_iter()
             .flatten()
             .min()
     }
 
     pub(super) fn mp_handle_timeout(&mut self, now: Instant, mib: &mut Mib) {
+        while let Some(k) = self.mp.rm_close.iter().position(|r| r.1 <= now) {
+            let (id, _) = self.mp.rm_close.swap_remove(k);
+            self.close_removed(id);
+        }
+        mib.RmSubflow += core::mem::take(&mut self.mp.rm_subflow);
         let join_timeout = self.cfg.join_timeout;
         for s in self.subflows.iter_mut() {
             if s.join_timer.is_some_and(|t| t <= now) {

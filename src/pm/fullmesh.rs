@@ -6,8 +6,10 @@
 //!   `max_add_addr_accepted`), within `max_subflows`. The peer's C flag removes the initial
 //!   remote address from the mesh.
 //! * Either side: configured local addresses with `announce` set (other than the initial
-//!   local address) are announced with ADD_ADDR (ids from 1 upwards) and withdrawn with
-//!   REMOVE_ADDR when the host loses them.
+//!   local address) are announced with ADD_ADDR (ids from 1 upwards; at most
+//!   `max_announced` at a time) and withdrawn with REMOVE_ADDR when the host loses them.
+//! * Limits changed at run time ([`PmEvent::LimitsChanged`]): what did not fit is announced
+//!   or joined now.
 //! * A client subflow that closed with an error is re-created after a backoff (1 s doubling
 //!   to 30 s, see [`Backoff`]) if its addresses are still valid; Linux's in-kernel manager
 //!   does not do this. A subflow closed without error is not re-created (its pair is retired
@@ -246,6 +248,10 @@ impl FullMesh {
         {
             return;
         }
+        let limit = usize::try_from(ctx.limits.max_announced).unwrap_or(usize::MAX);
+        if self.announced.iter().flatten().count() >= limit {
+            return;
+        }
         let Some(free) = self.announced.iter().position(Option::is_none) else {
             return;
         };
@@ -379,6 +385,12 @@ impl PathManager for FullMesh {
                 }
                 self.mesh(ctx, None, Some(addr), out);
             }
+            PmEvent::LimitsChanged => {
+                if self.initial.is_some() {
+                    self.announce_all(ctx, out);
+                    self.mesh(ctx, None, None, out);
+                }
+            }
             PmEvent::LocalAddressRemoved { addr } => {
                 Self::close_where(ctx, out, |s| s.local.ip() == addr);
                 if let Some(slot) = self
@@ -473,6 +485,7 @@ mod tests {
             limits: Limits {
                 max_subflows: 8,
                 max_add_addr_accepted: 1,
+                ..Limits::default()
             },
         };
         let mut pm = FullMesh::new();

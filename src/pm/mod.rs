@@ -19,7 +19,15 @@
 //!   `SubflowClosed` or simply dropped; path managers never rely on commands succeeding.
 //! * [`Limits::max_subflows`] counts subflows besides the initial one (Linux
 //!   `ip mptcp limits set subflows N`): at most `max_subflows + 1` subflows exist at a time.
-//!   [`Limits::max_add_addr_accepted`] bounds how many announced remote addresses are used.
+//!   [`Limits::max_add_addr_accepted`] bounds how many announced remote addresses are used:
+//!   the connection itself drops announcements beyond it (echoed, counted `AddAddrDrop`, not
+//!   reported to the path manager, not listed in [`PmContext::remote_addrs`]).
+//!   [`Limits::max_announced`] bounds the distinct addresses announced; the connection
+//!   refuses further `Announce` commands.
+//! * Joins are legal for the whole life of the connection (until both DATA_FINs are
+//!   through), also after our own send side is finished; every join is an independent
+//!   subflow with its own SYN retransmission and give-up, so a join to an unreachable
+//!   address never delays another.
 //! * The peer's C flag (`peer_deny_join_initial`, RFC 8684 section 3.1) forbids joins to the
 //!   initial remote address: no path manager here opens an extra subflow towards it.
 //!
@@ -68,6 +76,9 @@ pub enum PmEvent {
     LocalAddressAdded { addr: IpAddr },
     /// The host lost an address.
     LocalAddressRemoved { addr: IpAddr },
+    /// The connection's limits changed at run time (`PmContext::limits` has the new ones):
+    /// subflows or announcements that did not fit may now.
+    LimitsChanged,
 }
 
 /// Something the connection should do.
@@ -127,13 +138,20 @@ pub struct RemoteAddr {
     pub addr: SocketAddr,
 }
 
-/// Resource limits (see the module documentation for their exact meaning).
+/// Resource limits, with Linux's meaning (see the module documentation): per connection
+/// (`ConnConfig::limits`, changeable at run time with `Stack::set_limits`), the stack's
+/// `StackConfig::conn.limits` being the global default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Subflows besides the initial one.
+    /// Subflows besides the initial one, created or accepted (`ip mptcp limits set
+    /// subflows N`). Joins still in their handshake count.
     pub max_subflows: u32,
-    /// Announced remote addresses used for subflows.
+    /// Announcements (ADD_ADDR) from the peer accepted for use (`add_addr_accepted M`).
+    /// 0 = announcements are echoed and counted (`AddAddrDrop`) but ignored.
     pub max_add_addr_accepted: u32,
+    /// Distinct addresses we announce (ADD_ADDR) at a time (Linux: the number of `signal`
+    /// endpoints). 0 = announce nothing.
+    pub max_announced: u32,
 }
 
 impl Default for Limits {
@@ -141,7 +159,39 @@ impl Default for Limits {
         Limits {
             max_subflows: 8,
             max_add_addr_accepted: 8,
+            max_announced: 8,
         }
+    }
+}
+
+impl core::str::FromStr for Limits {
+    type Err = String;
+
+    /// `subflows=N,add_addr_accepted=M,announced=K` (any subset, in any order; what is not
+    /// given keeps its default). `ip mptcp limits`'s spelling with spaces is accepted too.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut l = Limits::default();
+        let words: Vec<&str> = s.split([',', ' ', '=']).filter(|w| !w.is_empty()).collect();
+        if words.len() % 2 != 0 {
+            return Err(format!("limits {s:?}: expected NAME=VALUE pairs"));
+        }
+        for kv in words.chunks(2) {
+            let (k, v) = (kv[0], kv[1]);
+            let n: u32 = v
+                .parse()
+                .map_err(|_| format!("limits: {k}: {v:?} is not a number"))?;
+            match k {
+                "subflows" | "max_subflows" => l.max_subflows = n,
+                "add_addr_accepted" | "accepted" => l.max_add_addr_accepted = n,
+                "announced" | "add_addr_signal" | "signal" => l.max_announced = n,
+                _ => {
+                    return Err(format!(
+                        "limits: unknown {k:?} (expected subflows, add_addr_accepted, announced)"
+                    ))
+                }
+            }
+        }
+        Ok(l)
     }
 }
 

@@ -108,6 +108,7 @@ impl PathManager for NDiffPorts {
                     self.backoff.on_failure(ctx.now);
                 }
             }
+            PmEvent::LimitsChanged => self.fill(ctx, None, out),
             PmEvent::AddressRemoved { addr_id: 0 } => self.stop(),
             PmEvent::LocalAddressRemoved { addr }
                 if self.initial.is_some_and(|i| i.local.ip() == addr) =>
