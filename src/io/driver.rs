@@ -28,6 +28,10 @@ pub const MAX_PACKET: usize = 65536;
 /// Packets read per wakeup (all devices together) before timers run and the loop polls
 /// again; devices are read one packet each in turn.
 const RX_BUDGET: usize = 1024;
+/// Bytes read per wakeup (all devices together) before the stack lock is released and the
+/// application woken: with coalesced 64 KiB packets the packet budget alone would let one
+/// wakeup fill a whole receive buffer while the reader waits for the lock.
+const RX_BYTES_BUDGET: usize = 128 * 1024;
 /// Address pairs whose device is remembered.
 const MAX_ROUTES: usize = 256;
 /// Packets transmitted per round before devices are read again.
@@ -574,7 +578,8 @@ fn drive(
             }
         }
         let mut budget = RX_BUDGET;
-        while readable != 0 && budget > 0 {
+        let mut bytes_budget = RX_BYTES_BUDGET;
+        while readable != 0 && budget > 0 && bytes_budget > 0 {
             for (i, st) in states.iter_mut().enumerate().take(63) {
                 if readable & (1 << i) == 0 {
                     continue;
@@ -583,6 +588,7 @@ fn drive(
                     Ok(m) if m.len == 0 => readable &= !(1 << i),
                     Ok(m) => {
                         budget = budget.saturating_sub(1);
+                        bytes_budget = bytes_budget.saturating_sub(m.len);
                         stats.rx_packets += 1;
                         stats.rx_coalesced += u64::from(m.coalesced);
                         let Some(pkt) = rx.get_mut(m.start..m.start + m.len) else {
