@@ -495,7 +495,10 @@ fn socks_error_replies_and_resets() {
     s.read_exact(&mut m).unwrap();
     assert_eq!(m, [5, 0xFF], "no acceptable method");
     assert_eq!(s.read(&mut m).unwrap(), 0, "closed after 05 FF");
-    let cases: [(&str, Vec<u8>, u16, u8, Option<u8>); 6] = [
+    // (what, destination address field, port, expected reply code, command other than
+    // CONNECT)
+    type Case<'a> = (&'a str, Vec<u8>, u16, u8, Option<u8>);
+    let cases: [Case; 6] = [
         ("refused", v4([198, 18, 1, 1]), 9, 0x05, None),
         ("timeout", v4([198, 18, 1, 99]), 80, 0x06, None),
         ("unknown name", name("nothing.invalid"), 80, 0x04, None),
@@ -596,6 +599,7 @@ fn socks_error_replies_and_resets() {
 ///   subflows, not even the hole's bytes waiting at the head of one. Fixed by using half
 ///   the window beyond the DATA_ACK while two subflows carry data (sim regression
 ///   `two_subflows_use_half_the_data_level_window`); 0 stalls in 80 runs under load after.
+///
 /// On failure the test prints `ss -tnimMe` and `nstat` from the namespace.
 #[test]
 fn socks_concurrent_connections_both_ways() {
