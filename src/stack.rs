@@ -1249,16 +1249,7 @@ impl Stack {
     /// An empty endpoint list means "every address of the stack" (`fill_local_addrs`);
     /// before one endpoint changes, spell that list out.
     fn materialize_endpoints(&mut self) {
-        let all: Vec<crate::pm::LocalAddr> = self
-            .cfg
-            .addrs
-            .iter()
-            .map(|&addr| crate::pm::LocalAddr {
-                addr,
-                backup: false,
-                announce: false,
-            })
-            .collect();
+        let all = self.stack_local_addrs();
         if self.cfg.conn.local_addrs.is_empty() {
             self.cfg.conn.local_addrs = all.clone();
         }
@@ -1404,19 +1395,23 @@ impl Stack {
             .ok_or(StackError::InvalidHandle)
     }
 
+    /// Every address of the stack as a plain path-manager endpoint.
+    fn stack_local_addrs(&self) -> Vec<crate::pm::LocalAddr> {
+        self.cfg
+            .addrs
+            .iter()
+            .map(|&addr| crate::pm::LocalAddr {
+                addr,
+                backup: false,
+                announce: false,
+            })
+            .collect()
+    }
+
     /// Give the path manager the stack's addresses (unless the caller listed its own).
     fn fill_local_addrs(&self, cfg: &mut ConnConfig) {
         if cfg.local_addrs.is_empty() {
-            cfg.local_addrs = self
-                .cfg
-                .addrs
-                .iter()
-                .map(|&addr| crate::pm::LocalAddr {
-                    addr,
-                    backup: false,
-                    announce: false,
-                })
-                .collect();
+            cfg.local_addrs = self.stack_local_addrs();
         }
         for &(a, m) in &self.cfg.link_mtus {
             if !cfg.link_mtus.iter().any(|(b, _)| *b == a) {
