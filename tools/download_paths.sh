@@ -38,5 +38,5 @@ sleep 0.5
 ip netns exec $NS timeout 60 $EXE linux-peer --connect 198.18.1.2:5201 --bytes $((MIB*1024*1024)) --connect-retries 100 > ${OUT:-/tmp}/tp-peer.$N.out 2>&1
 wait
 cat ${OUT:-/tmp}/tp-mptun.$N.out | tr ' ' '\n' | grep -E "duration|goodput|subflows|^sf" | tr '\n' ' '; echo
-ip netns exec $NS nstat | grep -E "TcpOutSegs|TcpRetransSegs|NoDSSInWindow|DSSNotMatching|Timeouts|FastRetrans|SackRecover|DSACK|LossProbe|Reorder|SACKReneg|TCPLost|Spurious|OFO|Reneg" | tr -s ' ' | tr '\n' ';'; echo
+ip netns exec $NS nstat | grep -E "MPTcp|TcpOutSegs|TcpRetransSegs|NoDSSInWindow|DSSNotMatching|Timeouts|FastRetrans|SackRecover|DSACK|LossProbe|Reorder|SACKReneg|TCPLost|Spurious|OFO|Reneg" | tr -s ' ' | tr '\n' ';'; echo
 for i in $(seq 0 $((N-1))); do echo -n "tun$i tx_dropped=$(ip netns exec $NS cat /sys/class/net/tun$i/statistics/tx_dropped) "; done; echo

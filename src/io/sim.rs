@@ -333,19 +333,11 @@ impl SimNet {
     }
 
     fn step_inner(&mut self, hosts: &mut [&mut dyn Endpoint], limit: Option<Instant>) -> bool {
+        // what the applications did since the last step (writes, reads that reopen a
+        // window or release a held ACK) leaves at the time of that step's events, not at
+        // the next event's time
+        let busy = self.drain_transmit(hosts);
         let now = self.now;
-        self.deliver_due(hosts);
-        let mut busy = self.drain_transmit(hosts);
-        let mut fired = false;
-        for h in hosts.iter_mut() {
-            if h.poll_timeout().is_some_and(|t| t <= now) {
-                h.handle_timeout(now);
-                fired = true;
-            }
-        }
-        if fired {
-            busy |= self.drain_transmit(hosts);
-        }
         let next = if busy {
             Some(now)
         } else {
@@ -376,6 +368,19 @@ impl SimNet {
             self.stall = 0;
         }
         self.now = next;
+        // the events due now: packets, then what they trigger, then timers
+        self.deliver_due(hosts);
+        self.drain_transmit(hosts);
+        let mut fired = false;
+        for h in hosts.iter_mut() {
+            if h.poll_timeout().is_some_and(|t| t <= next) {
+                h.handle_timeout(next);
+                fired = true;
+            }
+        }
+        if fired {
+            self.drain_transmit(hosts);
+        }
         true
     }
 

@@ -311,6 +311,10 @@ pub struct Connection {
     stats_bytes_received: u64,
     /// The application wrote or read since the memory-trim timer was last armed.
     mem_dirty: bool,
+    /// The highest data-level right edge we advertised (DATA_ACK + scaled window of a
+    /// segment carrying a DATA_ACK): what the peer may send up to, whichever subflow it
+    /// learnt it from (RFC 8684 3.3.4; Linux keeps the maximum).
+    rcv_adv_edge: u64,
     /// When to give buffer memory back if nothing happens before (`MEM_IDLE_TRIM`).
     trim_at: Option<Instant>,
     pub(crate) mp: multipath::MpState,
@@ -462,6 +466,7 @@ impl Connection {
             stats_bytes_sent: 0,
             stats_bytes_received: 0,
             mem_dirty: false,
+            rcv_adv_edge: 0,
             trim_at: None,
             mp: multipath::MpState::new(&cfg),
             cfg,
@@ -626,9 +631,48 @@ impl Connection {
                 for s in self.subflows.iter_mut().filter(|s| s.closed.is_none()) {
                     s.tcb.note_receive_space(after);
                 }
+                if self.mode == Mode::Mptcp {
+                    self.note_data_level_space();
+                }
+            }
+            if self.rbuf.readable() == 0 {
+                for s in self.subflows.iter_mut().filter(|s| s.closed.is_none()) {
+                    s.tcb.flush_delayed_ack();
+                }
             }
         }
         n
+    }
+
+    /// After the application read: announce the reopened data-level window when the peer
+    /// is short of it. Each subflow's own rule (`Tcb::note_receive_space`) sees only the
+    /// bytes that arrived on that subflow, so with several subflows every one of them can
+    /// believe the peer still has room while the data-level window is closed, and the
+    /// peer then waits for its zero-window probe. The rule is Linux's
+    /// (`__tcp_cleanup_rbuf`) at the data level: update when what the peer may still send
+    /// is at most half the buffer and the window we can offer now is at least twice that
+    /// (and at least a segment more).
+    fn note_data_level_space(&mut self) {
+        let now_edge = self.rbuf.contiguous_end();
+        let remaining = self.rcv_adv_edge.saturating_sub(now_edge);
+        let offer = u64::from(self.rbuf.window());
+        let cap = self.rbuf.capacity() as u64;
+        let step = u64::from(self.cfg.tcp.mss.clamp(536, 1460));
+        if remaining * 2 <= cap && offer >= remaining * 2 && offer >= remaining + step {
+            if let Some(b) = self.ack_subflow() {
+                self.subflows[b].tcb.request_ack();
+            }
+        }
+    }
+
+    /// The subflow for a pure ACK that carries no data: the best usable one, else any
+    /// established one.
+    fn ack_subflow(&self) -> Option<usize> {
+        self.best_subflow().or_else(|| {
+            self.subflows
+                .iter()
+                .position(|s| s.established && s.closed.is_none())
+        })
     }
 
     /// Close our sending direction after everything queued (DATA_FIN, or FIN in fallback).
@@ -900,6 +944,7 @@ impl Connection {
         self.remote_idsn = idsn;
         self.rbuf =
             RecvBuffer::with_max_ranges(self.cfg.recv_buffer, idsn.wrapping_add(1), RECV_RANGES);
+        self.rcv_adv_edge = 0;
     }
 
     fn enter_fallback(&mut self, idx: usize) {
@@ -913,6 +958,7 @@ impl Connection {
             // fallback from the start: both streams map 1:1 to the data streams
             self.remote_idsn = 0;
             self.rbuf = RecvBuffer::with_max_ranges(self.cfg.recv_buffer, 1, RECV_RANGES);
+            self.rcv_adv_edge = 0;
         }
         let _ = idx;
         self.push_event(ConnEvent::Fallback);
@@ -2161,6 +2207,12 @@ impl Connection {
                     checksum: self.checksum.then_some(0),
                 });
             }
+        }
+        if let Some(a) = dss.data_ack {
+            let edge = a
+                .ack
+                .saturating_add(u64::from(seg.window) << sf.tcb.rcv_wscale());
+            self.rcv_adv_edge = self.rcv_adv_edge.max(edge);
         }
         out.push(MptcpOption::Dss(dss));
         if sf.prio_pending && seg.payload_len == 0 {

@@ -121,6 +121,11 @@ pub struct Tcb {
     last_ack_sent: u64,
     ts_offset: u32,
     unacked_segs: u32,
+    /// The held ACK covers a segment shorter than a full one, the end of the sender's
+    /// burst (Linux's ICSK_ACK_PUSHED); see `flush_delayed_ack`.
+    ack_pushed: bool,
+    /// The largest single segment received (Linux's rcv_mss): what "full" means above.
+    rcv_mss_seen: u32,
 
     // ---- ACK scheduling ----
     ack_now: bool,
@@ -217,6 +222,8 @@ impl Tcb {
             last_ack_sent: 0,
             ts_offset: ts_offset_for(iss),
             unacked_segs: 0,
+            ack_pushed: false,
+            rcv_mss_seen: 0,
             ack_now: false,
             acks_owed: 0,
             delack_at: None,
@@ -451,6 +458,11 @@ impl Tcb {
         self.snd_wscale
     }
 
+    /// Our receive window scale shift (0 before the handshake or without scaling).
+    pub fn rcv_wscale(&self) -> u8 {
+        self.rcv_wscale
+    }
+
     /// The current path-MTU bound on the payload (u16::MAX: none known).
     pub fn path_mss(&self) -> u16 {
         self.path_mss
@@ -643,6 +655,18 @@ impl Tcb {
         let step = (space / 2).min(u64::from(self.cfg.mss)).max(1);
         if space >= cur + step {
             self.win_update = true;
+        }
+    }
+
+    /// The application has read everything received: an ACK held back by the delayed-ACK
+    /// timer for a pushed segment (shorter than a full one, or PSH) goes out now (Linux's
+    /// `tcp_cleanup_rbuf` rule). Holding it only delays the
+    /// sender's clock: when a sender switches between subflows (MPTCP) or pauses, the last
+    /// segment of a burst would otherwise wait the whole delayed-ACK timeout, the sender's
+    /// tail-loss probe fires first, and the data level stalls behind that subflow.
+    pub fn flush_delayed_ack(&mut self) {
+        if self.delack_at.is_some() && self.ack_pushed {
+            self.ack_now = true;
         }
     }
 
@@ -1349,6 +1373,14 @@ impl Tcb {
                 self.unacked_segs = self
                     .unacked_segs
                     .saturating_add(carried.clamp(1, 1 << 16) as u32);
+                // a coalesced super-segment is full segments and maybe one short tail
+                let len = d.len() as u64;
+                if len <= u64::from(self.cfg.mss) {
+                    self.rcv_mss_seen = self.rcv_mss_seen.max(len as u32);
+                }
+                if self.rcv_mss_seen > 0 && len % u64::from(self.rcv_mss_seen) != 0 {
+                    self.ack_pushed = true;
+                }
                 if self.unacked_segs >= 2 || self.stats.segs_in <= QUICKACK_SEGS {
                     self.ack_now = true;
                 } else if self.delack_at.is_none() {
@@ -1578,6 +1610,7 @@ impl Tcb {
         self.win_update = false;
         self.delack_at = None;
         self.unacked_segs = 0;
+        self.ack_pushed = false;
         self.last_ack_sent = self.rcv_nxt_space();
     }
 
@@ -1953,6 +1986,45 @@ mod tests {
         let ack = t.poll_transmit(Instant::from_millis(50), &TX).unwrap();
         assert_eq!((ack.seq, ack.ack, ack.flags), (101, 501, flags::ACK));
         t
+    }
+
+    #[test]
+    fn a_held_ack_leaves_when_the_application_has_read_everything() {
+        let mut t = established();
+        let mut sink = NullSink(0);
+        let mut seq = 501u32;
+        let mut now = Instant::from_millis(60);
+        // past the quick-ACK start, two segments at a time (each pair acknowledged)
+        while t.stats.segs_in <= QUICKACK_SEGS {
+            for _ in 0..2 {
+                t.handle_segment(now, &seg(seq, 101, flags::ACK, &[7; 100]), &mut sink);
+                seq += 100;
+            }
+            assert!(t.poll_transmit(now, &TX).is_some());
+            assert!(t.poll_transmit(now, &TX).is_none());
+        }
+        now = now + Duration::from_millis(1);
+        // a lone full-sized segment: the sender is probably not done, the ACK stays held
+        t.handle_segment(now, &seg(seq, 101, flags::ACK, &[7; 100]), &mut sink);
+        seq += 100;
+        assert!(t.poll_transmit(now, &TX).is_none());
+        assert_eq!(t.poll_timeout(), Some(now + t.cfg.delayed_ack));
+        t.flush_delayed_ack();
+        assert!(t.poll_transmit(now, &TX).is_none());
+        let later = now + t.cfg.delayed_ack;
+        t.handle_timeout(later);
+        let ack = t.poll_transmit(later, &TX).expect("the delayed ACK");
+        assert_eq!(ack.ack, seq);
+        // a lone short segment ends the sender's burst: read, it is acknowledged at once
+        t.handle_segment(now, &seg(seq, 101, flags::ACK, &[7; 60]), &mut sink);
+        seq += 60;
+        assert!(t.poll_transmit(now, &TX).is_none());
+        t.flush_delayed_ack();
+        let ack = t.poll_transmit(now, &TX).expect("the held ACK");
+        assert_eq!(ack.ack, seq);
+        // nothing held: flushing sends nothing
+        t.flush_delayed_ack();
+        assert!(t.poll_transmit(now, &TX).is_none());
     }
 
     #[test]
