@@ -9,11 +9,16 @@
 //! so a failing run can be replayed exactly.
 //!
 //! One [`SimNet::step`]:
-//! 1. deliver every packet due at the current time (links in index order, FIFO per queue);
-//! 2. drain each host's `poll_transmit` (at most [`MAX_TX_PER_STEP`] packets per host);
-//! 3. fire `handle_timeout` on each host whose `poll_timeout` has passed, then drain again;
-//! 4. advance the clock to the earliest pending event (a packet due or a host timeout); if
-//!    nothing at all is pending, return `false`.
+//! 1. drain each host's `poll_transmit` at the current time (what the applications did
+//!    since the last step: writes, reads that reopen a window or release a held ACK);
+//! 2. advance the clock to the earliest pending event (a packet due or a host timeout; the
+//!    current time if a host has more to send); if nothing at all is pending, return `false`;
+//! 3. deliver every packet due at the new time (links in index order, FIFO per queue);
+//! 4. drain each host's `poll_transmit` (at most [`MAX_TX_PER_STEP`] packets per host);
+//! 5. fire `handle_timeout` on each host whose `poll_timeout` has passed, then drain again.
+//!
+//! So a caller that acts between steps acts at the time of the events just processed, as
+//! an application woken by them would.
 //!
 //! Packet buffers are recycled through a free list, so steady-state stepping does not
 //! allocate per packet (duplication by an impairment clones, which does allocate).

@@ -2,8 +2,13 @@
 //! latency at the price of capacity). Backup subflows are used only when no regular subflow
 //! is usable (the backup flag asks not to carry data on that path while others work).
 //!
-//! A subflow without room misses the segment instead of stalling the others; `max_len` is
-//! bounded by the smallest room in the set so no member is over-assigned.
+//! A subflow without room but with data in flight makes the others wait (its ACKs give it
+//! room within a round trip; if they never come, its RTO moves it to the potentially-failed
+//! class and the others go on without it), so every byte goes on every healthy subflow, as
+//! Linux's redundant scheduler does, at the pace of the slowest of them. Sending only on
+//! the subflows that happened to have room at that instant duplicated about a quarter of the
+//! bytes between two equal paths. `max_len` is bounded by the smallest room in the set so
+//! no member is over-assigned.
 
 use super::{min_len, Class, Decision, SchedContext, Scheduler, SubflowSet};
 
@@ -32,7 +37,19 @@ impl Scheduler for Redundant {
         let mut set = SubflowSet::new();
         let mut room = u32::MAX;
         for (i, v) in subflows.iter().enumerate() {
-            if class.admits(v) && v.available() > 0 && set.insert(i) {
+            if !class.admits(v) {
+                continue;
+            }
+            if v.available() == 0 {
+                if v.in_flight > 0 {
+                    // its ACKs (or its RTO, which moves it to the potentially-failed
+                    // class) give it room soon: wait, so that every byte goes on every
+                    // subflow rather than on whichever had room at that instant
+                    return Decision::Wait;
+                }
+                continue;
+            }
+            if set.insert(i) {
                 room = room.min(v.available());
             }
         }
