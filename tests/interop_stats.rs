@@ -32,6 +32,12 @@ const STATES: &[&str] = &[
 /// Runs `mptun connect` with `extra` options, sending and receiving SIZE bytes to and from
 /// a Linux MPTCP server over both paths; checks the data arrived intact both ways.
 fn transfer(tag: &str, extra: &[&str]) -> MptunRun {
+    transfer_with(tag, extra, |_| {})
+}
+
+/// [`transfer`], calling `during` with mptun's pid (the process itself, not its `timeout`
+/// wrapper) while it runs.
+fn transfer_with(tag: &str, extra: &[&str], during: impl FnOnce(u32)) -> MptunRun {
     let ns = two_tun_namespace(tag);
     let dir = TempDir::new(tag);
     let input = dir.path("in.bin");
@@ -62,6 +68,7 @@ fn transfer(tag: &str, extra: &[&str]) -> MptunRun {
     );
     args.extend(extra.iter().map(|s| s.to_string()));
     let pid = spawn_mptun(&ns, &args);
+    during(mptun_child(pid));
     let run = wait_mptun(&ns, pid);
     if !run.success {
         ns.kill_all();
@@ -76,6 +83,21 @@ fn transfer(tag: &str, extra: &[&str]) -> MptunRun {
         "Linux -> mptun digest"
     );
     run
+}
+
+/// The pid of mptun under the `timeout` wrapper `pid` (waits up to 5 s for it to start).
+fn mptun_child(pid: u32) -> u32 {
+    for _ in 0..500 {
+        let path = format!("/proc/{pid}/task/{pid}/children");
+        if let Some(c) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.split_whitespace().next().and_then(|c| c.parse().ok()))
+        {
+            return c;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("mptun did not start under the timeout wrapper {pid}");
 }
 
 fn num(v: &Value, key: &str) -> f64 {
@@ -254,5 +276,64 @@ fn text_summary_and_stats_lines_have_the_same_fields() {
         !run.stderr.contains('{'),
         "no JSON without --json:\n{}",
         run.stderr
+    );
+}
+
+/// `kill -USR1` inspects a running instance: mptun prints every connection and subflow and
+/// its non-zero counters on stderr, and the transfer goes on to complete intact.
+#[test]
+fn sigusr1_prints_the_state_of_a_running_instance() {
+    if !require_privileges("sigusr1_prints_the_state_of_a_running_instance") {
+        return;
+    }
+    let run = transfer_with("stats-usr1", &[], |pid| {
+        // about half-way through the ~1 s transfer
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        // SAFETY: a plain kill(2) on a pid we started
+        let r = unsafe { libc::kill(pid as libc::pid_t, libc::SIGUSR1) };
+        assert_eq!(r, 0, "kill -USR1 {pid}");
+    });
+    let at = run
+        .stderr
+        .find("mptun: state (SIGUSR1):")
+        .unwrap_or_else(|| panic!("no state dump on stderr:\n{}", run.stderr));
+    let dump: Vec<&str> = run.stderr[at..]
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let text = dump.join("\n");
+    assert!(
+        dump.iter()
+            .any(|l| l.starts_with("  conn ") && l.contains("established=true")),
+        "no established connection in the dump:\n{text}"
+    );
+    let subflows = dump
+        .iter()
+        .filter(|l| l.starts_with("    subflow ") && l.contains("state=established"))
+        .count();
+    assert_eq!(subflows, 2, "both subflows in the dump:\n{text}");
+    let counters = dump
+        .iter()
+        .find_map(|l| l.strip_prefix("  counters: "))
+        .unwrap_or_else(|| panic!("no counters line:\n{text}"));
+    // mptun is the client: its MP_CAPABLE SYN was answered, and DSS options came in
+    assert!(
+        counters
+            .split_whitespace()
+            .any(|kv| kv == "MPCapableSYNACKRX=1"),
+        "{counters}"
+    );
+    assert!(
+        counters.split_whitespace().any(|kv| kv
+            .strip_prefix("DSSRx=")
+            .is_some_and(|v| v.parse::<u64>().unwrap_or(0) > 0)),
+        "{counters}"
+    );
+    // still running after the dump: the summary came at the end, with the whole transfer
+    assert_eq!(
+        run.field("sent"),
+        Some(SIZE.to_string().as_str()),
+        "{}",
+        run.summary
     );
 }

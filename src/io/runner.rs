@@ -213,16 +213,61 @@ pub fn run_connect(opts: &RunOptions) -> Result<Summary, String> {
 /// Set by SIGTERM/SIGINT (e.g. from `timeout`): the watchdog then prints every
 /// connection's state to stderr before exiting, so that a hung transfer can be diagnosed.
 static TERMINATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Set by SIGUSR1: the watchdog prints the same state and mptun goes on (`kill -USR1 PID`
+/// inspects a running instance, like `ss -M` and `nstat` for the kernel's MPTCP).
+static DUMP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 extern "C" fn on_terminate(_sig: libc::c_int) {
     TERMINATE.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
+extern "C" fn on_dump(_sig: libc::c_int) {
+    DUMP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Every connection's state (sequence numbers, every subflow's TCP state and counters) and
+/// the stack's non-zero MIB counters, one line each, after `header`.
+pub(crate) fn state_text(s: &crate::stack::Stack, header: &str) -> String {
+    let mut out = format!("{header}\n");
+    let ids: Vec<_> = s.connections().collect();
+    for id in ids {
+        let Some(c) = s.connection(id) else { continue };
+        out.push_str(&format!(
+            "  conn {id}: established={} closed={} error={:?} fallback={} {:?} readable={} send_space={}\n",
+            c.is_established(),
+            c.is_closed(),
+            c.error(),
+            c.is_fallback(),
+            c.info(),
+            c.readable(),
+            c.send_space(),
+        ));
+        for f in c.subflows() {
+            let st = f.tcb.stats();
+            out.push_str(&format!(
+                "    subflow {} {} -> {} state={} join={:?} closed={:?} backup={} data_sent={} data_received={} cwnd={} ssthresh={} in_flight={} peer_window={} srtt={:?} rto={:?} retransmits={} rto_count={} segs_out={} segs_in={}\n",
+                f.id, f.local, f.remote, f.tcb.state().name(), f.join, f.closed, f.backup,
+                f.data_sent, f.data_received, st.cwnd, st.ssthresh, st.bytes_in_flight,
+                st.peer_window, st.srtt, st.rto, st.retransmits, st.rto_count,
+                st.segs_out, st.segs_in,
+            ));
+        }
+    }
+    let nz: Vec<String> = s
+        .mib()
+        .iter()
+        .filter(|(_, v)| *v != 0)
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    out.push_str(&format!("  counters: {}\n", nz.join(" ")));
+    out
+}
+
 /// Installs the SIGTERM/SIGINT handler and a thread that, once it fired, dumps the stack's
 /// connections (state, sequence numbers, every subflow's TCP state and counters) to stderr
-/// and exits with status 124 (what `timeout` reports).
+/// and exits with status 124 (what `timeout` reports). SIGUSR1 prints the same and goes on.
 pub(crate) fn install_state_dump(handle: StackHandle) {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    // SAFETY: the handlers only store to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(
             libc::SIGTERM,
@@ -232,41 +277,18 @@ pub(crate) fn install_state_dump(handle: StackHandle) {
             libc::SIGINT,
             on_terminate as *const () as libc::sighandler_t,
         );
+        libc::signal(libc::SIGUSR1, on_dump as *const () as libc::sighandler_t);
     }
     std::thread::spawn(move || loop {
         std::thread::sleep(std::time::Duration::from_millis(50));
+        if DUMP.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            let text = handle.with_stack(|s| state_text(s, "mptun: state (SIGUSR1):"));
+            eprint!("{text}");
+        }
         if !TERMINATE.load(std::sync::atomic::Ordering::Relaxed) {
             continue;
         }
-        let text = handle.with_stack(|s| {
-            let mut out = String::from("mptun: terminated; connection state:\n");
-            let ids: Vec<_> = s.connections().collect();
-            for id in ids {
-                let Some(c) = s.connection(id) else { continue };
-                out.push_str(&format!(
-                    "  conn {id}: established={} closed={} error={:?} fallback={} {:?} readable={} send_space={}\n",
-                    c.is_established(),
-                    c.is_closed(),
-                    c.error(),
-                    c.is_fallback(),
-                    c.info(),
-                    c.readable(),
-                    c.send_space(),
-                ));
-                for f in c.subflows() {
-                    let st = f.tcb.stats();
-                    out.push_str(&format!(
-                        "    subflow {} {} -> {} state={} join={:?} closed={:?} backup={} data_sent={} data_received={} cwnd={} ssthresh={} in_flight={} peer_window={} srtt={:?} rto={:?} retransmits={} rto_count={} segs_out={} segs_in={}\n",
-                        f.id, f.local, f.remote, f.tcb.state().name(), f.join, f.closed, f.backup,
-                        f.data_sent, f.data_received, st.cwnd, st.ssthresh, st.bytes_in_flight,
-                        st.peer_window, st.srtt, st.rto, st.retransmits, st.rto_count,
-                        st.segs_out, st.segs_in,
-                    ));
-                }
-            }
-            out.push_str(&format!("  counters: {:?}\n", s.mib()));
-            out
-        });
+        let text = handle.with_stack(|s| state_text(s, "mptun: terminated; connection state:"));
         eprint!("{text}");
         std::process::exit(124);
     });
