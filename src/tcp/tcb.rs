@@ -2003,7 +2003,7 @@ mod tests {
             assert!(t.poll_transmit(now, &TX).is_some());
             assert!(t.poll_transmit(now, &TX).is_none());
         }
-        now = now + Duration::from_millis(1);
+        now += Duration::from_millis(1);
         // a lone full-sized segment: the sender is probably not done, the ACK stays held
         t.handle_segment(now, &seg(seq, 101, flags::ACK, &[7; 100]), &mut sink);
         seq += 100;
