@@ -838,6 +838,93 @@ fn checksum_failure_with_two_subflows_resets_the_subflow_with_mp_fail() {
     assert_eq!(sf, Some(Some(mptun::tcp::CloseReason::Aborted)));
 }
 
+/// RFC 8684 3.7 on the only subflow: a payload byte changed in transit (TCP checksum fixed,
+/// as a rewriting middlebox would) fails the DSS checksum; the receiver sends MP_FAIL on its
+/// ACKs, the sender answers with an infinite mapping, both fall back to plain TCP on the same
+/// subflow, and the transfer completes intact both ways (the changed bytes are not
+/// acknowledged, so they come again). `from_server` picks the direction corrupted.
+fn single_subflow_checksum_failure_falls_back(from_server: bool) {
+    let mut c = cfg("minrtt", "manual");
+    c.checksum = true;
+    let mut p = Pair::with_configs(67, path(10, 50), c.clone(), c);
+    let done = Rc::new(Cell::new(false));
+    let seen = Rc::new(Cell::new(0u32));
+    let (d, n) = (done.clone(), seen.clone());
+    let sender = usize::from(from_server);
+    p.net.set_hook(Box::new(move |info, pkt| {
+        if d.get() || info.from_host != sender || tcp_payload_len(pkt) < 100 {
+            return Verdict::Pass;
+        }
+        n.set(n.get() + 1);
+        if n.get() == 30 {
+            let len = pkt.len();
+            pkt[len - 10] ^= 0x5a;
+            fix_tcp_checksum(pkt);
+            d.set(true);
+        }
+        Verdict::Pass
+    }));
+    let conn = p.connect();
+    let mut t = Transfer::new(conn, data(2_000_000, 31), data(2_000_000, 32));
+    let ok = t.run(&mut p, Duration::from_secs(120));
+    if !ok {
+        eprintln!("client {:?}\nserver {:?}", p.client.mib(), p.server.mib());
+        eprintln!(
+            "c_recv {} s_recv {} c_eof {} s_eof {}",
+            t.c_recv.len(),
+            t.s_recv.len(),
+            t.c_eof,
+            t.s_eof
+        );
+        eprintln!(
+            "client conn {:?}",
+            p.client
+                .connection(conn)
+                .map(|c| (c.info(), c.is_fallback(), c.error()))
+        );
+        eprintln!(
+            "server conn {:?}",
+            t.server.and_then(|s| p.server.connection(s)).map(|c| (
+                c.info(),
+                c.is_fallback(),
+                c.error()
+            ))
+        );
+    }
+    assert!(ok, "transfer did not finish");
+    t.assert_intact();
+    assert!(done.get(), "the hook never corrupted a segment");
+    let (rx, tx) = if from_server {
+        (p.client.mib(), p.server.mib())
+    } else {
+        (p.server.mib(), p.client.mib())
+    };
+    assert_eq!(rx.DataCsumErr, 1, "the receiver saw the bad checksum");
+    assert_eq!(rx.MPFailTx, 1, "one MP_FAIL episode");
+    assert!(tx.MPFailRx >= 1, "the sender got MP_FAIL");
+    assert_eq!(tx.InfiniteMapTx, 1, "one infinite mapping sent");
+    assert_eq!(rx.InfiniteMapRx, 1, "and received");
+    assert_eq!(rx.FallbackFailed + tx.FallbackFailed, 0);
+    let c = p.client.connection(conn).expect("client connection");
+    assert!(c.is_fallback(), "the client fell back to TCP");
+    let s = p
+        .server
+        .connection(t.server.expect("accepted"))
+        .expect("server connection");
+    assert!(s.is_fallback(), "the server fell back to TCP");
+    assert!(c.error().is_none() && s.error().is_none());
+}
+
+#[test]
+fn single_subflow_checksum_failure_client_to_server_falls_back_to_tcp() {
+    single_subflow_checksum_failure_falls_back(false);
+}
+
+#[test]
+fn single_subflow_checksum_failure_server_to_client_falls_back_to_tcp() {
+    single_subflow_checksum_failure_falls_back(true);
+}
+
 /// A join whose SYN was lost and retransmitted gets no RTT sample from its handshake (Karn's
 /// rule; on a sub-millisecond path the timestamp echo cannot measure either). minRTT sorted
 /// such a subflow last for ever: while the measured subflow had room it carried nothing, so

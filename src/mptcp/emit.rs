@@ -110,7 +110,10 @@ pub fn emit_segment_csum<F: FnOnce(&mut [u8])>(
         match o {
             MptcpOption::Dss(d) => {
                 if let Some(m) = d.mapping.as_mut() {
-                    if m.checksum.is_some() {
+                    if m.checksum.is_some() && m.data_len == 0 {
+                        // an infinite mapping covers no bytes: its checksum is not checked
+                        m.checksum = Some(0);
+                    } else if m.checksum.is_some() {
                         let data = if m.ssn == 0 {
                             &[][..]
                         } else {

@@ -144,8 +144,13 @@ mib! {
     MPFailRx,
     /// MP_FAIL sent.
     MPFailTx,
-    /// Infinite mappings received.
+    /// Infinite mappings received (the peer fell back to TCP after our MP_FAIL).
     InfiniteMapRx,
+    /// Infinite mappings sent (we fell back to TCP after the peer's MP_FAIL).
+    InfiniteMapTx,
+    /// A checksum failure, MP_FAIL or infinite mapping where falling back to TCP was not
+    /// possible (other subflows, or data not mapped 1:1): the subflow was reset instead.
+    FallbackFailed,
     /// MP_FASTCLOSE received.
     MPFastcloseRx,
     /// MP_FASTCLOSE sent.

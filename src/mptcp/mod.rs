@@ -315,6 +315,20 @@ pub struct Connection {
     /// segment carrying a DATA_ACK): what the peer may send up to, whichever subflow it
     /// learnt it from (RFC 8684 3.3.4; Linux keeps the maximum).
     rcv_adv_edge: u64,
+    /// Every mapping so far, both ways, put DSN idsn + 1 + o at offset o of the initial
+    /// subflow (no other subflow carried data, nothing was sent again at the data level):
+    /// the condition for falling back to TCP after a checksum failure (RFC 8684 3.7).
+    tx_linear: bool,
+    rx_linear: bool,
+    /// A checksum failure on the only subflow: MP_FAIL (this DSN) rides on every pure ACK
+    /// until the peer's infinite mapping arrives, or until the deadline (then the subflow
+    /// is reset, as Linux does when its MP_FAIL goes unanswered).
+    mp_fail_pending: Option<(u64, Instant)>,
+    /// The peer's MP_FAIL arrived on the only subflow: the next data segment carries an
+    /// infinite mapping, then the connection is plain TCP.
+    infinite_map_pending: bool,
+    /// The infinite mapping just left: fall back once the segment is out.
+    infinite_map_sent: bool,
     /// When to give buffer memory back if nothing happens before (`MEM_IDLE_TRIM`).
     trim_at: Option<Instant>,
     pub(crate) mp: multipath::MpState,
@@ -467,6 +481,11 @@ impl Connection {
             stats_bytes_received: 0,
             mem_dirty: false,
             rcv_adv_edge: 0,
+            tx_linear: true,
+            rx_linear: true,
+            mp_fail_pending: None,
+            infinite_map_pending: false,
+            infinite_map_sent: false,
             trim_at: None,
             mp: multipath::MpState::new(&cfg),
             cfg,
@@ -767,7 +786,19 @@ impl Connection {
                         });
                     }
                 }
-                MptcpOption::MpFail { .. } => mib.MPFailRx += 1,
+                MptcpOption::MpFail { .. } => {
+                    mib.MPFailRx += 1;
+                    if seg.flags & tcp::flags::RST != 0 {
+                        // with RST: the subflow closes, its data goes on elsewhere
+                    } else if self.mode == Mode::Mptcp && self.can_fall_back(idx) {
+                        // RFC 8684 3.7: our data failed the peer's checksum on the only
+                        // subflow; answer with an infinite mapping and continue as TCP
+                        self.infinite_map_pending = true;
+                        self.subflows[idx].tcb.request_ack();
+                    }
+                    // else ignored, as Linux does: the peer resets the subflow when its
+                    // MP_FAIL goes unanswered
+                }
             }
         }
         let syn = seg.flags & tcp::flags::SYN != 0;
@@ -860,7 +891,7 @@ impl Connection {
             if let Some(d) = dss.as_ref() {
                 mib.DSSRx += 1;
                 if let Some(m) = d.mapping {
-                    self.handle_rx_mapping(idx, &m, d.data_fin, seg.payload, mib);
+                    self.handle_rx_mapping(now, idx, &m, d.data_fin, seg.payload, mib);
                 }
             }
         }
@@ -963,6 +994,12 @@ impl Connection {
         let _ = idx;
         self.push_event(ConnEvent::Fallback);
         self.push_fallback();
+        if after_established && self.app_shutdown_write {
+            // the end of our stream is now the subflow's FIN, after everything queued
+            if let Some(sf) = self.subflows.first_mut() {
+                sf.tcb.close();
+            }
+        }
     }
 
     /// In fallback, hand everything buffered to the single subflow.
@@ -985,7 +1022,31 @@ impl Connection {
         }
     }
 
+    /// Whether the connection can fall back to TCP on subflow `idx` (RFC 8684 3.7): it is
+    /// the initial subflow and the only one, and both streams were mapped 1:1 so far, so
+    /// that its sequence numbers keep meaning the same data-level bytes without options.
+    fn can_fall_back(&self, idx: usize) -> bool {
+        idx == 0
+            && self.subflows[0].join == JoinState::Initial
+            && self.subflows.len() == 1
+            && self.tx_linear
+            && self.rx_linear
+            && self.reinject.is_empty()
+    }
+
+    /// Close subflow `idx` with RST + MP_TCPRST (middlebox interference) + MP_FAIL when one
+    /// is pending; its data goes on over the other subflows, if any.
+    fn reset_subflow(&mut self, idx: usize) {
+        let sf = &mut self.subflows[idx];
+        sf.rst_reason = Some(rst_reason::MIDDLEBOX_INTERFERENCE);
+        sf.tcb.abort();
+        self.reinject_outstanding(idx);
+    }
+
     fn record_rx_map(&mut self, idx: usize, map: Map, mib: &mut Mib) {
+        if idx != 0 || map.dsn != self.remote_idsn.wrapping_add(1).wrapping_add(map.off) {
+            self.rx_linear = false;
+        }
         match self.subflows[idx].rx_maps.insert_rx(map) {
             MapInsert::Ok => {}
             MapInsert::Conflict => mib.DSSNotMatching += 1,
@@ -995,6 +1056,7 @@ impl Connection {
 
     fn handle_rx_mapping(
         &mut self,
+        now: Instant,
         idx: usize,
         m: &DssMapping,
         fin: bool,
@@ -1038,8 +1100,21 @@ impl Connection {
             }
         }
         if data_len == 0 {
-            // infinite mapping (data_len 0): fall back to plain TCP from this point
+            // infinite mapping (data_len 0, RFC 8684 3.7): the peer fell back to TCP after
+            // our MP_FAIL; from here the subflow's bytes are the data stream, 1:1
             mib.InfiniteMapRx += 1;
+            let off = dsn::expand32(
+                m.ssn.wrapping_sub(1),
+                self.subflows[idx].tcb.rcv_nxt_offset(),
+            );
+            let linear = dsn == self.remote_idsn.wrapping_add(1).wrapping_add(off);
+            if linear && self.can_fall_back(idx) {
+                self.mp_fail_pending = None;
+                self.enter_fallback(idx);
+            } else {
+                mib.FallbackFailed += 1;
+                self.reset_subflow(idx);
+            }
             return;
         }
         if let Some(f) = self.peer_fin_dsn {
@@ -1068,20 +1143,32 @@ impl Connection {
                 mib.DataCsumErr += 1;
                 // RFC 8684 3.7: with other subflows to carry the data, close this one with
                 // RST + MP_FAIL (the sender re-sends its unacknowledged data elsewhere).
-                // With this subflow alone, the mapping is dropped and the peer's data-level
-                // retransmission repeats it (MP_FAIL + infinite mapping is not implemented).
+                // With this subflow alone and both streams mapped 1:1, send MP_FAIL and fall
+                // back to TCP on the peer's infinite mapping; otherwise reset.
                 let others = self
                     .subflows
                     .iter()
                     .enumerate()
                     .any(|(i, s)| i != idx && s.usable());
-                if others {
-                    let sf = &mut self.subflows[idx];
-                    sf.mp_fail = Some(dsn);
-                    sf.rst_reason = Some(rst_reason::MIDDLEBOX_INTERFERENCE);
-                    sf.tcb.abort();
-                    mib.MPFailTx += 1;
-                    self.reinject_outstanding(idx);
+                mib.MPFailTx += 1;
+                if !others && self.can_fall_back(idx) {
+                    // the only subflow: MP_FAIL on our ACKs until the peer's infinite
+                    // mapping; the corrupted bytes are not acknowledged, so they come
+                    // again, then as plain TCP
+                    if self.mp_fail_pending.is_none() {
+                        let rto = self.subflows[idx].tcb.stats().rto;
+                        let wait = (rto * 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+                        self.mp_fail_pending = Some((dsn, now + wait));
+                    }
+                    self.subflows[idx].tcb.request_ack();
+                } else {
+                    if !others {
+                        // nothing to fall back to: the connection ends with an error
+                        // rather than deliver what a middlebox changed
+                        mib.FallbackFailed += 1;
+                    }
+                    self.subflows[idx].mp_fail = Some(dsn);
+                    self.reset_subflow(idx);
                 }
                 return;
             }
@@ -1479,6 +1566,7 @@ impl Connection {
             self.fin_timer,
             self.mp_poll_timeout(),
             held,
+            self.mp_fail_pending.map(|(_, t)| t),
             self.rtx_at,
             self.zwp_at,
             self.trim_at,
@@ -1548,6 +1636,24 @@ impl Connection {
             }
         }
         self.data_timers(now, mib);
+        if let Some((dsn, _)) = self.mp_fail_pending.filter(|&(_, t)| t <= now) {
+            self.mp_fail_pending = None;
+            // the peer did not fall back; if the bytes came again intact meanwhile (the
+            // change was transient), the stream is whole and goes on as MPTCP
+            let stuck = dsn::diff(self.rbuf.contiguous_end(), dsn) <= 0;
+            if self.mode == Mode::Mptcp && stuck {
+                let others = self.subflows.iter().skip(1).any(|s| s.usable());
+                if !others {
+                    // no infinite mapping came: end with an error rather than deliver
+                    // what a middlebox changed
+                    mib.FallbackFailed += 1;
+                    self.subflows[0].mp_fail = Some(dsn);
+                    self.reset_subflow(0);
+                }
+                // with a join up meanwhile, the bytes come again (on any subflow) and a
+                // second failure resets the subflow with RST + MP_FAIL
+            }
+        }
         if self.mode == Mode::Mptcp {
             self.mp_handle_timeout(now, mib);
             self.detect_stalls();
@@ -1833,7 +1939,10 @@ impl Connection {
         } else if !sf.tcb.enqueue_chunk(len) {
             return false;
         }
-        sf.tx_maps.push_tx(Map { off, dsn, len })
+        if i != 0 || dsn != self.local_idsn.wrapping_add(1).wrapping_add(off) {
+            self.tx_linear = false;
+        }
+        self.subflows[i].tx_maps.push_tx(Map { off, dsn, len })
     }
 
     /// Bytes subflow `i` may take now (congestion and peer window, minus what it holds unsent).
@@ -2005,6 +2114,9 @@ impl Connection {
             self.tx_cursor = (i + 1) % n;
             match self.emit(now, i, &seg, buf, off.csum_partial, mib) {
                 Ok(p) => {
+                    if core::mem::take(&mut self.infinite_map_sent) {
+                        self.enter_fallback(i);
+                    }
                     // one signal per pure ACK: if this one carried a signal and more wait
                     // (several ADD_ADDRs queued at once), ask for the next ACK now rather
                     // than with unrelated traffic (only then: an ACK that cannot carry a
@@ -2177,7 +2289,20 @@ impl Connection {
             mapping: None,
             data_fin: false,
         };
-        if seg.payload_len > 0 {
+        if seg.payload_len > 0 && self.infinite_map_pending {
+            // RFC 8684 3.7: the infinite mapping, on the first data segment after the
+            // peer's MP_FAIL; the connection is plain TCP once it is out
+            dss.mapping = Some(DssMapping {
+                dsn: self.local_idsn.wrapping_add(1).wrapping_add(seg.offset),
+                dsn64: true,
+                ssn: (seg.offset as u32).wrapping_add(1),
+                data_len: 0,
+                checksum: self.checksum.then_some(0),
+            });
+            self.infinite_map_pending = false;
+            self.infinite_map_sent = true;
+            mib.InfiniteMapTx += 1;
+        } else if seg.payload_len > 0 {
             if let Some((dsn, avail)) = sf.tx_maps.lookup(seg.offset) {
                 // the engine never lets a segment cross a mapping boundary
                 let len = u64::from(seg.payload_len)
@@ -2215,6 +2340,12 @@ impl Connection {
             self.rcv_adv_edge = self.rcv_adv_edge.max(edge);
         }
         out.push(MptcpOption::Dss(dss));
+        let bare = seg.payload_len == 0 && dss.mapping.is_none();
+        if let Some((dsn, _)) = self.mp_fail_pending.filter(|_| bare) {
+            // on pure ACKs, where it fits beside the DSS (as Linux sends it)
+            out.push(MptcpOption::MpFail { dsn });
+        }
+        let sf = &self.subflows[i];
         if sf.prio_pending && seg.payload_len == 0 {
             let backup = sf.backup;
             out.push(MptcpOption::MpPrio {
