@@ -782,6 +782,9 @@ fn impair(
     let mut b = spare.pop().unwrap_or_default();
     b.clear();
     b.extend_from_slice(pkt);
+    if q.maybe_corrupt(&mut b) {
+        log::info!("impairment: changed a payload byte of a TCP segment (corrupt=N)");
+    }
     if let Some((_, b)) = q.push(now, pkt.len(), b) {
         stats.impaired_drops += 1;
         spare.push(b);

@@ -40,6 +40,10 @@ pub struct Impairment {
     /// Maximum backlog in bytes waiting for serialization (tail drop beyond it); 0 =
     /// unlimited. Only meaningful with a `rate_bps`.
     pub queue_limit: usize,
+    /// Change one payload byte of the N-th TCP segment that carries data and repair its
+    /// TCP checksum, as a content-rewriting middlebox would (only MPTCP's DSS checksum can
+    /// tell); 0 = never. Applied by the TUN driver to real packets (`corrupt=N`).
+    pub corrupt_nth: u64,
 }
 
 /// Why an impairment specification did not parse.
@@ -47,7 +51,7 @@ pub struct Impairment {
 pub enum ImpairParseError {
     /// An item was not of the form `key=value`.
     MissingValue(String),
-    /// The key is none of delay, jitter, loss, dup, reorder, rate, queue.
+    /// The key is none of delay, jitter, loss, dup, reorder, rate, queue, corrupt.
     UnknownKey(String),
     /// The value has no number or an unknown unit for that key.
     BadValue {
@@ -75,7 +79,7 @@ impl fmt::Display for ImpairParseError {
             }
             ImpairParseError::UnknownKey(k) => write!(
                 f,
-                "unknown impairment key {k:?} (expected delay, jitter, loss, dup, reorder, rate, queue)"
+                "unknown impairment key {k:?} (expected delay, jitter, loss, dup, reorder, rate, queue, corrupt)"
             ),
             ImpairParseError::BadValue {
                 key,
@@ -183,7 +187,8 @@ const SIZE_UNITS: &[(&str, u64)] = &[("b", 1), ("kb", 1024), ("mb", 1024 * 1024)
 impl FromStr for Impairment {
     type Err = ImpairParseError;
 
-    /// Parses `delay=25ms,jitter=5ms,loss=1%,dup=0.5%,reorder=2%,rate=10mbit,queue=100kb`.
+    /// Parses `delay=25ms,jitter=5ms,loss=1%,dup=0.5%,reorder=2%,rate=10mbit,queue=100kb`
+    /// (and `corrupt=N`: see [`Impairment::corrupt_nth`]).
     /// Any subset in any order; an empty string or `none` is a perfect link. Units:
     /// us/ms/s; `%` or a bare fraction; bit/kbit/mbit/gbit (powers of 1000);
     /// b/kb/mb (powers of 1024).
@@ -225,6 +230,13 @@ impl FromStr for Impairment {
                         "a size with unit b, kb or mb (e.g. 100kb)",
                     )?;
                     imp.queue_limit = usize::try_from(q).unwrap_or(usize::MAX);
+                }
+                "corrupt" => {
+                    imp.corrupt_nth = value.parse().map_err(|_| ImpairParseError::BadValue {
+                        key: key.to_string(),
+                        value: value.to_string(),
+                        expected: "a segment count (e.g. 30: the 30th data segment)",
+                    })?
                 }
                 _ => return Err(ImpairParseError::UnknownKey(key.to_string())),
             }
@@ -282,6 +294,9 @@ impl fmt::Display for Impairment {
                 "queue={}",
                 fmt_scaled(self.queue_limit as u64, SIZE_UNITS)
             ));
+        }
+        if self.corrupt_nth > 0 {
+            parts.push(format!("corrupt={}", self.corrupt_nth));
         }
         if parts.is_empty() {
             f.write_str("none")
@@ -398,6 +413,47 @@ pub struct ImpairQueue<P> {
     /// The latest due time given to a packet that was not reordered.
     last_due: Instant,
     stats: ImpairStats,
+    /// TCP data segments seen, for `corrupt_nth`.
+    data_segs: u64,
+}
+
+impl ImpairQueue<Vec<u8>> {
+    /// `corrupt_nth`: if `pkt` (an IPv4 or IPv6 packet) is the N-th TCP segment with data,
+    /// change its last payload byte and repair the TCP checksum. Returns whether it did.
+    pub fn maybe_corrupt(&mut self, pkt: &mut [u8]) -> bool {
+        if self.cfg.corrupt_nth == 0 || self.data_segs >= self.cfg.corrupt_nth {
+            return false;
+        }
+        let Ok(info) = crate::wire::ip::parse(pkt) else {
+            return false;
+        };
+        if info.protocol != 6 {
+            return false;
+        }
+        let t = info.header_len;
+        let Some(off) = pkt.get(t + 12).map(|b| usize::from(b >> 4) * 4) else {
+            return false;
+        };
+        let end = info.total_len.min(pkt.len());
+        if t + off >= end {
+            return false;
+        }
+        self.data_segs += 1;
+        if self.data_segs != self.cfg.corrupt_nth {
+            return false;
+        }
+        pkt[end - 1] ^= 0x5a;
+        pkt[t + 16] = 0;
+        pkt[t + 17] = 0;
+        use crate::wire::checksum::{fold, pseudo_header, sum};
+        let seg = &pkt[t..end];
+        let csum = fold(sum(
+            seg,
+            pseudo_header(info.src, info.dst, 6, seg.len() as u32),
+        ));
+        pkt[t + 16..t + 18].copy_from_slice(&csum.to_be_bytes());
+        true
+    }
 }
 
 impl<P: Clone> ImpairQueue<P> {
@@ -412,6 +468,7 @@ impl<P: Clone> ImpairQueue<P> {
             link_free_at: Instant::ZERO,
             last_due: Instant::ZERO,
             stats: ImpairStats::default(),
+            data_segs: 0,
         }
     }
 
@@ -620,6 +677,67 @@ mod tests {
         );
         let r: Impairment = "rate=64kbit,queue=1500b".parse().unwrap();
         assert_eq!((r.rate_bps, r.queue_limit), (64_000, 1500));
+    }
+
+    #[test]
+    fn corrupt_changes_the_nth_data_segment_and_repairs_its_checksum() {
+        let cfg: Impairment = "corrupt=2".parse().unwrap();
+        assert_eq!(cfg.corrupt_nth, 2);
+        assert_eq!(cfg.to_string(), "corrupt=2");
+        // IPv4 + TCP (20-byte headers) + 8 payload bytes, valid checksum
+        let seg = |payload: &[u8]| {
+            let total = 40 + payload.len();
+            let mut p = vec![0u8; total];
+            p[0] = 0x45;
+            p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+            p[8] = 64;
+            p[9] = 6;
+            p[12..16].copy_from_slice(&[198, 18, 1, 2]);
+            p[16..20].copy_from_slice(&[198, 18, 1, 1]);
+            let h = crate::wire::checksum::fold(crate::wire::checksum::sum(&p[..20], 0));
+            p[10..12].copy_from_slice(&h.to_be_bytes());
+            p[32] = 5 << 4;
+            p[33] = 0x18;
+            p[40..].copy_from_slice(payload);
+            p
+        };
+        let tcp_ok = |p: &[u8]| {
+            use crate::wire::checksum::{pseudo_header, sum};
+            let ph = pseudo_header(
+                "198.18.1.2".parse().unwrap(),
+                "198.18.1.1".parse().unwrap(),
+                6,
+                (p.len() - 20) as u32,
+            );
+            crate::wire::checksum::fold(sum(&p[20..], ph)) == 0
+        };
+        let mut q: ImpairQueue<Vec<u8>> = ImpairQueue::new(cfg, 1);
+        let mut ack = seg(&[]);
+        assert!(!q.maybe_corrupt(&mut ack), "a pure ACK is not counted");
+        let mut first = seg(b"abcdefgh");
+        assert!(!q.maybe_corrupt(&mut first));
+        assert_eq!(&first[40..], b"abcdefgh");
+        let mut second = seg(b"abcdefgh");
+        // fix up the checksum the way a sender would have
+        second[36..38].copy_from_slice(&[0, 0]);
+        {
+            use crate::wire::checksum::{fold, pseudo_header, sum};
+            let ph = pseudo_header(
+                "198.18.1.2".parse().unwrap(),
+                "198.18.1.1".parse().unwrap(),
+                6,
+                28,
+            );
+            let c = fold(sum(&second[20..], ph));
+            second[36..38].copy_from_slice(&c.to_be_bytes());
+        }
+        assert!(tcp_ok(&second));
+        assert!(q.maybe_corrupt(&mut second), "the second data segment");
+        assert_ne!(&second[40..], b"abcdefgh");
+        assert_eq!(&second[40..47], b"abcdefg", "one byte changed");
+        assert!(tcp_ok(&second), "TCP checksum repaired");
+        let mut third = seg(b"abcdefgh");
+        assert!(!q.maybe_corrupt(&mut third), "only once");
     }
 
     #[test]
