@@ -15,10 +15,8 @@ static ALLOCS: AtomicU64 = AtomicU64::new(0);
 // SAFETY: forwards to the system allocator unchanged; only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            if mine() {
-                ALLOCS.fetch_add(1, Ordering::Relaxed);
-            }
+        if COUNTING.load(Ordering::Relaxed) && mine() {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         unsafe { System.alloc(l) }
     }
@@ -26,10 +24,8 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            if mine() {
-                ALLOCS.fetch_add(1, Ordering::Relaxed);
-            }
+        if COUNTING.load(Ordering::Relaxed) && mine() {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         unsafe { System.realloc(p, l, n) }
     }

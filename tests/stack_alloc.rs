@@ -16,10 +16,8 @@ static ON: AtomicBool = AtomicBool::new(false);
 // SAFETY: forwards to the system allocator; only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) {
-            if mine() {
-                COUNT.fetch_add(1, Ordering::Relaxed);
-            }
+        if ON.load(Ordering::Relaxed) && mine() {
+            COUNT.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(l) }
@@ -29,10 +27,8 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) {
-            if mine() {
-                COUNT.fetch_add(1, Ordering::Relaxed);
-            }
+        if ON.load(Ordering::Relaxed) && mine() {
+            COUNT.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(p, l, n) }

@@ -13,10 +13,8 @@ static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            if mine() {
-                ALLOCS.fetch_add(1, Ordering::Relaxed);
-            }
+        if COUNTING.load(Ordering::Relaxed) && mine() {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc(layout) }
@@ -26,10 +24,8 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            if mine() {
-                ALLOCS.fetch_add(1, Ordering::Relaxed);
-            }
+        if COUNTING.load(Ordering::Relaxed) && mine() {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.realloc(ptr, layout, new) }
