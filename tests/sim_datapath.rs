@@ -560,13 +560,7 @@ fn mp_capable_window_is_provisional(inflate_server_syn_ack: bool) {
         }
         Verdict::Pass
     }));
-    let c = p.connect();
-    assert!(p.run_until(Duration::from_secs(5), |p| p
-        .client
-        .connection(c)
-        .is_some_and(|x| x.is_established())));
-    let id = p.open_second_path(c, false);
-    assert!(p.wait_subflow(c, id), "join");
+    let (c, _) = p.connect_and_join();
     let (up, down) = if inflate_server_syn_ack {
         (1_000_000, 10_000)
     } else {
@@ -638,13 +632,7 @@ fn joins_carry_no_data_under_a_provisional_window() {
         s2.set((first_dss, early, on_path2));
         verdict
     }));
-    let c = p.connect();
-    assert!(p.run_until(Duration::from_secs(5), |p| p
-        .client
-        .connection(c)
-        .is_some_and(|x| x.is_established())));
-    let id = p.open_second_path(c, false);
-    assert!(p.wait_subflow(c, id), "join");
+    let (c, _) = p.connect_and_join();
     let mut t = Transfer::new(c, Vec::new(), data(2_000_000, 31));
     assert!(
         t.run(&mut p, Duration::from_secs(60)),
@@ -733,13 +721,7 @@ fn two_subflows_use_half_the_data_level_window() {
         }
         Verdict::Pass
     }));
-    let c = p.connect();
-    assert!(p.run_until(Duration::from_secs(5), |p| p
-        .client
-        .connection(c)
-        .is_some_and(|x| x.is_established())));
-    let id = p.open_second_path(c, false);
-    assert!(p.wait_subflow(c, id), "join");
+    let (c, _) = p.connect_and_join();
     let mut t = Transfer::new(c, data(3_000_000, 41), Vec::new());
     assert!(
         t.run(&mut p, Duration::from_secs(120)),
@@ -852,13 +834,7 @@ fn a_partial_read_reopens_a_window_filled_over_two_subflows() {
         ..link(0.0)
     };
     let mut p = Pair::two_paths(47, path.clone(), path, rr, small);
-    let c = p.connect();
-    assert!(p.run_until(Duration::from_secs(5), |p| p
-        .client
-        .connection(c)
-        .is_some_and(|x| x.is_established())));
-    let id = p.open_second_path(c, false);
-    assert!(p.wait_subflow(c, id), "the second subflow did not come up");
+    let (c, _) = p.connect_and_join();
     // the client writes more than the window; the server application does not read
     let payload = data(1 << 20, 17);
     let mut sent = 0;

@@ -1032,13 +1032,7 @@ fn mp_capable_with_data_carries_only_the_first_bytes() {
         }
         Verdict::Pass
     }));
-    let c = p.connect();
-    assert!(p.run_until(Duration::from_secs(5), |p| p
-        .client
-        .connection(c)
-        .is_some_and(|x| x.is_established())));
-    let id = p.open_second_path(c, false);
-    assert!(p.wait_subflow(c, id), "join");
+    let (c, _) = p.connect_and_join();
     let mut t = Transfer::new(c, up, data(10_000, 26));
     assert!(
         t.run(&mut p, Duration::from_secs(60)),

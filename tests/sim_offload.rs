@@ -49,13 +49,7 @@ fn split_super_segments_fit_the_mtu_and_deliver_intact() {
         p.net.set_link_mtu(1, Some(1500));
         p.client_offload = Some(OffloadState::new(OffloadMode::Split, TSO));
         p.server_offload = Some(OffloadState::new(OffloadMode::Split, TSO));
-        let c = p.connect();
-        assert!(p.run_until(Duration::from_secs(5), |p| p
-            .client
-            .connection(c)
-            .is_some_and(|x| x.is_established())));
-        let sf = p.open_second_path(c, false);
-        assert!(p.wait_subflow(c, sf), "second path");
+        let (c, _) = p.connect_and_join();
         let mut t = Transfer::new(c, data(6_000_000, seed), data(6_000_000, seed + 1));
         assert!(
             t.run(&mut p, Duration::from_secs(120)),

@@ -427,31 +427,27 @@ impl ImpairQueue<Vec<u8>> {
         let Ok(info) = crate::wire::ip::parse(pkt) else {
             return false;
         };
-        if info.protocol != 6 {
+        if info.protocol != crate::wire::ip::PROTO_TCP {
             return false;
         }
-        let t = info.header_len;
-        let Some(off) = pkt.get(t + 12).map(|b| usize::from(b >> 4) * 4) else {
+        let end = info.total_len.min(pkt.len());
+        let Some(seg) = pkt.get_mut(info.header_len..end) else {
             return false;
         };
-        let end = info.total_len.min(pkt.len());
-        if t + off >= end {
+        let Ok(mut tcp) = crate::wire::tcp::TcpPacket::new_checked(seg) else {
+            return false;
+        };
+        if tcp.payload_mut().is_empty() {
             return false;
         }
         self.data_segs += 1;
         if self.data_segs != self.cfg.corrupt_nth {
             return false;
         }
-        pkt[end - 1] ^= 0x5a;
-        pkt[t + 16] = 0;
-        pkt[t + 17] = 0;
-        use crate::wire::checksum::{fold, pseudo_header, sum};
-        let seg = &pkt[t..end];
-        let csum = fold(sum(
-            seg,
-            pseudo_header(info.src, info.dst, 6, seg.len() as u32),
-        ));
-        pkt[t + 16..t + 18].copy_from_slice(&csum.to_be_bytes());
+        if let Some(last) = tcp.payload_mut().last_mut() {
+            *last ^= 0x5a;
+        }
+        tcp.fill_checksum(info.src, info.dst);
         true
     }
 }
@@ -684,7 +680,10 @@ mod tests {
         let cfg: Impairment = "corrupt=2".parse().unwrap();
         assert_eq!(cfg.corrupt_nth, 2);
         assert_eq!(cfg.to_string(), "corrupt=2");
-        // IPv4 + TCP (20-byte headers) + 8 payload bytes, valid checksum
+        use crate::wire::tcp::TcpPacket;
+        let (src, dst): (std::net::IpAddr, std::net::IpAddr) =
+            ("198.18.1.2".parse().unwrap(), "198.18.1.1".parse().unwrap());
+        // IPv4 + TCP (20-byte headers) + the payload, valid checksums
         let seg = |payload: &[u8]| {
             let total = 40 + payload.len();
             let mut p = vec![0u8; total];
@@ -699,17 +698,15 @@ mod tests {
             p[32] = 5 << 4;
             p[33] = 0x18;
             p[40..].copy_from_slice(payload);
+            TcpPacket::new_checked(&mut p[20..])
+                .unwrap()
+                .fill_checksum(src, dst);
             p
         };
         let tcp_ok = |p: &[u8]| {
-            use crate::wire::checksum::{pseudo_header, sum};
-            let ph = pseudo_header(
-                "198.18.1.2".parse().unwrap(),
-                "198.18.1.1".parse().unwrap(),
-                6,
-                (p.len() - 20) as u32,
-            );
-            crate::wire::checksum::fold(sum(&p[20..], ph)) == 0
+            TcpPacket::new_checked(&p[20..])
+                .unwrap()
+                .verify_checksum(src, dst)
         };
         let mut q: ImpairQueue<Vec<u8>> = ImpairQueue::new(cfg, 1);
         let mut ack = seg(&[]);
@@ -718,19 +715,6 @@ mod tests {
         assert!(!q.maybe_corrupt(&mut first));
         assert_eq!(&first[40..], b"abcdefgh");
         let mut second = seg(b"abcdefgh");
-        // fix up the checksum the way a sender would have
-        second[36..38].copy_from_slice(&[0, 0]);
-        {
-            use crate::wire::checksum::{fold, pseudo_header, sum};
-            let ph = pseudo_header(
-                "198.18.1.2".parse().unwrap(),
-                "198.18.1.1".parse().unwrap(),
-                6,
-                28,
-            );
-            let c = fold(sum(&second[20..], ph));
-            second[36..38].copy_from_slice(&c.to_be_bytes());
-        }
         assert!(tcp_ok(&second));
         assert!(q.maybe_corrupt(&mut second), "the second data segment");
         assert_ne!(&second[40..], b"abcdefgh");

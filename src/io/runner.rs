@@ -229,8 +229,7 @@ extern "C" fn on_dump(_sig: libc::c_int) {
 /// the stack's non-zero MIB counters, one line each, after `header`.
 pub(crate) fn state_text(s: &crate::stack::Stack, header: &str) -> String {
     let mut out = format!("{header}\n");
-    let ids: Vec<_> = s.connections().collect();
-    for id in ids {
+    for id in s.connections() {
         let Some(c) = s.connection(id) else { continue };
         out.push_str(&format!(
             "  conn {id}: established={} closed={} error={:?} fallback={} {:?} readable={} send_space={}\n",

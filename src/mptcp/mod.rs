@@ -1034,6 +1034,14 @@ impl Connection {
             && self.reinject.is_empty()
     }
 
+    /// Whether a subflow other than `idx` can carry data.
+    fn other_usable(&self, idx: usize) -> bool {
+        self.subflows
+            .iter()
+            .enumerate()
+            .any(|(i, s)| i != idx && s.usable())
+    }
+
     /// Close subflow `idx` with RST + MP_TCPRST (middlebox interference) + MP_FAIL when one
     /// is pending; its data goes on over the other subflows, if any.
     fn reset_subflow(&mut self, idx: usize) {
@@ -1145,11 +1153,7 @@ impl Connection {
                 // RST + MP_FAIL (the sender re-sends its unacknowledged data elsewhere).
                 // With this subflow alone and both streams mapped 1:1, send MP_FAIL and fall
                 // back to TCP on the peer's infinite mapping; otherwise reset.
-                let others = self
-                    .subflows
-                    .iter()
-                    .enumerate()
-                    .any(|(i, s)| i != idx && s.usable());
+                let others = self.other_usable(idx);
                 mib.MPFailTx += 1;
                 if !others && self.can_fall_back(idx) {
                     // the only subflow: MP_FAIL on our ACKs until the peer's infinite
@@ -1640,18 +1644,15 @@ impl Connection {
             self.mp_fail_pending = None;
             // the peer did not fall back; if the bytes came again intact meanwhile (the
             // change was transient), the stream is whole and goes on as MPTCP
+            // (with a join up meanwhile, the bytes come again on any subflow and a second
+            // failure resets the subflow with RST + MP_FAIL)
             let stuck = dsn::diff(self.rbuf.contiguous_end(), dsn) <= 0;
-            if self.mode == Mode::Mptcp && stuck {
-                let others = self.subflows.iter().skip(1).any(|s| s.usable());
-                if !others {
-                    // no infinite mapping came: end with an error rather than deliver
-                    // what a middlebox changed
-                    mib.FallbackFailed += 1;
-                    self.subflows[0].mp_fail = Some(dsn);
-                    self.reset_subflow(0);
-                }
-                // with a join up meanwhile, the bytes come again (on any subflow) and a
-                // second failure resets the subflow with RST + MP_FAIL
+            if self.mode == Mode::Mptcp && stuck && !self.other_usable(0) {
+                // no infinite mapping came: end with an error rather than deliver what a
+                // middlebox changed
+                mib.FallbackFailed += 1;
+                self.subflows[0].mp_fail = Some(dsn);
+                self.reset_subflow(0);
             }
         }
         if self.mode == Mode::Mptcp {

@@ -659,9 +659,8 @@ impl Tcb {
     }
 
     /// The application has read everything received: an ACK held back by the delayed-ACK
-    /// timer for a pushed segment (shorter than a full one, or PSH) goes out now (Linux's
-    /// `tcp_cleanup_rbuf` rule). Holding it only delays the
-    /// sender's clock: when a sender switches between subflows (MPTCP) or pauses, the last
+    /// timer for a segment shorter than a full one goes out now (Linux's `tcp_cleanup_rbuf`
+    /// rule with ICSK_ACK_PUSHED). Holding it only delays the sender's clock: when a sender switches between subflows (MPTCP) or pauses, the last
     /// segment of a burst would otherwise wait the whole delayed-ACK timeout, the sender's
     /// tail-loss probe fires first, and the data level stalls behind that subflow.
     pub fn flush_delayed_ack(&mut self) {

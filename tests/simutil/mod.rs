@@ -89,6 +89,25 @@ impl Pair {
             .expect("open subflow")
     }
 
+    /// Connect, wait until established, open the second path and wait for it; returns
+    /// (connection, second subflow id).
+    pub fn connect_and_join(&mut self) -> (ConnId, u32) {
+        let c = self.connect();
+        assert!(
+            self.run_until(Duration::from_secs(5), |p| p
+                .client
+                .connection(c)
+                .is_some_and(|x| x.is_established())),
+            "not established"
+        );
+        let id = self.open_second_path(c, false);
+        assert!(
+            self.wait_subflow(c, id),
+            "the second subflow did not come up"
+        );
+        (c, id)
+    }
+
     /// Step until connection `c`'s subflow `id` is established.
     pub fn wait_subflow(&mut self, c: ConnId, id: u32) -> bool {
         self.run_until(Duration::from_secs(20), |p| {
