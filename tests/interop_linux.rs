@@ -1278,3 +1278,55 @@ fn mp_fail_on_the_only_subflow_falls_back_to_tcp_with_linux() {
         );
     }
 }
+
+/// Linux's data changed in flight, caught by mptun. Linux sends DSS mappings that span many
+/// segments (TSO), so mptun can verify a mapping's checksum only once all of its segments
+/// are in; until then their bytes are held back from the application and the DATA_ACK. Here
+/// one byte of a segment Linux sends on the first path is changed (TCP checksum repaired,
+/// as a rewriting middlebox would): mptun resets that subflow with MP_FAIL, never delivers
+/// the changed bytes, and Linux re-sends them on the second subflow. The download is intact.
+#[test]
+fn linux_data_changed_in_a_spanning_mapping_is_caught_and_sent_again() {
+    if !require_privileges("linux_data_changed_in_a_spanning_mapping_is_caught_and_sent_again") {
+        return;
+    }
+    let tag = "csum-linux-data";
+    let ns = two_tun_namespace(tag);
+    ns.sysctl("net.mptcp.checksum_enabled", "1")
+        .expect("checksum sysctl");
+    let dir = TempDir::new(tag);
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        connect_args(
+            "198.18.1.1:5201",
+            &["--checksum", "-v", "--impair", "tun0/in:corrupt=300"],
+        ),
+        linux_server(SMALL, false),
+        true,
+    );
+    assert_intact(&o, SMALL);
+    assert_eq!(o.mptun.field("mptcp"), Some("true"), "{}", o.mptun.summary);
+    let after = ns.mptcp_counters().expect("counters");
+    assert_counters(&before, &after, &["MPFailRx"], &["DSSNotMatching"]);
+    let counters = o
+        .mptun
+        .stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains("counters: "))
+        .unwrap_or_default()
+        .to_string();
+    let count = |name: &str| {
+        counters
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(count("DataCsumErr"), 1, "mptun's counters: {counters}");
+    assert_eq!(count("MPFailTx"), 1, "mptun's counters: {counters}");
+    assert_eq!(count("FallbackFailed"), 0, "mptun's counters: {counters}");
+}
