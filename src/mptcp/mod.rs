@@ -292,6 +292,7 @@ pub struct Connection {
     rbuf: RecvBuffer,
     peer_fin_dsn: Option<u64>,
     peer_closed: bool,
+    /// Send 64-bit DATA_ACKs: the peer's latest mapping had a 64-bit DSN.
     ack64: bool,
 
     subflows: Vec<Subflow>,
@@ -463,7 +464,7 @@ impl Connection {
             rbuf,
             peer_fin_dsn: None,
             peer_closed: false,
-            ack64: true,
+            ack64: false,
             subflows: Vec::with_capacity(4),
             next_subflow_id: 1,
             tx_cursor: 0,
@@ -1081,6 +1082,9 @@ impl Connection {
         payload: &[u8],
         mib: &mut Mib,
     ) {
+        // our DATA_ACK takes the size of the peer's latest DSN (Linux's rule: 4 bytes until a
+        // 64-bit mapping arrives, which also leaves option room for SACK blocks)
+        self.ack64 = m.dsn64;
         let dsn = if m.dsn64 {
             m.dsn
         } else {
@@ -2403,7 +2407,12 @@ impl Connection {
         let sf = &self.subflows[i];
         let mut dss = Dss {
             data_ack: Some(DataAck {
-                ack: self.data_ack(),
+                // a 4-byte DATA_ACK carries the low 32 bits (RFC 8684 3.3.1)
+                ack: if self.ack64 {
+                    self.data_ack()
+                } else {
+                    self.data_ack() & 0xffff_ffff
+                },
                 ack64: self.ack64,
             }),
             mapping: None,
