@@ -1404,6 +1404,7 @@ impl Stack {
                 addr,
                 backup: false,
                 announce: false,
+                port: 0,
             })
             .collect()
     }

@@ -583,6 +583,7 @@ fn conn_config(c: &InitConfig) -> ConnConfig {
             addr: t.1,
             backup: false,
             announce: false,
+            port: 0,
         })
         .collect();
     cfg
@@ -722,6 +723,7 @@ pub unsafe extern "C" fn mptun_endpoint_set(addr: *const c_char, flags: c_uint) 
             addr,
             backup: flags & MPTUN_ENDPOINT_BACKUP != 0,
             announce: flags & MPTUN_ENDPOINT_SIGNAL != 0,
+            port: 0,
         };
         let now = h.now();
         let r = h.with_stack(|s| s.set_endpoint(now, ep));

@@ -1160,7 +1160,7 @@ impl Connection {
         // then (`verify_pending_checksums`).
         if self.checksum && data_len as usize == payload.len() {
             let ok = m.checksum.is_some_and(|c| {
-                crate::wire::mptcp::dss_checksum_ok(m.dsn, m.ssn, m.data_len, c, payload)
+                crate::wire::mptcp::dss_checksum_ok(dsn, m.ssn, m.data_len, c, payload)
             });
             if !ok {
                 // a corrupted mapping is not recorded: its data is not acknowledged, so the
