@@ -878,7 +878,10 @@ impl Connection {
                     || m.checksum.is_some_and(|c| {
                         crate::wire::mptcp::dss_checksum_ok(dsn, 1, len, c, seg.payload)
                     });
-                if !csum_ok {
+                if m.checksum.is_some() != self.checksum {
+                    // the subflow is reset; the segment goes on to its engine, which drops it
+                    self.checksum_presence_mismatch(idx, mib);
+                } else if !csum_ok {
                     mib.DataCsumErr += 1;
                 } else if idx == 0 && len > 0 {
                     let map = Map {
@@ -1082,6 +1085,10 @@ impl Connection {
         payload: &[u8],
         mib: &mut Mib,
     ) {
+        if m.checksum.is_some() != self.checksum && self.mode == Mode::Mptcp {
+            self.checksum_presence_mismatch(idx, mib);
+            return;
+        }
         // our DATA_ACK takes the size of the peer's latest DSN (Linux's rule: 4 bytes until a
         // 64-bit mapping arrives, which also leaves option room for SACK blocks)
         self.ack64 = m.dsn64;
@@ -1175,9 +1182,7 @@ impl Connection {
             let known = sf.csum_pending.iter().any(|p| p.map.off == off);
             if !known && map.end() > sf.tcb.rcv_nxt_offset() {
                 let Some(checksum) = m.checksum else {
-                    // checksums were agreed and this mapping has none
-                    self.checksum_failed(now, idx, dsn, true, mib);
-                    return;
+                    return; // cannot be: a mapping without one reset the subflow above
                 };
                 if sf.csum_pending.len() >= subflow::MAX_MAPS {
                     // not recorded: its data is not taken, so the peer sends it again
@@ -1203,6 +1208,17 @@ impl Connection {
             }
         }
         self.record_rx_map(idx, map, mib);
+    }
+
+    /// RFC 8684 3.3: a mapping with a checksum although none was negotiated, or without one
+    /// although it was: the peer does not behave as agreed. The subflow is closed with a RST
+    /// (MP_TCPRST "MPTCP-specific error"); its data is not taken.
+    fn checksum_presence_mismatch(&mut self, idx: usize, mib: &mut Mib) {
+        mib.DSSCsumMismatch += 1;
+        let sf = &mut self.subflows[idx];
+        sf.rst_reason = Some(rst_reason::MPTCP_SPECIFIC);
+        sf.tcb.abort();
+        self.reinject_outstanding(idx);
     }
 
     /// A DSS checksum failed for the mapping at `dsn` on subflow `idx` (RFC 8684 3.7).
