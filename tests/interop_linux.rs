@@ -1405,7 +1405,9 @@ fn pm_mptun_signal_address_with_port_is_joined_by_linux() {
         SMALL,
         listen_args(&[
             "--impair",
-            "tun0:rate=20mbit",
+            // no tail drops: with drops at the rate limit Linux sometimes falls back to TCP
+            // right after this ADD_ADDR (an open bug, see docs/CONFORMANCE.md)
+            "tun0:rate=20mbit,queue=0b",
             "--endpoint",
             "300:add:198.18.2.2:signal:port=10100",
         ]),

@@ -90,6 +90,12 @@ mib! {
     DSSMapTableFull,
     /// Subflow payload for which no mapping is known (not acknowledged, will be resent).
     DSSNoMapping,
+    /// In-order data without any mapping on the only subflow (the peer fell back, or a
+    /// middlebox stripped the options): fell back to TCP (RFC 8684 3.7; Linux's name).
+    DssFallback,
+    /// In-order data without any mapping where falling back is impossible (a join, or the
+    /// streams no longer mapped 1:1): the subflow is reset (RFC 8684 3.7).
+    DSSUnmappedReset,
     /// DSS checksum failures.
     DataCsumErr,
     /// DATA_FINs received.

@@ -898,6 +898,11 @@ impl Connection {
                     self.handle_rx_mapping(now, idx, &m, d.data_fin, seg.payload, mib);
                 }
             }
+            let mapped_here = mpc.is_some_and(|m| m.data_len.is_some())
+                || dss.as_ref().is_some_and(|d| d.mapping.is_some());
+            if !mapped_here && !rst && !seg.payload.is_empty() && self.mode == Mode::Mptcp {
+                self.unmapped_data(idx, seg, mib);
+            }
         }
 
         // TCP processing, delivering payload into the connection's reassembly buffer.
@@ -1208,6 +1213,35 @@ impl Connection {
             }
         }
         self.record_rx_map(idx, map, mib);
+    }
+
+    /// A data segment without a mapping. If it starts at the subflow's next expected byte
+    /// and no known mapping covers that byte, the peer no longer maps its data (it fell back
+    /// to TCP, or a middlebox strips the options): RFC 8684 3.7, as Linux does it. On the
+    /// only subflow with both streams mapped 1:1 the connection falls back too and the
+    /// bytes are taken as plain TCP when they come again; otherwise the subflow is reset,
+    /// rather than wait for ever for a mapping that will not come. Out-of-order data
+    /// without a mapping (its mapping may be on a segment still missing) waits as before.
+    fn unmapped_data(&mut self, idx: usize, seg: &SegmentIn<'_>, mib: &mut Mib) {
+        let sf = &self.subflows[idx];
+        if !sf.established || sf.tcb.state() != tcp::State::Established {
+            return;
+        }
+        let rcv = sf.tcb.rcv_nxt_offset();
+        let off = dsn::expand32(seg.seq.wrapping_sub(sf.tcb.irs()).wrapping_sub(1), rcv);
+        if off != rcv || sf.rx_maps.lookup(rcv).is_some() {
+            return;
+        }
+        if self.other_usable(idx) || !self.can_fall_back(idx) {
+            mib.DSSUnmappedReset += 1;
+            let sf = &mut self.subflows[idx];
+            sf.rst_reason = Some(rst_reason::MPTCP_SPECIFIC);
+            sf.tcb.abort();
+            self.reinject_outstanding(idx);
+        } else {
+            mib.DssFallback += 1;
+            self.enter_fallback(idx);
+        }
     }
 
     /// RFC 8684 3.3: a mapping with a checksum although none was negotiated, or without one
