@@ -332,7 +332,9 @@ int mptun_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
 int mptun_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
 
 /* flags: MSG_DONTWAIT, MSG_NOSIGNAL (mptun never raises SIGPIPE); others EOPNOTSUPP.
- * EPIPE after shutdown, ENOTCONN if not connected, EAGAIN when non-blocking and full. */
+ * EPIPE after shutdown, ENOTCONN if not connected, EAGAIN when non-blocking and full or
+ * (as Linux) while the handshake of a non-blocking connect still runs; a blocking send
+ * during the handshake queues the data, which leaves once the connection is established. */
 ssize_t mptun_send(int fd, const void *buf, size_t len, int flags);
 
 /* 0 at end of stream. flags: MSG_DONTWAIT, MSG_WAITALL; others EOPNOTSUPP. */
@@ -345,16 +347,23 @@ int mptun_shutdown(int fd, int how);
  * in the background; mptun_fini waits for it. */
 int mptun_close(int fd);
 
+/* fcntl(2) for mptun descriptors: F_GETFL gives O_RDWR, | O_NONBLOCK if set; F_SETFL sets
+ * or clears O_NONBLOCK (other bits are ignored, as Linux ignores them for sockets). Other
+ * commands: EINVAL. */
+int mptun_fcntl(int fd, int cmd, int arg);
+
 /* poll(2) over mptun descriptors (negative fds are ignored, unknown ones get POLLNVAL).
  * POLLIN: data, end of stream, error, or (listener) a connection to accept; POLLOUT: send
- * buffer space. timeout_ms < 0 waits forever. Returns the number of ready entries. */
+ * buffer space, or a failed connection (with POLLERR|POLLHUP, as Linux). timeout_ms < 0 waits forever. Returns the number of ready entries. */
 int mptun_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
 
 /* level IPPROTO_TCP: the draft's options above (on a connected descriptor: ENOTCONN
  * otherwise; EOPNOTSUPP on a plain TCP or fallen-back connection; EINVAL for an unknown
  * subflow id or a bad length; ENOPROTOOPT for an unknown option; EOVERFLOW if an id no
  * longer fits the draft's 8 bits). level SOL_SOCKET: SO_TYPE, SO_PROTOCOL,
- * SO_ERROR (the connection's failure, e.g. of a non-blocking connect; 0 if none). */
+ * SO_ERROR (the connection's failure, e.g. of a non-blocking connect; 0 if none),
+ * SO_REUSEADDR (get and set, an int; it changes nothing: mptun's listen never conflicts with
+ * lingering connections). */
 int mptun_getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen);
 int mptun_setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen);
 

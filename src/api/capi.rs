@@ -33,6 +33,7 @@ use std::ffi::CStr;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -426,7 +427,11 @@ struct Sock {
     ctx: Arc<Ctx>,
     domain: c_int,
     mptcp: bool,
-    nonblocking: bool,
+    /// `SOCK_NONBLOCK` / `O_NONBLOCK` (`mptun_fcntl`).
+    nonblocking: AtomicBool,
+    /// SO_REUSEADDR as set (mptun's listen never conflicts with lingering connections, so
+    /// it changes nothing; kept so that programs written for Linux run and read it back).
+    reuseaddr: AtomicBool,
     /// The application shut the sending direction down (send fails with EPIPE).
     wr_shut: std::sync::atomic::AtomicBool,
     /// Limits set with MPTUN_LIMITS before connect/listen (then the runtime's default).
@@ -522,6 +527,14 @@ pub struct InitConfig {
     /// Link MTU of every address (`mtu=N`, 576..=65535; a manual instance only: the
     /// threaded runtime takes each device's MTU).
     pub mtu: Option<u16>,
+    /// Our TCP window scale (`wscale=N`, 0..=14).
+    pub wscale: Option<u8>,
+    /// TCP timestamps (`timestamps=0|1`) and SACK (`sack=0|1`) offered.
+    pub timestamps: Option<bool>,
+    pub sack: Option<bool>,
+    /// Addresses announced with ADD_ADDR from the start (`signal=ADDR`, repeatable; each
+    /// must be one of the configured addresses): Linux's `ip mptcp endpoint add ADDR signal`.
+    pub signal: Vec<IpAddr>,
 }
 
 /// Parses `"tun0=198.18.1.2,tun1=198.18.2.2,pm=manual,sched=minrtt,cc=cubic,checksum=1,
@@ -563,6 +576,29 @@ pub fn parse_config(s: &str) -> Result<InitConfig, String> {
                 }
             }
             "seed" => c.seed = Some(v.parse().map_err(|_| format!("{item}: not a number"))?),
+            "wscale" => {
+                c.wscale = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|w| *w <= 14)
+                        .ok_or_else(|| format!("{item}: 0..=14 expected"))?,
+                )
+            }
+            "timestamps" | "sack" => {
+                let on = match v {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => return Err(format!("{item}: 0 or 1 expected")),
+                };
+                if k == "sack" {
+                    c.sack = Some(on);
+                } else {
+                    c.timestamps = Some(on);
+                }
+            }
+            "signal" => c
+                .signal
+                .push(v.parse().map_err(|_| format!("{item}: bad address"))?),
             "mtu" => {
                 let m: u16 = v
                     .parse()
@@ -605,6 +641,9 @@ pub fn parse_config(s: &str) -> Result<InitConfig, String> {
     if c.tuns.is_empty() {
         return Err("no device given (e.g. tun0=198.18.1.2)".into());
     }
+    if let Some(a) = c.signal.iter().find(|a| !c.tuns.iter().any(|t| t.1 == **a)) {
+        return Err(format!("signal={a}: not one of the configured addresses"));
+    }
     Ok(c)
 }
 
@@ -625,13 +664,22 @@ fn conn_config(c: &InitConfig) -> ConnConfig {
     if let Some(t) = c.add_addr_timeout {
         cfg.add_addr_timeout = t;
     }
+    if let Some(w) = c.wscale {
+        cfg.tcp.window_scale = w;
+    }
+    if let Some(t) = c.timestamps {
+        cfg.tcp.timestamps = t;
+    }
+    if let Some(sk) = c.sack {
+        cfg.tcp.sack = sk;
+    }
     cfg.local_addrs = c
         .tuns
         .iter()
         .map(|t| crate::pm::LocalAddr {
             addr: t.1,
             backup: false,
-            announce: false,
+            announce: c.signal.contains(&t.1),
         })
         .collect();
     cfg
@@ -1135,7 +1183,8 @@ fn new_socket(ctx: Arc<Ctx>, domain: c_int, ty: c_int, protocol: c_int) -> Resul
             ctx,
             domain,
             mptcp,
-            nonblocking: ty & libc::SOCK_NONBLOCK != 0,
+            nonblocking: (ty & libc::SOCK_NONBLOCK != 0).into(),
+            reuseaddr: false.into(),
             wr_shut: false.into(),
             limits: Mutex::new(None),
             state: Mutex::new(SockState::Fresh { bound: None }),
@@ -1372,7 +1421,7 @@ pub unsafe extern "C" fn mptun_accept(
             Some(id) => MptcpStream::from_id(l.listener.handle.clone(), id),
             None => {
                 l.listener
-                    .set_nonblocking(sock.nonblocking)
+                    .set_nonblocking(sock.nonblocking.load(Ordering::Relaxed))
                     .map_err(|e| io_errno(&e))?;
                 l.listener.accept().map_err(|e| io_errno(&e))?.0
             }
@@ -1382,7 +1431,8 @@ pub unsafe extern "C" fn mptun_accept(
             ctx: sock.ctx.clone(),
             domain: sock.domain,
             mptcp: sock.mptcp,
-            nonblocking: false,
+            nonblocking: false.into(),
+            reuseaddr: false.into(),
             wr_shut: false.into(),
             limits: Mutex::new(None),
             state: Mutex::new(SockState::Connected(Arc::new(stream))),
@@ -1423,7 +1473,7 @@ pub unsafe extern "C" fn mptun_connect(
             }
             SockState::Listening(_) => return Err(libc::EINVAL),
         };
-        if sock.nonblocking {
+        if sock.nonblocking.load(Ordering::Relaxed) {
             let s = MptcpStream::connect_start(h, remote, local, Some(sock_config(&sock, base)))
                 .map_err(|e| io_errno(&e))?;
             let mut st = lock(&sock.state);
@@ -1483,7 +1533,12 @@ pub unsafe extern "C" fn mptun_send(
         }
         // SAFETY: the caller passes `len` readable bytes at `buf` (non-NULL).
         let data = unsafe { core::slice::from_raw_parts(buf as *const u8, len) };
-        let nb = sock.nonblocking || flags & libc::MSG_DONTWAIT != 0;
+        let nb = sock.nonblocking.load(Ordering::Relaxed) || flags & libc::MSG_DONTWAIT != 0;
+        // as Linux: a non-blocking send while the handshake runs would block (EAGAIN); a
+        // failed handshake reports its error
+        if nb && !s.connect_result().map_err(|e| io_errno(&e))? {
+            return Err(libc::EAGAIN);
+        }
         s.set_nonblocking(nb).map_err(|e| io_errno(&e))?;
         (&*s)
             .write(data)
@@ -1515,7 +1570,7 @@ pub unsafe extern "C" fn mptun_recv(
         }
         // SAFETY: the caller passes `len` writable bytes at `buf` (non-NULL).
         let out = unsafe { core::slice::from_raw_parts_mut(buf as *mut u8, len) };
-        let nb = sock.nonblocking || flags & libc::MSG_DONTWAIT != 0;
+        let nb = sock.nonblocking.load(Ordering::Relaxed) || flags & libc::MSG_DONTWAIT != 0;
         s.set_nonblocking(nb).map_err(|e| io_errno(&e))?;
         let mut got = 0usize;
         loop {
@@ -1589,6 +1644,30 @@ pub extern "C" fn mptun_close(fd: c_int) -> c_int {
     guard(-1, || close_fd(fd))
 }
 
+/// `int mptun_fcntl(int fd, int cmd, int arg)`: `F_GETFL` (`O_RDWR`, `| O_NONBLOCK` if
+/// set) and `F_SETFL` (`O_NONBLOCK` on or off; the access mode and other status flags are
+/// ignored, as Linux ignores them for sockets); other commands EINVAL.
+#[no_mangle]
+pub extern "C" fn mptun_fcntl(fd: c_int, cmd: c_int, arg: c_int) -> c_int {
+    guard(-1, || {
+        let sock = get_sock(fd)?;
+        match cmd {
+            libc::F_GETFL => Ok(libc::O_RDWR
+                | if sock.nonblocking.load(Ordering::Relaxed) {
+                    libc::O_NONBLOCK
+                } else {
+                    0
+                }),
+            libc::F_SETFL => {
+                sock.nonblocking
+                    .store(arg & libc::O_NONBLOCK != 0, Ordering::Relaxed);
+                Ok(0)
+            }
+            _ => Err(libc::EINVAL),
+        }
+    })
+}
+
 // ----- poll -------------------------------------------------------------------------------
 
 enum PollTarget {
@@ -1628,7 +1707,9 @@ fn readiness(s: &mut Stack, t: &PollTarget) -> i16 {
                 if c.readable() > 0 || c.at_eof() || c.error().is_some() {
                     r |= libc::POLLIN;
                 }
-                if c.is_established() && c.send_space() > 0 {
+                // after a failure a write does not block (it fails at once): POLLOUT, as
+                // Linux gives with POLLERR|POLLHUP
+                if (c.is_established() && c.send_space() > 0) || c.error().is_some() {
                     r |= libc::POLLOUT;
                 }
                 if c.error().is_some() {
@@ -1815,6 +1896,11 @@ fn getsockopt_impl(
         (libc::IPPROTO_TCP, MPTCP_CLOSE_SUB_ID) => close_sub_id(&*stream_of(sock)?, buf),
         (libc::IPPROTO_TCP, MPTCP_SUB_GETSOCKOPT) => sub_getsockopt(&*stream_of(sock)?, buf),
         (libc::SOL_SOCKET, libc::SO_TYPE) => put_int(buf, out_len, libc::SOCK_STREAM),
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR) => put_int(
+            buf,
+            out_len,
+            c_int::from(sock.reuseaddr.load(Ordering::Relaxed)),
+        ),
         (SOL_MPTCP, MPTUN_GET_EVENTS) => get_events(&*stream_of(sock)?, buf, out_len),
         (SOL_MPTCP, MPTUN_LIMITS) => put_bytes(buf, out_len, &limits_bytes(&sock_limits(sock)?)),
         (SOL_MPTCP, MPTCP_INFO) => {
@@ -1857,6 +1943,12 @@ fn getsockopt_impl(
 fn setsockopt_impl(sock: &Sock, level: c_int, optname: c_int, buf: &[u8]) -> Result<(), c_int> {
     match (level, optname) {
         (libc::IPPROTO_TCP, MPTCP_SUB_SETSOCKOPT) => sub_setsockopt(&*stream_of(sock)?, buf),
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR) => {
+            let v: [u8; 4] = buf.try_into().map_err(|_| libc::EINVAL)?;
+            sock.reuseaddr
+                .store(c_int::from_ne_bytes(v) != 0, Ordering::Relaxed);
+            Ok(())
+        }
         (SOL_MPTCP, MPTUN_LIMITS) => {
             let l = limits_from(buf)?;
             let connected = match &*lock(&sock.state) {
@@ -2271,6 +2363,16 @@ mod tests {
             conn_config(&parse_config("t=1.2.3.4").unwrap()).path_manager,
             "manual"
         );
+        let c = parse_config("a=1.2.3.4,b=1.2.3.5,signal=1.2.3.5,wscale=8,timestamps=0,seed=7")
+            .unwrap();
+        let cc = conn_config(&c);
+        assert_eq!(cc.tcp.window_scale, 8);
+        assert!(!cc.tcp.timestamps);
+        assert_eq!(c.seed, Some(7));
+        assert_eq!(
+            cc.local_addrs.iter().map(|l| l.announce).collect::<Vec<_>>(),
+            [false, true]
+        );
         for bad in [
             "",
             "tun0",
@@ -2281,6 +2383,11 @@ mod tests {
             "tun0=1.2.3.4,cc=bogus",
             "impair:tun9=delay=1ms,tun0=1.2.3.4",
             "tun0=1.2.3.4,impair:tun0=bogus=1",
+            "tun0=1.2.3.4,wscale=15",
+            "tun0=1.2.3.4,sack=2",
+            "tun0=1.2.3.4,mtu=100",
+            "tun0=1.2.3.4,signal=1.2.3.5",
+            "tun0=1.2.3.4,seed=x",
             "averyveryverylongname=1.2.3.4",
         ] {
             assert!(parse_config(bad).is_err(), "{bad:?} accepted");
