@@ -299,6 +299,11 @@ MPTUN_ASSERT_(mptcp_info_total, offsetof(struct mptcp_info, mptcpi_subflows_tota
  *   sched=NAME         scheduler;  cc=NAME  congestion control;  checksum=1  DSS checksums
  *   impair:DEV=SPEC    impair packets sent out of DEV, items joined by '+'
  *                      (e.g. impair:tun1=delay=40ms+rate=10mbit)
+ *   subflows=N, add_addr_accepted=M, announced=K   default limits (MPTUN_LIMITS)
+ *   add_addr_timeout=MS  ADD_ADDR retransmission timeout
+ *   signal=ADDR        announce ADDR (one of the above) with ADD_ADDR from the start
+ *   wscale=N (0..14), timestamps=0|1, sack=0|1     TCP options offered (7, 1, 1)
+ *   seed=N             keys, ISNs and ports drawn from N (reproducible runs)
  * e.g. "tun0=198.18.1.2,tun1=198.18.2.2". Errors: EINVAL (bad config), EALREADY (running),
  * errno of opening a device (ENOENT, EPERM, EBUSY...). */
 int mptun_init(const char *config);

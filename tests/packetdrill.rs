@@ -53,8 +53,36 @@ const TCP_SAMPLE: &[&str] = &[
     "user_timeout/user_timeout.pkt",
 ];
 
-/// Scripts that pass today and must keep passing (`mptcp/...` or `tcp/...`).
-const EXPECTED_PASS: &[&str] = &[];
+/// Scripts that pass today and must keep passing (`mptcp/...` or `tcp/...`); the others and
+/// why they fail: docs/CONFORMANCE.md.
+const EXPECTED_PASS: &[&str] = &[
+    "mptcp/dss/dss_ssn_specified_client.pkt",
+    "mptcp/mp_capable/v1_bind_tcpfallback_flagB.pkt",
+    "mptcp/mp_capable/v1_bind_tcpfallback_flagB_3rd_ack.pkt",
+    "mptcp/mp_capable/v1_bind_tcpfallback_flagH.pkt",
+    "mptcp/mp_capable/v1_bind_tcpfallback_flagH_3rd_ack.pkt",
+    "mptcp/mp_capable/v1_bind_tcpfallback_wrongver.pkt",
+    "mptcp/mp_capable/v1_connect_tcpfallback_flagB.pkt",
+    "mptcp/mp_capable/v1_connect_tcpfallback_flagH.pkt",
+    "mptcp/mp_capable/v1_connect_tcpfallback_wrongver.pkt",
+    "mptcp/mp_capable/v1_mp_capable_bind_no_cs.pkt",
+    "mptcp/mp_capable/v1_mp_capable_connect_no_cs.pkt",
+    "mptcp/mp_join/mp_join_server_bad_token.pkt",
+    "mptcp/regressions/unconnected_read.pkt",
+    "mptcp/regressions/unconnected_shutdown.pkt",
+    "mptcp/regressions/zero_len_recvmsg.pkt",
+    "mptcp/syscalls/connect_poll.pkt",
+    "mptcp/syscalls/connect_reset_poll.pkt",
+    "mptcp/syscalls/connect_reset_send.pkt",
+    "mptcp/syscalls/connect_send.pkt",
+    "tcp/blocking/blocking-accept.pkt",
+    "tcp/blocking/blocking-connect.pkt",
+    "tcp/close/close-local-close-then-remote-fin.pkt",
+    "tcp/shutdown/shutdown-rd-close.pkt",
+    "tcp/shutdown/shutdown-rdwr-close.pkt",
+    "tcp/shutdown/shutdown-wr-close.pkt",
+    "tcp/ts_recent/fin_tsval.pkt",
+];
 
 /// The instance configuration and notes a script's shell lines translate to.
 #[derive(Debug, Default)]
@@ -104,7 +132,7 @@ fn translate_command(cmd: &str, t: &mut Translation) {
         // gtests/net/{mptcp,}/common/defaults.sh: tcp_rmem max 15 MiB (window scale 8 as
         // Linux computes it), timestamps and SACK on; the rest (syncookies, congestion
         // control name, ECN off, ...) are mptun's defaults or have no effect on these scripts
-        ["../common/defaults.sh"] => {
+        ["../common/defaults.sh"] | ["../../common/defaults.sh"] => {
             t.push(format!("wscale={}", linux_wscale(15 * 1024 * 1024)));
             t.push("timestamps=1".into());
             t.push("sack=1".into());
@@ -134,6 +162,22 @@ fn translate_command(cmd: &str, t: &mut Translation) {
             Some(("net.ipv4.tcp_sack", v)) => t.push(format!("sack={v}")),
             _ => t.untranslated.push(cmd.to_string()),
         },
+        // set_sysctls.py saves the old values and writes /proc/sys files; the restore script
+        // it writes puts them back: with nothing written there is nothing to restore
+        ["../common/set_sysctls.py", settings @ ..] => {
+            for kv in settings {
+                match kv.split_once('=') {
+                    Some(("/proc/sys/net/ipv4/tcp_timestamps", v)) => {
+                        t.push(format!("timestamps={v}"))
+                    }
+                    Some(("/proc/sys/net/ipv4/tcp_sack", v)) => t.push(format!("sack={v}")),
+                    _ => t.untranslated.push(format!("set_sysctls.py {kv}")),
+                }
+            }
+        }
+        [restore] if restore.starts_with("/tmp/sysctl_restore_") => {}
+        // a manual instance has no segmentation offload to turn off
+        ["ethtool", "-K", _, rest @ ..] if rest.iter().all(|w| ["tso", "gso", "gro", "off"].contains(w)) => {}
         _ => t.untranslated.push(cmd.to_string()),
     }
 }
