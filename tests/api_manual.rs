@@ -111,7 +111,11 @@ fn blocking_calls_on_manual_instances_are_woken_by_input_and_timed_on_their_cloc
     assert!(got == data, "data changed on the way");
     let mut joined = false;
     for _ in 0..500 {
-        joined = c.subflows().unwrap().iter().any(|f| f.id == id && f.established);
+        joined = c
+            .subflows()
+            .unwrap()
+            .iter()
+            .any(|f| f.id == id && f.established);
         if joined {
             break;
         }
@@ -128,7 +132,10 @@ fn blocking_calls_on_manual_instances_are_woken_by_input_and_timed_on_their_cloc
     let e = (&c).read(&mut b).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::WouldBlock);
     let virt = client.now() - t0;
-    assert!(virt >= Duration::from_secs(3), "timed out after {virt:?} of fake time");
+    assert!(
+        virt >= Duration::from_secs(3),
+        "timed out after {virt:?} of fake time"
+    );
     assert!(
         wall.elapsed() < Duration::from_secs(3) || virt > Duration::from_secs(6),
         "the timeout followed the wall clock: {:?} real, {virt:?} fake",

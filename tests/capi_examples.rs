@@ -55,7 +55,11 @@ fn compile_with(src: &Path, out: &Path, includes: &[PathBuf]) {
         ])
         .arg("-I")
         .arg(manifest().join("include"))
-        .args(includes.iter().flat_map(|i| [std::ffi::OsStr::new("-I"), i.as_os_str()]))
+        .args(
+            includes
+                .iter()
+                .flat_map(|i| [std::ffi::OsStr::new("-I"), i.as_os_str()]),
+        )
         .arg(src)
         .arg("-o")
         .arg(out)

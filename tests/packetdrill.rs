@@ -101,7 +101,11 @@ impl Translation {
     }
 
     fn config(&self) -> String {
-        let mut c = vec![format!("if0={LOCAL_IP}"), "pm=fullmesh".into(), "seed=1".into()];
+        let mut c = vec![
+            format!("if0={LOCAL_IP}"),
+            "pm=fullmesh".into(),
+            "seed=1".into(),
+        ];
         c.extend(self.items.iter().cloned());
         c.join(",")
     }
@@ -177,7 +181,10 @@ fn translate_command(cmd: &str, t: &mut Translation) {
         }
         [restore] if restore.starts_with("/tmp/sysctl_restore_") => {}
         // a manual instance has no segmentation offload to turn off
-        ["ethtool", "-K", _, rest @ ..] if rest.iter().all(|w| ["tso", "gso", "gro", "off"].contains(w)) => {}
+        ["ethtool", "-K", _, rest @ ..]
+            if rest
+                .iter()
+                .all(|w| ["tso", "gso", "gro", "off"].contains(w)) => {}
         _ => t.untranslated.push(cmd.to_string()),
     }
 }
@@ -410,13 +417,19 @@ fn packetdrill_scripts() {
     assert_eq!(mptcp.len(), 41, "the fork's 41 MPTCP scripts: {mptcp:?}");
     let mut all: Vec<String> = mptcp;
     all.extend(TCP_SAMPLE.iter().map(|s| format!("tcp/{s}")));
-    let outcomes: Vec<Outcome> = all.iter().map(|s| run_script(&pd, &shim, &dir, s)).collect();
+    let outcomes: Vec<Outcome> = all
+        .iter()
+        .map(|s| run_script(&pd, &shim, &dir, s))
+        .collect();
 
     let mut table = String::from("| script | result | why it failed |\n|---|---|---|\n");
     for o in &outcomes {
         let mut why = o.detail.replace('|', "\\|");
         if !o.untranslated.is_empty() {
-            why.push_str(&format!(" (shell lines not translated: {:?})", o.untranslated));
+            why.push_str(&format!(
+                " (shell lines not translated: {:?})",
+                o.untranslated
+            ));
         }
         table.push_str(&format!(
             "| {} | {} | {} |\n",
@@ -425,7 +438,12 @@ fn packetdrill_scripts() {
             why
         ));
     }
-    let passed = |p: &str| outcomes.iter().filter(|o| o.pass && o.name.starts_with(p)).count();
+    let passed = |p: &str| {
+        outcomes
+            .iter()
+            .filter(|o| o.pass && o.name.starts_with(p))
+            .count()
+    };
     let total = |p: &str| outcomes.iter().filter(|o| o.name.starts_with(p)).count();
     let summary = format!(
         "packetdrill: mptcp {}/{} pass, tcp {}/{} pass",
@@ -477,7 +495,10 @@ fn have_cc_for(test: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        assert!(!under_ci(), "{test}: CI=true but there is no C compiler (cc)");
+        assert!(
+            !under_ci(),
+            "{test}: CI=true but there is no C compiler (cc)"
+        );
         eprintln!("SKIPPED {test}: no C compiler (cc)");
     }
     ok

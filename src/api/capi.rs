@@ -1011,7 +1011,9 @@ pub unsafe extern "C" fn mptun_instance_advance(inst: *const mptun_instance, now
 #[no_mangle]
 pub unsafe extern "C" fn mptun_instance_now(inst: *const mptun_instance) -> u64 {
     // SAFETY: forwarded caller contract.
-    guard(0, || Ok(unsafe { instance_ref(inst) }?.driver.now().total_micros()))
+    guard(0, || {
+        Ok(unsafe { instance_ref(inst) }?.driver.now().total_micros())
+    })
 }
 
 /// `int mptun_instance_set_wakeup(mptun_instance *, void (*fn)(void *), void *arg)`:
@@ -1030,13 +1032,14 @@ pub unsafe extern "C" fn mptun_instance_set_wakeup(
             f,
             arg: arg as usize,
         });
-        i.driver.set_wakeup(w.map(|w| -> crate::api::manual::WakeFn {
-            Box::new(move || {
-                // SAFETY: the C caller registered `f` for `arg` and keeps both valid until
-                // it removes the callback or frees the instance.
-                unsafe { (w.f)(w.arg as *mut c_void) }
-            })
-        }));
+        i.driver
+            .set_wakeup(w.map(|w| -> crate::api::manual::WakeFn {
+                Box::new(move || {
+                    // SAFETY: the C caller registered `f` for `arg` and keeps both valid until
+                    // it removes the callback or frees the instance.
+                    unsafe { (w.f)(w.arg as *mut c_void) }
+                })
+            }));
         Ok(0)
     })
 }
@@ -2370,7 +2373,10 @@ mod tests {
         assert!(!cc.tcp.timestamps);
         assert_eq!(c.seed, Some(7));
         assert_eq!(
-            cc.local_addrs.iter().map(|l| l.announce).collect::<Vec<_>>(),
+            cc.local_addrs
+                .iter()
+                .map(|l| l.announce)
+                .collect::<Vec<_>>(),
             [false, true]
         );
         for bad in [
