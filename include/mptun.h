@@ -349,7 +349,9 @@ ssize_t mptun_recv(int fd, void *buf, size_t len, int flags);
 int mptun_shutdown(int fd, int how);
 
 /* Releases the descriptor (EBADF if not open). A connection sends its DATA_FIN and closes
- * in the background; mptun_fini waits for it. */
+ * in the background; mptun_fini waits for it. As Linux's close(): a connection whose
+ * handshake still runs is dropped (a late SYN/ACK gets a RST), and one with received data
+ * the application did not read is reset (RST / MP_FASTCLOSE) instead. */
 int mptun_close(int fd);
 
 /* fcntl(2) for mptun descriptors: F_GETFL gives O_RDWR, | O_NONBLOCK if set; F_SETFL sets

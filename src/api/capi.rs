@@ -1618,9 +1618,27 @@ pub extern "C" fn mptun_shutdown(fd: c_int, how: c_int) -> c_int {
 fn close_sock(sock: &Sock) {
     let st = core::mem::replace(&mut *lock(&sock.state), SockState::Fresh { bound: None });
     if let SockState::Connected(s) = st {
-        // The stream finishes its closing handshake in the background; `mptun_fini` waits
-        // for it. A clone still used by a thread blocked in this descriptor keeps it open.
-        let _ = s.shutdown(Shutdown::Write);
+        // As Linux's close(): a connection whose handshake still runs is dropped (a later
+        // SYN/ACK gets a RST), and one with data the application never read is reset
+        // rather than closed gracefully (RFC 2525 2.17), so the peer learns the data was
+        // lost. Otherwise the stream finishes its closing handshake in the background;
+        // `mptun_fini` waits for it. A clone still used by a thread blocked in this
+        // descriptor keeps it open.
+        let id = s.id();
+        let abort = s.stack().with_stack(|st| {
+            let doomed = st.connection(id).is_some_and(|c| {
+                c.error().is_none() && (!c.is_established() || c.readable() > 0)
+            });
+            if doomed {
+                let _ = st.abort(id);
+            }
+            doomed
+        });
+        if abort {
+            s.stack().wake_driver();
+        } else {
+            let _ = s.shutdown(Shutdown::Write);
+        }
         if let Ok(s) = Arc::try_unwrap(s) {
             lock(&sock.ctx.linger).push(s);
         }
