@@ -370,7 +370,10 @@ int mptun_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
  * longer fits the draft's 8 bits). level SOL_SOCKET: SO_TYPE, SO_PROTOCOL,
  * SO_ERROR (the connection's failure, e.g. of a non-blocking connect; 0 if none),
  * SO_REUSEADDR (get and set, an int; it changes nothing: mptun's listen never conflicts with
- * lingering connections). */
+ * lingering connections). Connection level, IPPROTO_TCP: TCP_NODELAY, TCP_USER_TIMEOUT (ms)
+ * (applied to every subflow; set before connect/listen: the connection's default) and
+ * TCP_MAXSEG (get: the first live subflow's sending MSS; set lowers every subflow's; ENOTCONN
+ * before a connection exists). */
 int mptun_getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen);
 int mptun_setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen);
 

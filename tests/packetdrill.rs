@@ -81,6 +81,7 @@ const EXPECTED_PASS: &[&str] = &[
     "tcp/close/close-local-close-then-remote-fin.pkt",
     "tcp/close/close-on-syn-sent.pkt",
     "tcp/close/close-remote-fin-then-close.pkt",
+    "tcp/mss/mss-getsockopt-tcp_maxseg-server.pkt",
     "tcp/shutdown/shutdown-rd-close.pkt",
     "tcp/shutdown/shutdown-rdwr-close.pkt",
     "tcp/shutdown/shutdown-wr-close.pkt",

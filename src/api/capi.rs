@@ -436,7 +436,16 @@ struct Sock {
     wr_shut: std::sync::atomic::AtomicBool,
     /// Limits set with MPTUN_LIMITS before connect/listen (then the runtime's default).
     limits: Mutex<Option<crate::pm::Limits>>,
+    /// Connection-level TCP_NODELAY / TCP_USER_TIMEOUT set before connect/listen.
+    tcp_opts: Mutex<TcpOpts>,
     state: Mutex<SockState>,
+}
+
+/// Connection-level TCP options set on a socket before it connects or listens.
+#[derive(Clone, Copy, Debug, Default)]
+struct TcpOpts {
+    nodelay: Option<bool>,
+    user_timeout: Option<Option<Duration>>,
 }
 
 enum SockState {
@@ -1190,6 +1199,7 @@ fn new_socket(ctx: Arc<Ctx>, domain: c_int, ty: c_int, protocol: c_int) -> Resul
             reuseaddr: false.into(),
             wr_shut: false.into(),
             limits: Mutex::new(None),
+            tcp_opts: Mutex::new(TcpOpts::default()),
             state: Mutex::new(SockState::Fresh { bound: None }),
         })
     }
@@ -1312,11 +1322,62 @@ pub unsafe extern "C" fn mptun_bind(
 
 fn sock_config(sock: &Sock, base: ConnConfig) -> ConnConfig {
     let limits = lock(&sock.limits).unwrap_or(base.limits);
-    ConnConfig {
+    let o = *lock(&sock.tcp_opts);
+    let mut cfg = ConnConfig {
         mptcp: sock.mptcp,
         limits,
         ..base
+    };
+    if let Some(v) = o.nodelay {
+        cfg.tcp.nodelay = v;
     }
+    if let Some(t) = o.user_timeout {
+        cfg.tcp.user_timeout = t;
+    }
+    cfg
+}
+
+/// The connection-level TCP option names (level IPPROTO_TCP on the connection).
+fn conn_tcp_opt(optname: c_int) -> Option<SubflowOptName> {
+    match optname {
+        libc::TCP_NODELAY => Some(SubflowOptName::NoDelay),
+        libc::TCP_MAXSEG => Some(SubflowOptName::MaxSeg),
+        libc::TCP_USER_TIMEOUT => Some(SubflowOptName::UserTimeout),
+        _ => None,
+    }
+}
+
+/// An option's value as the int the socket calls use.
+fn opt_int(v: SubflowOpt) -> c_int {
+    match v {
+        SubflowOpt::NoDelay(b) | SubflowOpt::Backup(b) => c_int::from(b),
+        SubflowOpt::MaxSeg(m) => c_int::from(m),
+        SubflowOpt::Tos(t) => c_int::from(t),
+        SubflowOpt::UserTimeout(t) => {
+            t.map_or(0, |d| c_int::try_from(d.as_millis()).unwrap_or(c_int::MAX))
+        }
+    }
+}
+
+/// Parses an int option value for `name` (exactly 4 bytes).
+fn opt_from_int(name: SubflowOptName, buf: &[u8]) -> Result<SubflowOpt, c_int> {
+    let v: [u8; 4] = buf.try_into().map_err(|_| libc::EINVAL)?;
+    let v = c_int::from_ne_bytes(v);
+    Ok(match name {
+        SubflowOptName::NoDelay => SubflowOpt::NoDelay(v != 0),
+        SubflowOptName::MaxSeg => SubflowOpt::MaxSeg(u16::try_from(v).map_err(|_| libc::EINVAL)?),
+        SubflowOptName::UserTimeout => match v {
+            0 => SubflowOpt::UserTimeout(None),
+            v if v > 0 => SubflowOpt::UserTimeout(Some(Duration::from_millis(v as u64))),
+            _ => return Err(libc::EINVAL),
+        },
+        SubflowOptName::Tos => SubflowOpt::Tos(u8::try_from(v).map_err(|_| libc::EINVAL)?),
+        SubflowOptName::Backup => SubflowOpt::Backup(match v {
+            0 => false,
+            1 => true,
+            _ => return Err(libc::EINVAL),
+        }),
+    })
 }
 
 /// MPTUN_LIMITS bytes: three native-endian `uint32_t`s (subflows, add_addr_accepted,
@@ -1438,6 +1499,7 @@ pub unsafe extern "C" fn mptun_accept(
             reuseaddr: false.into(),
             wr_shut: false.into(),
             limits: Mutex::new(None),
+            tcp_opts: Mutex::new(TcpOpts::default()),
             state: Mutex::new(SockState::Connected(Arc::new(stream))),
         })?;
         // SAFETY: forwarded caller contract.
@@ -1626,9 +1688,9 @@ fn close_sock(sock: &Sock) {
         // descriptor keeps it open.
         let id = s.id();
         let abort = s.stack().with_stack(|st| {
-            let doomed = st.connection(id).is_some_and(|c| {
-                c.error().is_none() && (!c.is_established() || c.readable() > 0)
-            });
+            let doomed = st
+                .connection(id)
+                .is_some_and(|c| c.error().is_none() && (!c.is_established() || c.readable() > 0));
             if doomed {
                 let _ = st.abort(id);
             }
@@ -1916,6 +1978,29 @@ fn getsockopt_impl(
         (libc::IPPROTO_TCP, MPTCP_OPEN_SUB_TUPLE) => open_sub_tuple(&*stream_of(sock)?, buf),
         (libc::IPPROTO_TCP, MPTCP_CLOSE_SUB_ID) => close_sub_id(&*stream_of(sock)?, buf),
         (libc::IPPROTO_TCP, MPTCP_SUB_GETSOCKOPT) => sub_getsockopt(&*stream_of(sock)?, buf),
+        (libc::IPPROTO_TCP, o) if conn_tcp_opt(o).is_some() => {
+            let name = conn_tcp_opt(o).ok_or(libc::ENOPROTOOPT)?;
+            let connected = match &*lock(&sock.state) {
+                SockState::Connected(s) => Some(s.clone()),
+                _ => None,
+            };
+            let v = match connected {
+                Some(s) => opt_int(s.connection_option(name).map_err(sub_errno)?),
+                None => {
+                    let t = *lock(&sock.tcp_opts);
+                    let base = &sock.ctx.conn.tcp;
+                    match name {
+                        SubflowOptName::NoDelay => c_int::from(t.nodelay.unwrap_or(base.nodelay)),
+                        SubflowOptName::UserTimeout => opt_int(SubflowOpt::UserTimeout(
+                            t.user_timeout.unwrap_or(base.user_timeout),
+                        )),
+                        // the MSS is known once a subflow exists
+                        _ => return Err(libc::ENOTCONN),
+                    }
+                }
+            };
+            put_int(buf, out_len, v)
+        }
         (libc::SOL_SOCKET, libc::SO_TYPE) => put_int(buf, out_len, libc::SOCK_STREAM),
         (libc::SOL_SOCKET, libc::SO_REUSEADDR) => put_int(
             buf,
@@ -1964,6 +2049,27 @@ fn getsockopt_impl(
 fn setsockopt_impl(sock: &Sock, level: c_int, optname: c_int, buf: &[u8]) -> Result<(), c_int> {
     match (level, optname) {
         (libc::IPPROTO_TCP, MPTCP_SUB_SETSOCKOPT) => sub_setsockopt(&*stream_of(sock)?, buf),
+        (libc::IPPROTO_TCP, o) if conn_tcp_opt(o).is_some() => {
+            let name = conn_tcp_opt(o).ok_or(libc::ENOPROTOOPT)?;
+            let opt = opt_from_int(name, buf)?;
+            let connected = match &*lock(&sock.state) {
+                SockState::Connected(s) => Some(s.clone()),
+                _ => None,
+            };
+            match (connected, opt) {
+                (Some(s), opt) => s.set_connection_option(opt).map_err(sub_errno),
+                (None, SubflowOpt::NoDelay(v)) => {
+                    lock(&sock.tcp_opts).nodelay = Some(v);
+                    Ok(())
+                }
+                (None, SubflowOpt::UserTimeout(t)) => {
+                    lock(&sock.tcp_opts).user_timeout = Some(t);
+                    Ok(())
+                }
+                // TCP_MAXSEG before connect: not supported (the link MTU decides)
+                (None, _) => Err(libc::ENOTCONN),
+            }
+        }
         (libc::SOL_SOCKET, libc::SO_REUSEADDR) => {
             let v: [u8; 4] = buf.try_into().map_err(|_| libc::EINVAL)?;
             sock.reuseaddr

@@ -421,3 +421,52 @@ impl MptcpStream {
         r
     }
 }
+
+impl MptcpStream {
+    /// A connection-level TCP option (setsockopt at level IPPROTO_TCP on the connection, as
+    /// on a Linux socket): applied to every subflow not closed, in every mode (MPTCP, plain
+    /// TCP, after fallback). Subflows opened later start from the connection's
+    /// configuration. `Backup` is refused (it is per subflow).
+    pub fn set_connection_option(&self, opt: SubflowOpt) -> Result<(), SubflowApiError> {
+        let mut o = SubflowOptions::default();
+        match opt {
+            SubflowOpt::NoDelay(v) => o.nodelay = Some(v),
+            SubflowOpt::MaxSeg(m) if (88..=65495).contains(&m) => o.mss = Some(m),
+            SubflowOpt::Tos(t) => o.tos = Some(t),
+            SubflowOpt::UserTimeout(t) => o.user_timeout = Some(t),
+            SubflowOpt::MaxSeg(_) | SubflowOpt::Backup(_) => {
+                return Err(SubflowApiError::InvalidArgument)
+            }
+        }
+        let r = self.with_conn(|c| {
+            for i in 0..c.subflows().len() {
+                if c.subflows()[i].closed.is_none() {
+                    c.apply_subflow_options(i, o);
+                }
+            }
+            Ok(())
+        });
+        self.stack().wake_driver();
+        r
+    }
+
+    /// A connection-level TCP option, read from the first subflow not closed (the initial
+    /// one while it lives), in every mode. TCP_MAXSEG is the MSS it sends with.
+    pub fn connection_option(&self, name: SubflowOptName) -> Result<SubflowOpt, SubflowApiError> {
+        self.with_conn(|c| {
+            let s = c
+                .subflows()
+                .iter()
+                .find(|s| s.closed.is_none())
+                .or_else(|| c.subflows().first())
+                .ok_or(SubflowApiError::NotConnected)?;
+            Ok(match name {
+                SubflowOptName::NoDelay => SubflowOpt::NoDelay(s.tcb.nodelay()),
+                SubflowOptName::MaxSeg => SubflowOpt::MaxSeg(s.tcb.stats().snd_mss),
+                SubflowOptName::Tos => SubflowOpt::Tos(s.tos),
+                SubflowOptName::UserTimeout => SubflowOpt::UserTimeout(s.tcb.user_timeout()),
+                SubflowOptName::Backup => SubflowOpt::Backup(s.backup),
+            })
+        })
+    }
+}
