@@ -12,7 +12,9 @@
  *
  * Time: a virtual clock. Every gettimeofday read moves it 1 us forward (packetdrill spins on
  * it); usleep moves it by the time asked, running the instance's timers on the way, so the
- * packets they send carry the time they were due. What the instance sends is collected
+ * packets they send carry the time they were due, after giving a socket call running on
+ * packetdrill's other thread (a blocking call a packet may have woken) up to 20 ms of real
+ * time to finish at the current time. What the instance sends is collected
  * (with the clock's time) after every call into it and handed out by netdev_receive; when
  * nothing is queued netdev_receive gives the other threads (packetdrill runs blocking calls
  * on a second thread) 20 ms of real time, then moves the clock to the next timer; with no
@@ -101,6 +103,7 @@ struct shim {
     uint64_t clock;             /* virtual, us */
     struct outpkt *head, *tail; /* what the instance sent, oldest first */
     int map[MAX_FD];            /* real fd -> mptun fd + 1 (0: none) */
+    int inflight;               /* socket calls that may block, running now */
     int trace;
 };
 
@@ -186,9 +189,24 @@ static int new_fd(struct shim *s, int mfd) {
     return real;
 }
 
-static void real_sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+static void real_sleep_us(long us) {
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000L};
     nanosleep(&ts, NULL);
+}
+
+static void real_sleep_ms(int ms) { real_sleep_us((long)ms * 1000); }
+
+/* Brackets the calls that may block (accept, connect, send, recv, poll). */
+static void enter(struct shim *s) {
+    lock(s);
+    s->inflight++;
+    unlock(s);
+}
+
+static void leave(struct shim *s) {
+    lock(s);
+    s->inflight--;
+    unlock(s);
 }
 
 /* ----- socket calls ------------------------------------------------------------------------ */
@@ -224,7 +242,9 @@ static int sh_accept(void *userdata, int fd, struct sockaddr *a, socklen_t *l) {
     int m = fd_of(s, fd), r;
     if (m < 0)
         return -1;
+    enter(s);
     r = mptun_accept(m, a, l);
+    leave(s);
     if (r < 0) {
         AFTER(-1);
     }
@@ -239,7 +259,9 @@ static int sh_connect(void *userdata, int fd, const struct sockaddr *a, socklen_
         return -1;
     /* a blocking connect needs the SYN out before it waits: mptun sends it from the call,
      * and netdev_receive collects it */
+    enter(s);
     r = mptun_connect(m, a, l);
+    leave(s);
     AFTER(r);
 }
 
@@ -249,7 +271,9 @@ static ssize_t sh_send(void *userdata, int fd, const void *buf, size_t len, int 
     ssize_t r;
     if (m < 0)
         return -1;
+    enter(s);
     r = mptun_send(m, buf, len, flags & ~MSG_NOSIGNAL);
+    leave(s);
     AFTER(r);
 }
 
@@ -259,7 +283,9 @@ static ssize_t sh_recv(void *userdata, int fd, void *buf, size_t len, int flags)
     ssize_t r;
     if (m < 0)
         return -1;
+    enter(s);
     r = mptun_recv(m, buf, len, flags);
+    leave(s);
     AFTER(r); /* reading may open the window */
 }
 
@@ -460,7 +486,9 @@ static int sh_poll(void *userdata, struct pollfd *fds, nfds_t n, int timeout) {
         if (fds[i].fd >= 0 && m[i].fd < 0)
             m[i].fd = MAX_FD * 4; /* not an mptun descriptor: POLLNVAL */
     }
+    enter(s);
     r = mptun_poll(m, n, timeout);
+    leave(s);
     for (i = 0; i < n; i++)
         fds[i].revents = m[i].revents;
     free(m);
@@ -537,9 +565,19 @@ static int sh_netdev_receive(void *userdata, void *buf, size_t *count, long long
 
 static int sh_usleep(void *userdata, useconds_t usec) {
     SHIM;
-    /* let packetdrill's other thread finish what the last packet unblocked, at the time
-     * it was unblocked */
-    real_sleep_ms(1);
+    int i;
+    /* a call on packetdrill's other thread that the last packet unblocked must finish at
+     * the time it was unblocked, before the clock moves on: while such a call runs, give
+     * it up to 20 ms of real time (one that stays blocked costs those 20 ms) */
+    for (i = 0; i < 100; i++) {
+        int busy;
+        lock(s);
+        busy = s->inflight > 0;
+        unlock(s);
+        if (!busy)
+            break;
+        real_sleep_us(200);
+    }
     lock(s);
     advance_locked(s, s->clock + usec);
     unlock(s);
