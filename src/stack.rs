@@ -561,7 +561,7 @@ impl Stack {
                 // gets the answer for a connection that does not exist (3.10.7.1: RST), as
                 // Linux answers once it has destroyed the socket
                 let dead = conn
-                    .subflow(sf as usize)
+                    .subflow(sf)
                     .is_some_and(|f| f.closed.is_some() && f.tcb.state() == tcp::State::Closed);
                 if !dead {
                     conn.handle_segment(now, sf, &seg, opts, &mut self.mib);
