@@ -128,11 +128,11 @@ pub enum EndpointAction {
     Remove(IpAddr),
 }
 
-/// Parses `--endpoint MS:add:ADDR[:signal][:backup]`, `MS:change:ADDR[:signal][:backup]`
+/// Parses `--endpoint MS:add:ADDR[:signal][:backup][:port=N]`, `MS:change:ADDR[:FLAGS]`
 /// (the same: flags not given are cleared) or `MS:del:ADDR` (IPv6 addresses in brackets:
-/// `MS:add:[2001:2::2]:signal`).
+/// `MS:add:[2001:2::2]:signal`). `port=N` announces the address with that port.
 pub fn parse_endpoint(s: &str) -> Result<(Duration, EndpointAction), String> {
-    let bad = || format!("expected MS:add|change|del:ADDR[:signal][:backup], got {s:?}");
+    let bad = || format!("expected MS:add|change|del:ADDR[:signal][:backup][:port=N], got {s:?}");
     let (ms, rest) = s.split_once(':').ok_or_else(bad)?;
     let (verb, rest) = rest.split_once(':').ok_or_else(bad)?;
     let ms: u64 = ms
@@ -152,12 +152,21 @@ pub fn parse_endpoint(s: &str) -> Result<(Duration, EndpointAction), String> {
         addr,
         backup: false,
         announce: false,
+        port: 0,
     };
     for f in flags.split(':').filter(|f| !f.is_empty()) {
         match f {
             "signal" => ep.announce = true,
             "backup" => ep.backup = true,
-            _ => return Err(format!("--endpoint: unknown flag {f:?} (signal, backup)")),
+            _ => match f.strip_prefix("port=").map(str::parse::<u16>) {
+                Some(Ok(p)) if p != 0 => ep.port = p,
+                Some(_) => return Err(format!("--endpoint: bad port in {f:?} (1-65535)")),
+                None => {
+                    return Err(format!(
+                        "--endpoint: unknown flag {f:?} (signal, backup, port=N)"
+                    ))
+                }
+            },
         }
     }
     let action = match verb {
@@ -636,12 +645,26 @@ mod tests {
             EndpointAction::Set(crate::pm::LocalAddr {
                 addr: "198.18.2.2".parse().unwrap(),
                 backup: true,
-                announce: true
+                announce: true,
+                port: 0,
+            })
+        );
+        let (_, a) = parse_endpoint("0:add:[2001:2::2]:signal:port=10100").unwrap();
+        assert_eq!(
+            a,
+            EndpointAction::Set(crate::pm::LocalAddr {
+                addr: "2001:2::2".parse().unwrap(),
+                backup: false,
+                announce: true,
+                port: 10100,
             })
         );
         let (_, a) = parse_endpoint("0:del:[2001:2::2]").unwrap();
         assert_eq!(a, EndpointAction::Remove("2001:2::2".parse().unwrap()));
         for bad in [
+            "5:add:1.2.3.4:port=0",
+            "5:add:1.2.3.4:port=65536",
+            "5:add:1.2.3.4:port=",
             "add:1.2.3.4",
             "x:add:1.2.3.4",
             "5:move:1.2.3.4",

@@ -1413,6 +1413,7 @@ impl Stack {
                 addr,
                 backup: false,
                 announce: false,
+                port: 0,
             })
             .collect()
     }

@@ -1226,9 +1226,8 @@ fn pm_linux_endpoint_backup_and_delete_at_run_time() {
 /// `check_invert` accepts them too), so the upload's digest is not compared; the download
 /// is intact.
 ///
-/// The other direction (Linux's data changed) is not tested against Linux: Linux sends
-/// DSS mappings that span many segments (TSO), whose checksum mptun does not verify yet
-/// (README, "Not yet"); the simulated tests cover mptun as the detecting receiver.
+/// The other direction (Linux's data changed, mptun detecting it) is
+/// `linux_data_changed_in_a_spanning_mapping_is_caught_and_sent_again`.
 #[test]
 fn mp_fail_on_the_only_subflow_falls_back_to_tcp_with_linux() {
     if !require_privileges("mp_fail_on_the_only_subflow_falls_back_to_tcp_with_linux") {
@@ -1277,4 +1276,153 @@ fn mp_fail_on_the_only_subflow_falls_back_to_tcp_with_linux() {
             o.mptun.summary
         );
     }
+}
+
+/// Linux's data changed in flight, caught by mptun. Linux sends DSS mappings that span many
+/// segments (TSO), so mptun can verify a mapping's checksum only once all of its segments
+/// are in; until then their bytes are held back from the application and the DATA_ACK. Here
+/// one byte of a segment Linux sends on the first path is changed (TCP checksum repaired,
+/// as a rewriting middlebox would): mptun resets that subflow with MP_FAIL, never delivers
+/// the changed bytes, and Linux re-sends them on the second subflow. The download is intact.
+#[test]
+fn linux_data_changed_in_a_spanning_mapping_is_caught_and_sent_again() {
+    if !require_privileges("linux_data_changed_in_a_spanning_mapping_is_caught_and_sent_again") {
+        return;
+    }
+    let tag = "csum-linux-data";
+    let ns = two_tun_namespace(tag);
+    ns.sysctl("net.mptcp.checksum_enabled", "1")
+        .expect("checksum sysctl");
+    let dir = TempDir::new(tag);
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        connect_args(
+            "198.18.1.1:5201",
+            &["--checksum", "-v", "--impair", "tun0/in:corrupt=300"],
+        ),
+        linux_server(SMALL, false),
+        true,
+    );
+    assert_intact(&o, SMALL);
+    assert_eq!(o.mptun.field("mptcp"), Some("true"), "{}", o.mptun.summary);
+    let after = ns.mptcp_counters().expect("counters");
+    assert_counters(&before, &after, &["MPFailRx"], &["DSSNotMatching"]);
+    let counters = o
+        .mptun
+        .stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains("counters: "))
+        .unwrap_or_default()
+        .to_string();
+    let count = |name: &str| {
+        counters
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(count("DataCsumErr"), 1, "mptun's counters: {counters}");
+    assert_eq!(count("MPFailTx"), 1, "mptun's counters: {counters}");
+    assert_eq!(count("FallbackFailed"), 0, "mptun's counters: {counters}");
+}
+
+/// mptcp_join.sh "signal address with port", Linux announcing: a `signal` endpoint with
+/// `port 10100` (Linux opens a listener on it that takes only MP_JOINs). mptun echoes the
+/// ADD_ADDR and joins 198.18.2.1 on port 10100 (chk_join_nr 1 1 1, chk_add_nr 1 1 with the
+/// port counters): Linux counts PortAdd-side MPJoinPortSynRx and MPJoinPortAckRx, no
+/// mismatch.
+#[test]
+fn pm_signal_address_with_port_from_linux_is_joined_on_that_port() {
+    if !require_privileges("pm_signal_address_with_port_from_linux_is_joined_on_that_port") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-port-linux");
+    ns.mptcp_limits(1, 1).expect("limits");
+    ns.mptcp_endpoint("198.18.2.1", "tun1", &["port", "10100", "signal"])
+        .expect("endpoint");
+    let dir = TempDir::new("pm-port-linux");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        one_tun_connect_args(&[
+            "--limits",
+            "subflows=1,add_addr_accepted=1",
+            "--impair",
+            "tun0:rate=20mbit",
+        ]),
+        linux_server(SMALL, false),
+        true,
+    );
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    assert_counters(
+        &before,
+        &after,
+        &[
+            "EchoAdd",
+            "MPJoinPortSynRx",
+            "MPJoinPortAckRx",
+            "MPJoinAckRx",
+        ],
+        &[
+            "MismatchPortSynRx",
+            "MismatchPortAckRx",
+            "MPJoinAckHMacFailure",
+            "DSSNotMatching",
+        ],
+    );
+    assert_eq!(o.mptun.field("subflows"), Some("2"), "{}", o.mptun.summary);
+    // the joined subflow's remote end is the announced port
+    assert!(
+        o.mptun.summary.contains("198.18.2.1:10100"),
+        "no subflow to 198.18.2.1:10100: {}",
+        o.mptun.summary
+    );
+}
+
+/// The same with mptun announcing: `--endpoint 300:add:198.18.2.2:signal:port=10100` on an
+/// mptun server. Linux receives the ADD_ADDR with the port (AddAddr, PortAdd), checks its
+/// HMAC (which covers the port), and its `subflow`-less client joins by the announcement on
+/// 198.18.2.2:10100; mptun takes the join SYN by token on that port.
+#[test]
+fn pm_mptun_signal_address_with_port_is_joined_by_linux() {
+    if !require_privileges("pm_mptun_signal_address_with_port_is_joined_by_linux") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-port-mptun");
+    ns.mptcp_limits(1, 1).expect("limits");
+    let dir = TempDir::new("pm-port-mptun");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        listen_args(&[
+            "--impair",
+            "tun0:rate=20mbit",
+            "--endpoint",
+            "300:add:198.18.2.2:signal:port=10100",
+        ]),
+        linux_client(SMALL, false),
+        false,
+    );
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    assert_counters(
+        &before,
+        &after,
+        &["AddAddr", "PortAdd", "MPJoinSynAckRx"],
+        &["AddAddrDrop", "MPJoinSynAckHMacFailure", "DSSNotMatching"],
+    );
+    assert!(
+        o.mptun.summary.contains("198.18.2.2:10100"),
+        "no subflow on 198.18.2.2:10100: {}",
+        o.mptun.summary
+    );
 }

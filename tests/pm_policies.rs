@@ -18,6 +18,7 @@ fn local(s: &str) -> LocalAddr {
         addr: ip(s),
         backup: false,
         announce: false,
+        port: 0,
     }
 }
 
@@ -420,6 +421,7 @@ fn fullmesh_server_announces_and_withdraws() {
         addr: ip("10.0.4.2"),
         backup: false,
         announce: true,
+        port: 0,
     });
     let cmds = c.event(PmEvent::LocalAddressAdded {
         addr: ip("10.0.4.2"),
@@ -447,6 +449,7 @@ fn fullmesh_backup_addresses() {
                 addr: ip("10.0.2.2"),
                 backup: true,
                 announce: false,
+                port: 0,
             },
         ],
     );

@@ -74,11 +74,13 @@ fn policies_do_not_allocate() {
             addr: "10.0.1.2".parse().unwrap(),
             backup: false,
             announce: true,
+            port: 0,
         },
         LocalAddr {
             addr: "10.0.2.2".parse().unwrap(),
             backup: true,
             announce: true,
+            port: 0,
         },
     ];
     let subflows = [PmSubflow {

@@ -10,7 +10,7 @@ use mptun::mptcp::ConnConfig;
 use mptun::stack::StackError;
 use mptun::time::{Duration, Instant};
 use simutil::*;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 fn link(loss: f64) -> Impairment {
@@ -429,7 +429,16 @@ fn receiver_acks_every_second_segment_and_sacks_beside_the_dss() {
     assert!(sacks > 0, "no ACK carried SACK blocks ({acks} ACKs)");
 }
 
-/// (DATA_ACK, window field, DSN, data length, F flag) of the DSS of an IPv4 TCP packet.
+/// Whether the packet has a DSS option with a DATA_ACK (of either size).
+fn carries_data_ack(pkt: &[u8]) -> bool {
+    mptcp_options(pkt)
+        .iter()
+        .any(|o| o.len() >= 4 && o[2] >> 4 == 2 && o[3] & 0x01 != 0)
+}
+
+/// (DATA_ACK, window field, DSN, data length) of the DSS of an IPv4 TCP packet. Only an
+/// 8-byte DATA_ACK is returned: a 4-byte one (sent until the first 64-bit mapping arrives)
+/// holds only the low 32 bits of the data-level sequence number.
 fn dss_fields(pkt: &[u8]) -> Option<(Option<u64>, u16, Option<u64>, u16)> {
     let ihl = usize::from(pkt[0] & 0x0f) * 4;
     let window = u16::from_be_bytes([pkt[ihl + 14], pkt[ihl + 15]]);
@@ -446,10 +455,10 @@ fn dss_fields(pkt: &[u8]) -> Option<(Option<u64>, u16, Option<u64>, u16)> {
             i += n;
             v
         };
-        let ack = if f & 0x01 != 0 {
-            read(if f & 0x02 != 0 { 8 } else { 4 })
-        } else {
-            None
+        let ack = match f & 0x03 {
+            0x03 => read(8),
+            0x01 => read(4).and(None),
+            _ => None,
         };
         let (dsn, len) = if f & 0x04 != 0 {
             let dsn = read(if f & 0x08 != 0 { 8 } else { 4 });
@@ -615,7 +624,7 @@ fn joins_carry_no_data_under_a_provisional_window() {
         let (mut first_dss, mut early, mut on_path2) = s2.get();
         let mut verdict = Verdict::Pass;
         if info.from_host == 0 {
-            if let Some((Some(_), _, _, _)) = dss_fields(pkt) {
+            if carries_data_ack(pkt) {
                 if info.time < start + Duration::from_millis(300) {
                     verdict = Verdict::Drop;
                 } else if first_dss.is_none() {
@@ -884,4 +893,52 @@ fn a_partial_read_reopens_a_window_filled_over_two_subflows() {
         took < Duration::from_millis(25),
         "new data came {took:?} after the read (zero-window probe, not a window update)"
     );
+}
+
+/// Linux's DATA_ACK size rule: 4 bytes until the peer's latest mapping had a 64-bit DSN,
+/// then 8 (a 4-byte DATA_ACK carries the low 32 bits, which the peer expands). mptun sends
+/// 64-bit DSNs, so each side's DATA_ACKs are 4 bytes at first, then 8 for good. The transfer
+/// is intact, so both sizes are read right.
+#[test]
+fn data_ack_is_four_bytes_until_a_64_bit_mapping_arrives() {
+    let mut p = Pair::new(37, link(0.0));
+    // per side: 4-byte DATA_ACKs, 8-byte ones, 4-byte ones after an 8-byte one
+    let counts = Rc::new(RefCell::new([[0u64; 3]; 2]));
+    let c2 = counts.clone();
+    p.net.set_hook(Box::new(move |info, pkt| {
+        let mut c = c2.borrow_mut();
+        let k = &mut c[info.from_host];
+        for o in mptcp_options(pkt) {
+            if o.len() >= 4 && o[2] >> 4 == 2 && o[3] & 0x01 != 0 {
+                if o[3] & 0x02 != 0 {
+                    k[1] += 1;
+                } else {
+                    k[0] += 1;
+                    if k[1] > 0 {
+                        k[2] += 1;
+                    }
+                }
+            }
+        }
+        Verdict::Pass
+    }));
+    let c = p.connect();
+    let mut t = Transfer::new(c, data(1_000_000, 37), data(300_000, 38));
+    assert!(
+        t.run(&mut p, Duration::from_secs(60)),
+        "transfer did not finish"
+    );
+    t.assert_intact();
+    let n = *counts.borrow();
+    for (side, k) in ["client", "server"].iter().zip(n) {
+        assert!(
+            k[0] > 0,
+            "{side}: no 4-byte DATA_ACK before a mapping arrived: {k:?}"
+        );
+        assert!(k[1] > 100, "{side}: too few 8-byte DATA_ACKs: {k:?}");
+        assert_eq!(
+            k[2], 0,
+            "{side}: 4-byte DATA_ACKs after a 64-bit mapping: {k:?}"
+        );
+    }
 }

@@ -304,6 +304,151 @@ fn checksums_negotiated_and_verified_path() {
     assert_eq!(p.client.mib().DataCsumErr + p.server.mib().DataCsumErr, 0);
 }
 
+/// Rewrite the DSS mapping of an IPv4 TCP packet from an 8-byte to a 4-byte DSN (the low
+/// 32 bits), keeping the header length with NOPs; the DSS checksum is left as the sender
+/// computed it. Returns whether it rewrote one.
+fn shorten_dsn(pkt: &mut [u8]) -> bool {
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    let doff = usize::from(pkt[ihl + 12] >> 4) * 4;
+    let mut i = ihl + 20;
+    while i + 1 < ihl + doff {
+        match pkt[i] {
+            0 => return false,
+            1 => i += 1,
+            k => {
+                let l = usize::from(pkt[i + 1]);
+                if l < 2 || i + l > ihl + doff {
+                    return false;
+                }
+                let f = pkt[i + 3];
+                if k == 30 && l >= 4 && pkt[i + 2] >> 4 == 2 && f & 0x0c == 0x0c {
+                    // kind, len, subtype, flags, [ack 4 or 8], dsn 8, ...
+                    let ack = match f & 0x03 {
+                        0x03 => 8,
+                        0x01 => 4,
+                        _ => 0,
+                    };
+                    let d = i + 4 + ack;
+                    // drop the DSN's high 4 bytes: move the rest of the option left by 4
+                    pkt.copy_within(d + 4..i + l, d);
+                    pkt[i + l - 4..i + l].fill(1); // NOPs
+                    pkt[i + 1] = (l - 4) as u8;
+                    pkt[i + 3] = f & !0x08;
+                    fix_tcp_checksum(pkt);
+                    return true;
+                }
+                i += l;
+            }
+        }
+    }
+    false
+}
+
+/// A peer that sends 4-byte DSNs with DSS checksums on: the checksum covers the full 64-bit
+/// DSN (RFC 8684 3.3.1), which the receiver expands from the 32 bits before verifying. Every
+/// mapping verifies and the data arrives intact.
+#[test]
+fn checksums_verify_over_the_expanded_dsn_of_a_32_bit_mapping() {
+    let csum = ConnConfig {
+        checksum: true,
+        ..ConnConfig::default()
+    };
+    let mut p = Pair::with_configs(16, clean(), csum.clone(), csum);
+    let short = Rc::new(Cell::new(0u32));
+    let s2 = short.clone();
+    p.net.set_hook(Box::new(move |info, pkt| {
+        if info.from_host == 0 && tcp_payload_len(pkt) > 0 && shorten_dsn(pkt) {
+            s2.set(s2.get() + 1);
+        }
+        Verdict::Pass
+    }));
+    let c = p.connect();
+    let mut t = Transfer::new(c, data(300_000, 16), data(1000, 17));
+    assert!(
+        t.run(&mut p, Duration::from_secs(60)),
+        "transfer did not finish"
+    );
+    t.assert_intact();
+    assert!(short.get() > 100, "only {} mappings rewritten", short.get());
+    assert_eq!(p.server.mib().DataCsumErr, 0, "{:?}", p.server.mib());
+}
+
+/// RFC 8684 3.3: DSS checksums present although not negotiated (or absent although they
+/// were) mean the peer does not behave as agreed: the subflow is reset, its data is not
+/// taken. Here the client's A flag is cleared from its MP_CAPABLE options on the way (SYN and
+/// third ACK), so the server agrees
+/// to no checksums while the client, configured to require them, sends them: the server
+/// resets on the client's first mapping and never delivers its data; both applications get
+/// an error.
+#[test]
+fn a_checksum_presence_different_from_the_negotiated_one_resets_the_subflow() {
+    let csum = ConnConfig {
+        checksum: true,
+        ..ConnConfig::default()
+    };
+    let mut p = Pair::with_configs(18, clean(), csum, ConnConfig::default());
+    p.net.set_hook(Box::new(move |info, pkt| {
+        if info.from_host == 0 {
+            let ihl = usize::from(pkt[0] & 0x0f) * 4;
+            let doff = usize::from(pkt[ihl + 12] >> 4) * 4;
+            let mut i = ihl + 20;
+            while i + 3 < ihl + doff {
+                match pkt[i] {
+                    0 => break,
+                    1 => i += 1,
+                    k => {
+                        if k == 30 && pkt[i + 2] >> 4 == 0 {
+                            pkt[i + 3] &= !0x80; // MP_CAPABLE flags: clear A
+                        }
+                        i += usize::from(pkt[i + 1].max(2));
+                    }
+                }
+            }
+            fix_tcp_checksum(pkt);
+        }
+        Verdict::Pass
+    }));
+    let c = p.connect();
+    let sent = data(50_000, 18);
+    let mut off = 0;
+    let (mut server, mut got) = (None, Vec::new());
+    let mut buf = vec![0u8; 65536];
+    p.run_until(Duration::from_secs(60), |p| {
+        if server.is_none() {
+            server = p.server.accept(PORT);
+        }
+        if p.client.connection(c).is_some_and(|x| x.is_established()) && off < sent.len() {
+            if let Ok(n) = p.client.send(c, &sent[off..]) {
+                off += n;
+            }
+        }
+        if let Some(s) = server {
+            while let Ok(n) = p.server.recv(s, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        p.client.connection(c).is_none_or(|x| x.error().is_some())
+    });
+    // (the server resets on the client's first data, possibly before its application
+    // accepted the connection)
+    if let Some(s) = server.and_then(|s| p.server.connection(s)) {
+        assert!(!s.checksum_enabled());
+    }
+    assert!(p.server.mib().DSSCsumMismatch >= 1, "{:?}", p.server.mib());
+    assert!(
+        got.is_empty(),
+        "the server delivered {} bytes of mappings it should not take",
+        got.len()
+    );
+    assert!(
+        p.client.connection(c).is_none_or(|x| x.error().is_some()),
+        "the client was not told"
+    );
+}
+
 #[test]
 fn corrupted_payload_is_caught_by_the_dss_checksum() {
     let csum = ConnConfig {

@@ -402,11 +402,13 @@ fn add_addr_lost_is_retransmitted_and_remove_addr_closes_subflows() {
             addr: SERVER1,
             backup: false,
             announce: false,
+            port: 0,
         },
         mptun::pm::LocalAddr {
             addr: SERVER2,
             backup: false,
             announce: true,
+            port: 0,
         },
     ];
     let mut ccfg = cfg("minrtt", "fullmesh");
@@ -414,6 +416,7 @@ fn add_addr_lost_is_retransmitted_and_remove_addr_closes_subflows() {
         addr: CLIENT2,
         backup: false,
         announce: false,
+        port: 0,
     }];
     // slow paths: the transfer must outlast the ADD_ADDR retransmission timer
     let mut p = Pair::two_paths(30, path(10, 10), path(10, 10), ccfg, scfg);
@@ -528,6 +531,7 @@ fn fullmesh_recreates_a_subflow_after_its_path_returns() {
         addr: CLIENT2,
         backup: false,
         announce: false,
+        port: 0,
     }];
     ccfg.tcp.user_timeout = Some(std::time::Duration::from_secs(3));
     let mut p = Pair::with_configs(32, path(10, 20), ccfg, cfg("minrtt", "manual"));

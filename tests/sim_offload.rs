@@ -9,6 +9,7 @@ mod simutil;
 use mptun::io::impair::Impairment;
 use mptun::io::sim::{OffloadMode, OffloadState, Verdict};
 use mptun::mptcp::ConnConfig;
+use mptun::stack::StackError;
 use mptun::time::Duration;
 use simutil::*;
 use std::cell::Cell;
@@ -146,5 +147,203 @@ fn super_segments_respect_the_congestion_window() {
     assert!(
         bytes <= 10 * 1460,
         "first flight carried {bytes} bytes, more than the initial window"
+    );
+}
+
+/// A pair with DSS checksums on both sides, whose client sends TSO super-segments that the
+/// device splits: each 1500-byte segment on the wire carries a copy of one DSS mapping that
+/// spans many segments, as Linux sends with TSO.
+fn checksummed_split_pair(seed: u64, two_paths: bool, loss: f64) -> Pair {
+    let cfg = ConnConfig {
+        checksum: true,
+        ..ConnConfig::default()
+    };
+    let mut p = if two_paths {
+        Pair::two_paths(seed, link(loss), link(loss), cfg.clone(), cfg)
+    } else {
+        Pair::with_configs(seed, link(loss), cfg.clone(), cfg)
+    };
+    for a in [CLIENT1, CLIENT2] {
+        p.client.set_mtu(a, 1500);
+    }
+    for a in [SERVER1, SERVER2] {
+        p.server.set_mtu(a, 1500);
+    }
+    p.client_offload = Some(OffloadState::new(OffloadMode::Split, TSO));
+    p
+}
+
+/// The DSS mapping option (subtype 2 with the M flag) of a packet: (data-level length,
+/// TCP payload length).
+fn mapping_len(pkt: &[u8]) -> Option<(usize, usize)> {
+    mptcp_options(pkt).iter().find_map(|o| {
+        // kind 30, len, subtype 2 << 4, flags; M = 0x04, a = 0x02 (DATA_ACK 8 bytes),
+        // A = 0x01 (DATA_ACK present), m = 0x08 (DSN 8 bytes)
+        if o.len() < 4 || o[2] >> 4 != 2 || o[3] & 0x04 == 0 {
+            return None;
+        }
+        let f = o[3];
+        let mut at = 4;
+        if f & 0x01 != 0 {
+            at += if f & 0x02 != 0 { 8 } else { 4 };
+        }
+        at += if f & 0x08 != 0 { 8 } else { 4 } + 4; // DSN, SSN
+        let len = u16::from_be_bytes([*o.get(at)?, *o.get(at + 1)?]);
+        Some((usize::from(len), tcp_payload_len(pkt)))
+    })
+}
+
+/// With checksums on, mappings that span many segments are verified once complete and
+/// their data delivered: nothing is wrongly refused, under loss and reordering over two
+/// paths, and the wire did carry such mappings.
+#[test]
+fn checksummed_mappings_spanning_segments_deliver_intact() {
+    for (seed, loss) in [(101u64, 0.0), (102, 0.01)] {
+        let mut p = checksummed_split_pair(seed, true, loss);
+        let spanning = Rc::new(Cell::new(0u64));
+        let s2 = spanning.clone();
+        p.net.set_hook(Box::new(move |info, pkt| {
+            if info.from_host == 0 {
+                if let Some((map, payload)) = mapping_len(pkt) {
+                    if payload > 0 && map > payload {
+                        s2.set(s2.get() + 1);
+                    }
+                }
+            }
+            Verdict::Pass
+        }));
+        let (c, _) = p.connect_and_join();
+        let mut t = Transfer::new(c, data(4_000_000, seed), data(1_000_000, seed + 1));
+        assert!(
+            t.run(&mut p, Duration::from_secs(120)),
+            "loss {loss}: transfer did not finish"
+        );
+        t.assert_intact();
+        assert!(
+            spanning.get() > 100,
+            "loss {loss}: only {} segments carried a mapping longer than themselves",
+            spanning.get()
+        );
+        let (cm, sm) = (p.client.mib(), p.server.mib());
+        assert_eq!(cm.DataCsumErr + sm.DataCsumErr, 0, "loss {loss}");
+        assert_eq!(sm.MPFailTx + cm.MPFailTx, 0, "loss {loss}");
+    }
+}
+
+/// Change one byte in the middle of a mapping that spans segments (TCP checksum repaired, as
+/// a rewriting middlebox would). The segment is acknowledged at the TCP level; the DSS
+/// checksum over the whole mapping fails once it is complete.
+fn corrupt_one_spanning_segment(p: &mut Pair) -> Rc<Cell<bool>> {
+    let done = Rc::new(Cell::new(false));
+    let (d, n) = (done.clone(), Rc::new(Cell::new(0u32)));
+    p.net.set_hook(Box::new(move |info, pkt| {
+        if d.get() || info.from_host != 0 || info.link != 0 {
+            return Verdict::Pass;
+        }
+        let Some((map, payload)) = mapping_len(pkt) else {
+            return Verdict::Pass;
+        };
+        if payload < 1000 || map <= payload {
+            return Verdict::Pass;
+        }
+        n.set(n.get() + 1);
+        if n.get() == 40 {
+            let len = pkt.len();
+            pkt[len - 100] ^= 0x5a;
+            fix_tcp_checksum(pkt);
+            d.set(true);
+        }
+        Verdict::Pass
+    }));
+    done
+}
+
+/// Two subflows: the subflow that carried the changed byte is reset with MP_FAIL, the
+/// changed bytes are never delivered (they were held back from the application and the
+/// DATA_ACK), and the sender re-sends them over the other subflow: the stream is intact.
+#[test]
+fn a_changed_byte_in_a_spanning_mapping_resets_that_subflow_and_the_data_comes_again() {
+    let mut p = checksummed_split_pair(103, true, 0.0);
+    let (c, _) = p.connect_and_join();
+    let done = corrupt_one_spanning_segment(&mut p);
+    let mut t = Transfer::new(c, data(6_000_000, 103), data(100_000, 104));
+    let ok = t.run(&mut p, Duration::from_secs(120));
+    assert!(done.get(), "the hook never changed a segment");
+    assert!(ok, "transfer did not finish");
+    t.assert_intact();
+    let sm = p.server.mib();
+    assert_eq!(sm.DataCsumErr, 1, "the receiver caught the change");
+    assert_eq!(sm.MPFailTx, 1);
+    assert_eq!(sm.FallbackFailed, 0);
+    assert!(p.client.mib().MPFailRx >= 1, "the sender got MP_FAIL");
+    let s = p.server.connection(t.server.expect("accepted")).unwrap();
+    assert!(s.error().is_none(), "{:?}", s.error());
+    assert!(!s.is_fallback(), "still MPTCP");
+}
+
+/// The only subflow: the changed bytes were acknowledged at the TCP level, so they cannot
+/// come again as plain TCP; the connection ends with an error rather than deliver them, and
+/// every byte the application did receive is the sender's.
+#[test]
+fn a_changed_byte_in_a_spanning_mapping_on_the_only_subflow_is_never_delivered() {
+    let mut p = checksummed_split_pair(105, false, 0.0);
+    let c = p.connect();
+    let done = corrupt_one_spanning_segment(&mut p);
+    let sent = data(6_000_000, 105);
+    let (mut off, mut got, mut server) = (0usize, Vec::new(), None);
+    let (mut c_err, mut s_err) = (None, None);
+    let mut buf = vec![0u8; 65536];
+    p.run_until(Duration::from_secs(30), |p| {
+        if server.is_none() {
+            server = p.server.accept(PORT);
+        }
+        if p.client.connection(c).is_some_and(|x| x.is_established()) && off < sent.len() {
+            match p.client.send(c, &sent[off..]) {
+                Ok(n) => off += n,
+                Err(StackError::WouldBlock) => {}
+                Err(e) => c_err = Some(e),
+            }
+        }
+        if let Some(s) = server {
+            loop {
+                match p.server.recv(s, &mut buf) {
+                    Ok(0) | Err(StackError::WouldBlock) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) => {
+                        s_err = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        s_err.is_some()
+    });
+    assert!(done.get(), "the hook never changed a segment");
+    assert!(
+        s_err.is_some(),
+        "the server's application is told (got {} bytes)",
+        got.len()
+    );
+    assert!(got.len() < sent.len(), "the server received everything");
+    assert!(
+        got[..] == sent[..got.len()],
+        "the server delivered bytes the client did not send"
+    );
+    let sm = p.server.mib();
+    assert_eq!(sm.DataCsumErr, 1);
+    assert_eq!(sm.FallbackFailed, 1);
+    // the client's path manager retries its joins first (the server refuses them: it has
+    // no connection for them any more)
+    p.run_until(Duration::from_secs(60), |p| {
+        p.client.connection(c).is_none_or(|x| x.error().is_some())
+    });
+    assert!(
+        p.client.mib().MPFailRx >= 1,
+        "the client got MP_FAIL on the RST"
+    );
+    let cl = p.client.connection(c).map(|x| x.error());
+    assert!(
+        c_err.is_some() || matches!(cl, Some(Some(_)) | None),
+        "the client's application is told: {c_err:?} {cl:?}"
     );
 }

@@ -57,6 +57,7 @@ fn star(seed: u64, mut ccfg: ConnConfig, scfg: ConnConfig) -> Pair {
             addr: CLIENT1,
             backup: false,
             announce: false,
+            port: 0,
         }];
     }
     let client = Stack::new(
@@ -383,11 +384,13 @@ fn server_limits_refuse_joins_and_bound_announcements() {
             addr: SERVER2,
             backup: false,
             announce: true,
+            port: 0,
         },
         LocalAddr {
             addr: SERVER3,
             backup: false,
             announce: true,
+            port: 0,
         },
     ];
     let mut p = star(136, cfg("fullmesh"), scfg);
@@ -420,6 +423,7 @@ fn endpoints_added_reflagged_and_removed_at_run_time() {
         addr: SERVER1,
         backup: false,
         announce: false,
+        port: 0,
     }];
     let mut p = star(137, cfg("fullmesh"), scfg);
     let c = p.connect();
@@ -435,6 +439,7 @@ fn endpoints_added_reflagged_and_removed_at_run_time() {
         addr: SERVER2,
         backup: false,
         announce: true,
+        port: 0,
     };
     p.server.set_endpoint(now, ep).unwrap();
     assert!(p.run_until(Duration::from_secs(3), |p| {
@@ -545,6 +550,7 @@ fn client_endpoint_added_reflagged_and_removed_at_run_time() {
         addr: CLIENT1,
         backup: false,
         announce: false,
+        port: 0,
     }];
     let mut p = Pair::with_configs(139, path(), ccfg, cfg("manual"));
     p.net.add_link(CLIENT2, SERVER1, path(), path());
@@ -567,6 +573,7 @@ fn client_endpoint_added_reflagged_and_removed_at_run_time() {
         addr: CLIENT2,
         backup: false,
         announce: false,
+        port: 0,
     };
     let now = p.now();
     p.client.set_endpoint(now, ep).unwrap();
@@ -614,11 +621,13 @@ fn queued_signal_behind_mp_capable_acks_does_not_storm() {
             addr: CLIENT1,
             backup: false,
             announce: false,
+            port: 0,
         },
         LocalAddr {
             addr: CLIENT2,
             backup: false,
             announce: true,
+            port: 0,
         },
     ];
     let mut p = Pair::with_configs(140, path(), ccfg, cfg("manual"));

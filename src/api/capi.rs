@@ -689,6 +689,7 @@ fn conn_config(c: &InitConfig) -> ConnConfig {
             addr: t.1,
             backup: false,
             announce: c.signal.contains(&t.1),
+            port: 0,
         })
         .collect();
     cfg
@@ -1141,6 +1142,7 @@ fn endpoint_set(ctx: &Ctx, addr: IpAddr, flags: c_uint) -> Result<c_int, c_int> 
         addr,
         backup: flags & MPTUN_ENDPOINT_BACKUP != 0,
         announce: flags & MPTUN_ENDPOINT_SIGNAL != 0,
+        port: 0,
     };
     let now = h.now();
     let r = h.with_stack(|s| s.set_endpoint(now, ep));

@@ -165,10 +165,15 @@ impl RenoCore {
         self.cwnd < self.ssthresh
     }
 
-    /// RFC 5681 3.1: cwnd += min(N, SMSS), not beyond ssthresh. Returns acked bytes left over
-    /// for congestion avoidance when ssthresh was crossed.
+    /// Slow start by byte counting: cwnd += N, the bytes newly acknowledged, not beyond
+    /// ssthresh. Returns acked bytes left over for congestion avoidance when ssthresh was
+    /// crossed. As Linux (`tcp_slow_start`), the increase per ACK is not capped at one or two
+    /// MSS (RFC 5681 3.1 / RFC 3465's L): a cap makes growth depend on the ACK rate (a peer
+    /// that ACKs every segment doubled the window twice as fast as one that ACKs every
+    /// second, which skewed the coupled controllers' fairness), and stretch ACKs are the norm
+    /// from receivers that coalesce segments (GRO, TSO super-segments over TUN).
     pub fn slow_start(&mut self, acked: u32) -> u32 {
-        let inc = acked.min(self.mss);
+        let inc = acked;
         let room = self.ssthresh.saturating_sub(self.cwnd);
         if inc <= room {
             self.cwnd = self.cwnd.saturating_add(inc);
@@ -272,6 +277,28 @@ mod tests {
             assert_eq!(cc.ssthresh(), u32::MAX);
         }
         assert!(by_name("vegas", 1000).is_none());
+    }
+
+    #[test]
+    fn slow_start_growth_does_not_depend_on_the_ack_rate() {
+        let t = Instant::ZERO;
+        let v = test_util::view(&[(10_000, 100), (10_000, 50)], 0);
+        for n in NAMES {
+            // the same 10 segments acknowledged one by one, two by two, and by one stretch ACK
+            let mut grown = Vec::new();
+            for per_ack in [1u32, 2, 10] {
+                let mut cc = by_name(n, 1000).unwrap();
+                let c = AckContext {
+                    coupling: Some(&v),
+                    ..test_util::ctx(10_000, 1000)
+                };
+                for _ in 0..10 / per_ack {
+                    cc.on_ack(t, 1000 * per_ack, None, &c);
+                }
+                grown.push(cc.cwnd());
+            }
+            assert_eq!(grown, vec![20_000; 3], "{n}");
+        }
     }
 
     #[test]

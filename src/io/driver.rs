@@ -520,6 +520,17 @@ fn drive(
     loop {
         if control.stop.load(Ordering::Relaxed) {
             log::info!("driver: {stats:?} (offload {offload:?})");
+            if log::log_enabled!(log::Level::Info) {
+                let core = handle.lock();
+                let nz: Vec<String> = core
+                    .stack
+                    .mib()
+                    .iter()
+                    .filter(|(_, v)| *v != 0)
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect();
+                log::info!("counters: {}", nz.join(" "));
+            }
             return Ok(());
         }
         if control.link_changed.swap(false, Ordering::Relaxed) {

@@ -184,16 +184,26 @@ const RATE_UNITS: &[(&str, u64)] = &[
 ];
 const SIZE_UNITS: &[(&str, u64)] = &[("b", 1), ("kb", 1024), ("mb", 1024 * 1024)];
 
+/// The backlog a parsed `rate=` gets when no `queue=` is given: 100 ms at the rate, at least
+/// 64 KiB (a router's buffer; without a bound a rate-limited link queues whatever the
+/// sender's window allows, seconds of delay for every packet behind it).
+pub fn default_queue(rate_bps: u64) -> usize {
+    let q = rate_bps / 8 / 10;
+    usize::try_from(q).unwrap_or(usize::MAX).max(64 * 1024)
+}
+
 impl FromStr for Impairment {
     type Err = ImpairParseError;
 
     /// Parses `delay=25ms,jitter=5ms,loss=1%,dup=0.5%,reorder=2%,rate=10mbit,queue=100kb`
-    /// (and `corrupt=N`: see [`Impairment::corrupt_nth`]).
+    /// (and `corrupt=N`: see [`Impairment::corrupt_nth`]). A `rate` without `queue` gets
+    /// [`default_queue`] (100 ms at the rate, at least 64 KiB); `queue=0b` is unbounded.
     /// Any subset in any order; an empty string or `none` is a perfect link. Units:
     /// us/ms/s; `%` or a bare fraction; bit/kbit/mbit/gbit (powers of 1000);
     /// b/kb/mb (powers of 1024).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut imp = Impairment::default();
+        let mut has_queue = false;
         let s = s.trim();
         if s.is_empty() || s.eq_ignore_ascii_case("none") {
             return Ok(imp);
@@ -230,6 +240,7 @@ impl FromStr for Impairment {
                         "a size with unit b, kb or mb (e.g. 100kb)",
                     )?;
                     imp.queue_limit = usize::try_from(q).unwrap_or(usize::MAX);
+                    has_queue = true;
                 }
                 "corrupt" => {
                     imp.corrupt_nth = value.parse().map_err(|_| ImpairParseError::BadValue {
@@ -240,6 +251,9 @@ impl FromStr for Impairment {
                 }
                 _ => return Err(ImpairParseError::UnknownKey(key.to_string())),
             }
+        }
+        if imp.rate_bps > 0 && !has_queue {
+            imp.queue_limit = default_queue(imp.rate_bps);
         }
         Ok(imp)
     }
@@ -289,7 +303,9 @@ impl fmt::Display for Impairment {
         if self.rate_bps > 0 {
             parts.push(format!("rate={}", fmt_scaled(self.rate_bps, RATE_UNITS)));
         }
-        if self.queue_limit > 0 {
+        if self.queue_limit > 0 || self.rate_bps > 0 {
+            // with a rate, an unbounded queue must be said (`queue=0b`): parsing a rate alone
+            // gives the default queue
             parts.push(format!(
                 "queue={}",
                 fmt_scaled(self.queue_limit as u64, SIZE_UNITS)
@@ -673,6 +689,15 @@ mod tests {
         );
         let r: Impairment = "rate=64kbit,queue=1500b".parse().unwrap();
         assert_eq!((r.rate_bps, r.queue_limit), (64_000, 1500));
+        // a rate alone gets a bounded queue: 100 ms at the rate, at least 64 KiB
+        let r: Impairment = "rate=10mbit".parse().unwrap();
+        assert_eq!(r.queue_limit, 125_000);
+        assert_eq!(r.to_string().parse::<Impairment>().unwrap(), r);
+        let r: Impairment = "rate=1mbit".parse().unwrap();
+        assert_eq!(r.queue_limit, 64 * 1024);
+        let r: Impairment = "rate=1mbit,queue=0b".parse().unwrap();
+        assert_eq!(r.queue_limit, 0, "explicitly unbounded");
+        assert_eq!(r.to_string().parse::<Impairment>().unwrap(), r);
     }
 
     #[test]

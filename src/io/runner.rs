@@ -62,6 +62,7 @@ pub(crate) fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
             addr: t.addr,
             backup: opts.backup.contains(&t.name),
             announce: opts.announce,
+            port: 0,
         })
         .collect();
     Ok(cfg)

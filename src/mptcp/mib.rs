@@ -81,6 +81,9 @@ mib! {
     DSSNotMatching,
     /// Mappings with an impossible length or range.
     DSSInvalidMapping,
+    /// Mappings with a DSS checksum although none was negotiated, or without one although
+    /// it was (RFC 8684 3.3: the peer does not behave as agreed; the subflow is reset).
+    DSSCsumMismatch,
     /// Outgoing segments whose payload a mapping did not fully cover (a bug if non-zero).
     DSSTxPartialMapping,
     /// Received mappings dropped because the subflow's mapping table was full.

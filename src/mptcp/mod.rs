@@ -292,6 +292,7 @@ pub struct Connection {
     rbuf: RecvBuffer,
     peer_fin_dsn: Option<u64>,
     peer_closed: bool,
+    /// Send 64-bit DATA_ACKs: the peer's latest mapping had a 64-bit DSN.
     ack64: bool,
 
     subflows: Vec<Subflow>,
@@ -463,7 +464,7 @@ impl Connection {
             rbuf,
             peer_fin_dsn: None,
             peer_closed: false,
-            ack64: true,
+            ack64: false,
             subflows: Vec::with_capacity(4),
             next_subflow_id: 1,
             tx_cursor: 0,
@@ -877,7 +878,10 @@ impl Connection {
                     || m.checksum.is_some_and(|c| {
                         crate::wire::mptcp::dss_checksum_ok(dsn, 1, len, c, seg.payload)
                     });
-                if !csum_ok {
+                if m.checksum.is_some() != self.checksum {
+                    // the subflow is reset; the segment goes on to its engine, which drops it
+                    self.checksum_presence_mismatch(idx, mib);
+                } else if !csum_ok {
                     mib.DataCsumErr += 1;
                 } else if idx == 0 && len > 0 {
                     let map = Map {
@@ -952,6 +956,9 @@ impl Connection {
             mib.DSSNoMapping += sink.no_map;
             sf.rx_maps.forget_below(sf.tcb.rcv_nxt_offset());
             sf.tx_maps.forget_below(sf.tcb.snd_una_offset());
+        }
+        if !self.subflows[idx].csum_pending.is_empty() {
+            self.verify_pending_checksums(now, idx, mib);
         }
         let got = self.rbuf.contiguous_end().wrapping_sub(before_recv);
         self.stats_bytes_received += got;
@@ -1051,14 +1058,21 @@ impl Connection {
         self.reinject_outstanding(idx);
     }
 
-    fn record_rx_map(&mut self, idx: usize, map: Map, mib: &mut Mib) {
+    /// Record a received mapping for delivery; false if it was refused (counted).
+    fn record_rx_map(&mut self, idx: usize, map: Map, mib: &mut Mib) -> bool {
         if idx != 0 || map.dsn != self.remote_idsn.wrapping_add(1).wrapping_add(map.off) {
             self.rx_linear = false;
         }
         match self.subflows[idx].rx_maps.insert_rx(map) {
-            MapInsert::Ok => {}
-            MapInsert::Conflict => mib.DSSNotMatching += 1,
-            MapInsert::Full => mib.DSSMapTableFull += 1,
+            MapInsert::Ok => true,
+            MapInsert::Conflict => {
+                mib.DSSNotMatching += 1;
+                false
+            }
+            MapInsert::Full => {
+                mib.DSSMapTableFull += 1;
+                false
+            }
         }
     }
 
@@ -1071,6 +1085,13 @@ impl Connection {
         payload: &[u8],
         mib: &mut Mib,
     ) {
+        if m.checksum.is_some() != self.checksum && self.mode == Mode::Mptcp {
+            self.checksum_presence_mismatch(idx, mib);
+            return;
+        }
+        // our DATA_ACK takes the size of the peer's latest DSN (Linux's rule: 4 bytes until a
+        // 64-bit mapping arrives, which also leaves option room for SACK blocks)
+        self.ack64 = m.dsn64;
         let dsn = if m.dsn64 {
             m.dsn
         } else {
@@ -1139,46 +1160,161 @@ impl Connection {
         }
         let sf = &self.subflows[idx];
         let off = dsn::expand32(m.ssn.wrapping_sub(1), sf.tcb.rcv_nxt_offset());
-        // DSS checksum (RFC 8684 3.3.1): verified when the whole mapping is in this segment
-        // (always so for mptun peers; a mapping spanning several segments is not verified).
+        let len = data_len.min(u64::from(u32::MAX)) as u32;
+        // DSS checksum (RFC 8684 3.3.1): a mapping whose data is all in this segment is
+        // verified now; one spanning several segments (a TSO sender) once all of its bytes
+        // are stored, and its data is held back from the application and the DATA_ACK until
+        // then (`verify_pending_checksums`).
         if self.checksum && data_len as usize == payload.len() {
             let ok = m.checksum.is_some_and(|c| {
-                crate::wire::mptcp::dss_checksum_ok(m.dsn, m.ssn, m.data_len, c, payload)
+                crate::wire::mptcp::dss_checksum_ok(dsn, m.ssn, m.data_len, c, payload)
             });
             if !ok {
                 // a corrupted mapping is not recorded: its data is not acknowledged, so the
                 // peer sends it again
-                mib.DataCsumErr += 1;
-                // RFC 8684 3.7: with other subflows to carry the data, close this one with
-                // RST + MP_FAIL (the sender re-sends its unacknowledged data elsewhere).
-                // With this subflow alone and both streams mapped 1:1, send MP_FAIL and fall
-                // back to TCP on the peer's infinite mapping; otherwise reset.
-                let others = self.other_usable(idx);
-                mib.MPFailTx += 1;
-                if !others && self.can_fall_back(idx) {
-                    // the only subflow: MP_FAIL on our ACKs until the peer's infinite
-                    // mapping; the corrupted bytes are not acknowledged, so they come
-                    // again, then as plain TCP
-                    if self.mp_fail_pending.is_none() {
-                        let rto = self.subflows[idx].tcb.stats().rto;
-                        let wait = (rto * 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
-                        self.mp_fail_pending = Some((dsn, now + wait));
-                    }
-                    self.subflows[idx].tcb.request_ack();
-                } else {
-                    if !others {
-                        // nothing to fall back to: the connection ends with an error
-                        // rather than deliver what a middlebox changed
-                        mib.FallbackFailed += 1;
-                    }
-                    self.subflows[idx].mp_fail = Some(dsn);
-                    self.reset_subflow(idx);
-                }
+                self.checksum_failed(now, idx, dsn, true, mib);
                 return;
             }
         }
-        let len = data_len.min(u64::from(u32::MAX)) as u32;
-        self.record_rx_map(idx, Map { off, dsn, len }, mib);
+        let map = Map { off, dsn, len };
+        if self.checksum && data_len as usize != payload.len() {
+            let sf = &self.subflows[idx];
+            let known = sf.csum_pending.iter().any(|p| p.map.off == off);
+            if !known && map.end() > sf.tcb.rcv_nxt_offset() {
+                let Some(checksum) = m.checksum else {
+                    return; // cannot be: a mapping without one reset the subflow above
+                };
+                if sf.csum_pending.len() >= subflow::MAX_MAPS {
+                    // not recorded: its data is not taken, so the peer sends it again
+                    mib.DSSMapTableFull += 1;
+                    return;
+                }
+                if !self.record_rx_map(idx, map, mib) {
+                    return;
+                }
+                let pending = &mut self.subflows[idx].csum_pending;
+                let pos = pending.partition_point(|p| p.map.off < off);
+                pending.insert(
+                    pos,
+                    subflow::PendingCsum {
+                        map,
+                        ssn: m.ssn,
+                        data_len: m.data_len,
+                        checksum,
+                    },
+                );
+                self.update_csum_hold();
+                return;
+            }
+        }
+        self.record_rx_map(idx, map, mib);
+    }
+
+    /// RFC 8684 3.3: a mapping with a checksum although none was negotiated, or without one
+    /// although it was: the peer does not behave as agreed. The subflow is closed with a RST
+    /// (MP_TCPRST "MPTCP-specific error"); its data is not taken.
+    fn checksum_presence_mismatch(&mut self, idx: usize, mib: &mut Mib) {
+        mib.DSSCsumMismatch += 1;
+        let sf = &mut self.subflows[idx];
+        sf.rst_reason = Some(rst_reason::MPTCP_SPECIFIC);
+        sf.tcb.abort();
+        self.reinject_outstanding(idx);
+    }
+
+    /// A DSS checksum failed for the mapping at `dsn` on subflow `idx` (RFC 8684 3.7).
+    /// `refetchable`: none of its bytes were taken at the subflow level, so the peer's TCP
+    /// sends them again.
+    fn checksum_failed(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        dsn: u64,
+        refetchable: bool,
+        mib: &mut Mib,
+    ) {
+        mib.DataCsumErr += 1;
+        mib.MPFailTx += 1;
+        // With other subflows to carry the data, close this one with RST + MP_FAIL (the
+        // sender re-sends its data that is not DATA_ACKed elsewhere). With this subflow
+        // alone, both streams mapped 1:1 and the bad bytes still to come again at the TCP
+        // level, send MP_FAIL and fall back to TCP on the peer's infinite mapping. Otherwise
+        // the stream cannot be delivered intact: reset, with an error to the application.
+        let others = self.other_usable(idx);
+        if !others && refetchable && self.can_fall_back(idx) {
+            // MP_FAIL on our ACKs until the peer's infinite mapping; the corrupted bytes are
+            // not acknowledged, so they come again, then as plain TCP
+            if self.mp_fail_pending.is_none() {
+                let rto = self.subflows[idx].tcb.stats().rto;
+                let wait = (rto * 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+                self.mp_fail_pending = Some((dsn, now + wait));
+            }
+            self.subflows[idx].tcb.request_ack();
+        } else {
+            if !others {
+                // nothing to fall back to: the connection ends with an error rather than
+                // deliver what a middlebox changed
+                mib.FallbackFailed += 1;
+            }
+            self.subflows[idx].mp_fail = Some(dsn);
+            self.reset_subflow(idx);
+        }
+    }
+
+    /// Verify the pending DSS checksums of subflow `idx` whose mappings are now complete
+    /// (every byte taken at the subflow level, so stored in the reassembly buffer), then
+    /// move the hold on the reassembly buffer to the first mapping still unverified.
+    fn verify_pending_checksums(&mut self, now: Instant, idx: usize, mib: &mut Mib) {
+        let rcv = self.subflows[idx].tcb.rcv_nxt_offset();
+        while let Some(p) = self.subflows[idx].csum_pending.front().copied() {
+            if p.map.end() > rcv {
+                break;
+            }
+            self.subflows[idx].csum_pending.pop_front();
+            if dsn::diff(p.map.dsn, self.rbuf.read_offset()) < 0 {
+                // delivered already from another copy (a reinjection) that was verified
+                continue;
+            }
+            let ok = match self.rbuf.stored(p.map.dsn, p.map.len as usize) {
+                Some((a, b)) => crate::wire::mptcp::dss_checksum_ok_split(
+                    p.map.dsn, p.ssn, p.data_len, p.checksum, a, b,
+                ),
+                None => {
+                    // some of its bytes were forgotten since (another mapping over them
+                    // failed): nothing here to verify; the peer sends them again
+                    self.rbuf.discard(p.map.dsn, u64::from(p.map.len));
+                    continue;
+                }
+            };
+            if !ok {
+                // the bytes were acknowledged at the subflow level: forget them here, so that
+                // the peer's data-level retransmission (they are never DATA_ACKed) fills in
+                self.rbuf.discard(p.map.dsn, u64::from(p.map.len));
+                self.checksum_failed(now, idx, p.map.dsn, false, mib);
+                break;
+            }
+        }
+        self.update_csum_hold();
+    }
+
+    /// Forget the unverified data of a subflow that closed with mappings still pending: it
+    /// can no longer be verified, and the peer re-sends it (it was never DATA_ACKed).
+    fn drop_pending_checksums(&mut self, idx: usize) {
+        while let Some(p) = self.subflows[idx].csum_pending.pop_front() {
+            self.rbuf.discard(p.map.dsn, u64::from(p.map.len));
+        }
+        self.update_csum_hold();
+    }
+
+    /// Hold the reassembly buffer at the first DSN of an unverified mapping (none: no hold).
+    fn update_csum_hold(&mut self) {
+        let read = self.rbuf.read_offset();
+        let first = self
+            .subflows
+            .iter()
+            .flat_map(|s| s.csum_pending.iter())
+            .map(|p| p.map.dsn)
+            .min_by_key(|d| dsn::diff(*d, read));
+        self.rbuf.set_hold(first);
     }
 
     /// Whether a DATA_FIN at `fin` fits what is known of the peer's stream: not below data
@@ -1501,6 +1637,9 @@ impl Connection {
             self.reinject_outstanding(idx);
         }
         self.subflows[idx].tx_maps.clear();
+        if !self.subflows[idx].csum_pending.is_empty() {
+            self.drop_pending_checksums(idx);
+        }
         let alive = self.subflows.iter().any(|s| s.closed.is_none());
         if !alive && self.error.is_none() {
             // once both DATA_FINs are through, how the last subflow ended does not matter
@@ -2284,7 +2423,12 @@ impl Connection {
         let sf = &self.subflows[i];
         let mut dss = Dss {
             data_ack: Some(DataAck {
-                ack: self.data_ack(),
+                // a 4-byte DATA_ACK carries the low 32 bits (RFC 8684 3.3.1)
+                ack: if self.ack64 {
+                    self.data_ack()
+                } else {
+                    self.data_ack() & 0xffff_ffff
+                },
                 ack64: self.ack64,
             }),
             mapping: None,

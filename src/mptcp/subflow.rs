@@ -36,6 +36,18 @@ impl Map {
     }
 }
 
+/// A received mapping whose DSS checksum could not be verified on arrival because its data
+/// spans several segments (a TSO sender): verified once all of its bytes are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingCsum {
+    /// The mapping's subflow bytes (DATA_FIN excluded).
+    pub map: Map,
+    /// The option's fields the checksum covers, as received.
+    pub ssn: u32,
+    pub data_len: u16,
+    pub checksum: u16,
+}
+
 /// Outcome of recording a received mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MapInsert {
@@ -226,6 +238,9 @@ pub struct Subflow {
     pub remote: SocketAddr,
     pub tx_maps: MapList,
     pub rx_maps: MapList,
+    /// Received mappings awaiting DSS checksum verification, in stream order (at most
+    /// [`MAX_MAPS`]); the connection holds the data they cover back until verified.
+    pub csum_pending: VecDeque<PendingCsum>,
     pub join: JoinState,
     /// Our priority for this subflow (we send MP_PRIO / the B bit).
     pub backup: bool,
@@ -278,6 +293,7 @@ impl Subflow {
             remote,
             tx_maps: MapList::default(),
             rx_maps: MapList::default(),
+            csum_pending: VecDeque::new(),
             join,
             backup: false,
             peer_backup: false,

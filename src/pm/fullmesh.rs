@@ -242,6 +242,7 @@ impl FullMesh {
     }
 
     fn announce(&mut self, ctx: &PmContext, addr: IpAddr, out: &mut CommandQueue) {
+        let port = ctx.local(addr).map_or(0, |l| l.port);
         if self.initial.is_some_and(|i| i.local.ip() == addr)
             || self.announced.iter().flatten().any(|(a, _)| *a == addr)
             || self.next_addr_id == 0
@@ -259,7 +260,7 @@ impl FullMesh {
         if !out.push(PmCommand::Announce {
             addr_id,
             addr,
-            port: None,
+            port: (port != 0).then_some(port),
         }) {
             self.recheck = Some(ctx.now);
             return;
@@ -476,6 +477,7 @@ mod tests {
             addr: "10.0.1.2".parse().unwrap(),
             backup: false,
             announce: false,
+            port: 0,
         }];
         let ctx = PmContext {
             now: Instant::ZERO,

@@ -119,6 +119,10 @@ pub struct LocalAddr {
     pub backup: bool,
     /// Announce this address to the peer (ADD_ADDR).
     pub announce: bool,
+    /// Announce it with this port (Linux's `ip mptcp endpoint add ADDR port P signal`); 0 =
+    /// no port in the ADD_ADDR, so the peer joins the initial subflow's port. mptun takes
+    /// MP_JOIN SYNs on any port (by token), so no listener is needed for it.
+    pub port: u16,
 }
 
 /// A subflow of the connection, as the path manager sees it.

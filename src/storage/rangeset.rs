@@ -125,6 +125,46 @@ impl RangeSet {
         lo < hi
     }
 
+    /// Remove the values of `r`. A range that `r` cuts in two needs one more entry; when the
+    /// set is full that cannot be had, and everything from `r.start` to the end of that range
+    /// is removed instead (more than asked, never less). Returns false in that case.
+    pub fn remove(&mut self, r: Range<u64>) -> bool {
+        if r.start >= r.end {
+            return true;
+        }
+        // ranges overlapping r: from the first whose end > r.start to the last whose start < r.end
+        let lo = self.ranges.partition_point(|x| x.end <= r.start);
+        let hi = self.ranges.partition_point(|x| x.start < r.end);
+        if lo >= hi {
+            return true;
+        }
+        if hi - lo == 1 && self.ranges[lo].start < r.start && self.ranges[lo].end > r.end {
+            // r lies strictly inside one range: split it
+            if self.ranges.len() >= self.capacity {
+                self.ranges[lo].end = r.start;
+                return false;
+            }
+            let tail = r.end..self.ranges[lo].end;
+            self.ranges[lo].end = r.start;
+            self.ranges.insert(lo + 1, tail);
+            return true;
+        }
+        let first = self.ranges[lo].clone();
+        let last = self.ranges[hi - 1].clone();
+        let mut keep: [Option<Range<u64>>; 2] = [None, None];
+        if first.start < r.start {
+            keep[0] = Some(first.start..r.start);
+        }
+        if last.end > r.end {
+            keep[1] = Some(r.end..last.end);
+        }
+        self.ranges.drain(lo..hi);
+        for k in keep.into_iter().flatten().rev() {
+            self.ranges.insert(lo, k);
+        }
+        true
+    }
+
     /// Remove every value below `v` (ranges are cut at `v`).
     pub fn remove_below(&mut self, v: u64) {
         let n = self.ranges.partition_point(|x| x.end <= v);
@@ -206,5 +246,40 @@ mod tests {
             let v: Vec<_> = s.iter().cloned().collect();
             for w in v.windows(2) { prop_assert!(w[0].end < w[1].start); }
         }
+
+        #[test]
+        fn insert_and_remove_match_a_bitmap(
+            ops in proptest::collection::vec((any::<bool>(), 0u64..200, 0u64..30), 0..80),
+        ) {
+            let mut s = RangeSet::with_capacity(1000);
+            let mut bits = [false; 256];
+            for (add, start, len) in ops {
+                if add {
+                    prop_assert!(s.insert(start..start + len));
+                } else {
+                    prop_assert!(s.remove(start..start + len));
+                }
+                for b in &mut bits[start as usize..(start + len) as usize] { *b = add; }
+            }
+            for (i, b) in bits.iter().enumerate() {
+                prop_assert_eq!(s.contains(i as u64), *b);
+            }
+            let v: Vec<_> = s.iter().cloned().collect();
+            for w in v.windows(2) { prop_assert!(w[0].end < w[1].start); }
+            for r in &v { prop_assert!(r.start < r.end); }
+        }
+    }
+
+    #[test]
+    fn remove_from_a_full_set_removes_more_never_less() {
+        let mut s = RangeSet::with_capacity(2);
+        assert!(s.insert(0..100));
+        assert!(s.insert(200..300));
+        // a split would need a third range: the tail of the cut range goes too
+        assert!(!s.remove(40..60));
+        assert_eq!(s.iter().cloned().collect::<Vec<_>>(), vec![0..40, 200..300]);
+        // spanning two ranges needs no new entry
+        assert!(s.remove(20..250));
+        assert_eq!(s.iter().cloned().collect::<Vec<_>>(), vec![0..20, 250..300]);
     }
 }

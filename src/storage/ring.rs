@@ -267,6 +267,9 @@ pub struct RecvBuffer {
     /// `max_ranges + 1` so that in-order data is always accepted.
     ranges: RangeSet,
     max_ranges: usize,
+    /// While set (relative to `base`): nothing at or past it is readable, whatever has
+    /// arrived (data held back until verified, e.g. by a DSS checksum).
+    hold_rel: Option<u64>,
 }
 
 impl RecvBuffer {
@@ -288,6 +291,7 @@ impl RecvBuffer {
             read_rel: 0,
             ranges: RangeSet::with_capacity(max_ranges + 1),
             max_ranges,
+            hold_rel: None,
         }
     }
 
@@ -347,10 +351,57 @@ impl RecvBuffer {
         self.base.wrapping_add(self.read_rel)
     }
 
-    /// Number of contiguous bytes readable from the read point.
+    /// Number of contiguous bytes readable from the read point (never past the hold point).
     pub fn readable(&self) -> usize {
+        let mut end = self.ranges.contiguous_end(self.read_rel);
+        if let Some(h) = self.hold_rel {
+            end = end.min(h.max(self.read_rel));
+        }
         // ranges never extend beyond read_rel + capacity, so this fits in usize
-        (self.ranges.contiguous_end(self.read_rel) - self.read_rel) as usize
+        (end - self.read_rel) as usize
+    }
+
+    /// Hold back everything at or past stream offset `at` (`None`: nothing held): it stays
+    /// stored but is neither readable nor counted in [`contiguous_end`](Self::contiguous_end)
+    /// (so not acknowledged) until the hold moves past it. An offset below the read point
+    /// holds everything not yet read.
+    pub fn set_hold(&mut self, at: Option<u64>) {
+        self.hold_rel = at.map(|a| {
+            let d = serial_diff(a, self.read_offset());
+            self.read_rel + d.max(0) as u64
+        });
+    }
+
+    /// The stored bytes `offset..offset + len` as up to two slices, if every one of them has
+    /// arrived and none has been read yet (held or readable); `None` otherwise.
+    pub fn stored(&self, offset: u64, len: usize) -> Option<(&[u8], &[u8])> {
+        let d = serial_diff(offset, self.read_offset());
+        if d < 0 {
+            return None;
+        }
+        let rel = self.read_rel + d as u64;
+        let end = rel.checked_add(len as u64)?;
+        if len == 0 || !self.ranges.contains_range(rel..end) {
+            return None;
+        }
+        // a held range lies within read_rel + capacity, which the ring covers
+        let pos = wrap(self.head + d as usize, self.buf.len());
+        Some(ring_slices(&self.buf, pos, len))
+    }
+
+    /// Forget stored, unread bytes `offset..offset + len` (data found bad after it arrived):
+    /// they count as not received, so a later copy is stored in their place. Bytes already
+    /// read are not touched. If the range table is full, more than asked may be forgotten
+    /// (up to the end of the range that would be split), never less.
+    pub fn discard(&mut self, offset: u64, len: u64) {
+        let d = serial_diff(offset, self.read_offset());
+        let (start, len) = if d < 0 {
+            let below = d.unsigned_abs();
+            (self.read_rel, len.saturating_sub(below))
+        } else {
+            (self.read_rel + d as u64, len)
+        };
+        self.ranges.remove(start..start.saturating_add(len));
     }
 
     /// `read_offset() + readable()`: the cumulative acknowledgement point.
@@ -482,6 +533,34 @@ impl core::fmt::Debug for RecvBuffer {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn held_data_is_stored_but_neither_readable_nor_acknowledged() {
+        let mut r = RecvBuffer::new(16, 1000);
+        r.set_hold(Some(1004));
+        assert_eq!(r.write_at(1000, b"abcdefgh"), 8);
+        assert_eq!((r.readable(), r.contiguous_end()), (4, 1004));
+        assert_eq!(r.window(), 12);
+        let (a, b) = r.stored(1002, 6).unwrap();
+        assert_eq!([a, b].concat(), b"cdefgh");
+        assert!(r.stored(1004, 5).is_none(), "a byte past what arrived");
+        let mut out = [0u8; 16];
+        assert_eq!(r.read(&mut out), 4);
+        assert!(r.stored(1002, 4).is_none(), "already read");
+        // found bad: forgotten, and a later copy takes its place
+        r.discard(1004, 4);
+        r.set_hold(None);
+        assert_eq!(r.contiguous_end(), 1004);
+        assert_eq!(r.write_at(1004, b"EFGH"), 4);
+        assert_eq!(r.read(&mut out), 4);
+        assert_eq!(&out[..4], b"EFGH");
+        // a hold below the read point holds everything unread
+        r.set_hold(Some(10));
+        assert_eq!(r.write_at(1008, b"ij"), 2);
+        assert_eq!(r.readable(), 0);
+        r.set_hold(None);
+        assert_eq!(r.readable(), 2);
+    }
 
     #[test]
     fn send_push_copy_release_wraps() {

@@ -643,5 +643,29 @@ pub fn dss_checksum_ok(dsn: u64, ssn: u32, data_len: u16, checksum: u16, payload
     super::checksum::fold(super::checksum::sum(payload, s)) == 0
 }
 
+/// As [`dss_checksum_ok`] for a payload stored as two pieces (`a` then `b`, e.g. the two
+/// halves of a ring buffer); `a` may have an odd length.
+pub fn dss_checksum_ok_split(
+    dsn: u64,
+    ssn: u32,
+    data_len: u16,
+    checksum: u16,
+    a: &[u8],
+    b: &[u8],
+) -> bool {
+    use super::checksum::{fold, sum};
+    let s = sum(a, dss_pseudo_sum(dsn, ssn, data_len, checksum));
+    let s = match (a.len() % 2, b.split_first()) {
+        // `a` ended on the high byte of a 16-bit word: `b`'s first byte is its low byte
+        (1, Some((first, rest))) => {
+            let t = u64::from(s) + u64::from(*first);
+            // end-around carry; cannot carry twice (the low part is then at most 254)
+            sum(rest, ((t >> 32) + (t & 0xffff_ffff)) as u32)
+        }
+        _ => sum(b, s),
+    };
+    fold(s) == 0
+}
+
 #[cfg(test)]
 mod tests;

@@ -448,3 +448,33 @@ fn dss_checksum_verifies() {
     }
     assert_eq!(c, !(s as u16));
 }
+
+#[test]
+fn dss_checksum_over_two_pieces_matches_one_piece_at_every_split() {
+    let payload: Vec<u8> = (0..=255u8).cycle().skip(7).take(301).collect();
+    let c = dss_checksum(0xfedc_ba98_7654_3210, 77, payload.len() as u16, &payload);
+    for cut in 0..=payload.len() {
+        let (a, b) = payload.split_at(cut);
+        assert!(
+            dss_checksum_ok_split(0xfedc_ba98_7654_3210, 77, 301, c, a, b),
+            "cut {cut}"
+        );
+        let mut bad = payload.clone();
+        bad[cut.min(300)] ^= 0x10;
+        let (a, b) = bad.split_at(cut);
+        assert!(
+            !dss_checksum_ok_split(0xfedc_ba98_7654_3210, 77, 301, c, a, b),
+            "cut {cut}"
+        );
+    }
+    // all-ones words exercise the end-around carry
+    let ones = [0xffu8; 9];
+    let c = dss_checksum(u64::MAX, u32::MAX, 9, &ones);
+    for cut in 0..=9 {
+        let (a, b) = ones.split_at(cut);
+        assert!(
+            dss_checksum_ok_split(u64::MAX, u32::MAX, 9, c, a, b),
+            "cut {cut}"
+        );
+    }
+}
