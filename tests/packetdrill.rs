@@ -54,9 +54,12 @@ const TCP_SAMPLE: &[&str] = &[
 ];
 
 /// Scripts that pass today and must keep passing (`mptcp/...` or `tcp/...`); the others and
-/// why they fail: docs/CONFORMANCE.md.
+/// why they fail: docs/CONFORMANCE.md. Not listed although it passes in some runs:
+/// tcp/blocking/blocking-read.pkt, whose result depends on whether packetdrill's syscall
+/// thread reads before mptun builds its ACK (see CONFORMANCE.md).
 const EXPECTED_PASS: &[&str] = &[
     "mptcp/dss/dss_ssn_specified_client.pkt",
+    "mptcp/dss/mpc_with_data_client.pkt",
     "mptcp/mp_capable/v1_bind_tcpfallback_flagB.pkt",
     "mptcp/mp_capable/v1_bind_tcpfallback_flagB_3rd_ack.pkt",
     "mptcp/mp_capable/v1_bind_tcpfallback_flagH.pkt",
