@@ -404,7 +404,9 @@ typedef struct mptun_instance mptun_instance;
 mptun_instance *mptun_instance_new(const char *config);
 
 /* Closes the instance's descriptors, aborts its connections, makes calls still blocked on
- * it fail (EPIPE), frees it. */
+ * its descriptors fail (EPIPE), frees it. No mptun_instance_* call on it may run
+ * concurrently or follow (the pointer is freed); calls on its former descriptors fail with
+ * EBADF. */
 int mptun_instance_free(mptun_instance *inst);
 
 /* One IP packet (IPv4 or IPv6, no link-layer header) received at now_us. Malformed packets
