@@ -9,32 +9,13 @@ mod common;
 use common::*;
 use mptun::api::capi;
 use mptun::testbed::peer::PeerArgs;
-use mptun::testbed::{delta, require_privileges, under_ci, NetNs};
+use mptun::testbed::{delta, require_privileges, NetNs};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Bytes each side sends in the example runs.
 const BYTES: u64 = 2 * 1024 * 1024;
-
-/// `cc` present? Under CI it must be.
-fn have_cc(test: &str) -> bool {
-    let ok = Command::new("cc")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            !under_ci(),
-            "{test}: CI=true but there is no C compiler (cc)"
-        );
-        eprintln!("SKIPPED {test}: no C compiler (cc)");
-    }
-    ok
-}
 
 /// Compiles `src` (strict C99) against the header and the library into `out`.
 fn compile(src: &Path, out: &Path) {

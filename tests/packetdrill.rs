@@ -414,7 +414,7 @@ fn shell_lines_become_configuration_and_are_blanked() {
 
 #[test]
 fn packetdrill_scripts() {
-    if !have_cc_for("packetdrill") {
+    if !have_cc("packetdrill") {
         return;
     }
     let Some(pd) = packetdrill_dir() else {
@@ -497,22 +497,4 @@ fn packetdrill_scripts() {
         "scripts that passed before fail now:\n{}",
         regressed.join("\n")
     );
-}
-
-/// `cc` present? Under CI it must be.
-fn have_cc_for(test: &str) -> bool {
-    let ok = Command::new("cc")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            !under_ci(),
-            "{test}: CI=true but there is no C compiler (cc)"
-        );
-        eprintln!("SKIPPED {test}: no C compiler (cc)");
-    }
-    ok
 }

@@ -2301,35 +2301,21 @@ fn sub_get(
     out: &mut [u8],
     out_len: &mut usize,
 ) -> Result<(), c_int> {
-    let name = match (level, optname) {
-        (libc::IPPROTO_TCP, libc::TCP_INFO) => {
-            let info = s.subflow_info(id).map_err(sub_errno)?;
-            let backup = s
-                .subflow_option(id, SubflowOptName::Backup)
-                .map_err(sub_errno)?
-                == SubflowOpt::Backup(true);
-            let ti = tcp_info(&info, backup);
-            return put_bytes(out, out_len, tcp_info_bytes(&ti).as_slice());
-        }
-        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => SubflowOptName::NoDelay,
-        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => SubflowOptName::MaxSeg,
-        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => SubflowOptName::UserTimeout,
-        (libc::IPPROTO_IP, libc::IP_TOS) => SubflowOptName::Tos,
-        (SOL_MPTCP, MPTUN_SUB_BACKUP) => SubflowOptName::Backup,
-        _ => {
-            // an unknown option on an unknown id is still an unknown id
-            s.subflow_tuple(id).map_err(sub_errno)?;
-            return Err(libc::ENOPROTOOPT);
-        }
+    if (level, optname) == (libc::IPPROTO_TCP, libc::TCP_INFO) {
+        let info = s.subflow_info(id).map_err(sub_errno)?;
+        let backup = s
+            .subflow_option(id, SubflowOptName::Backup)
+            .map_err(sub_errno)?
+            == SubflowOpt::Backup(true);
+        let ti = tcp_info(&info, backup);
+        return put_bytes(out, out_len, tcp_info_bytes(&ti).as_slice());
+    }
+    let Some(name) = sub_opt_name(level, optname) else {
+        // an unknown option on an unknown id is still an unknown id
+        s.subflow_tuple(id).map_err(sub_errno)?;
+        return Err(libc::ENOPROTOOPT);
     };
-    let v = match s.subflow_option(id, name).map_err(sub_errno)? {
-        SubflowOpt::NoDelay(b) | SubflowOpt::Backup(b) => c_int::from(b),
-        SubflowOpt::MaxSeg(m) => c_int::from(m),
-        SubflowOpt::Tos(t) => c_int::from(t),
-        SubflowOpt::UserTimeout(t) => {
-            t.map_or(0, |d| c_int::try_from(d.as_millis()).unwrap_or(c_int::MAX))
-        }
-    };
+    let v = opt_int(s.subflow_option(id, name).map_err(sub_errno)?);
     put_int(out, out_len, v)
 }
 
@@ -2407,40 +2393,25 @@ fn sub_setsockopt(s: &MptcpStream, buf: &[u8]) -> Result<(), c_int> {
         unsafe { core::slice::from_raw_parts(a.optval as *const u8, len) }
     };
     let id = u32::from(a.id);
-    let known = matches!(
-        (a.level, a.optname),
-        (libc::IPPROTO_TCP, libc::TCP_NODELAY)
-            | (libc::IPPROTO_TCP, libc::TCP_MAXSEG)
-            | (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT)
-            | (libc::IPPROTO_IP, libc::IP_TOS)
-            | (SOL_MPTCP, MPTUN_SUB_BACKUP)
-    );
-    if !known {
+    let Some(name) = sub_opt_name(a.level, a.optname) else {
+        // an unknown option on an unknown id is still an unknown id
         s.subflow_tuple(id).map_err(sub_errno)?;
         return Err(libc::ENOPROTOOPT);
-    }
-    let v: [u8; 4] = val.try_into().map_err(|_| libc::EINVAL)?;
-    let v = c_int::from_ne_bytes(v);
-    let opt = match (a.level, a.optname) {
-        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => SubflowOpt::NoDelay(v != 0),
-        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => {
-            SubflowOpt::MaxSeg(u16::try_from(v).map_err(|_| libc::EINVAL)?)
-        }
-        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => match v {
-            0 => SubflowOpt::UserTimeout(None),
-            v if v > 0 => SubflowOpt::UserTimeout(Some(Duration::from_millis(v as u64))),
-            _ => return Err(libc::EINVAL),
-        },
-        (libc::IPPROTO_IP, libc::IP_TOS) => {
-            SubflowOpt::Tos(u8::try_from(v).map_err(|_| libc::EINVAL)?)
-        }
-        _ => SubflowOpt::Backup(match v {
-            0 => false,
-            1 => true,
-            _ => return Err(libc::EINVAL),
-        }),
     };
-    s.set_subflow_option(id, opt).map_err(sub_errno)
+    s.set_subflow_option(id, opt_from_int(name, val)?)
+        .map_err(sub_errno)
+}
+
+/// The per-subflow option a (level, optname) pair names (TCP_INFO aside: get only).
+fn sub_opt_name(level: c_int, optname: c_int) -> Option<SubflowOptName> {
+    match (level, optname) {
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => Some(SubflowOptName::NoDelay),
+        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => Some(SubflowOptName::MaxSeg),
+        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => Some(SubflowOptName::UserTimeout),
+        (libc::IPPROTO_IP, libc::IP_TOS) => Some(SubflowOptName::Tos),
+        (SOL_MPTCP, MPTUN_SUB_BACKUP) => Some(SubflowOptName::Backup),
+        _ => None,
+    }
 }
 
 /// Maps a stack error to errno (for Rust callers of this module's helpers).

@@ -69,6 +69,25 @@ pub fn lib_dir() -> PathBuf {
     dir
 }
 
+/// `cc` present? Under CI it must be.
+pub fn have_cc(test: &str) -> bool {
+    let ok = std::process::Command::new("cc")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            !mptun::testbed::under_ci(),
+            "{test}: CI=true but there is no C compiler (cc)"
+        );
+        eprintln!("SKIPPED {test}: no C compiler (cc)");
+    }
+    ok
+}
+
 /// A temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);
 
