@@ -594,7 +594,15 @@ impl Tcb {
         let seg = self.seg_mss();
         let room = self.cc.cwnd().saturating_sub(flight);
         let cwnd_room = (room - room % seg).max(if flight == 0 { seg } else { 0 });
-        let wnd_room = (self.snd_una + u64::from(self.snd_wnd)).saturating_sub(self.snd_nxt);
+        let mut wnd_room = (self.snd_una + u64::from(self.snd_wnd)).saturating_sub(self.snd_nxt);
+        // sender SWS avoidance (RFC 9293 3.8.6.2.1, MUST-38): while data is in flight only
+        // whole segments of the peer's window are offered (the ACKs will open the rest). A
+        // caller handing over what is offered would otherwise make a runt of the remainder:
+        // the engine cannot tell whether the caller has more, and sends what it was given
+        // as the end of the data. With nothing in flight what fits may go.
+        if flight > 0 {
+            wnd_room -= wnd_room % u64::from(seg.max(1));
+        }
         cwnd_room.min(u32::try_from(wnd_room).unwrap_or(u32::MAX))
     }
 
