@@ -141,11 +141,14 @@ int mptun_endpoint_set(const char *addr, unsigned flags);
 int mptun_endpoint_del(const char *addr);
 
 /* mptcp_close_sub_id.how: SHUT_WR or SHUT_RDWR close gracefully (FIN), MPTUN_SHUT_ABORT
- * resets the subflow at once. Either way, data the subflow carried that the peer did not
- * acknowledge is sent again on the other subflows. */
+ * resets the subflow at once. 0 (SHUT_RD, what a zero-initialised struct with only .id set
+ * holds) does the draft prototype's close, which ignored `how`: abortive, as
+ * MPTUN_SHUT_ABORT. Either way, data the subflow carried that the peer did not acknowledge
+ * is sent again on the other subflows. */
 #define MPTUN_SHUT_ABORT 16
 
-/* Bits of mptcp_sub_status.flags. */
+/* Bits of mptcp_sub_status.flags; the same bits are the prototype's bitfield members
+ * (slave_sk is bit 0 ... pre_established bit 4, GCC/Clang little-endian bitfield order). */
 #define MPTCP_SUB_SLAVE_SK          0x0001 /* not the initial subflow                */
 #define MPTCP_SUB_FULLY_ESTABLISHED 0x0002 /* handshake (and MP_JOIN) complete       */
 #define MPTCP_SUB_ATTACHED          0x0004 /* attached to the connection (not closed) */
@@ -154,11 +157,34 @@ int mptun_endpoint_del(const char *addr);
 
 /* ----- the draft's structs (sizes and offsets checked below) ------------------------- */
 
-/* One subflow: id, a pad byte, a flag word of MPTCP_SUB_* bits at offset 2. Size 4. */
+/* One subflow: id, a pad byte, then at offset 2 a 16-bit word read either as `flags`
+ * (MPTCP_SUB_* bits) or, as in the draft's prototype, through the bitfield members
+ * `slave_sk`, `fully_established`, `attached`, `low_prio`, `pre_established` (bits 0..4 of
+ * the same word). Size 4. The anonymous union/struct are C11 (a GNU extension in C99,
+ * marked __extension__ so -pedantic stays quiet). */
+#if defined(__GNUC__) || defined(__clang__)
+#define MPTUN_EXT_ __extension__
+#else
+#define MPTUN_EXT_
+#endif
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
+    __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "mptun.h: struct mptcp_sub_status's bitfields assume a little-endian target"
+#endif
 struct mptcp_sub_status {
     uint8_t  id;
     uint8_t  __pad;
-    uint16_t flags;
+    MPTUN_EXT_ union {
+        uint16_t flags;
+        MPTUN_EXT_ struct {
+            uint16_t slave_sk : 1;          /* MPTCP_SUB_SLAVE_SK          */
+            uint16_t fully_established : 1; /* MPTCP_SUB_FULLY_ESTABLISHED */
+            uint16_t attached : 1;          /* MPTCP_SUB_ATTACHED          */
+            uint16_t low_prio : 1;          /* MPTCP_SUB_LOW_PRIO          */
+            uint16_t pre_established : 1;   /* MPTCP_SUB_PRE_ESTABLISHED   */
+            uint16_t __reserved : 11;
+        };
+    };
 };
 
 /* MPTCP_GET_SUB_IDS output: sub_count entries from offset 2. Open subflows only.
@@ -171,11 +197,13 @@ struct mptcp_sub_ids {
 
 /* MPTCP_GET_SUB_TUPLE / MPTCP_OPEN_SUB_TUPLE: id, prio (1 = backup), then the local and the
  * remote address from offset 2 (not aligned: copy them with memcpy): two struct sockaddr_in
- * (optlen MPTCP_SUB_TUPLE_LEN_IN) or two struct sockaddr_in6 (MPTCP_SUB_TUPLE_LEN_IN6).
+ * (MPTCP_SUB_TUPLE_LEN_IN bytes in all) or two struct sockaddr_in6 (MPTCP_SUB_TUPLE_LEN_IN6).
  * GET: set id; on return prio and addrs are filled (short buffer: EINVAL, size needed in
- * *optlen). OPEN: optlen must be exactly one of the two lengths, both families must match
- * it; a local port of 0 picks a free port; on return id holds the new subflow's id (the
- * SYN is sent; poll MPTCP_GET_SUB_IDS for MPTCP_SUB_FULLY_ESTABLISHED). */
+ * *optlen). OPEN: the family is the local sockaddr's (the remote one must have the same);
+ * optlen must cover both addresses and may be larger (the draft's manual passes 100; the
+ * bytes after them are ignored); a local port of 0 picks a free port; on return id holds
+ * the new subflow's id (the SYN is sent; poll MPTCP_GET_SUB_IDS for
+ * MPTCP_SUB_FULLY_ESTABLISHED). */
 struct mptcp_sub_tuple {
     uint8_t id;
     uint8_t prio;
@@ -187,7 +215,7 @@ struct mptcp_sub_tuple {
 /* MPTCP_CLOSE_SUB_ID input; optlen must be sizeof(struct mptcp_close_sub_id) (8). */
 struct mptcp_close_sub_id {
     uint8_t id;
-    int     how; /* SHUT_WR, SHUT_RDWR or MPTUN_SHUT_ABORT */
+    int     how; /* SHUT_WR, SHUT_RDWR, MPTUN_SHUT_ABORT, or 0: the prototype's (abortive) */
 };
 
 /* MPTCP_SUB_GETSOCKOPT: runs getsockopt(level, optname) on subflow id. optlen of the outer
@@ -271,6 +299,11 @@ MPTUN_ASSERT_(mptcp_info_total, offsetof(struct mptcp_info, mptcpi_subflows_tota
  *   sched=NAME         scheduler;  cc=NAME  congestion control;  checksum=1  DSS checksums
  *   impair:DEV=SPEC    impair packets sent out of DEV, items joined by '+'
  *                      (e.g. impair:tun1=delay=40ms+rate=10mbit)
+ *   subflows=N, add_addr_accepted=M, announced=K   default limits (MPTUN_LIMITS)
+ *   add_addr_timeout=MS  ADD_ADDR retransmission timeout
+ *   signal=ADDR        announce ADDR (one of the above) with ADD_ADDR from the start
+ *   wscale=N (0..14), timestamps=0|1, sack=0|1     TCP options offered (7, 1, 1)
+ *   seed=N             keys, ISNs and ports drawn from N (reproducible runs)
  * e.g. "tun0=198.18.1.2,tun1=198.18.2.2". Errors: EINVAL (bad config), EALREADY (running),
  * errno of opening a device (ENOENT, EPERM, EBUSY...). */
 int mptun_init(const char *config);
@@ -304,7 +337,9 @@ int mptun_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
 int mptun_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
 
 /* flags: MSG_DONTWAIT, MSG_NOSIGNAL (mptun never raises SIGPIPE); others EOPNOTSUPP.
- * EPIPE after shutdown, ENOTCONN if not connected, EAGAIN when non-blocking and full. */
+ * EPIPE after shutdown, ENOTCONN if not connected, EAGAIN when non-blocking and full or
+ * (as Linux) while the handshake of a non-blocking connect still runs; a blocking send
+ * during the handshake queues the data, which leaves once the connection is established. */
 ssize_t mptun_send(int fd, const void *buf, size_t len, int flags);
 
 /* 0 at end of stream. flags: MSG_DONTWAIT, MSG_WAITALL; others EOPNOTSUPP. */
@@ -314,21 +349,96 @@ ssize_t mptun_recv(int fd, void *buf, size_t len, int flags);
 int mptun_shutdown(int fd, int how);
 
 /* Releases the descriptor (EBADF if not open). A connection sends its DATA_FIN and closes
- * in the background; mptun_fini waits for it. */
+ * in the background; mptun_fini waits for it. As Linux's close(): a connection whose
+ * handshake still runs is dropped (a late SYN/ACK gets a RST), and one with received data
+ * the application did not read is reset (RST / MP_FASTCLOSE) instead. */
 int mptun_close(int fd);
+
+/* fcntl(2) for mptun descriptors: F_GETFL gives O_RDWR, | O_NONBLOCK if set; F_SETFL sets
+ * or clears O_NONBLOCK (other bits are ignored, as Linux ignores them for sockets). Other
+ * commands: EINVAL. */
+int mptun_fcntl(int fd, int cmd, int arg);
 
 /* poll(2) over mptun descriptors (negative fds are ignored, unknown ones get POLLNVAL).
  * POLLIN: data, end of stream, error, or (listener) a connection to accept; POLLOUT: send
- * buffer space. timeout_ms < 0 waits forever. Returns the number of ready entries. */
+ * buffer space, or a failed connection (with POLLERR|POLLHUP, as Linux). timeout_ms < 0 waits forever. Returns the number of ready entries. */
 int mptun_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
 
 /* level IPPROTO_TCP: the draft's options above (on a connected descriptor: ENOTCONN
  * otherwise; EOPNOTSUPP on a plain TCP or fallen-back connection; EINVAL for an unknown
  * subflow id or a bad length; ENOPROTOOPT for an unknown option; EOVERFLOW if an id no
  * longer fits the draft's 8 bits). level SOL_SOCKET: SO_TYPE, SO_PROTOCOL,
- * SO_ERROR (the connection's failure, e.g. of a non-blocking connect; 0 if none). */
+ * SO_ERROR (the connection's failure, e.g. of a non-blocking connect; 0 if none),
+ * SO_REUSEADDR (get and set, an int; it changes nothing: mptun's listen never conflicts with
+ * lingering connections). Connection level, IPPROTO_TCP: TCP_NODELAY, TCP_USER_TIMEOUT (ms)
+ * (applied to every subflow; set before connect/listen: the connection's default) and
+ * TCP_MAXSEG (get: the first live subflow's sending MSS; set lowers every subflow's; ENOTCONN
+ * before a connection exists). */
 int mptun_getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen);
 int mptun_setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen);
+
+/* ----- manually driven instances (sans-IO) -------------------------------------------------
+ *
+ * A stack with no thread, no TUN device and no clock of its own, for simulators (ns-3,
+ * OMNeT++), event loops and test tools: the caller feeds it the IP packets it receives with
+ * a timestamp, takes out the packets it sends, asks when its next timer is due and moves its
+ * clock. Time is in microseconds from any epoch the caller likes and never goes backwards (an
+ * earlier timestamp counts as the clock). Several instances may exist at once, next to the
+ * mptun_init runtime.
+ *
+ * The socket calls above work on an instance's descriptors (create them with
+ * mptun_instance_socket; every other call takes the descriptor alone). Their timeouts
+ * (mptun_poll's, a blocking connect's 30 s) run on the instance's clock. All calls are
+ * thread-safe: a call blocked on one thread (accept, a blocking connect, recv, poll) is
+ * woken when another thread's mptun_instance_input or mptun_instance_advance changes the
+ * stack; on a single thread use SOCK_NONBLOCK sockets, MSG_DONTWAIT and poll timeouts of 0,
+ * since nothing would move the stack while the call blocks. mptun_poll takes descriptors of
+ * one stack only (EINVAL otherwise). */
+typedef struct mptun_instance mptun_instance;
+
+/* config: mptun_init's syntax, where NAME=ADDR only names one of the instance's addresses
+ * (no device is opened; any name will do), e.g. "if0=10.0.0.1,if1=10.0.1.1,pm=fullmesh",
+ * plus seed=N (keys, ISNs and ports drawn from N: reproducible runs) and mtu=N (the link MTU
+ * of every address, 576..65535, default 1500). impair: items are refused. NULL and errno
+ * EINVAL (bad config) or EFAULT on failure. */
+mptun_instance *mptun_instance_new(const char *config);
+
+/* Closes the instance's descriptors, aborts its connections, makes calls still blocked on
+ * its descriptors fail (EPIPE), frees it. No mptun_instance_* call on it may run
+ * concurrently or follow (the pointer is freed); calls on its former descriptors fail with
+ * EBADF. */
+int mptun_instance_free(mptun_instance *inst);
+
+/* One IP packet (IPv4 or IPv6, no link-layer header) received at now_us. Malformed packets
+ * are counted and dropped as by the TUN runtime. EINVAL for len 0 or over 65535. */
+int mptun_instance_input(mptun_instance *inst, const void *packet, size_t len, uint64_t now_us);
+
+/* The next IP packet the instance sends, copied to buf: its length, 0 if there is none,
+ * -1/EMSGSIZE if len is shorter than the packet (it is kept for the next call; packets are
+ * at most the MTU, 1500 by default). Drain it after every input, advance and socket call. */
+ssize_t mptun_instance_output(mptun_instance *inst, void *buf, size_t len);
+
+/* 1 with *deadline_us set to when the next timer is due, 0 if no timer is set: call
+ * mptun_instance_advance(inst, *deadline_us) then (or earlier). */
+int mptun_instance_timeout(mptun_instance *inst, uint64_t *deadline_us);
+
+/* Moves the clock to now_us and runs the timers that are due. */
+int mptun_instance_advance(mptun_instance *inst, uint64_t now_us);
+
+/* The instance's clock (0 for NULL). */
+uint64_t mptun_instance_now(const mptun_instance *inst);
+
+/* fn(arg) is called when a socket call queued a packet for mptun_instance_output, on the
+ * calling thread with no lock held; it must not call into mptun (set a flag, write an
+ * eventfd). fn NULL removes it. */
+int mptun_instance_set_wakeup(mptun_instance *inst, void (*fn)(void *), void *arg);
+
+/* As mptun_socket, on the instance. */
+int mptun_instance_socket(mptun_instance *inst, int domain, int type, int protocol);
+
+/* As mptun_endpoint_set / mptun_endpoint_del, on the instance's connections. */
+int mptun_instance_endpoint_set(mptun_instance *inst, const char *addr, unsigned flags);
+int mptun_instance_endpoint_del(mptun_instance *inst, const char *addr);
 
 #ifdef __cplusplus
 }

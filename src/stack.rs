@@ -556,9 +556,18 @@ impl Stack {
                 .get_mut(idx as usize)
                 .and_then(|s| s.conn.as_mut())
             {
-                conn.handle_segment(now, sf, &seg, opts, &mut self.mib);
-                self.run_open_requests(now, idx);
-                return;
+                // a subflow whose engine reached CLOSED (reset, aborted, timed out, or
+                // LAST-ACK done) has no TCB in RFC 9293's sense: a segment to its 4-tuple
+                // gets the answer for a connection that does not exist (3.10.7.1: RST), as
+                // Linux answers once it has destroyed the socket
+                let dead = conn
+                    .subflow(sf)
+                    .is_some_and(|f| f.closed.is_some() && f.tcb.state() == tcp::State::Closed);
+                if !dead {
+                    conn.handle_segment(now, sf, &seg, opts, &mut self.mib);
+                    self.run_open_requests(now, idx);
+                    return;
+                }
             }
         }
         let syn = seg.flags & tcp::flags::SYN != 0;

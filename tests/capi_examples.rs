@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use mptun::api::capi;
 use mptun::testbed::peer::PeerArgs;
-use mptun::testbed::{delta, require_privileges, under_ci, NetNs};
+use mptun::testbed::{delta, require_privileges, NetNs};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,76 +17,13 @@ use std::process::{Command, Stdio};
 /// Bytes each side sends in the example runs.
 const BYTES: u64 = 2 * 1024 * 1024;
 
-fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The directory holding `libmptun.so`: target/<profile>, the parent of this test's deps/.
-/// `cargo test` builds only the rlib the tests link, so the cdylib is built here if it is
-/// missing or older than this test (`cargo build --lib` with the same profile and target dir).
-fn lib_dir() -> PathBuf {
-    static BUILT: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
-    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(d) = built.as_ref() {
-        return d.clone();
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf();
-    let lib = dir.join("libmptun.so");
-    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if mtime(&lib) < mtime(&exe) {
-        let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
-        let target = dir.parent().expect("target dir");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--lib"])
-            .current_dir(manifest())
-            .env("CARGO_TARGET_DIR", target);
-        if profile == "release" {
-            cmd.arg("--release");
-        }
-        // the same features as this test run, or the rebuilt rlib (which shares the
-        // target dir) would drop them for the targets built after this test
-        if cfg!(feature = "tokio") {
-            cmd.args(["--features", "tokio"]);
-        }
-        let st = cmd.status().expect("run cargo build --lib");
-        assert!(st.success(), "cargo build --lib failed");
-    }
-    assert!(
-        lib.exists(),
-        "no libmptun.so in {} (Cargo.toml's [lib] crate-type must include cdylib)",
-        dir.display()
-    );
-    *built = Some(dir.clone());
-    dir
-}
-
-/// `cc` present? Under CI it must be.
-fn have_cc(test: &str) -> bool {
-    let ok = Command::new("cc")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            !under_ci(),
-            "{test}: CI=true but there is no C compiler (cc)"
-        );
-        eprintln!("SKIPPED {test}: no C compiler (cc)");
-    }
-    ok
-}
-
 /// Compiles `src` (strict C99) against the header and the library into `out`.
 fn compile(src: &Path, out: &Path) {
+    compile_with(src, out, &[]);
+}
+
+/// [`compile`] with more include directories.
+fn compile_with(src: &Path, out: &Path, includes: &[PathBuf]) {
     let lib = lib_dir();
     let o = Command::new("cc")
         .args([
@@ -99,6 +36,11 @@ fn compile(src: &Path, out: &Path) {
         ])
         .arg("-I")
         .arg(manifest().join("include"))
+        .args(
+            includes
+                .iter()
+                .flat_map(|i| [std::ffi::OsStr::new("-I"), i.as_os_str()]),
+        )
         .arg(src)
         .arg("-o")
         .arg(out)
@@ -115,7 +57,13 @@ fn compile(src: &Path, out: &Path) {
     );
 }
 
-const EXAMPLES: &[&str] = &["open_subflow", "close_slow", "backup", "reopen"];
+const EXAMPLES: &[&str] = &[
+    "open_subflow",
+    "close_slow",
+    "backup",
+    "reopen",
+    "manual_pair",
+];
 
 fn build_example(dir: &TempDir, name: &str) -> PathBuf {
     let out = dir.path(name);
@@ -124,6 +72,62 @@ fn build_example(dir: &TempDir, name: &str) -> PathBuf {
         &out,
     );
     out
+}
+
+/// `examples/c/manual_pair.c`: two manually driven instances back to back on a fake clock
+/// (connect, a join with OPEN_SUB_TUPLE, 1 MiB and 256 KiB both ways, every byte checked).
+/// No root, no device, no thread.
+#[test]
+fn c_manual_pair_runs_two_instances_back_to_back() {
+    if !have_cc("c_manual_pair") {
+        return;
+    }
+    let dir = TempDir::new("capi-manual");
+    let exe = build_example(&dir, "manual_pair");
+    let out = Command::new(&exe).output().expect("run manual_pair");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "manual_pair failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("ok c2s=1048576 s2c=262144 join_id="),
+        "{stdout}"
+    );
+    // the fake clock: the transfer took simulated time, not the wall clock's
+    let ms: u64 = stdout
+        .trim()
+        .rsplit("virtual_ms=")
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("virtual_ms");
+    assert!((2000..60_000).contains(&ms), "virtual time {ms} ms");
+}
+
+/// `tests/c/draft_compat.c`: a program written against the draft prototype's names
+/// (bitfield members of `struct mptcp_sub_status`, OPEN_SUB_TUPLE with optlen 100, a
+/// zero-initialised CLOSE_SUB_ID) compiles with `-std=c99 -pedantic -Werror` and runs.
+#[test]
+fn c_draft_program_compiles_and_runs() {
+    if !have_cc("c_draft_program") {
+        return;
+    }
+    let dir = TempDir::new("capi-draft");
+    let exe = dir.path("draft_compat");
+    compile_with(
+        &manifest().join("tests/c/draft_compat.c"),
+        &exe,
+        &[manifest().join("examples/c")],
+    );
+    let out = Command::new(&exe).output().expect("run draft_compat");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "draft_compat failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("ok draft program"), "{stdout}");
 }
 
 #[test]

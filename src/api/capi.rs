@@ -24,6 +24,7 @@ use crate::io::driver::{Port, Runtime, RuntimeOptions};
 use crate::io::impair::Impairment;
 use crate::mptcp::{ConnConfig, JoinState, Mode};
 use crate::stack::{ConnId, Stack, StackConfig, StackError};
+use crate::time::Instant;
 use core::mem::{offset_of, size_of};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use libc::{c_char, c_int, c_uint, c_void, socklen_t, ssize_t};
@@ -32,6 +33,7 @@ use std::ffi::CStr;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -377,16 +379,36 @@ fn sub_errno(e: SubflowApiError) -> c_int {
 
 // ----- global state -------------------------------------------------------------------------
 
-struct Global {
-    rt: Runtime,
+/// A stack the socket calls run on: the threaded runtime of `mptun_init`, or a manually
+/// driven instance (`mptun_instance_new`). Every descriptor belongs to one.
+struct Ctx {
+    handle: StackHandle,
+    /// Defaults of the connections made (limits, path manager...).
     conn: ConnConfig,
     addrs: Vec<IpAddr>,
+    /// Streams closed by the application that may still be finishing their closing
+    /// handshake.
+    linger: Mutex<Vec<MptcpStream>>,
+}
+
+impl Ctx {
+    fn new(handle: StackHandle, conn: ConnConfig, addrs: Vec<IpAddr>) -> Arc<Ctx> {
+        Arc::new(Ctx {
+            handle,
+            conn,
+            addrs,
+            linger: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+struct Global {
+    rt: Runtime,
+    ctx: Arc<Ctx>,
 }
 
 static GLOBAL: Mutex<Option<Global>> = Mutex::new(None);
 static FDS: Mutex<Vec<Option<Arc<Sock>>>> = Mutex::new(Vec::new());
-/// Streams closed by the application that may still be finishing their closing handshake.
-static LINGER: Mutex<Vec<MptcpStream>> = Mutex::new(Vec::new());
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock only means a panic (caught at the boundary) while it was held; the
@@ -394,21 +416,36 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn runtime() -> Result<(StackHandle, ConnConfig, Vec<IpAddr>), c_int> {
+/// The threaded runtime's context (ENETDOWN before `mptun_init` / after `mptun_fini`).
+fn runtime() -> Result<Arc<Ctx>, c_int> {
     let g = lock(&GLOBAL);
-    let g = g.as_ref().ok_or(libc::ENETDOWN)?;
-    Ok((g.rt.handle().clone(), g.conn.clone(), g.addrs.clone()))
+    Ok(g.as_ref().ok_or(libc::ENETDOWN)?.ctx.clone())
 }
 
 struct Sock {
+    /// The stack this descriptor lives on.
+    ctx: Arc<Ctx>,
     domain: c_int,
     mptcp: bool,
-    nonblocking: bool,
+    /// `SOCK_NONBLOCK` / `O_NONBLOCK` (`mptun_fcntl`).
+    nonblocking: AtomicBool,
+    /// SO_REUSEADDR as set (mptun's listen never conflicts with lingering connections, so
+    /// it changes nothing; kept so that programs written for Linux run and read it back).
+    reuseaddr: AtomicBool,
     /// The application shut the sending direction down (send fails with EPIPE).
     wr_shut: std::sync::atomic::AtomicBool,
     /// Limits set with MPTUN_LIMITS before connect/listen (then the runtime's default).
     limits: Mutex<Option<crate::pm::Limits>>,
+    /// Connection-level TCP_NODELAY / TCP_USER_TIMEOUT set before connect/listen.
+    tcp_opts: Mutex<TcpOpts>,
     state: Mutex<SockState>,
+}
+
+/// Connection-level TCP options set on a socket before it connects or listens.
+#[derive(Clone, Copy, Debug, Default)]
+struct TcpOpts {
+    nodelay: Option<bool>,
+    user_timeout: Option<Option<Duration>>,
 }
 
 enum SockState {
@@ -444,6 +481,18 @@ fn get_sock(fd: c_int) -> Result<Arc<Sock>, c_int> {
         .and_then(|i| t.get(i))
         .and_then(|s| s.clone())
         .ok_or(libc::EBADF)
+}
+
+/// Removes every descriptor of `ctx` from the table and returns their sockets.
+fn take_socks(ctx: &Arc<Ctx>) -> Vec<Arc<Sock>> {
+    let mut t = lock(&FDS);
+    let mut out = Vec::new();
+    for e in t.iter_mut() {
+        if e.as_ref().is_some_and(|s| Arc::ptr_eq(&s.ctx, ctx)) {
+            out.extend(e.take());
+        }
+    }
+    out
 }
 
 fn insert_sock(s: Sock) -> Result<c_int, c_int> {
@@ -482,6 +531,19 @@ pub struct InitConfig {
     pub limits: crate::pm::Limits,
     /// ADD_ADDR retransmission timeout (`add_addr_timeout=MS`).
     pub add_addr_timeout: Option<Duration>,
+    /// Seed of the stack's keys, ISNs and ports (`seed=N`; default: from the OS's entropy).
+    pub seed: Option<u64>,
+    /// Link MTU of every address (`mtu=N`, 576..=65535; a manual instance only: the
+    /// threaded runtime takes each device's MTU).
+    pub mtu: Option<u16>,
+    /// Our TCP window scale (`wscale=N`, 0..=14).
+    pub wscale: Option<u8>,
+    /// TCP timestamps (`timestamps=0|1`) and SACK (`sack=0|1`) offered.
+    pub timestamps: Option<bool>,
+    pub sack: Option<bool>,
+    /// Addresses announced with ADD_ADDR from the start (`signal=ADDR`, repeatable; each
+    /// must be one of the configured addresses): Linux's `ip mptcp endpoint add ADDR signal`.
+    pub signal: Vec<IpAddr>,
 }
 
 /// Parses `"tun0=198.18.1.2,tun1=198.18.2.2,pm=manual,sched=minrtt,cc=cubic,checksum=1,
@@ -522,6 +584,38 @@ pub fn parse_config(s: &str) -> Result<InitConfig, String> {
                     _ => c.limits.max_announced = n,
                 }
             }
+            "seed" => c.seed = Some(v.parse().map_err(|_| format!("{item}: not a number"))?),
+            "wscale" => {
+                c.wscale = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|w| *w <= 14)
+                        .ok_or_else(|| format!("{item}: 0..=14 expected"))?,
+                )
+            }
+            "timestamps" | "sack" => {
+                let on = match v {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => return Err(format!("{item}: 0 or 1 expected")),
+                };
+                if k == "sack" {
+                    c.sack = Some(on);
+                } else {
+                    c.timestamps = Some(on);
+                }
+            }
+            "signal" => c
+                .signal
+                .push(v.parse().map_err(|_| format!("{item}: bad address"))?),
+            "mtu" => {
+                let m: u16 = v
+                    .parse()
+                    .ok()
+                    .filter(|m| *m >= 576)
+                    .ok_or_else(|| format!("{item}: an MTU of 576..=65535 expected"))?;
+                c.mtu = Some(m);
+            }
             "add_addr_timeout" => {
                 let ms: u64 = v
                     .parse()
@@ -556,6 +650,9 @@ pub fn parse_config(s: &str) -> Result<InitConfig, String> {
     if c.tuns.is_empty() {
         return Err("no device given (e.g. tun0=198.18.1.2)".into());
     }
+    if let Some(a) = c.signal.iter().find(|a| !c.tuns.iter().any(|t| t.1 == **a)) {
+        return Err(format!("signal={a}: not one of the configured addresses"));
+    }
     Ok(c)
 }
 
@@ -576,13 +673,22 @@ fn conn_config(c: &InitConfig) -> ConnConfig {
     if let Some(t) = c.add_addr_timeout {
         cfg.add_addr_timeout = t;
     }
+    if let Some(w) = c.wscale {
+        cfg.tcp.window_scale = w;
+    }
+    if let Some(t) = c.timestamps {
+        cfg.tcp.timestamps = t;
+    }
+    if let Some(sk) = c.sack {
+        cfg.tcp.sack = sk;
+    }
     cfg.local_addrs = c
         .tuns
         .iter()
         .map(|t| crate::pm::LocalAddr {
             addr: t.1,
             backup: false,
-            announce: false,
+            announce: c.signal.contains(&t.1),
             port: 0,
         })
         .collect();
@@ -592,6 +698,18 @@ fn conn_config(c: &InitConfig) -> ConnConfig {
 /// Starts the global runtime over `ports` (Rust callers and tests: e.g. in-process
 /// `SeqPacketDevice` links instead of TUN devices). `Err(EALREADY)` if one runs.
 pub fn init_with_ports(ports: Vec<Port>, conn: ConnConfig) -> Result<(), c_int> {
+    init_with_ports_seeded(ports, conn, None)
+}
+
+fn keygen(seed: Option<u64>) -> KeyGen {
+    seed.map_or_else(KeyGen::from_entropy, KeyGen::from_seed)
+}
+
+fn init_with_ports_seeded(
+    ports: Vec<Port>,
+    conn: ConnConfig,
+    seed: Option<u64>,
+) -> Result<(), c_int> {
     let mut g = lock(&GLOBAL);
     if g.is_some() {
         return Err(libc::EALREADY);
@@ -603,14 +721,15 @@ pub fn init_with_ports(ports: Vec<Port>, conn: ConnConfig) -> Result<(), c_int> 
             conn: conn.clone(),
             ..StackConfig::default()
         },
-        KeyGen::from_entropy(),
+        keygen(seed),
     );
     let opts = RuntimeOptions {
-        seed: KeyGen::from_entropy().key(),
+        seed: keygen(seed.map(|s| s ^ 0x5eed)).key(),
         pcap: None,
     };
     let rt = Runtime::start_with(stack, ports, opts).map_err(|e| io_errno(&e))?;
-    *g = Some(Global { rt, conn, addrs });
+    let ctx = Ctx::new(rt.handle().clone(), conn, addrs);
+    *g = Some(Global { rt, ctx });
     Ok(())
 }
 
@@ -621,6 +740,10 @@ fn init(config: &str) -> Result<(), c_int> {
         log::warn!("mptun_init: {e}");
         libc::EINVAL
     })?;
+    if c.mtu.is_some() {
+        log::warn!("mptun_init: mtu= is for manual instances (the devices' MTUs are used)");
+        return Err(libc::EINVAL);
+    }
     if lock(&GLOBAL).is_some() {
         return Err(libc::EALREADY);
     }
@@ -637,7 +760,7 @@ fn init(config: &str) -> Result<(), c_int> {
             ingress: None,
         });
     }
-    init_with_ports(ports, conn_config(&c))
+    init_with_ports_seeded(ports, conn_config(&c), c.seed)
 }
 
 /// `int mptun_init(const char *config)`: opens the TUN devices and starts the runtime.
@@ -659,12 +782,13 @@ pub unsafe extern "C" fn mptun_init(config: *const c_char) -> c_int {
 #[no_mangle]
 pub extern "C" fn mptun_fini() -> c_int {
     guard(-1, || {
-        let socks: Vec<Arc<Sock>> = lock(&FDS).drain(..).flatten().collect();
-        for s in socks {
+        let ctx = runtime()?;
+        for s in take_socks(&ctx) {
             close_sock(&s);
         }
-        let lingering: Vec<MptcpStream> = lock(&LINGER).drain(..).collect();
-        if let Ok((h, _, _)) = runtime() {
+        let lingering: Vec<MptcpStream> = lock(&ctx.linger).drain(..).collect();
+        {
+            let h = &ctx.handle;
             let deadline = h.now() + LINGER_TIMEOUT;
             for s in &lingering {
                 let left = deadline.saturating_duration_since(h.now());
@@ -684,6 +808,296 @@ pub extern "C" fn mptun_fini() -> c_int {
             Some(g) => g.rt.stop().map(|()| 0).map_err(|e| io_errno(&e)),
             None => Err(libc::ENETDOWN),
         }
+    })
+}
+
+// ----- manually driven instances (sans-IO in C) ----------------------------------------------
+
+/// A manually driven stack (`mptun_instance_new`): no thread, no device, no clock of its
+/// own. Opaque to C.
+pub struct mptun_instance {
+    driver: crate::api::manual::ManualDriver,
+    ctx: Arc<Ctx>,
+}
+
+/// The wake-up callback's C function and argument (the argument is the caller's to keep
+/// valid; it is only passed back).
+#[derive(Clone, Copy)]
+struct CWakeup {
+    f: unsafe extern "C" fn(*mut c_void),
+    arg: usize,
+}
+
+/// Creates an instance from a configuration in `mptun_init`'s syntax, where each `NAME=ADDR`
+/// only names one of its addresses (no device is opened), plus `seed=N` and `mtu=N`;
+/// `impair:` items are refused (the embedder owns the links).
+pub fn instance_new(config: &str) -> Result<Box<mptun_instance>, c_int> {
+    let c = parse_config(config).map_err(|e| {
+        log::warn!("mptun_instance_new: {e}");
+        libc::EINVAL
+    })?;
+    if c.tuns.iter().any(|t| t.2.is_some()) {
+        log::warn!("mptun_instance_new: impair: is for TUN devices; the embedder owns the links");
+        return Err(libc::EINVAL);
+    }
+    let conn = conn_config(&c);
+    let addrs: Vec<IpAddr> = c.tuns.iter().map(|t| t.1).collect();
+    let mut stack = Stack::new(
+        StackConfig {
+            addrs: addrs.clone(),
+            conn: conn.clone(),
+            ..StackConfig::default()
+        },
+        keygen(c.seed),
+    );
+    if let Some(m) = c.mtu {
+        for a in &addrs {
+            stack.set_mtu(*a, m);
+        }
+    }
+    let driver = crate::api::manual::ManualDriver::new(stack);
+    let ctx = Ctx::new(driver.handle().clone(), conn, addrs);
+    Ok(Box::new(mptun_instance { driver, ctx }))
+}
+
+unsafe fn instance_ref<'a>(inst: *const mptun_instance) -> Result<&'a mptun_instance, c_int> {
+    // SAFETY: the caller passes NULL or a pointer from mptun_instance_new not yet freed.
+    unsafe { inst.as_ref() }.ok_or(libc::EFAULT)
+}
+
+impl mptun_instance {
+    /// The driver (for Rust callers: streams and listeners on `driver().handle()`).
+    pub fn driver(&self) -> &crate::api::manual::ManualDriver {
+        &self.driver
+    }
+
+    /// A socket on this instance (`mptun_instance_socket`).
+    pub fn socket(&self, domain: c_int, ty: c_int, protocol: c_int) -> Result<c_int, c_int> {
+        new_socket(self.ctx.clone(), domain, ty, protocol)
+    }
+}
+
+impl Drop for mptun_instance {
+    fn drop(&mut self) {
+        for s in take_socks(&self.ctx) {
+            close_sock(&s);
+        }
+        lock(&self.ctx.linger).clear();
+        self.driver.set_wakeup(None);
+        // threads still blocked on one of its descriptors fail instead of waiting for ever
+        self.driver.stop("instance freed");
+    }
+}
+
+/// `mptun_instance *mptun_instance_new(const char *config)`: NULL and errno (EINVAL,
+/// EFAULT) on failure.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_instance_new(config: *const c_char) -> *mut mptun_instance {
+    guard(core::ptr::null_mut(), || {
+        let _ = env_logger::try_init();
+        if config.is_null() {
+            return Err(libc::EFAULT);
+        }
+        // SAFETY: the caller passes a NUL-terminated string (checked non-NULL above).
+        let s = unsafe { CStr::from_ptr(config) };
+        let s = s.to_str().map_err(|_| libc::EINVAL)?;
+        instance_new(s).map(Box::into_raw)
+    })
+}
+
+/// `int mptun_instance_free(mptun_instance *inst)`: closes its descriptors (connections
+/// are aborted: nothing drives them any more), wakes blocked calls with an error (EPIPE),
+/// frees it.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_instance_free(inst: *mut mptun_instance) -> c_int {
+    guard(-1, || {
+        if inst.is_null() {
+            return Err(libc::EFAULT);
+        }
+        // SAFETY: a pointer from mptun_instance_new, freed once (caller contract).
+        let b = unsafe { Box::from_raw(inst) };
+        let h = b.ctx.handle.clone();
+        drop(b);
+        // abort what is left: nobody will drive its closing handshake
+        h.with_stack(|s| {
+            let ids: Vec<ConnId> = s.connections().collect();
+            for id in ids {
+                let _ = s.abort(id);
+            }
+        });
+        Ok(0)
+    })
+}
+
+/// `int mptun_instance_input(mptun_instance *, const void *packet, size_t len, uint64_t
+/// now_us)`: one IP packet received at `now_us` (the instance's clock moves there first).
+#[no_mangle]
+pub unsafe extern "C" fn mptun_instance_input(
+    inst: *const mptun_instance,
+    packet: *const c_void,
+    len: usize,
+    now_us: u64,
+) -> c_int {
+    guard(-1, || {
+        // SAFETY: forwarded caller contract.
+        let i = unsafe { instance_ref(inst) }?;
+        if packet.is_null() {
+            return Err(libc::EFAULT);
+        }
+        if len == 0 || len > crate::api::manual::MAX_PACKET {
+            return Err(libc::EINVAL);
+        }
+        // SAFETY: the caller passes `len` readable bytes at `packet` (non-NULL).
+        let p = unsafe { core::slice::from_raw_parts(packet as *const u8, len) };
+        i.driver.input(Instant::from_micros(now_us), p);
+        Ok(0)
+    })
+}
+
+/// `ssize_t mptun_instance_output(mptun_instance *, void *buf, size_t len)`: the next packet
+/// the instance sends (its length), 0 when there is none; EMSGSIZE if `len` is too short
+/// (the packet is kept for the next call).
+#[no_mangle]
+pub unsafe extern "C" fn mptun_instance_output(
+    inst: *const mptun_instance,
+    buf: *mut c_void,
+    len: usize,
+) -> ssize_t {
+    guard(-1, || {
+        // SAFETY: forwarded caller contract.
+        let i = unsafe { instance_ref(inst) }?;
+        if buf.is_null() {
+            return Err(libc::EFAULT);
+        }
+        // SAFETY: the caller passes `len` writable bytes at `buf` (non-NULL).
+        let out = unsafe {
+            core::slice::from_raw_parts_mut(buf as *mut u8, len.min(isize::MAX as usize))
+        };
+        match i.driver.output(out) {
+            Ok(Some(n)) => Ok(n as ssize_t),
+            Ok(None) => Ok(0),
+            Err(_) => Err(libc::EMSGSIZE),
+        }
+    })
+}
+
+/// `int mptun_instance_timeout(mptun_instance *, uint64_t *deadline_us)`: 1 and the time
+/// the next timer is due in `*deadline_us`, 0 if no timer is set.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_instance_timeout(
+    inst: *const mptun_instance,
+    deadline_us: *mut u64,
+) -> c_int {
+    guard(-1, || {
+        // SAFETY: forwarded caller contract.
+        let i = unsafe { instance_ref(inst) }?;
+        if deadline_us.is_null() {
+            return Err(libc::EFAULT);
+        }
+        match i.driver.timeout() {
+            Some(t) => {
+                // SAFETY: non-NULL pointer to the caller's uint64_t.
+                unsafe { *deadline_us = t.total_micros() };
+                Ok(1)
+            }
+            None => Ok(0),
+        }
+    })
+}
+
+/// `int mptun_instance_advance(mptun_instance *, uint64_t now_us)`: moves the clock to
+/// `now_us` (never backwards) and runs the timers due.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_instance_advance(inst: *const mptun_instance, now_us: u64) -> c_int {
+    guard(-1, || {
+        // SAFETY: forwarded caller contract.
+        let i = unsafe { instance_ref(inst) }?;
+        i.driver.advance(Instant::from_micros(now_us));
+        Ok(0)
+    })
+}
+
+/// `uint64_t mptun_instance_now(const mptun_instance *)`: the instance's clock (0 for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn mptun_instance_now(inst: *const mptun_instance) -> u64 {
+    // SAFETY: forwarded caller contract.
+    guard(0, || {
+        Ok(unsafe { instance_ref(inst) }?.driver.now().total_micros())
+    })
+}
+
+/// `int mptun_instance_set_wakeup(mptun_instance *, void (*fn)(void *), void *arg)`:
+/// `fn(arg)` is called (on the calling thread, no lock held) when a socket call queued
+/// something for `mptun_instance_output`; NULL removes it. It must not call into mptun.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_instance_set_wakeup(
+    inst: *const mptun_instance,
+    f: Option<unsafe extern "C" fn(*mut c_void)>,
+    arg: *mut c_void,
+) -> c_int {
+    guard(-1, || {
+        // SAFETY: forwarded caller contract.
+        let i = unsafe { instance_ref(inst) }?;
+        let w = f.map(|f| CWakeup {
+            f,
+            arg: arg as usize,
+        });
+        i.driver
+            .set_wakeup(w.map(|w| -> crate::api::manual::WakeFn {
+                Box::new(move || {
+                    // SAFETY: the C caller registered `f` for `arg` and keeps both valid until
+                    // it removes the callback or frees the instance.
+                    unsafe { (w.f)(w.arg as *mut c_void) }
+                })
+            }));
+        Ok(0)
+    })
+}
+
+/// `int mptun_instance_socket(mptun_instance *, int domain, int type, int protocol)`: as
+/// `mptun_socket`, on the instance. The other socket calls take the descriptor alone.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_instance_socket(
+    inst: *const mptun_instance,
+    domain: c_int,
+    ty: c_int,
+    protocol: c_int,
+) -> c_int {
+    guard(-1, || {
+        // SAFETY: forwarded caller contract.
+        unsafe { instance_ref(inst) }?.socket(domain, ty, protocol)
+    })
+}
+
+/// `int mptun_instance_endpoint_set(mptun_instance *, const char *addr, unsigned flags)`
+/// and `mptun_instance_endpoint_del`: `mptun_endpoint_set` / `_del` on the instance.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_instance_endpoint_set(
+    inst: *const mptun_instance,
+    addr: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    guard(-1, || {
+        // SAFETY: forwarded caller contract.
+        let i = unsafe { instance_ref(inst) }?;
+        // SAFETY: forwarded caller contract.
+        let addr = unsafe { c_addr(addr) }?;
+        endpoint_set(&i.ctx, addr, flags)
+    })
+}
+
+/// See [`mptun_instance_endpoint_set`].
+#[no_mangle]
+pub unsafe extern "C" fn mptun_instance_endpoint_del(
+    inst: *const mptun_instance,
+    addr: *const c_char,
+) -> c_int {
+    guard(-1, || {
+        // SAFETY: forwarded caller contract.
+        let i = unsafe { instance_ref(inst) }?;
+        // SAFETY: forwarded caller contract.
+        let addr = unsafe { c_addr(addr) }?;
+        endpoint_del(&i.ctx, addr)
     })
 }
 
@@ -715,21 +1129,33 @@ pub unsafe extern "C" fn mptun_endpoint_set(addr: *const c_char, flags: c_uint) 
     guard(-1, || {
         // SAFETY: forwarded caller contract.
         let addr = unsafe { c_addr(addr) }?;
-        if flags & !(MPTUN_ENDPOINT_SIGNAL | MPTUN_ENDPOINT_BACKUP) != 0 {
-            return Err(libc::EINVAL);
-        }
-        let (h, _, _) = runtime()?;
-        let ep = crate::pm::LocalAddr {
-            addr,
-            backup: flags & MPTUN_ENDPOINT_BACKUP != 0,
-            announce: flags & MPTUN_ENDPOINT_SIGNAL != 0,
-            port: 0,
-        };
-        let now = h.now();
-        let r = h.with_stack(|s| s.set_endpoint(now, ep));
-        h.wake_driver();
-        r.map(|()| 0).map_err(|_| libc::EADDRNOTAVAIL)
+        endpoint_set(&*runtime()?, addr, flags)
     })
+}
+
+fn endpoint_set(ctx: &Ctx, addr: IpAddr, flags: c_uint) -> Result<c_int, c_int> {
+    if flags & !(MPTUN_ENDPOINT_SIGNAL | MPTUN_ENDPOINT_BACKUP) != 0 {
+        return Err(libc::EINVAL);
+    }
+    let h = &ctx.handle;
+    let ep = crate::pm::LocalAddr {
+        addr,
+        backup: flags & MPTUN_ENDPOINT_BACKUP != 0,
+        announce: flags & MPTUN_ENDPOINT_SIGNAL != 0,
+        port: 0,
+    };
+    let now = h.now();
+    let r = h.with_stack(|s| s.set_endpoint(now, ep));
+    h.wake_driver();
+    r.map(|()| 0).map_err(|_| libc::EADDRNOTAVAIL)
+}
+
+fn endpoint_del(ctx: &Ctx, addr: IpAddr) -> Result<c_int, c_int> {
+    let h = &ctx.handle;
+    let now = h.now();
+    let r = h.with_stack(|s| s.remove_endpoint(now, addr));
+    h.wake_driver();
+    r.map(|()| 0).map_err(|e| io_errno(&to_io(e)))
 }
 
 /// `int mptun_endpoint_del(const char *addr)`: removes the endpoint (REMOVE_ADDR where it
@@ -739,11 +1165,7 @@ pub unsafe extern "C" fn mptun_endpoint_del(addr: *const c_char) -> c_int {
     guard(-1, || {
         // SAFETY: forwarded caller contract.
         let addr = unsafe { c_addr(addr) }?;
-        let (h, _, _) = runtime()?;
-        let now = h.now();
-        let r = h.with_stack(|s| s.remove_endpoint(now, addr));
-        h.wake_driver();
-        r.map(|()| 0).map_err(|e| io_errno(&to_io(e)))
+        endpoint_del(&*runtime()?, addr)
     })
 }
 
@@ -754,8 +1176,11 @@ pub unsafe extern "C" fn mptun_endpoint_del(addr: *const c_char) -> c_int {
 /// `IPPROTO_MPTCP` for MPTCP, `IPPROTO_TCP` for plain TCP (no MP_CAPABLE).
 #[no_mangle]
 pub extern "C" fn mptun_socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
-    guard(-1, || {
-        runtime()?;
+    guard(-1, || new_socket(runtime()?, domain, ty, protocol))
+}
+
+fn new_socket(ctx: Arc<Ctx>, domain: c_int, ty: c_int, protocol: c_int) -> Result<c_int, c_int> {
+    {
         if domain != libc::AF_INET && domain != libc::AF_INET6 {
             return Err(libc::EAFNOSUPPORT);
         }
@@ -769,14 +1194,17 @@ pub extern "C" fn mptun_socket(domain: c_int, ty: c_int, protocol: c_int) -> c_i
             _ => return Err(libc::EPROTONOSUPPORT),
         };
         insert_sock(Sock {
+            ctx,
             domain,
             mptcp,
-            nonblocking: ty & libc::SOCK_NONBLOCK != 0,
+            nonblocking: (ty & libc::SOCK_NONBLOCK != 0).into(),
+            reuseaddr: false.into(),
             wr_shut: false.into(),
             limits: Mutex::new(None),
+            tcp_opts: Mutex::new(TcpOpts::default()),
             state: Mutex::new(SockState::Fresh { bound: None }),
         })
-    })
+    }
 }
 
 fn family_of(domain: c_int) -> u16 {
@@ -878,8 +1306,7 @@ pub unsafe extern "C" fn mptun_bind(
         let sock = get_sock(fd)?;
         // SAFETY: forwarded caller contract.
         let a = unsafe { sockaddr_arg(&sock, addr, len) }?;
-        let (_, _, addrs) = runtime()?;
-        if !a.ip().is_unspecified() && !addrs.contains(&a.ip()) {
+        if !a.ip().is_unspecified() && !sock.ctx.addrs.contains(&a.ip()) {
             return Err(libc::EADDRNOTAVAIL);
         }
         let mut st = lock(&sock.state);
@@ -897,11 +1324,62 @@ pub unsafe extern "C" fn mptun_bind(
 
 fn sock_config(sock: &Sock, base: ConnConfig) -> ConnConfig {
     let limits = lock(&sock.limits).unwrap_or(base.limits);
-    ConnConfig {
+    let o = *lock(&sock.tcp_opts);
+    let mut cfg = ConnConfig {
         mptcp: sock.mptcp,
         limits,
         ..base
+    };
+    if let Some(v) = o.nodelay {
+        cfg.tcp.nodelay = v;
     }
+    if let Some(t) = o.user_timeout {
+        cfg.tcp.user_timeout = t;
+    }
+    cfg
+}
+
+/// The connection-level TCP option names (level IPPROTO_TCP on the connection).
+fn conn_tcp_opt(optname: c_int) -> Option<SubflowOptName> {
+    match optname {
+        libc::TCP_NODELAY => Some(SubflowOptName::NoDelay),
+        libc::TCP_MAXSEG => Some(SubflowOptName::MaxSeg),
+        libc::TCP_USER_TIMEOUT => Some(SubflowOptName::UserTimeout),
+        _ => None,
+    }
+}
+
+/// An option's value as the int the socket calls use.
+fn opt_int(v: SubflowOpt) -> c_int {
+    match v {
+        SubflowOpt::NoDelay(b) | SubflowOpt::Backup(b) => c_int::from(b),
+        SubflowOpt::MaxSeg(m) => c_int::from(m),
+        SubflowOpt::Tos(t) => c_int::from(t),
+        SubflowOpt::UserTimeout(t) => {
+            t.map_or(0, |d| c_int::try_from(d.as_millis()).unwrap_or(c_int::MAX))
+        }
+    }
+}
+
+/// Parses an int option value for `name` (exactly 4 bytes).
+fn opt_from_int(name: SubflowOptName, buf: &[u8]) -> Result<SubflowOpt, c_int> {
+    let v: [u8; 4] = buf.try_into().map_err(|_| libc::EINVAL)?;
+    let v = c_int::from_ne_bytes(v);
+    Ok(match name {
+        SubflowOptName::NoDelay => SubflowOpt::NoDelay(v != 0),
+        SubflowOptName::MaxSeg => SubflowOpt::MaxSeg(u16::try_from(v).map_err(|_| libc::EINVAL)?),
+        SubflowOptName::UserTimeout => match v {
+            0 => SubflowOpt::UserTimeout(None),
+            v if v > 0 => SubflowOpt::UserTimeout(Some(Duration::from_millis(v as u64))),
+            _ => return Err(libc::EINVAL),
+        },
+        SubflowOptName::Tos => SubflowOpt::Tos(u8::try_from(v).map_err(|_| libc::EINVAL)?),
+        SubflowOptName::Backup => SubflowOpt::Backup(match v {
+            0 => false,
+            1 => true,
+            _ => return Err(libc::EINVAL),
+        }),
+    })
 }
 
 /// MPTUN_LIMITS bytes: three native-endian `uint32_t`s (subflows, add_addr_accepted,
@@ -940,7 +1418,7 @@ fn sock_limits(sock: &Sock) -> Result<crate::pm::Limits, c_int> {
     if let Some(l) = *lock(&sock.limits) {
         return Ok(l);
     }
-    Ok(runtime()?.1.limits)
+    Ok(sock.ctx.conn.limits)
 }
 
 /// `int mptun_listen(int fd, int backlog)`: listens on the bound port on all addresses.
@@ -948,7 +1426,7 @@ fn sock_limits(sock: &Sock) -> Result<crate::pm::Limits, c_int> {
 pub extern "C" fn mptun_listen(fd: c_int, _backlog: c_int) -> c_int {
     guard(-1, || {
         let sock = get_sock(fd)?;
-        let (h, base, _) = runtime()?;
+        let (h, base) = (&sock.ctx.handle, sock.ctx.conn.clone());
         let mut st = lock(&sock.state);
         let port = match &*st {
             SockState::Fresh { bound: Some(a), .. } if a.port() != 0 => a.port(),
@@ -956,7 +1434,7 @@ pub extern "C" fn mptun_listen(fd: c_int, _backlog: c_int) -> c_int {
             SockState::Fresh { .. } => return Err(libc::EDESTADDRREQ),
             SockState::Connected(_) => return Err(libc::EISCONN),
         };
-        let l = MptcpListener::bind_with(&h, port, Some(sock_config(&sock, base)))
+        let l = MptcpListener::bind_with(h, port, Some(sock_config(&sock, base)))
             .map_err(|e| io_errno(&e))?;
         *st = SockState::Listening(Arc::new(Listen {
             listener: l,
@@ -1009,18 +1487,21 @@ pub unsafe extern "C" fn mptun_accept(
             Some(id) => MptcpStream::from_id(l.listener.handle.clone(), id),
             None => {
                 l.listener
-                    .set_nonblocking(sock.nonblocking)
+                    .set_nonblocking(sock.nonblocking.load(Ordering::Relaxed))
                     .map_err(|e| io_errno(&e))?;
                 l.listener.accept().map_err(|e| io_errno(&e))?.0
             }
         };
         let peer = stream.peer_addr().map_err(|e| io_errno(&e))?;
         let nfd = insert_sock(Sock {
+            ctx: sock.ctx.clone(),
             domain: sock.domain,
             mptcp: sock.mptcp,
-            nonblocking: false,
+            nonblocking: false.into(),
+            reuseaddr: false.into(),
             wr_shut: false.into(),
             limits: Mutex::new(None),
+            tcp_opts: Mutex::new(TcpOpts::default()),
             state: Mutex::new(SockState::Connected(Arc::new(stream))),
         })?;
         // SAFETY: forwarded caller contract.
@@ -1047,7 +1528,7 @@ pub unsafe extern "C" fn mptun_connect(
         let sock = get_sock(fd)?;
         // SAFETY: forwarded caller contract.
         let remote = unsafe { sockaddr_arg(&sock, addr, len) }?;
-        let (h, base, _) = runtime()?;
+        let (h, base) = (&sock.ctx.handle, sock.ctx.conn.clone());
         let local = match &*lock(&sock.state) {
             SockState::Fresh { bound } => bound.map(|b| b.ip()).filter(|i| !i.is_unspecified()),
             SockState::Connected(s) => {
@@ -1059,8 +1540,8 @@ pub unsafe extern "C" fn mptun_connect(
             }
             SockState::Listening(_) => return Err(libc::EINVAL),
         };
-        if sock.nonblocking {
-            let s = MptcpStream::connect_start(&h, remote, local, Some(sock_config(&sock, base)))
+        if sock.nonblocking.load(Ordering::Relaxed) {
+            let s = MptcpStream::connect_start(h, remote, local, Some(sock_config(&sock, base)))
                 .map_err(|e| io_errno(&e))?;
             let mut st = lock(&sock.state);
             return match &*st {
@@ -1072,7 +1553,7 @@ pub unsafe extern "C" fn mptun_connect(
             };
         }
         let s = MptcpStream::connect_with(
-            &h,
+            h,
             remote,
             local,
             Some(sock_config(&sock, base)),
@@ -1119,7 +1600,12 @@ pub unsafe extern "C" fn mptun_send(
         }
         // SAFETY: the caller passes `len` readable bytes at `buf` (non-NULL).
         let data = unsafe { core::slice::from_raw_parts(buf as *const u8, len) };
-        let nb = sock.nonblocking || flags & libc::MSG_DONTWAIT != 0;
+        let nb = sock.nonblocking.load(Ordering::Relaxed) || flags & libc::MSG_DONTWAIT != 0;
+        // as Linux: a non-blocking send while the handshake runs would block (EAGAIN); a
+        // failed handshake reports its error
+        if nb && !s.connect_result().map_err(|e| io_errno(&e))? {
+            return Err(libc::EAGAIN);
+        }
         s.set_nonblocking(nb).map_err(|e| io_errno(&e))?;
         (&*s)
             .write(data)
@@ -1151,7 +1637,7 @@ pub unsafe extern "C" fn mptun_recv(
         }
         // SAFETY: the caller passes `len` writable bytes at `buf` (non-NULL).
         let out = unsafe { core::slice::from_raw_parts_mut(buf as *mut u8, len) };
-        let nb = sock.nonblocking || flags & libc::MSG_DONTWAIT != 0;
+        let nb = sock.nonblocking.load(Ordering::Relaxed) || flags & libc::MSG_DONTWAIT != 0;
         s.set_nonblocking(nb).map_err(|e| io_errno(&e))?;
         let mut got = 0usize;
         loop {
@@ -1196,11 +1682,29 @@ pub extern "C" fn mptun_shutdown(fd: c_int, how: c_int) -> c_int {
 fn close_sock(sock: &Sock) {
     let st = core::mem::replace(&mut *lock(&sock.state), SockState::Fresh { bound: None });
     if let SockState::Connected(s) = st {
-        // The stream finishes its closing handshake in the background; `mptun_fini` waits
-        // for it. A clone still used by a thread blocked in this descriptor keeps it open.
-        let _ = s.shutdown(Shutdown::Write);
+        // As Linux's close(): a connection whose handshake still runs is dropped (a later
+        // SYN/ACK gets a RST), and one with data the application never read is reset
+        // rather than closed gracefully (RFC 2525 2.17), so the peer learns the data was
+        // lost. Otherwise the stream finishes its closing handshake in the background;
+        // `mptun_fini` waits for it. A clone still used by a thread blocked in this
+        // descriptor keeps it open.
+        let id = s.id();
+        let abort = s.stack().with_stack(|st| {
+            let doomed = st
+                .connection(id)
+                .is_some_and(|c| c.error().is_none() && (!c.is_established() || c.readable() > 0));
+            if doomed {
+                let _ = st.abort(id);
+            }
+            doomed
+        });
+        if abort {
+            s.stack().wake_driver();
+        } else {
+            let _ = s.shutdown(Shutdown::Write);
+        }
         if let Ok(s) = Arc::try_unwrap(s) {
-            lock(&LINGER).push(s);
+            lock(&sock.ctx.linger).push(s);
         }
     }
 }
@@ -1225,6 +1729,30 @@ pub extern "C" fn mptun_close(fd: c_int) -> c_int {
     guard(-1, || close_fd(fd))
 }
 
+/// `int mptun_fcntl(int fd, int cmd, int arg)`: `F_GETFL` (`O_RDWR`, `| O_NONBLOCK` if
+/// set) and `F_SETFL` (`O_NONBLOCK` on or off; the access mode and other status flags are
+/// ignored, as Linux ignores them for sockets); other commands EINVAL.
+#[no_mangle]
+pub extern "C" fn mptun_fcntl(fd: c_int, cmd: c_int, arg: c_int) -> c_int {
+    guard(-1, || {
+        let sock = get_sock(fd)?;
+        match cmd {
+            libc::F_GETFL => Ok(libc::O_RDWR
+                | if sock.nonblocking.load(Ordering::Relaxed) {
+                    libc::O_NONBLOCK
+                } else {
+                    0
+                }),
+            libc::F_SETFL => {
+                sock.nonblocking
+                    .store(arg & libc::O_NONBLOCK != 0, Ordering::Relaxed);
+                Ok(0)
+            }
+            _ => Err(libc::EINVAL),
+        }
+    })
+}
+
 // ----- poll -------------------------------------------------------------------------------
 
 enum PollTarget {
@@ -1235,19 +1763,21 @@ enum PollTarget {
     Listener(u16, Arc<Listen>),
 }
 
-fn poll_target(fd: c_int) -> PollTarget {
+/// What `fd` is for `mptun_poll`, and the stack it lives on.
+fn poll_target(fd: c_int) -> (PollTarget, Option<Arc<Ctx>>) {
     if fd < 0 {
-        return PollTarget::Ignore;
+        return (PollTarget::Ignore, None);
     }
     let Ok(sock) = get_sock(fd) else {
-        return PollTarget::Invalid;
+        return (PollTarget::Invalid, None);
     };
     let st = lock(&sock.state);
-    match &*st {
+    let t = match &*st {
         SockState::Fresh { .. } => PollTarget::Fresh,
         SockState::Connected(s) => PollTarget::Stream(s.id()),
         SockState::Listening(l) => PollTarget::Listener(l.listener.port(), l.clone()),
-    }
+    };
+    (t, Some(sock.ctx.clone()))
 }
 
 fn readiness(s: &mut Stack, t: &PollTarget) -> i16 {
@@ -1262,7 +1792,9 @@ fn readiness(s: &mut Stack, t: &PollTarget) -> i16 {
                 if c.readable() > 0 || c.at_eof() || c.error().is_some() {
                     r |= libc::POLLIN;
                 }
-                if c.is_established() && c.send_space() > 0 {
+                // after a failure a write does not block (it fails at once): POLLOUT, as
+                // Linux gives with POLLERR|POLLHUP
+                if (c.is_established() && c.send_space() > 0) || c.error().is_some() {
                     r |= libc::POLLOUT;
                 }
                 if c.error().is_some() {
@@ -1314,8 +1846,37 @@ pub unsafe extern "C" fn mptun_poll(
             // SAFETY: the caller passes `nfds` pollfd structs at `fds` (non-NULL).
             unsafe { core::slice::from_raw_parts_mut(fds, n) }
         };
-        let targets: Vec<PollTarget> = fds.iter().map(|p| poll_target(p.fd)).collect();
-        let (h, _, _) = runtime()?;
+        let mut ctx: Option<Arc<Ctx>> = None;
+        let mut targets = Vec::with_capacity(n);
+        for p in fds.iter() {
+            let (t, c) = poll_target(p.fd);
+            if let Some(c) = c {
+                match &ctx {
+                    // one call waits on one stack's clock and wake-ups
+                    Some(x) if !Arc::ptr_eq(x, &c) => return Err(libc::EINVAL),
+                    _ => ctx = Some(c),
+                }
+            }
+            targets.push(t);
+        }
+        let ctx = match ctx {
+            Some(c) => c,
+            None if targets.iter().any(|t| matches!(t, PollTarget::Invalid)) => {
+                // only unknown descriptors: POLLNVAL at once, no stack needed
+                let mut count = 0;
+                for (p, t) in fds.iter_mut().zip(&targets) {
+                    p.revents = if matches!(t, PollTarget::Invalid) {
+                        count += 1;
+                        libc::POLLNVAL
+                    } else {
+                        0
+                    };
+                }
+                return Ok(count);
+            }
+            None => runtime()?,
+        };
+        let h = &ctx.handle;
         let deadline =
             (timeout_ms >= 0).then(|| h.now() + Duration::from_millis(timeout_ms as u64));
         let mut revents = vec![0i16; n];
@@ -1419,7 +1980,35 @@ fn getsockopt_impl(
         (libc::IPPROTO_TCP, MPTCP_OPEN_SUB_TUPLE) => open_sub_tuple(&*stream_of(sock)?, buf),
         (libc::IPPROTO_TCP, MPTCP_CLOSE_SUB_ID) => close_sub_id(&*stream_of(sock)?, buf),
         (libc::IPPROTO_TCP, MPTCP_SUB_GETSOCKOPT) => sub_getsockopt(&*stream_of(sock)?, buf),
+        (libc::IPPROTO_TCP, o) if conn_tcp_opt(o).is_some() => {
+            let name = conn_tcp_opt(o).ok_or(libc::ENOPROTOOPT)?;
+            let connected = match &*lock(&sock.state) {
+                SockState::Connected(s) => Some(s.clone()),
+                _ => None,
+            };
+            let v = match connected {
+                Some(s) => opt_int(s.connection_option(name).map_err(sub_errno)?),
+                None => {
+                    let t = *lock(&sock.tcp_opts);
+                    let base = &sock.ctx.conn.tcp;
+                    match name {
+                        SubflowOptName::NoDelay => c_int::from(t.nodelay.unwrap_or(base.nodelay)),
+                        SubflowOptName::UserTimeout => opt_int(SubflowOpt::UserTimeout(
+                            t.user_timeout.unwrap_or(base.user_timeout),
+                        )),
+                        // the MSS is known once a subflow exists
+                        _ => return Err(libc::ENOTCONN),
+                    }
+                }
+            };
+            put_int(buf, out_len, v)
+        }
         (libc::SOL_SOCKET, libc::SO_TYPE) => put_int(buf, out_len, libc::SOCK_STREAM),
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR) => put_int(
+            buf,
+            out_len,
+            c_int::from(sock.reuseaddr.load(Ordering::Relaxed)),
+        ),
         (SOL_MPTCP, MPTUN_GET_EVENTS) => get_events(&*stream_of(sock)?, buf, out_len),
         (SOL_MPTCP, MPTUN_LIMITS) => put_bytes(buf, out_len, &limits_bytes(&sock_limits(sock)?)),
         (SOL_MPTCP, MPTCP_INFO) => {
@@ -1462,6 +2051,33 @@ fn getsockopt_impl(
 fn setsockopt_impl(sock: &Sock, level: c_int, optname: c_int, buf: &[u8]) -> Result<(), c_int> {
     match (level, optname) {
         (libc::IPPROTO_TCP, MPTCP_SUB_SETSOCKOPT) => sub_setsockopt(&*stream_of(sock)?, buf),
+        (libc::IPPROTO_TCP, o) if conn_tcp_opt(o).is_some() => {
+            let name = conn_tcp_opt(o).ok_or(libc::ENOPROTOOPT)?;
+            let opt = opt_from_int(name, buf)?;
+            let connected = match &*lock(&sock.state) {
+                SockState::Connected(s) => Some(s.clone()),
+                _ => None,
+            };
+            match (connected, opt) {
+                (Some(s), opt) => s.set_connection_option(opt).map_err(sub_errno),
+                (None, SubflowOpt::NoDelay(v)) => {
+                    lock(&sock.tcp_opts).nodelay = Some(v);
+                    Ok(())
+                }
+                (None, SubflowOpt::UserTimeout(t)) => {
+                    lock(&sock.tcp_opts).user_timeout = Some(t);
+                    Ok(())
+                }
+                // TCP_MAXSEG before connect: not supported (the link MTU decides)
+                (None, _) => Err(libc::ENOTCONN),
+            }
+        }
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR) => {
+            let v: [u8; 4] = buf.try_into().map_err(|_| libc::EINVAL)?;
+            sock.reuseaddr
+                .store(c_int::from_ne_bytes(v) != 0, Ordering::Relaxed);
+            Ok(())
+        }
         (SOL_MPTCP, MPTUN_LIMITS) => {
             let l = limits_from(buf)?;
             let connected = match &*lock(&sock.state) {
@@ -1571,16 +2187,25 @@ fn get_sub_tuple(s: &MptcpStream, buf: &mut [u8], out_len: &mut usize) -> Result
     Ok(())
 }
 
+/// MPTCP_OPEN_SUB_TUPLE: the family comes from the local sockaddr (the remote one must have
+/// the same); the buffer must hold both addresses and may be longer (the draft's manual
+/// passes 100 bytes), the bytes after them being ignored.
 fn open_sub_tuple(s: &MptcpStream, buf: &mut [u8]) -> Result<(), c_int> {
-    let fam = match buf.len() {
-        SUB_TUPLE_LEN_IN => libc::AF_INET,
-        SUB_TUPLE_LEN_IN6 => libc::AF_INET6,
+    let fam = buf
+        .get(2..4)
+        .map(|f| c_int::from(u16::from_ne_bytes([f[0], f[1]])))
+        .ok_or(libc::EINVAL)?;
+    let alen = match fam {
+        libc::AF_INET => SOCKADDR_IN_LEN,
+        libc::AF_INET6 => SOCKADDR_IN6_LEN,
         _ => return Err(libc::EINVAL),
     };
-    let alen = (buf.len() - 2) / 2;
+    if buf.len() < 2 + 2 * alen {
+        return Err(libc::EINVAL);
+    }
     let local = read_sockaddr(&buf[2..2 + alen]).map_err(|_| libc::EINVAL)?;
-    let remote = read_sockaddr(&buf[2 + alen..]).map_err(|_| libc::EINVAL)?;
-    if (fam == libc::AF_INET) != local.is_ipv4() || local.is_ipv4() != remote.is_ipv4() {
+    let remote = read_sockaddr(&buf[2 + alen..2 + 2 * alen]).map_err(|_| libc::EINVAL)?;
+    if local.is_ipv4() != remote.is_ipv4() {
         return Err(libc::EINVAL);
     }
     let backup = match buf[1] {
@@ -1611,7 +2236,10 @@ fn close_sub_id(s: &MptcpStream, buf: &mut [u8]) -> Result<(), c_int> {
     let how = c_int::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
     let how = match how {
         libc::SHUT_WR | libc::SHUT_RDWR => CloseHow::Graceful,
-        MPTUN_SHUT_ABORT => CloseHow::Abortive,
+        // 0 (SHUT_RD): a zero-initialised struct with only `id` set, as programs written
+        // for the draft's prototype pass it; the prototype ignored `how` and closed
+        // abortively (reinjection, then RST)
+        MPTUN_SHUT_ABORT | 0 => CloseHow::Abortive,
         _ => return Err(libc::EINVAL),
     };
     // a subflow already being closed is no longer attached: an unknown id, as in the draft
@@ -1673,35 +2301,21 @@ fn sub_get(
     out: &mut [u8],
     out_len: &mut usize,
 ) -> Result<(), c_int> {
-    let name = match (level, optname) {
-        (libc::IPPROTO_TCP, libc::TCP_INFO) => {
-            let info = s.subflow_info(id).map_err(sub_errno)?;
-            let backup = s
-                .subflow_option(id, SubflowOptName::Backup)
-                .map_err(sub_errno)?
-                == SubflowOpt::Backup(true);
-            let ti = tcp_info(&info, backup);
-            return put_bytes(out, out_len, tcp_info_bytes(&ti).as_slice());
-        }
-        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => SubflowOptName::NoDelay,
-        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => SubflowOptName::MaxSeg,
-        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => SubflowOptName::UserTimeout,
-        (libc::IPPROTO_IP, libc::IP_TOS) => SubflowOptName::Tos,
-        (SOL_MPTCP, MPTUN_SUB_BACKUP) => SubflowOptName::Backup,
-        _ => {
-            // an unknown option on an unknown id is still an unknown id
-            s.subflow_tuple(id).map_err(sub_errno)?;
-            return Err(libc::ENOPROTOOPT);
-        }
+    if (level, optname) == (libc::IPPROTO_TCP, libc::TCP_INFO) {
+        let info = s.subflow_info(id).map_err(sub_errno)?;
+        let backup = s
+            .subflow_option(id, SubflowOptName::Backup)
+            .map_err(sub_errno)?
+            == SubflowOpt::Backup(true);
+        let ti = tcp_info(&info, backup);
+        return put_bytes(out, out_len, tcp_info_bytes(&ti).as_slice());
+    }
+    let Some(name) = sub_opt_name(level, optname) else {
+        // an unknown option on an unknown id is still an unknown id
+        s.subflow_tuple(id).map_err(sub_errno)?;
+        return Err(libc::ENOPROTOOPT);
     };
-    let v = match s.subflow_option(id, name).map_err(sub_errno)? {
-        SubflowOpt::NoDelay(b) | SubflowOpt::Backup(b) => c_int::from(b),
-        SubflowOpt::MaxSeg(m) => c_int::from(m),
-        SubflowOpt::Tos(t) => c_int::from(t),
-        SubflowOpt::UserTimeout(t) => {
-            t.map_or(0, |d| c_int::try_from(d.as_millis()).unwrap_or(c_int::MAX))
-        }
-    };
+    let v = opt_int(s.subflow_option(id, name).map_err(sub_errno)?);
     put_int(out, out_len, v)
 }
 
@@ -1779,40 +2393,25 @@ fn sub_setsockopt(s: &MptcpStream, buf: &[u8]) -> Result<(), c_int> {
         unsafe { core::slice::from_raw_parts(a.optval as *const u8, len) }
     };
     let id = u32::from(a.id);
-    let known = matches!(
-        (a.level, a.optname),
-        (libc::IPPROTO_TCP, libc::TCP_NODELAY)
-            | (libc::IPPROTO_TCP, libc::TCP_MAXSEG)
-            | (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT)
-            | (libc::IPPROTO_IP, libc::IP_TOS)
-            | (SOL_MPTCP, MPTUN_SUB_BACKUP)
-    );
-    if !known {
+    let Some(name) = sub_opt_name(a.level, a.optname) else {
+        // an unknown option on an unknown id is still an unknown id
         s.subflow_tuple(id).map_err(sub_errno)?;
         return Err(libc::ENOPROTOOPT);
-    }
-    let v: [u8; 4] = val.try_into().map_err(|_| libc::EINVAL)?;
-    let v = c_int::from_ne_bytes(v);
-    let opt = match (a.level, a.optname) {
-        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => SubflowOpt::NoDelay(v != 0),
-        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => {
-            SubflowOpt::MaxSeg(u16::try_from(v).map_err(|_| libc::EINVAL)?)
-        }
-        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => match v {
-            0 => SubflowOpt::UserTimeout(None),
-            v if v > 0 => SubflowOpt::UserTimeout(Some(Duration::from_millis(v as u64))),
-            _ => return Err(libc::EINVAL),
-        },
-        (libc::IPPROTO_IP, libc::IP_TOS) => {
-            SubflowOpt::Tos(u8::try_from(v).map_err(|_| libc::EINVAL)?)
-        }
-        _ => SubflowOpt::Backup(match v {
-            0 => false,
-            1 => true,
-            _ => return Err(libc::EINVAL),
-        }),
     };
-    s.set_subflow_option(id, opt).map_err(sub_errno)
+    s.set_subflow_option(id, opt_from_int(name, val)?)
+        .map_err(sub_errno)
+}
+
+/// The per-subflow option a (level, optname) pair names (TCP_INFO aside: get only).
+fn sub_opt_name(level: c_int, optname: c_int) -> Option<SubflowOptName> {
+    match (level, optname) {
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => Some(SubflowOptName::NoDelay),
+        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => Some(SubflowOptName::MaxSeg),
+        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => Some(SubflowOptName::UserTimeout),
+        (libc::IPPROTO_IP, libc::IP_TOS) => Some(SubflowOptName::Tos),
+        (SOL_MPTCP, MPTUN_SUB_BACKUP) => Some(SubflowOptName::Backup),
+        _ => None,
+    }
 }
 
 /// Maps a stack error to errno (for Rust callers of this module's helpers).
@@ -1864,6 +2463,19 @@ mod tests {
             conn_config(&parse_config("t=1.2.3.4").unwrap()).path_manager,
             "manual"
         );
+        let c = parse_config("a=1.2.3.4,b=1.2.3.5,signal=1.2.3.5,wscale=8,timestamps=0,seed=7")
+            .unwrap();
+        let cc = conn_config(&c);
+        assert_eq!(cc.tcp.window_scale, 8);
+        assert!(!cc.tcp.timestamps);
+        assert_eq!(c.seed, Some(7));
+        assert_eq!(
+            cc.local_addrs
+                .iter()
+                .map(|l| l.announce)
+                .collect::<Vec<_>>(),
+            [false, true]
+        );
         for bad in [
             "",
             "tun0",
@@ -1874,6 +2486,11 @@ mod tests {
             "tun0=1.2.3.4,cc=bogus",
             "impair:tun9=delay=1ms,tun0=1.2.3.4",
             "tun0=1.2.3.4,impair:tun0=bogus=1",
+            "tun0=1.2.3.4,wscale=15",
+            "tun0=1.2.3.4,sack=2",
+            "tun0=1.2.3.4,mtu=100",
+            "tun0=1.2.3.4,signal=1.2.3.5",
+            "tun0=1.2.3.4,seed=x",
             "averyveryverylongname=1.2.3.4",
         ] {
             assert!(parse_config(bad).is_err(), "{bad:?} accepted");

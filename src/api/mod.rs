@@ -8,6 +8,7 @@
 //! Writes and closes nudge the driver through a [`DriverWaker`] so it transmits at once.
 
 pub mod capi;
+pub mod manual;
 pub mod subflow;
 #[cfg(feature = "tokio")]
 pub mod tokio;

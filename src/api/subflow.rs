@@ -3,7 +3,7 @@
 //! or abortively), get and set per-subflow options, per-subflow TCP_INFO-like statistics.
 
 use super::MptcpStream;
-use crate::mptcp::{Connection, JoinState, OpenError, SubflowOptions};
+use crate::mptcp::{Connection, JoinState, OpenError, Subflow, SubflowOptions};
 use crate::stack::SubflowError;
 use crate::tcp::{CloseReason, State};
 use core::fmt;
@@ -383,14 +383,7 @@ impl MptcpStream {
     ) -> Result<SubflowOpt, SubflowApiError> {
         self.mptcp_conn(|c| {
             let i = c.subflow_by_id(id).ok_or(SubflowApiError::UnknownId)?;
-            let s = &c.subflows()[i];
-            Ok(match name {
-                SubflowOptName::NoDelay => SubflowOpt::NoDelay(s.tcb.nodelay()),
-                SubflowOptName::MaxSeg => SubflowOpt::MaxSeg(s.tcb.stats().snd_mss),
-                SubflowOptName::Tos => SubflowOpt::Tos(s.tos),
-                SubflowOptName::UserTimeout => SubflowOpt::UserTimeout(s.tcb.user_timeout()),
-                SubflowOptName::Backup => SubflowOpt::Backup(s.backup),
-            })
+            Ok(option_of(&c.subflows()[i], name))
         })
     }
 
@@ -402,22 +395,75 @@ impl MptcpStream {
             if c.subflows()[i].closed.is_some() {
                 return Err(SubflowApiError::UnknownId);
             }
-            let mut o = SubflowOptions::default();
-            match opt {
-                SubflowOpt::NoDelay(v) => o.nodelay = Some(v),
-                SubflowOpt::MaxSeg(m) if (88..=65495).contains(&m) => o.mss = Some(m),
-                SubflowOpt::MaxSeg(_) => return Err(SubflowApiError::InvalidArgument),
-                SubflowOpt::Tos(t) => o.tos = Some(t),
-                SubflowOpt::UserTimeout(t) => o.user_timeout = Some(t),
-                SubflowOpt::Backup(b) => {
-                    c.set_subflow_backup(i, b);
-                    return Ok(());
-                }
+            if let SubflowOpt::Backup(b) = opt {
+                c.set_subflow_backup(i, b);
+                return Ok(());
             }
-            c.apply_subflow_options(i, o);
+            c.apply_subflow_options(i, engine_options(opt)?);
             Ok(())
         });
         self.stack().wake_driver();
         r
     }
+}
+
+impl MptcpStream {
+    /// A connection-level TCP option (setsockopt at level IPPROTO_TCP on the connection, as
+    /// on a Linux socket): applied to every subflow not closed, in every mode (MPTCP, plain
+    /// TCP, after fallback). Subflows opened later start from the connection's
+    /// configuration. `Backup` is refused (it is per subflow).
+    pub fn set_connection_option(&self, opt: SubflowOpt) -> Result<(), SubflowApiError> {
+        let o = engine_options(opt)?;
+        let r = self.with_conn(|c| {
+            for i in 0..c.subflows().len() {
+                if c.subflows()[i].closed.is_none() {
+                    c.apply_subflow_options(i, o);
+                }
+            }
+            Ok(())
+        });
+        self.stack().wake_driver();
+        r
+    }
+
+    /// A connection-level TCP option, read from the first subflow not closed (the initial
+    /// one while it lives), in every mode. TCP_MAXSEG is the MSS it sends with.
+    pub fn connection_option(&self, name: SubflowOptName) -> Result<SubflowOpt, SubflowApiError> {
+        self.with_conn(|c| {
+            let s = c
+                .subflows()
+                .iter()
+                .find(|s| s.closed.is_none())
+                .or_else(|| c.subflows().first())
+                .ok_or(SubflowApiError::NotConnected)?;
+            Ok(option_of(s, name))
+        })
+    }
+}
+
+/// An option's current value on one subflow.
+fn option_of(s: &Subflow, name: SubflowOptName) -> SubflowOpt {
+    match name {
+        SubflowOptName::NoDelay => SubflowOpt::NoDelay(s.tcb.nodelay()),
+        SubflowOptName::MaxSeg => SubflowOpt::MaxSeg(s.tcb.stats().snd_mss),
+        SubflowOptName::Tos => SubflowOpt::Tos(s.tos),
+        SubflowOptName::UserTimeout => SubflowOpt::UserTimeout(s.tcb.user_timeout()),
+        SubflowOptName::Backup => SubflowOpt::Backup(s.backup),
+    }
+}
+
+/// The engine settings an option sets (all but `Backup`, which is a path-manager matter:
+/// `InvalidArgument`, as for an MSS outside 88..=65495).
+fn engine_options(opt: SubflowOpt) -> Result<SubflowOptions, SubflowApiError> {
+    let mut o = SubflowOptions::default();
+    match opt {
+        SubflowOpt::NoDelay(v) => o.nodelay = Some(v),
+        SubflowOpt::MaxSeg(m) if (88..=65495).contains(&m) => o.mss = Some(m),
+        SubflowOpt::Tos(t) => o.tos = Some(t),
+        SubflowOpt::UserTimeout(t) => o.user_timeout = Some(t),
+        SubflowOpt::MaxSeg(_) | SubflowOpt::Backup(_) => {
+            return Err(SubflowApiError::InvalidArgument)
+        }
+    }
+    Ok(o)
 }

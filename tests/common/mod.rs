@@ -19,6 +19,75 @@ pub fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mptun"))
 }
 
+/// The crate's root directory.
+pub fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding `libmptun.so`: target/<profile>, the parent of this test's deps/.
+/// `cargo test` builds only the rlib the tests link, so the cdylib is built here if it is
+/// missing or older than this test (`cargo build --lib` with the same profile and target dir).
+pub fn lib_dir() -> PathBuf {
+    static BUILT: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(d) = built.as_ref() {
+        return d.clone();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf();
+    let lib = dir.join("libmptun.so");
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if mtime(&lib) < mtime(&exe) {
+        let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+        let target = dir.parent().expect("target dir");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "--lib"])
+            .current_dir(manifest())
+            .env("CARGO_TARGET_DIR", target);
+        if profile == "release" {
+            cmd.arg("--release");
+        }
+        // the same features as this test run, or the rebuilt rlib (which shares the
+        // target dir) would drop them for the targets built after this test
+        if cfg!(feature = "tokio") {
+            cmd.args(["--features", "tokio"]);
+        }
+        let st = cmd.status().expect("run cargo build --lib");
+        assert!(st.success(), "cargo build --lib failed");
+    }
+    assert!(
+        lib.exists(),
+        "no libmptun.so in {} (Cargo.toml's [lib] crate-type must include cdylib)",
+        dir.display()
+    );
+    *built = Some(dir.clone());
+    dir
+}
+
+/// `cc` present? Under CI it must be.
+pub fn have_cc(test: &str) -> bool {
+    let ok = std::process::Command::new("cc")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            !mptun::testbed::under_ci(),
+            "{test}: CI=true but there is no C compiler (cc)"
+        );
+        eprintln!("SKIPPED {test}: no C compiler (cc)");
+    }
+    ok
+}
+
 /// A temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);
 
