@@ -228,8 +228,9 @@ fn link_down_drops_and_recovers() {
 
 #[test]
 fn rate_limits_throughput() {
-    // 1000-byte packets at 1 Mbit/s take 8 ms each.
-    let slow: Impairment = "rate=1mbit".parse().unwrap();
+    // 1000-byte packets at 1 Mbit/s take 8 ms each; an unbounded queue (a parsed rate
+    // alone gets a 64 KiB one, which would tail-drop most of this 100 kB burst)
+    let slow: Impairment = "rate=1mbit,queue=0b".parse().unwrap();
     let mut net = SimNet::new(5);
     two_hosts(&mut net, slow, Impairment::default());
     let mut a = Pinger::new("10.0.0.1", "10.0.0.2", 100, Duration::ZERO, 1000);
