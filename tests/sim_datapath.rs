@@ -429,49 +429,6 @@ fn receiver_acks_every_second_segment_and_sacks_beside_the_dss() {
     assert!(sacks > 0, "no ACK carried SACK blocks ({acks} ACKs)");
 }
 
-/// Whether the packet has a DSS option with a DATA_ACK (of either size).
-fn carries_data_ack(pkt: &[u8]) -> bool {
-    mptcp_options(pkt)
-        .iter()
-        .any(|o| o.len() >= 4 && o[2] >> 4 == 2 && o[3] & 0x01 != 0)
-}
-
-/// (DATA_ACK, window field, DSN, data length) of the DSS of an IPv4 TCP packet. Only an
-/// 8-byte DATA_ACK is returned: a 4-byte one (sent until the first 64-bit mapping arrives)
-/// holds only the low 32 bits of the data-level sequence number.
-fn dss_fields(pkt: &[u8]) -> Option<(Option<u64>, u16, Option<u64>, u16)> {
-    let ihl = usize::from(pkt[0] & 0x0f) * 4;
-    let window = u16::from_be_bytes([pkt[ihl + 14], pkt[ihl + 15]]);
-    for o in mptcp_options(pkt) {
-        if o.len() < 4 || o[2] >> 4 != 2 {
-            continue;
-        }
-        let f = o[3];
-        let mut i = 4;
-        let mut read = |n: usize| {
-            let v = o
-                .get(i..i + n)
-                .map(|b| b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x)));
-            i += n;
-            v
-        };
-        let ack = match f & 0x03 {
-            0x03 => read(8),
-            0x01 => read(4).and(None),
-            _ => None,
-        };
-        let (dsn, len) = if f & 0x04 != 0 {
-            let dsn = read(if f & 0x08 != 0 { 8 } else { 4 });
-            let _ssn = read(4);
-            (dsn, read(2).unwrap_or(0) as u16)
-        } else {
-            (None, 0)
-        };
-        return Some((ack, window, dsn, len));
-    }
-    None
-}
-
 /// Linux does not count the windows of MP_CAPABLE segments without DATA_ACK (its listener's
 /// SYN/ACK is sent before the connection-level socket exists; a client's third ACK is not
 /// counted either) in the data-level window it enforces: it starts at the first DSN and

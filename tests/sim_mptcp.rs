@@ -308,37 +308,23 @@ fn checksums_negotiated_and_verified_path() {
 /// 32 bits), keeping the header length with NOPs; the DSS checksum is left as the sender
 /// computed it. Returns whether it rewrote one.
 fn shorten_dsn(pkt: &mut [u8]) -> bool {
-    let ihl = usize::from(pkt[0] & 0x0f) * 4;
-    let doff = usize::from(pkt[ihl + 12] >> 4) * 4;
-    let mut i = ihl + 20;
-    while i + 1 < ihl + doff {
-        match pkt[i] {
-            0 => return false,
-            1 => i += 1,
-            k => {
-                let l = usize::from(pkt[i + 1]);
-                if l < 2 || i + l > ihl + doff {
-                    return false;
-                }
-                let f = pkt[i + 3];
-                if k == 30 && l >= 4 && pkt[i + 2] >> 4 == 2 && f & 0x0c == 0x0c {
-                    // kind, len, subtype, flags, [ack 4 or 8], dsn 8, ...
-                    let ack = match f & 0x03 {
-                        0x03 => 8,
-                        0x01 => 4,
-                        _ => 0,
-                    };
-                    let d = i + 4 + ack;
-                    // drop the DSN's high 4 bytes: move the rest of the option left by 4
-                    pkt.copy_within(d + 4..i + l, d);
-                    pkt[i + l - 4..i + l].fill(1); // NOPs
-                    pkt[i + 1] = (l - 4) as u8;
-                    pkt[i + 3] = f & !0x08;
-                    fix_tcp_checksum(pkt);
-                    return true;
-                }
-                i += l;
-            }
+    for (i, l) in mptcp_option_spans(pkt) {
+        let f = pkt[i + 3];
+        if l >= 4 && pkt[i + 2] >> 4 == 2 && f & 0x0c == 0x0c {
+            // kind, len, subtype, flags, [ack 4 or 8], dsn 8, ...
+            let ack = match f & 0x03 {
+                0x03 => 8,
+                0x01 => 4,
+                _ => 0,
+            };
+            let d = i + 4 + ack;
+            // drop the DSN's high 4 bytes: move the rest of the option left by 4
+            pkt.copy_within(d + 4..i + l, d);
+            pkt[i + l - 4..i + l].fill(1); // NOPs
+            pkt[i + 1] = (l - 4) as u8;
+            pkt[i + 3] = f & !0x08;
+            fix_tcp_checksum(pkt);
+            return true;
         }
     }
     false
@@ -389,19 +375,9 @@ fn a_checksum_presence_different_from_the_negotiated_one_resets_the_subflow() {
     let mut p = Pair::with_configs(18, clean(), csum, ConnConfig::default());
     p.net.set_hook(Box::new(move |info, pkt| {
         if info.from_host == 0 {
-            let ihl = usize::from(pkt[0] & 0x0f) * 4;
-            let doff = usize::from(pkt[ihl + 12] >> 4) * 4;
-            let mut i = ihl + 20;
-            while i + 3 < ihl + doff {
-                match pkt[i] {
-                    0 => break,
-                    1 => i += 1,
-                    k => {
-                        if k == 30 && pkt[i + 2] >> 4 == 0 {
-                            pkt[i + 3] &= !0x80; // MP_CAPABLE flags: clear A
-                        }
-                        i += usize::from(pkt[i + 1].max(2));
-                    }
+            for (i, l) in mptcp_option_spans(pkt) {
+                if l >= 4 && pkt[i + 2] >> 4 == 0 {
+                    pkt[i + 3] &= !0x80; // MP_CAPABLE flags: clear A
                 }
             }
             fix_tcp_checksum(pkt);

@@ -173,24 +173,10 @@ fn checksummed_split_pair(seed: u64, two_paths: bool, loss: f64) -> Pair {
     p
 }
 
-/// The DSS mapping option (subtype 2 with the M flag) of a packet: (data-level length,
-/// TCP payload length).
+/// (data-level length, TCP payload length) of a packet whose DSS carries a mapping.
 fn mapping_len(pkt: &[u8]) -> Option<(usize, usize)> {
-    mptcp_options(pkt).iter().find_map(|o| {
-        // kind 30, len, subtype 2 << 4, flags; M = 0x04, a = 0x02 (DATA_ACK 8 bytes),
-        // A = 0x01 (DATA_ACK present), m = 0x08 (DSN 8 bytes)
-        if o.len() < 4 || o[2] >> 4 != 2 || o[3] & 0x04 == 0 {
-            return None;
-        }
-        let f = o[3];
-        let mut at = 4;
-        if f & 0x01 != 0 {
-            at += if f & 0x02 != 0 { 8 } else { 4 };
-        }
-        at += if f & 0x08 != 0 { 8 } else { 4 } + 4; // DSN, SSN
-        let len = u16::from_be_bytes([*o.get(at)?, *o.get(at + 1)?]);
-        Some((usize::from(len), tcp_payload_len(pkt)))
-    })
+    let (_, _, dsn, len) = dss_fields(pkt)?;
+    dsn.map(|_| (usize::from(len), tcp_payload_len(pkt)))
 }
 
 /// With checksums on, mappings that span many segments are verified once complete and

@@ -521,15 +521,7 @@ fn drive(
         if control.stop.load(Ordering::Relaxed) {
             log::info!("driver: {stats:?} (offload {offload:?})");
             if log::log_enabled!(log::Level::Info) {
-                let core = handle.lock();
-                let nz: Vec<String> = core
-                    .stack
-                    .mib()
-                    .iter()
-                    .filter(|(_, v)| *v != 0)
-                    .map(|(n, v)| format!("{n}={v}"))
-                    .collect();
-                log::info!("counters: {}", nz.join(" "));
+                log::info!("counters: {}", handle.lock().stack.mib().nonzero_text());
             }
             return Ok(());
         }

@@ -253,13 +253,7 @@ pub(crate) fn state_text(s: &crate::stack::Stack, header: &str) -> String {
             ));
         }
     }
-    let nz: Vec<String> = s
-        .mib()
-        .iter()
-        .filter(|(_, v)| *v != 0)
-        .map(|(n, v)| format!("{n}={v}"))
-        .collect();
-    out.push_str(&format!("  counters: {}\n", nz.join(" ")));
+    out.push_str(&format!("  counters: {}\n", s.mib().nonzero_text()));
     out
 }
 

@@ -19,6 +19,21 @@ macro_rules! mib {
             pub fn get(&self, name: &str) -> Option<u64> {
                 self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
             }
+
+            /// The non-zero counters as `Name=value`, space-separated (for logs and state
+            /// dumps).
+            pub fn nonzero_text(&self) -> String {
+                let mut out = String::new();
+                for (n, v) in self.iter().filter(|(_, v)| *v != 0) {
+                    if !out.is_empty() {
+                        out.push(' ');
+                    }
+                    out.push_str(n);
+                    out.push('=');
+                    out.push_str(&v.to_string());
+                }
+                out
+            }
         }
     };
 }

@@ -1057,8 +1057,14 @@ impl Connection {
     /// Close subflow `idx` with RST + MP_TCPRST (middlebox interference) + MP_FAIL when one
     /// is pending; its data goes on over the other subflows, if any.
     fn reset_subflow(&mut self, idx: usize) {
+        self.reset_subflow_with(idx, rst_reason::MIDDLEBOX_INTERFERENCE);
+    }
+
+    /// Close subflow `idx` with RST + MP_TCPRST `reason`; its data goes on over the other
+    /// subflows, if any.
+    fn reset_subflow_with(&mut self, idx: usize, reason: u8) {
         let sf = &mut self.subflows[idx];
-        sf.rst_reason = Some(rst_reason::MIDDLEBOX_INTERFERENCE);
+        sf.rst_reason = Some(reason);
         sf.tcb.abort();
         self.reinject_outstanding(idx);
     }
@@ -1234,10 +1240,7 @@ impl Connection {
         }
         if self.other_usable(idx) || !self.can_fall_back(idx) {
             mib.DSSUnmappedReset += 1;
-            let sf = &mut self.subflows[idx];
-            sf.rst_reason = Some(rst_reason::MPTCP_SPECIFIC);
-            sf.tcb.abort();
-            self.reinject_outstanding(idx);
+            self.reset_subflow_with(idx, rst_reason::MPTCP_SPECIFIC);
         } else {
             mib.DssFallback += 1;
             self.enter_fallback(idx);
@@ -1249,10 +1252,7 @@ impl Connection {
     /// (MP_TCPRST "MPTCP-specific error"); its data is not taken.
     fn checksum_presence_mismatch(&mut self, idx: usize, mib: &mut Mib) {
         mib.DSSCsumMismatch += 1;
-        let sf = &mut self.subflows[idx];
-        sf.rst_reason = Some(rst_reason::MPTCP_SPECIFIC);
-        sf.tcb.abort();
-        self.reinject_outstanding(idx);
+        self.reset_subflow_with(idx, rst_reason::MPTCP_SPECIFIC);
     }
 
     /// A DSS checksum failed for the mapping at `dsn` on subflow `idx` (RFC 8684 3.7).

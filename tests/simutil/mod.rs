@@ -341,24 +341,23 @@ pub fn tcp_payload_len(pkt: &[u8]) -> usize {
     total - ihl - doff
 }
 
-/// The raw MPTCP options (kind 30) of an IPv4 TCP packet.
-pub fn mptcp_options(pkt: &[u8]) -> Vec<Vec<u8>> {
+/// (offset in the packet, length) of every MPTCP option of an IPv4 TCP packet.
+pub fn mptcp_option_spans(pkt: &[u8]) -> Vec<(usize, usize)> {
     let ihl = usize::from(pkt[0] & 0x0f) * 4;
-    let doff = usize::from(pkt[ihl + 12] >> 4) * 4;
-    let opts = &pkt[ihl + 20..ihl + doff];
+    let end = ihl + usize::from(pkt[ihl + 12] >> 4) * 4;
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < opts.len() {
-        match opts[i] {
+    let mut i = ihl + 20;
+    while i < end {
+        match pkt[i] {
             0 => break,
             1 => i += 1,
             k => {
-                let l = usize::from(*opts.get(i + 1).unwrap_or(&0));
-                if l < 2 || i + l > opts.len() {
+                let l = usize::from(*pkt.get(i + 1).unwrap_or(&0));
+                if l < 2 || i + l > end {
                     break;
                 }
                 if k == 30 {
-                    out.push(opts[i..i + l].to_vec());
+                    out.push((i, l));
                 }
                 i += l;
             }
@@ -367,28 +366,61 @@ pub fn mptcp_options(pkt: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// The raw MPTCP options (kind 30) of an IPv4 TCP packet.
+pub fn mptcp_options(pkt: &[u8]) -> Vec<Vec<u8>> {
+    mptcp_option_spans(pkt)
+        .into_iter()
+        .map(|(i, l)| pkt[i..i + l].to_vec())
+        .collect()
+}
+
+/// Whether the packet has a DSS option with a DATA_ACK (of either size).
+pub fn carries_data_ack(pkt: &[u8]) -> bool {
+    mptcp_options(pkt)
+        .iter()
+        .any(|o| o.len() >= 4 && o[2] >> 4 == 2 && o[3] & 0x01 != 0)
+}
+
+/// (DATA_ACK, window field, DSN, data length) of the DSS of an IPv4 TCP packet. Only an
+/// 8-byte DATA_ACK is returned: a 4-byte one (sent until the first 64-bit mapping arrives)
+/// holds only the low 32 bits of the data-level sequence number.
+pub fn dss_fields(pkt: &[u8]) -> Option<(Option<u64>, u16, Option<u64>, u16)> {
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    let window = u16::from_be_bytes([pkt[ihl + 14], pkt[ihl + 15]]);
+    for o in mptcp_options(pkt) {
+        if o.len() < 4 || o[2] >> 4 != 2 {
+            continue;
+        }
+        let f = o[3];
+        let mut i = 4;
+        let mut read = |n: usize| {
+            let v = o
+                .get(i..i + n)
+                .map(|b| b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x)));
+            i += n;
+            v
+        };
+        let ack = match f & 0x03 {
+            0x03 => read(8),
+            0x01 => read(4).and(None),
+            _ => None,
+        };
+        let (dsn, len) = if f & 0x04 != 0 {
+            let dsn = read(if f & 0x08 != 0 { 8 } else { 4 });
+            let _ssn = read(4);
+            (dsn, read(2).unwrap_or(0) as u16)
+        } else {
+            (None, 0)
+        };
+        return Some((ack, window, dsn, len));
+    }
+    None
+}
+
 /// Replace every MPTCP option of an IPv4 TCP packet with NOPs and fix the TCP checksum.
 pub fn strip_mptcp(pkt: &mut [u8]) {
-    let ihl = usize::from(pkt[0] & 0x0f) * 4;
-    let doff = usize::from(pkt[ihl + 12] >> 4) * 4;
-    let mut i = ihl + 20;
-    while i < ihl + doff {
-        match pkt[i] {
-            0 => break,
-            1 => i += 1,
-            k => {
-                let l = usize::from(pkt[i + 1]);
-                if l < 2 {
-                    break;
-                }
-                if k == 30 {
-                    for b in &mut pkt[i..i + l] {
-                        *b = 1;
-                    }
-                }
-                i += l;
-            }
-        }
+    for (i, l) in mptcp_option_spans(pkt) {
+        pkt[i..i + l].fill(1);
     }
     fix_tcp_checksum(pkt);
 }
