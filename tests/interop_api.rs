@@ -73,9 +73,15 @@ fn run_example(ns: &NetNs, name: &str, extra: &[String]) -> (Run, peer::PeerRepo
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let started = std::time::Instant::now();
     let pid = ns.spawn(&mut cmd).expect("spawn example");
     let out = ns.wait_output(pid).expect("wait for the example");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!(
+        "{name}: {:.2} s, exit {}\n{stdout}",
+        started.elapsed().as_secs_f64(),
+        out.status
+    );
     let run = MptunRun {
         success: out.status.success(),
         status: out.status.to_string(),

@@ -203,27 +203,13 @@ pub fn transfer(s: &MptcpStream, bytes: u64, mut during: impl FnMut(u64)) -> (u6
         .try_clone()
         .unwrap_or_else(|e| fail(&format!("clone: {e}")));
     std::thread::scope(|sc| {
-        let rx = sc.spawn(move || {
-            let mut buf = vec![0u8; 64 << 10];
-            let mut got = 0u64;
-            loop {
-                match (&reader).read(&mut buf) {
-                    Ok(0) => return got,
-                    Ok(n) => got += n as u64,
-                    Err(e) => fail(&format!("read after {got} bytes: {e}")),
-                }
-            }
-        });
-        let mut p = mptun::testbed::peer::Pattern::new(0xE8A);
-        let mut buf = vec![0u8; 64 << 10];
+        let rx = sc.spawn(move || read_to_end(&reader));
+        let mut p = mptun::testbed::peer::Pattern::new(PATTERN_SEED);
         let mut sent = 0u64;
         while sent < bytes {
-            let n = (bytes - sent).min(buf.len() as u64) as usize;
-            p.fill(&mut buf[..n]);
-            (&*s)
-                .write_all(&buf[..n])
-                .unwrap_or_else(|e| fail(&format!("write after {sent} bytes: {e}")));
-            sent += n as u64;
+            let n = (bytes - sent).min(64 << 10);
+            write_pattern(s, &mut p, n);
+            sent += n;
             during(sent);
         }
         s.shutdown(Shutdown::Write)
@@ -234,6 +220,40 @@ pub fn transfer(s: &MptcpStream, bytes: u64, mut during: impl FnMut(u64)) -> (u6
         }
         (sent, got)
     })
+}
+
+/// The seed of the byte pattern the examples send (the interop tests check its digest).
+pub const PATTERN_SEED: u64 = 0xE8A;
+
+/// Writes the next `n` bytes of `p` (blocking until the stack has taken them all).
+pub fn write_pattern(s: &MptcpStream, p: &mut mptun::testbed::peer::Pattern, n: u64) {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(buf.len() as u64) as usize;
+        p.fill(&mut buf[..k]);
+        (&*s).write_all(&buf[..k])
+            .unwrap_or_else(|e| fail(&format!("write: {e}")));
+        left -= k as u64;
+    }
+}
+
+/// Reads until the peer's DATA_FIN; returns the byte count.
+pub fn read_to_end(s: &MptcpStream) -> u64 {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut got = 0u64;
+    loop {
+        match (&*s).read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got += n as u64,
+            Err(e) => fail(&format!("read after {got} bytes: {e}")),
+        }
+    }
+}
+
+/// Whether everything written (and the DATA_FIN, once shut down) is acknowledged now.
+pub fn all_acked(s: &MptcpStream) -> bool {
+    s.wait_all_acked(Some(Duration::from_millis(1))).is_ok()
 }
 
 /// One line per subflow: id, tuple, flags and the main statistics.
