@@ -253,9 +253,25 @@ fn applied_in_a_namespace_mptun_uses_both_uplinks_and_undo_removes_it() {
             && carried.iter().any(|l| l.starts_with("198.18.101.2:")),
         "both TUN addresses carried data: {s}"
     );
-    // the second subflow left through uplink 1 (its data, not only a handshake)
+    // the second subflow's data left through uplink 1: every payload byte mptun counts for
+    // 198.18.101.2 crossed u1 (its share depends on the scheduler and the machine's load,
+    // down to ~90 kB of 8 MiB under CPU contention; where it went does not)
+    let b_sent: u64 = s["subflows"]
+        .as_array()
+        .expect("subflows")
+        .iter()
+        .filter(|sf| {
+            sf["local"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("198.18.101.2:"))
+        })
+        .filter_map(|sf| sf["sent"].as_u64())
+        .sum();
     let u1_sent = h.dev_stat("u1", "tx_bytes").expect("u1 tx") - u1_before;
-    assert!(u1_sent > 100_000, "uplink 1 sent {u1_sent} bytes");
+    assert!(
+        b_sent > 0 && u1_sent >= b_sent,
+        "uplink 1 sent {u1_sent} bytes, the 198.18.101.2 subflows {b_sent} payload bytes"
+    );
 
     // undo: every rule, route and device gone
     let out = script(&mut h.exec(["bash", SCRIPT, "--undo"].iter().chain(uplinks.iter())));

@@ -523,12 +523,18 @@ pub(crate) fn finish(
     r: Result<Transfer, String>,
 ) -> Result<Summary, String> {
     let t = r?;
+    // a close that stalls prints the state dump (what SIGTERM prints) before the error
+    let stalled = |what: &str, e: std::io::Error| {
+        let head = format!("mptun: {what} failed ({e}); connection state:");
+        eprint!("{}", rt.handle().with_stack(|s| state_text(s, &head)));
+        format!("{what}: {e}")
+    };
     stream
         .wait_all_acked(Some(CLOSE_TIMEOUT))
-        .map_err(|e| format!("waiting for the peer to acknowledge: {e}"))?;
+        .map_err(|e| stalled("waiting for the peer to acknowledge", e))?;
     stream
         .wait_closed(Some(CLOSE_TIMEOUT))
-        .map_err(|e| format!("closing: {e}"))?;
+        .map_err(|e| stalled("closing", e))?;
     let summary = summarize(rt.handle(), &stream, t);
     drop(stream);
     let _ = rt.stop();

@@ -593,7 +593,17 @@ impl Connection {
 
     /// All data written was acknowledged at the data level (and the DATA_FIN, if sent).
     pub fn all_acked(&self) -> bool {
-        self.snd_una >= self.sbuf.end() && (self.fin_dsn.is_none() || self.fin_acked)
+        if self.snd_una < self.sbuf.end() {
+            return false;
+        }
+        match self.mode {
+            // in fallback the end of our stream is the subflow's FIN (a DATA_FIN queued
+            // before the fallback is never acknowledged at the data level)
+            Mode::Fallback if self.app_shutdown_write => {
+                self.subflows.first().is_some_and(|s| s.tcb.fin_acked())
+            }
+            _ => self.fin_dsn.is_none() || self.fin_acked,
+        }
     }
 
     /// Connection-level statistics.

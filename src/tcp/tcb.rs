@@ -493,7 +493,8 @@ impl Tcb {
     fn fin_sent(&self) -> bool {
         self.fin_queued && self.snd_max > self.data_end()
     }
-    fn fin_acked(&self) -> bool {
+    /// Our FIN was sent and acknowledged.
+    pub fn fin_acked(&self) -> bool {
         self.fin_queued && self.snd_una > self.data_end()
     }
     fn ts_now(&self, now: Instant) -> u32 {
