@@ -329,6 +329,18 @@ int mptun_listen(int fd, int backlog);
  * listening). addr/addrlen may be NULL; the address is truncated to *addrlen. */
 int mptun_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
 
+/* mptun_accept with flags SOCK_NONBLOCK (the new descriptor is non-blocking) and SOCK_CLOEXEC
+ * (accepted; mptun descriptors are not kernel descriptors); other flags: EINVAL, as Linux. */
+int mptun_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+
+/* The bound address of a fresh socket (0.0.0.0:0 / [::]:0 if unbound), a listener's bound
+ * address, or a connection's local address (its initial subflow's). The address is truncated
+ * to *addrlen and *addrlen set to its full size, as Linux. EFAULT if addr is NULL. */
+int mptun_getsockname(int fd, struct sockaddr *addr, socklen_t *addrlen);
+
+/* A connection's remote address (its initial subflow's); ENOTCONN otherwise. */
+int mptun_getpeername(int fd, struct sockaddr *addr, socklen_t *addrlen);
+
 /* Blocking socket: waits until the connection is established, at most 30 s (ETIMEDOUT).
  * SOCK_NONBLOCK socket: starts the handshake and fails with EINPROGRESS; mptun_poll reports
  * POLLOUT once connected, POLLERR if it failed; SO_ERROR gives the result. Calling it again:
@@ -342,7 +354,8 @@ int mptun_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
  * during the handshake queues the data, which leaves once the connection is established. */
 ssize_t mptun_send(int fd, const void *buf, size_t len, int flags);
 
-/* 0 at end of stream. flags: MSG_DONTWAIT, MSG_WAITALL; others EOPNOTSUPP. */
+/* 0 at end of stream. flags: MSG_DONTWAIT, MSG_WAITALL, MSG_PEEK (the data stays readable;
+ * with MSG_WAITALL it returns what one wait brought); others EOPNOTSUPP. */
 ssize_t mptun_recv(int fd, void *buf, size_t len, int flags);
 
 /* SHUT_WR / SHUT_RDWR send the DATA_FIN after queued data; SHUT_RD does nothing. */
@@ -370,7 +383,10 @@ int mptun_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
  * longer fits the draft's 8 bits). level SOL_SOCKET: SO_TYPE, SO_PROTOCOL,
  * SO_ERROR (the connection's failure, e.g. of a non-blocking connect; 0 if none),
  * SO_REUSEADDR (get and set, an int; it changes nothing: mptun's listen never conflicts with
- * lingering connections). Connection level, IPPROTO_TCP: TCP_NODELAY, TCP_USER_TIMEOUT (ms)
+ * lingering connections), SO_SNDBUF / SO_RCVBUF (an int: the connection-level send / receive
+ * buffer in bytes; set before connect or listen, clamped to [4096, 2^30] and, unlike Linux,
+ * not doubled; set on a connected socket: EISCONN, on a listener: EINVAL; get gives the value
+ * in force). Connection level, IPPROTO_TCP: TCP_NODELAY, TCP_USER_TIMEOUT (ms)
  * (applied to every subflow; set before connect/listen: the connection's default) and
  * TCP_MAXSEG (get: the first live subflow's sending MSS; set lowers every subflow's; ENOTCONN
  * before a connection exists). */

@@ -369,6 +369,21 @@ impl Stack {
         Ok(c.recv(buf))
     }
 
+    /// Like [`recv`](Self::recv), but the data stays readable (MSG_PEEK).
+    pub fn peek(&mut self, id: ConnId, buf: &mut [u8]) -> Result<usize, StackError> {
+        let c = self.conn_mut(id)?;
+        if c.readable() == 0 {
+            if c.at_eof() {
+                return Ok(0);
+            }
+            if let Some(e) = c.error() {
+                return Err(StackError::Closed(Some(e)));
+            }
+            return Err(StackError::WouldBlock);
+        }
+        Ok(c.peek(buf))
+    }
+
     /// Close the sending direction after all queued data (DATA_FIN).
     pub fn shutdown(&mut self, now: Instant, id: ConnId) -> Result<(), StackError> {
         self.conn_mut(id)?.shutdown(now);

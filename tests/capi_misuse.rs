@@ -811,9 +811,19 @@ fn c_abi_misuse_reports_the_documented_errno() {
             "MSG_OOB",
         );
         fails(
-            mptun_recv(fd, big.as_mut_ptr() as *mut c_void, 8, libc::MSG_PEEK),
+            mptun_recv(fd, big.as_mut_ptr() as *mut c_void, 8, libc::MSG_OOB),
             libc::EOPNOTSUPP,
-            "MSG_PEEK",
+            "recv MSG_OOB",
+        );
+        fails(
+            mptun_recv(
+                fd,
+                big.as_mut_ptr() as *mut c_void,
+                8,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            ),
+            libc::EAGAIN,
+            "MSG_PEEK with nothing to read, non-blocking",
         );
         fails(mptun_send(fd, ptr::null(), 5, 0), libc::EFAULT, "send NULL");
         fails(mptun_shutdown(fd, 7) as isize, libc::EINVAL, "shutdown(7)");

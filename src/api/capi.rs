@@ -446,6 +446,9 @@ struct Sock {
 struct TcpOpts {
     nodelay: Option<bool>,
     user_timeout: Option<Option<Duration>>,
+    /// SO_SNDBUF / SO_RCVBUF set before connect or listen: the connection-level buffers.
+    sndbuf: Option<usize>,
+    rcvbuf: Option<usize>,
 }
 
 enum SockState {
@@ -456,6 +459,8 @@ enum SockState {
 
 struct Listen {
     listener: MptcpListener,
+    /// The address bound before `listen` (getsockname).
+    local: SocketAddr,
     /// Connections taken from the stack's queue by `mptun_poll` and not yet accepted.
     ready: Mutex<VecDeque<ConnId>>,
 }
@@ -1336,6 +1341,12 @@ fn sock_config(sock: &Sock, base: ConnConfig) -> ConnConfig {
     if let Some(t) = o.user_timeout {
         cfg.tcp.user_timeout = t;
     }
+    if let Some(b) = o.sndbuf {
+        cfg.send_buffer = b;
+    }
+    if let Some(b) = o.rcvbuf {
+        cfg.recv_buffer = b;
+    }
     cfg
 }
 
@@ -1428,16 +1439,17 @@ pub extern "C" fn mptun_listen(fd: c_int, _backlog: c_int) -> c_int {
         let sock = get_sock(fd)?;
         let (h, base) = (&sock.ctx.handle, sock.ctx.conn.clone());
         let mut st = lock(&sock.state);
-        let port = match &*st {
-            SockState::Fresh { bound: Some(a), .. } if a.port() != 0 => a.port(),
+        let local = match &*st {
+            SockState::Fresh { bound: Some(a), .. } if a.port() != 0 => *a,
             SockState::Listening(_) => return Ok(0),
             SockState::Fresh { .. } => return Err(libc::EDESTADDRREQ),
             SockState::Connected(_) => return Err(libc::EISCONN),
         };
-        let l = MptcpListener::bind_with(h, port, Some(sock_config(&sock, base)))
+        let l = MptcpListener::bind_with(h, local.port(), Some(sock_config(&sock, base)))
             .map_err(|e| io_errno(&e))?;
         *st = SockState::Listening(Arc::new(Listen {
             listener: l,
+            local,
             ready: Mutex::new(VecDeque::new()),
         }));
         Ok(0)
@@ -1469,14 +1481,32 @@ unsafe fn store_sockaddr(
     Ok(())
 }
 
-/// `int mptun_accept(int fd, struct sockaddr *addr, socklen_t *len)`.
+/// `int mptun_accept(int fd, struct sockaddr *addr, socklen_t *len)`: `mptun_accept4` with
+/// no flags.
 #[no_mangle]
 pub unsafe extern "C" fn mptun_accept(
     fd: c_int,
     addr: *mut libc::sockaddr,
     len: *mut socklen_t,
 ) -> c_int {
+    // SAFETY: forwarded caller contract.
+    unsafe { mptun_accept4(fd, addr, len, 0) }
+}
+
+/// `int mptun_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)`: flags
+/// `SOCK_NONBLOCK` (the new socket is non-blocking) and `SOCK_CLOEXEC` (accepted; mptun's
+/// descriptors are not kernel file descriptors); others EINVAL, as Linux.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_accept4(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut socklen_t,
+    flags: c_int,
+) -> c_int {
     guard(-1, || {
+        if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+            return Err(libc::EINVAL);
+        }
         let sock = get_sock(fd)?;
         let l = match &*lock(&sock.state) {
             SockState::Listening(l) => l.clone(),
@@ -1497,7 +1527,7 @@ pub unsafe extern "C" fn mptun_accept(
             ctx: sock.ctx.clone(),
             domain: sock.domain,
             mptcp: sock.mptcp,
-            nonblocking: false.into(),
+            nonblocking: (flags & libc::SOCK_NONBLOCK != 0).into(),
             reuseaddr: false.into(),
             wr_shut: false.into(),
             limits: Mutex::new(None),
@@ -1511,6 +1541,64 @@ pub unsafe extern "C" fn mptun_accept(
         }
         Ok(nfd)
     })
+}
+
+/// `int mptun_getsockname(int fd, struct sockaddr *addr, socklen_t *len)`: the address a
+/// fresh socket was bound to (the unspecified address and port 0 if none), a listener's
+/// bound address, or a connection's local address (its initial subflow's). Truncates to
+/// `*len` and sets `*len` to the full size, as Linux.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_getsockname(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut socklen_t,
+) -> c_int {
+    guard(-1, || {
+        let sock = get_sock(fd)?;
+        let a = match &*lock(&sock.state) {
+            SockState::Fresh { bound: Some(a) } => *a,
+            SockState::Fresh { bound: None } => unspecified(sock.domain),
+            SockState::Listening(l) => l.local,
+            SockState::Connected(s) => s.local_addr().map_err(|e| io_errno(&e))?,
+        };
+        if addr.is_null() {
+            return Err(libc::EFAULT);
+        }
+        // SAFETY: forwarded caller contract.
+        unsafe { store_sockaddr(&a, addr, len) }?;
+        Ok(0)
+    })
+}
+
+/// `int mptun_getpeername(int fd, struct sockaddr *addr, socklen_t *len)`: a connection's
+/// remote address (its initial subflow's); ENOTCONN before connect or on a listener.
+#[no_mangle]
+pub unsafe extern "C" fn mptun_getpeername(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut socklen_t,
+) -> c_int {
+    guard(-1, || {
+        let sock = get_sock(fd)?;
+        let a = match &*lock(&sock.state) {
+            SockState::Connected(s) => s.peer_addr().map_err(|e| io_errno(&e))?,
+            _ => return Err(libc::ENOTCONN),
+        };
+        if addr.is_null() {
+            return Err(libc::EFAULT);
+        }
+        // SAFETY: forwarded caller contract.
+        unsafe { store_sockaddr(&a, addr, len) }?;
+        Ok(0)
+    })
+}
+
+fn unspecified(domain: c_int) -> SocketAddr {
+    if domain == libc::AF_INET6 {
+        SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0)
+    } else {
+        SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0)
+    }
 }
 
 /// `int mptun_connect(int fd, const struct sockaddr *addr, socklen_t len)`: on a blocking
@@ -1572,7 +1660,7 @@ pub unsafe extern "C" fn mptun_connect(
 }
 
 const SEND_FLAGS: c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-const RECV_FLAGS: c_int = libc::MSG_DONTWAIT | libc::MSG_WAITALL;
+const RECV_FLAGS: c_int = libc::MSG_DONTWAIT | libc::MSG_WAITALL | libc::MSG_PEEK;
 
 /// `ssize_t mptun_send(int fd, const void *buf, size_t len, int flags)`: flags
 /// `MSG_DONTWAIT`, `MSG_NOSIGNAL` (mptun never raises SIGPIPE); others EOPNOTSUPP.
@@ -1615,7 +1703,9 @@ pub unsafe extern "C" fn mptun_send(
 }
 
 /// `ssize_t mptun_recv(int fd, void *buf, size_t len, int flags)`: 0 at end of stream;
-/// flags `MSG_DONTWAIT`, `MSG_WAITALL`; others EOPNOTSUPP.
+/// flags `MSG_DONTWAIT`, `MSG_WAITALL`, `MSG_PEEK` (the data stays readable; with
+/// `MSG_WAITALL` it returns what one wait brought, not necessarily `len` bytes); others
+/// EOPNOTSUPP.
 #[no_mangle]
 pub unsafe extern "C" fn mptun_recv(
     fd: c_int,
@@ -1639,6 +1729,9 @@ pub unsafe extern "C" fn mptun_recv(
         let out = unsafe { core::slice::from_raw_parts_mut(buf as *mut u8, len) };
         let nb = sock.nonblocking.load(Ordering::Relaxed) || flags & libc::MSG_DONTWAIT != 0;
         s.set_nonblocking(nb).map_err(|e| io_errno(&e))?;
+        if flags & libc::MSG_PEEK != 0 {
+            return s.peek(out).map(|n| n as ssize_t).map_err(|e| io_errno(&e));
+        }
         let mut got = 0usize;
         loop {
             match (&*s).read(&mut out[got..]) {
@@ -2004,6 +2097,29 @@ fn getsockopt_impl(
             put_int(buf, out_len, v)
         }
         (libc::SOL_SOCKET, libc::SO_TYPE) => put_int(buf, out_len, libc::SOCK_STREAM),
+        (libc::SOL_SOCKET, o @ (libc::SO_SNDBUF | libc::SO_RCVBUF)) => {
+            let connected = match &*lock(&sock.state) {
+                SockState::Connected(s) => Some(s.clone()),
+                _ => None,
+            };
+            let (snd, rcv) = match connected {
+                Some(s) => s
+                    .stack()
+                    .with_stack(|st| {
+                        st.connection(s.id()).map(|c| {
+                            let (snd, _, rcv, _) = c.buffer_sizes();
+                            (snd, rcv)
+                        })
+                    })
+                    .ok_or(libc::ENOTCONN)?,
+                None => {
+                    let cfg = sock_config(sock, sock.ctx.conn.clone());
+                    (cfg.send_buffer, cfg.recv_buffer)
+                }
+            };
+            let v = if o == libc::SO_SNDBUF { snd } else { rcv };
+            put_int(buf, out_len, c_int::try_from(v).unwrap_or(c_int::MAX))
+        }
         (libc::SOL_SOCKET, libc::SO_REUSEADDR) => put_int(
             buf,
             out_len,
@@ -2072,6 +2188,27 @@ fn setsockopt_impl(sock: &Sock, level: c_int, optname: c_int, buf: &[u8]) -> Res
                 (None, _) => Err(libc::ENOTCONN),
             }
         }
+        // the connection-level buffers, before connect or listen (a live connection's
+        // buffers are not resized: EISCONN); clamped to [BUF_MIN, BUF_MAX], not doubled
+        (libc::SOL_SOCKET, o @ (libc::SO_SNDBUF | libc::SO_RCVBUF)) => {
+            let v: [u8; 4] = buf.try_into().map_err(|_| libc::EINVAL)?;
+            let v = usize::try_from(c_int::from_ne_bytes(v))
+                .unwrap_or(0)
+                .clamp(BUF_MIN, BUF_MAX);
+            match &*lock(&sock.state) {
+                SockState::Connected(_) => return Err(libc::EISCONN),
+                // the listener's configuration was fixed by listen
+                SockState::Listening(_) => return Err(libc::EINVAL),
+                SockState::Fresh { .. } => {}
+            }
+            let mut t = lock(&sock.tcp_opts);
+            if o == libc::SO_SNDBUF {
+                t.sndbuf = Some(v);
+            } else {
+                t.rcvbuf = Some(v);
+            }
+            Ok(())
+        }
         (libc::SOL_SOCKET, libc::SO_REUSEADDR) => {
             let v: [u8; 4] = buf.try_into().map_err(|_| libc::EINVAL)?;
             sock.reuseaddr
@@ -2095,6 +2232,11 @@ fn setsockopt_impl(sock: &Sock, level: c_int, optname: c_int, buf: &[u8]) -> Res
         _ => Err(libc::ENOPROTOOPT),
     }
 }
+
+/// The smallest and largest SO_SNDBUF / SO_RCVBUF (bytes): a few segments, and the largest
+/// window TCP window scaling can announce.
+pub const BUF_MIN: usize = 4096;
+pub const BUF_MAX: usize = 1 << 30;
 
 /// Writes an `int` option value: EINVAL (and the size needed) if `buf` is shorter.
 fn put_int(buf: &mut [u8], out_len: &mut usize, v: c_int) -> Result<(), c_int> {

@@ -445,7 +445,16 @@ fn handshake_state(s: &mut Stack, id: ConnId) -> io::Result<Option<()>> {
 
 /// One receive attempt: `None` if nothing is there yet.
 fn try_recv(s: &mut Stack, id: ConnId, buf: &mut [u8]) -> Option<io::Result<usize>> {
-    match s.recv(id, buf) {
+    recv_result(s.recv(id, buf))
+}
+
+/// One peek attempt: `None` if nothing is readable yet.
+fn try_peek(s: &mut Stack, id: ConnId, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    recv_result(s.peek(id, buf))
+}
+
+fn recv_result(r: Result<usize, StackError>) -> Option<io::Result<usize>> {
+    match r {
         Ok(n) => Some(Ok(n)),
         Err(StackError::WouldBlock) => None,
         Err(e) => Some(Err(to_io(e))),
@@ -461,8 +470,19 @@ fn try_send(s: &mut Stack, id: ConnId, buf: &[u8]) -> Option<io::Result<usize>> 
     }
 }
 
-impl Read for &MptcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl MptcpStream {
+    /// Reads without removing the data from the receive buffer (like `TcpStream::peek`,
+    /// MSG_PEEK): waits as `read` does (blocking, non-blocking, read timeout), returns 0 at
+    /// the end of the stream.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with(buf, try_peek)
+    }
+
+    fn read_with(
+        &self,
+        buf: &mut [u8],
+        op: fn(&mut Stack, ConnId, &mut [u8]) -> Option<io::Result<usize>>,
+    ) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -471,7 +491,7 @@ impl Read for &MptcpStream {
             return Ok(0);
         }
         let id = self.id;
-        let attempt = |s: &mut Stack| try_recv(s, id, buf);
+        let attempt = |s: &mut Stack| op(s, id, buf);
         let r = if o.nonblocking {
             self.handle
                 .with_stack(attempt)
@@ -490,6 +510,12 @@ impl Read for &MptcpStream {
             self.handle.wake_driver(); // window update
         }
         r
+    }
+}
+
+impl Read for &MptcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with(buf, try_recv)
     }
 }
 

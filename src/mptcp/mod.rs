@@ -650,6 +650,17 @@ impl Connection {
         n
     }
 
+    /// Copy readable in-order data into `buf` without consuming it (MSG_PEEK); returns how
+    /// many bytes.
+    pub fn peek(&self, buf: &mut [u8]) -> usize {
+        let (a, b) = self.rbuf.peek();
+        let n = a.len().min(buf.len());
+        buf[..n].copy_from_slice(&a[..n]);
+        let m = b.len().min(buf.len() - n);
+        buf[n..n + m].copy_from_slice(&b[..m]);
+        n + m
+    }
+
     /// Read received data in order.
     pub fn recv(&mut self, buf: &mut [u8]) -> usize {
         let before = self.rbuf.window();
