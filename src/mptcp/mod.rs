@@ -849,8 +849,9 @@ impl Connection {
                             self.enter_fallback(0);
                         } else {
                             mib.MPCapableACKRX += 1;
-                            // confirm at once with a DSS so the client knows we have its key
-                            self.subflows[0].tcb.request_ack();
+                            // no ACK of its own (as Linux): the client learns we have its key
+                            // from the DSS on our next segment, and repeats MP_CAPABLE on its
+                            // data until then (RFC 8684 3.1)
                             self.set_remote_key(m.sender_key.unwrap_or_default());
                             self.checksum = self.checksum || m.flags & cap_flags::A != 0;
                             self.peer_deny_join_initial = m.flags & cap_flags::C != 0;
@@ -910,6 +911,9 @@ impl Connection {
                         dsn: self.remote_idsn.wrapping_add(1),
                         len: u32::from(len),
                     };
+                    // the implicit mapping is a 64-bit one (Linux then answers with a
+                    // 64-bit DATA_ACK)
+                    self.ack64 = true;
                     self.record_rx_map(idx, map, mib);
                 }
             }
@@ -1121,9 +1125,6 @@ impl Connection {
             self.checksum_presence_mismatch(idx, mib);
             return;
         }
-        // our DATA_ACK takes the size of the peer's latest DSN (Linux's rule: 4 bytes until a
-        // 64-bit mapping arrives, which also leaves option room for SACK blocks)
-        self.ack64 = m.dsn64;
         let dsn = if m.dsn64 {
             m.dsn
         } else {
@@ -1160,6 +1161,16 @@ impl Connection {
                 return; // a bare DATA_FIN carries no subflow bytes (ssn 0)
             }
         }
+        if data_len == 0 && payload.is_empty() && self.mp_fail_pending.is_none() {
+            // as Linux, which looks at a mapping only with the data it maps: a data-level
+            // length of 0 on a segment without data, when we sent no MP_FAIL, is no
+            // infinite mapping (packetdrill's scripts acknowledge with `dll=0` mappings)
+            return;
+        }
+        // our DATA_ACK takes the size of the peer's latest mapping with data (Linux's rule:
+        // 4 bytes until a 64-bit mapping arrives, which also leaves option room for SACK
+        // blocks; a bare DATA_FIN does not change it)
+        self.ack64 = m.dsn64;
         if data_len == 0 {
             // infinite mapping (data_len 0, RFC 8684 3.7): the peer fell back to TCP after
             // our MP_FAIL; from here the subflow's bytes are the data stream, 1:1
