@@ -1121,3 +1121,46 @@ fn a_lost_join_syn_is_retried_within_a_few_rtts() {
         "join SYN retried after {gap:?}"
     );
 }
+
+/// RFC 8684 3.7 (docs/RFC8684.md 3.7-2): a middlebox starts stripping every MPTCP option
+/// from what the server sends over path 2 mid-transfer. The client then gets in-order data
+/// without a mapping on a subflow that cannot fall back (another subflow exists): it resets
+/// that subflow (`DSSUnmappedReset`) instead of waiting for ever for a mapping, and the
+/// server re-sends what the subflow carried on path 1. Both directions complete intact.
+#[test]
+fn data_without_mappings_on_a_join_resets_that_subflow() {
+    let c = cfg("roundrobin", "manual");
+    let mut p = Pair::two_paths(63, path(10, 50), path(10, 50), c.clone(), c);
+    let seen = Rc::new(Cell::new(0u32));
+    let s = seen.clone();
+    p.net.set_hook(Box::new(move |info, pkt| {
+        // from the server's 20th data segment on path 2 on: no MPTCP options at all
+        if info.from_host != 1 || info.link != 1 || tcp_payload_len(pkt) == 0 {
+            return Verdict::Pass;
+        }
+        s.set(s.get() + 1);
+        if s.get() >= 20 {
+            strip_mptcp(pkt);
+        }
+        Verdict::Pass
+    }));
+    let (conn, id) = connect_two(&mut p, false);
+    let mut t = Transfer::new(conn, data(300_000, 23), data(3_000_000, 24));
+    assert!(
+        t.run(&mut p, Duration::from_secs(120)),
+        "transfer did not finish"
+    );
+    t.assert_intact();
+    assert!(seen.get() >= 20, "the hook never stripped a segment");
+    let cm = p.client.mib();
+    assert_eq!(cm.DSSUnmappedReset, 1, "the client reset the subflow: {cm:?}");
+    assert_eq!(cm.DssFallback, 0, "and did not fall back");
+    let client = p.client.connection(conn).unwrap();
+    assert!(!client.is_fallback());
+    let sf = client
+        .subflows()
+        .iter()
+        .find(|s| s.id == id)
+        .map(|s| s.closed);
+    assert_eq!(sf, Some(Some(mptun::tcp::CloseReason::Aborted)));
+}
