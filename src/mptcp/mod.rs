@@ -843,7 +843,14 @@ impl Connection {
                     }
                 },
                 Role::Server if !syn && ack => match mpc {
-                    Some(m) if m.sender_key.is_some() && m.receiver_key.is_some() => {
+                    // RFC 8684 3.1: the version is the one the SYN/ACK agreed; an MP_CAPABLE
+                    // of another version is no valid one, and the connection falls back (as
+                    // Linux)
+                    Some(m)
+                        if m.sender_key.is_some()
+                            && m.receiver_key.is_some()
+                            && m.version == VERSION =>
+                    {
                         if m.receiver_key != Some(self.local_key) {
                             mib.MPCapableBadKey += 1;
                             self.enter_fallback(0);
@@ -2450,8 +2457,15 @@ impl Connection {
             // Its mapping is implicit: the payload is the data stream's first bytes. Data
             // that starts elsewhere (the first DSNs went to another subflow) needs a DSS.
             let idsn1 = self.local_idsn.wrapping_add(1);
+            // a bare DATA_FIN due (the application closed before the server's first DSS)
+            // leaves in a DSS, as Linux sends it, not in another MP_CAPABLE
+            let data_fin_due = seg.payload_len == 0
+                && self
+                    .fin_dsn
+                    .is_some_and(|f| !self.fin_acked && self.snd_nxt >= f);
             if self.role == Role::Client
                 && !self.fully_established
+                && !data_fin_due
                 && seg.seq == sf.tcb.iss().wrapping_add(1)
                 && (seg.payload_len == 0
                     || sf
