@@ -131,6 +131,15 @@ fn linux_server(size: u64, tcp: bool) -> PeerArgs {
     p
 }
 
+/// The `counters: ...` line mptun's `-v` logs at exit (empty if none).
+fn mptun_counters_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains("counters:"))
+        .unwrap_or("")
+}
+
 /// [`linux_client`] that half-closes only after mptun did (for tests where Linux must still
 /// open subflows late in the transfer).
 fn linux_client_holding(size: u64) -> PeerArgs {
@@ -1143,11 +1152,15 @@ fn pm_mptun_endpoints_added_reflagged_removed_at_run_time() {
             "1800:change:198.18.2.2:signal:backup",
             "--endpoint",
             "2600:del:198.18.2.2",
+            "-v",
         ]),
-        linux_client(SMALL, false),
+        // the changes at 1.8 and 2.6 s need a connection Linux has not half-closed
+        linux_client_holding(SMALL),
         false,
     );
     assert_intact(&o, SMALL);
+    // shown if a counter assertion below fails: what mptun counted (`-v` logs it at exit)
+    eprintln!("mptun: {}", mptun_counters_line(&o.mptun.stderr));
     let after = ns.mptcp_counters().expect("counters");
     assert_counters(
         &before,
@@ -1418,6 +1431,7 @@ fn pm_mptun_signal_address_with_port_is_joined_by_linux() {
             "tun0:rate=20mbit,queue=0b",
             "--endpoint",
             "300:add:198.18.2.2:signal:port=10100",
+            "-v",
         ]),
         // Linux creates no subflow once it has half-closed the connection: its upload (the
         // unshaped direction) could end before the 300 ms announcement, and then it echoed
@@ -1427,6 +1441,8 @@ fn pm_mptun_signal_address_with_port_is_joined_by_linux() {
         false,
     );
     assert_intact(&o, SMALL);
+    // shown if a counter assertion below fails: what mptun counted (`-v` logs it at exit)
+    eprintln!("mptun: {}", mptun_counters_line(&o.mptun.stderr));
     let after = ns.mptcp_counters().expect("counters");
     assert_counters(
         &before,

@@ -60,6 +60,7 @@ const UNSTABLE: &[&str] = &["tcp/blocking/blocking-read.pkt"];
 /// Scripts that pass today and must keep passing (`mptcp/...` or `tcp/...`); the others and
 /// why they fail: docs/CONFORMANCE.md.
 const EXPECTED_PASS: &[&str] = &[
+    "mptcp/dss/dss_fin_server.pkt",
     "mptcp/syscalls/connect_close_ack_ooo.pkt",
     "mptcp/syscalls/connect_close.pkt",
     "mptcp/mp_capable/v1_bind_tcpfallback_wrongver_3rd_ack.pkt",

@@ -506,3 +506,37 @@ fn connection_info_counts_retransmissions() {
         "all data and the DATA_FIN acknowledged"
     );
 }
+
+/// The peer closes the sending side of our only subflow (a subflow FIN, here its
+/// application's graceful `close_subflow`) while we still have data to send: as in Linux,
+/// the subflow stays half-open (CLOSE-WAIT) and our data and DATA_FIN still leave on it.
+/// Closing it at once (mptun before) left 2 MB with no subflow to go on, and the transfer
+/// hung. (packetdrill's dss_fin_server.pkt checks the same on the wire.)
+#[test]
+fn a_subflow_fin_on_the_only_subflow_leaves_our_sending_side_open() {
+    let mut p = Pair::new(71, clean());
+    let conn = p.connect();
+    let mut t = Transfer::new(conn, data(50_000, 71), data(2_000_000, 72));
+    let mut closed = false;
+    let ok = p.run_until(Duration::from_secs(60), |p| {
+        t.pump(p);
+        // once the client's data is all acknowledged, its application closes the subflow
+        if !closed
+            && t.c_sent == t.c_data.len()
+            && p.client.connection(conn).is_some_and(|c| c.all_acked())
+        {
+            let c = p.client.connection_mut(conn).expect("client connection");
+            assert!(c.close_subflow(0, false), "graceful close of the only subflow");
+            closed = true;
+        }
+        t.c_recv.len() == t.s_data.len() && t.c_eof
+    });
+    assert!(closed, "the client never closed its subflow");
+    assert!(
+        ok,
+        "the server's data stopped after the subflow FIN: client got {} of {} bytes",
+        t.c_recv.len(),
+        t.s_data.len()
+    );
+    assert_eq!(t.c_recv, t.s_data, "server -> client intact");
+}

@@ -1667,11 +1667,14 @@ impl Connection {
                     }
                     tcp::Event::PeerFin => {
                         self.subflows[i].peer_fin = true;
-                        if self.mode == Mode::Mptcp {
+                        if self.mode == Mode::Mptcp && self.other_usable(i) {
                             // RFC 8684 3.3.3: a subflow FIN closes only that subflow; finish it
                             // (its unacknowledged data, if any, is reinjected when it closes)
                             self.subflows[i].tcb.close();
                         }
+                        // the last usable subflow stays half-open (CLOSE-WAIT), as in Linux:
+                        // our data and DATA_FIN still leave on it, and it closes with the
+                        // connection (`maybe_close_subflows`)
                         self.check_peer_fin();
                     }
                     tcp::Event::Closed(reason) => {
