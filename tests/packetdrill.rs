@@ -60,6 +60,11 @@ const UNSTABLE: &[&str] = &["tcp/blocking/blocking-read.pkt"];
 /// Scripts that pass today and must keep passing (`mptcp/...` or `tcp/...`); the others and
 /// why they fail: docs/CONFORMANCE.md.
 const EXPECTED_PASS: &[&str] = &[
+    "mptcp/mp_reset/mp_reset_multi_v4.pkt",
+    "mptcp/fastclose/receive_fastclose_with_rst_multi_v4.pkt",
+    "mptcp/fastclose/receive_fastclose_with_ack_multi_v4.pkt",
+    "mptcp/add_addr/add_addr_server.pkt",
+    "mptcp/add_addr/add_addr_client.pkt",
     "mptcp/dss/dss_fin_server.pkt",
     "mptcp/syscalls/connect_close_ack_ooo.pkt",
     "mptcp/syscalls/connect_close.pkt",

@@ -2495,11 +2495,24 @@ impl Connection {
         if self.mode != Mode::Mptcp {
             return;
         }
-        // Signals ride on pure ACKs, alone (as Linux sends them).
+        // Signals ride on pure ACKs, with a DSS carrying the DATA_ACK beside them when both
+        // fit (as Linux sends them; its peer also learns from that DSS that we have its key).
+        // An ADD_ADDR with a port or an IPv6 address goes alone, as Linux's does, and so does
+        // any signal when a DATA_FIN is due (they would not fit together).
         if seg.payload_len == 0 {
             if let Some(sig) = self.take_signal(now, mib) {
+                let small = match &sig {
+                    MptcpOption::AddAddr(a) => a.addr.is_ipv4() && a.port.is_none(),
+                    MptcpOption::RemoveAddr { .. } | MptcpOption::MpPrio { .. } => true,
+                    _ => false,
+                };
+                let fin_due = self
+                    .fin_dsn
+                    .is_some_and(|f| !self.fin_acked && self.snd_nxt >= f);
                 out.push(sig);
-                return;
+                if !small || fin_due {
+                    return;
+                }
             }
         }
         // DSS: DATA_ACK always, a mapping when carrying data, DATA_FIN when due.
@@ -2569,19 +2582,26 @@ impl Connection {
         }
         out.push(MptcpOption::Dss(dss));
         let bare = seg.payload_len == 0 && dss.mapping.is_none();
-        if let Some((dsn, _)) = self.mp_fail_pending.filter(|_| bare) {
+        // beside timestamps (12 bytes) at most 28 bytes of MPTCP options fit
+        let room = |out: &OptBuf, extra: usize| out.wire_len() + extra <= 28;
+        if let Some((dsn, _)) = self.mp_fail_pending.filter(|_| bare && room(out, 12)) {
             // on pure ACKs, where it fits beside the DSS (as Linux sends it)
             out.push(MptcpOption::MpFail { dsn });
         }
         let sf = &self.subflows[i];
         if sf.prio_pending && seg.payload_len == 0 {
-            let backup = sf.backup;
-            out.push(MptcpOption::MpPrio {
-                backup,
-                addr_id: None,
-            });
-            self.subflows[i].prio_pending = false;
-            mib.MPPrioTx += 1;
+            if room(out, 4) {
+                let backup = sf.backup;
+                out.push(MptcpOption::MpPrio {
+                    backup,
+                    addr_id: None,
+                });
+                self.subflows[i].prio_pending = false;
+                mib.MPPrioTx += 1;
+            } else {
+                // a signal took the room: on the next ACK
+                self.subflows[i].tcb.request_ack();
+            }
         }
     }
 
@@ -2716,6 +2736,11 @@ impl<'a> OptBuf<'a> {
     }
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+    /// Bytes the options take on the wire (each padded to 4 bytes, as `emit_segment` lays
+    /// them out at worst).
+    pub fn wire_len(&self) -> usize {
+        self.iter().map(|o| o.len().div_ceil(4) * 4).sum()
     }
     pub fn iter(&self) -> impl Iterator<Item = &MptcpOption<'a>> + Clone {
         self.opts[..self.len].iter().flatten()

@@ -187,9 +187,12 @@ impl Connection {
     // ----- address ids -----------------------------------------------------------------
 
     /// Our address id for a local address: 0 for the initial subflow's, else its position
-    /// in the configured list plus one.
+    /// among the other configured addresses plus one (Linux numbers its endpoints from 1 in
+    /// the order added, and the initial subflow's address keeps 0: with addresses A, B and a
+    /// connection from A, B gets 1 as it would in Linux).
     pub fn local_addr_id(&self, addr: IpAddr) -> u8 {
-        if self.subflows.first().is_some_and(|s| s.local.ip() == addr) {
+        let initial = self.subflows.first().map(|s| s.local.ip());
+        if initial == Some(addr) {
             return 0;
         }
         if addr.is_unspecified() {
@@ -198,6 +201,7 @@ impl Connection {
         self.cfg
             .local_addrs
             .iter()
+            .filter(|l| Some(l.addr) != initial)
             .position(|l| l.addr == addr)
             .map_or(255, |i| (i + 1).min(254) as u8)
     }
