@@ -220,9 +220,11 @@ struct mptcp_close_sub_id {
 
 /* MPTCP_SUB_GETSOCKOPT: runs getsockopt(level, optname) on subflow id. optlen of the outer
  * call must be sizeof(struct mptcp_sub_getsockopt) (32). Supported: IPPROTO_TCP TCP_NODELAY,
- * TCP_MAXSEG, TCP_USER_TIMEOUT (ms, 0 = none), TCP_INFO (struct mptun_tcp_info);
- * IPPROTO_IP IP_TOS; SOL_MPTCP MPTUN_SUB_BACKUP. int values need *optlen >= sizeof(int);
- * a short buffer gives EINVAL with the size needed in *optlen. */
+ * TCP_MAXSEG, TCP_USER_TIMEOUT (ms, 0 = none), TCP_INFO (Linux's struct tcp_info, see
+ * MPTUN_LINUX_TCP_INFO_LEN); IPPROTO_IP IP_TOS; SOL_MPTCP MPTUN_SUB_BACKUP, MPTUN_TCP_INFO
+ * (struct mptun_tcp_info). int values need *optlen >= sizeof(int); a short buffer gives
+ * EINVAL with the size needed in *optlen, except TCP_INFO, which gets the first *optlen
+ * bytes as from Linux. */
 struct mptcp_sub_getsockopt {
     uint8_t       id;
     int           level;
@@ -242,8 +244,18 @@ struct mptcp_sub_setsockopt {
     unsigned int optlen;
 };
 
-/* TCP_INFO of one subflow (mptun's layout, not Linux's struct tcp_info). Times in
- * microseconds, sizes in bytes. Size 88. */
+/* TCP_INFO (IPPROTO_TCP) fills Linux's struct tcp_info (<linux/tcp.h>) up to tcpi_rcv_wnd:
+ * tcpi_state, tcpi_rto, tcpi_snd_mss, tcpi_rcv_mss, tcpi_unacked, tcpi_pmtu, tcpi_rtt,
+ * tcpi_rttvar, tcpi_snd_ssthresh and tcpi_snd_cwnd (segments, as Linux), tcpi_advmss,
+ * tcpi_total_retrans, tcpi_bytes_acked, tcpi_bytes_received, tcpi_bytes_sent; other fields
+ * 0. On the connection (level IPPROTO_TCP, no subflow id) it describes the first subflow not
+ * closed, as Linux answers TCP_INFO on an MPTCP socket. */
+#define MPTUN_LINUX_TCP_INFO_LEN 236
+
+/* One subflow's statistics in mptun's own layout (SOL_MPTCP MPTUN_TCP_INFO through
+ * MPTCP_SUB_GETSOCKOPT): what Linux's struct tcp_info lacks (the data-level bytes, the
+ * backup flag). Times in microseconds, sizes in bytes. Size 88. */
+#define MPTUN_TCP_INFO 103
 struct mptun_tcp_info {
     uint8_t  tcpi_state;           /* Linux TCP_* state number: 1 ESTABLISHED ... 11 CLOSING */
     uint8_t  tcpi_backup;          /* 1: backup priority (ours)                              */

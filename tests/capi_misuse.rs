@@ -657,18 +657,31 @@ fn c_abi_misuse_reports_the_documented_errno() {
         }
         assert!(ok, "the new subflow became established: {:?}", sub_ids(fd));
 
-        // SUB_GETSOCKOPT
+        // SUB_GETSOCKOPT: mptun's own layout (MPTUN_TCP_INFO) refuses a short buffer
         let mut info = [0xAAu8; 100];
         let mut ilen = 10u32;
-        let mut g = sub_get(id, libc::IPPROTO_TCP, libc::TCP_INFO, &mut info, &mut ilen);
-        fails(run_sub_get(fd, &mut g), libc::EINVAL, "TCP_INFO short");
+        let mut g = sub_get(id, SOL_MPTCP, MPTUN_TCP_INFO, &mut info, &mut ilen);
+        fails(run_sub_get(fd, &mut g), libc::EINVAL, "MPTUN_TCP_INFO short");
         assert_eq!(ilen as usize, std::mem::size_of::<mptun_tcp_info>());
         ilen = 100;
-        let mut g = sub_get(id, libc::IPPROTO_TCP, libc::TCP_INFO, &mut info, &mut ilen);
+        let mut g = sub_get(id, SOL_MPTCP, MPTUN_TCP_INFO, &mut info, &mut ilen);
         assert_eq!(run_sub_get(fd, &mut g), 0);
         assert_eq!(ilen, 88);
         assert_eq!(info[0], 1, "TCP_ESTABLISHED");
         assert!(info[88..].iter().all(|&x| x == 0), "zeroed past the struct");
+        // TCP_INFO is Linux's struct tcp_info: a short buffer gets its first bytes, as Linux
+        ilen = 10;
+        let mut g = sub_get(id, libc::IPPROTO_TCP, libc::TCP_INFO, &mut info, &mut ilen);
+        assert_eq!(run_sub_get(fd, &mut g), 0, "TCP_INFO short");
+        assert_eq!(ilen, 10);
+        assert_eq!(info[0], 1, "tcpi_state TCP_ESTABLISHED");
+        let mut linux = [0u8; LINUX_TCP_INFO_LEN];
+        ilen = linux.len() as u32;
+        let mut g = sub_get(id, libc::IPPROTO_TCP, libc::TCP_INFO, &mut linux, &mut ilen);
+        assert_eq!(run_sub_get(fd, &mut g), 0);
+        assert_eq!(ilen as usize, LINUX_TCP_INFO_LEN);
+        let snd_mss = u32::from_ne_bytes(linux[16..20].try_into().unwrap());
+        assert!((536..=1460).contains(&snd_mss), "tcpi_snd_mss at Linux's offset: {snd_mss}");
         let mut g = sub_get(99, libc::IPPROTO_TCP, libc::TCP_INFO, &mut info, &mut ilen);
         fails(run_sub_get(fd, &mut g), libc::EINVAL, "TCP_INFO unknown id");
         let mut g = sub_get(id, libc::IPPROTO_TCP, 9999, &mut info, &mut ilen);

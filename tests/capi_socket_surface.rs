@@ -1,7 +1,8 @@
 //! The Linux-compatible socket surface of the C ABI (issue 10, item 4), called from Rust:
 //! `mptun_getsockname` / `mptun_getpeername` (with Linux's truncation rule), `mptun_accept4`
-//! flags, `MSG_PEEK`, and `SO_SNDBUF` / `SO_RCVBUF` (set before connect, in force after it,
-//! refused on a live connection or a listener).
+//! flags, `MSG_PEEK`, `SO_SNDBUF` / `SO_RCVBUF` (set before connect, in force after it,
+//! refused on a live connection or a listener), and TCP_INFO on the connection in Linux's
+//! `struct tcp_info` layout.
 //!
 //! No root needed: the C runtime runs over in-process `SeqPacketDevice` links to a second
 //! mptun runtime (Rust API) acting as the peer.
@@ -210,6 +211,43 @@ fn names_peek_accept4_and_buffer_sizes_behave_as_linux() {
         }
         assert_eq!(&got[..n], &peeked[..n], "read gives what peek showed");
         assert_eq!(got, pattern(GREETING), "the whole stream, once");
+        // TCP_INFO on the connection: Linux's struct tcp_info of the first subflow
+        let mut ti = [0xffu8; LINUX_TCP_INFO_LEN + 8];
+        let mut tlen = ti.len() as socklen_t;
+        assert_eq!(
+            mptun_getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                ti.as_mut_ptr() as *mut c_void,
+                &mut tlen
+            ),
+            0
+        );
+        assert_eq!(tlen as usize, LINUX_TCP_INFO_LEN);
+        let u32_at = |o: usize| u32::from_ne_bytes(ti[o..o + 4].try_into().unwrap());
+        let u64_at = |o: usize| u64::from_ne_bytes(ti[o..o + 8].try_into().unwrap());
+        assert_eq!(ti[0], 1, "tcpi_state: TCP_ESTABLISHED");
+        assert!((536..=1460).contains(&u32_at(16)), "tcpi_snd_mss {}", u32_at(16));
+        assert!(u32_at(68) > 0, "tcpi_rtt");
+        assert!(u32_at(80) >= 1, "tcpi_snd_cwnd in segments");
+        let rcvd = u64_at(128);
+        assert!(rcvd > 0 && rcvd <= GREETING as u64, "tcpi_bytes_received {rcvd}");
+        // a short buffer gets the first bytes, as from Linux
+        let mut short = [0u8; 8];
+        let mut slen = short.len() as socklen_t;
+        assert_eq!(
+            mptun_getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                short.as_mut_ptr() as *mut c_void,
+                &mut slen
+            ),
+            0
+        );
+        assert_eq!((slen, short[0]), (8, 1));
+
         // at the end of the stream peek gives 0, as recv does
         assert_eq!(
             mptun_recv(fd, buf.as_mut_ptr() as *mut c_void, 10, libc::MSG_PEEK),

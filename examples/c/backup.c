@@ -38,7 +38,7 @@ int main(int argc, char **argv)
     /* first half while the primary is up */
     pump(fd, &x, a.bytes / 2, a.bytes, 0);
     if (sub_tcp_info(fd, id, &before) < 0)
-        die("TCP_INFO of the backup");
+        die("MPTUN_TCP_INFO of the backup");
     printf("backup before: data_sent=%llu data_received=%llu\n",
            (unsigned long long)before.tcpi_data_sent,
            (unsigned long long)before.tcpi_data_received);
@@ -52,7 +52,7 @@ int main(int argc, char **argv)
     /* what was queued is sent over the backup: wait (at most 10 s) until it has been */
     for (i = 0; i < 1000; i++) {
         if (sub_tcp_info(fd, id, &after) < 0)
-            die("TCP_INFO of the backup");
+            die("MPTUN_TCP_INFO of the backup");
         if (after.tcpi_data_sent - before.tcpi_data_sent >= a.bytes - a.bytes / 2)
             break;
         sleep_ms(10);

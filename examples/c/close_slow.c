@@ -1,4 +1,4 @@
-/* close_slow: open a second subflow, read every subflow's TCP_INFO, close the one with the
+/* close_slow: open a second subflow, read every subflow's statistics (MPTUN_TCP_INFO), close the one with the
  * longest round-trip time and keep transferring on the rest. Exits non-zero on any failure.
  *
  * usage: close_slow [CONFIG [SERVER1 [LOCAL2 [SERVER2 [PORT [BYTES]]]]]]
@@ -42,13 +42,13 @@ int main(int argc, char **argv)
     for (i = 0; i < ids->sub_count; i++) {
         int sid = ids->sub_status[i].id;
         if (sub_tcp_info(fd, sid, &ti) < 0)
-            die("MPTCP_SUB_GETSOCKOPT TCP_INFO");
+            die("MPTCP_SUB_GETSOCKOPT MPTUN_TCP_INFO");
         printf("  id=%d state=%d rtt=%uus rttvar=%uus cwnd=%u mss=%u data_sent=%llu "
                "data_received=%llu\n",
                sid, ti.tcpi_state, ti.tcpi_rtt, ti.tcpi_rttvar, ti.tcpi_snd_cwnd, ti.tcpi_snd_mss,
                (unsigned long long)ti.tcpi_data_sent, (unsigned long long)ti.tcpi_data_received);
         if (ti.tcpi_state != 1 || !ti.tcpi_rtt_valid)
-            fail("TCP_INFO: subflow not established or no RTT sample");
+            fail("MPTUN_TCP_INFO: subflow not established or no RTT sample");
         if (slow < 0 || ti.tcpi_rtt > slow_rtt) {
             slow = sid;
             slow_rtt = ti.tcpi_rtt;

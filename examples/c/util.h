@@ -206,14 +206,14 @@ static inline int sub_tcp_info(int fd, int id, struct mptun_tcp_info *ti)
     socklen_t glen = sizeof g;
     memset(&g, 0, sizeof g);
     g.id = (uint8_t)id;
-    g.level = IPPROTO_TCP;
-    g.optname = TCP_INFO;
+    g.level = SOL_MPTCP;
+    g.optname = MPTUN_TCP_INFO;
     g.optval = (char *)ti;
     g.optlen = &len;
     if (mptun_getsockopt(fd, IPPROTO_TCP, MPTCP_SUB_GETSOCKOPT, &g, &glen) < 0)
         return -1;
     if (len != sizeof *ti)
-        fail("TCP_INFO length");
+        fail("MPTUN_TCP_INFO length");
     return 0;
 }
 

@@ -69,6 +69,12 @@ pub const MPTUN_GET_EVENTS: c_int = 101;
 /// Set before connect/listen it applies to the connection(s) made; set on a connected
 /// socket it changes that connection's limits at once.
 pub const MPTUN_LIMITS: c_int = 102;
+/// Level SOL_MPTCP inside MPTCP_SUB_GETSOCKOPT: one subflow's statistics in mptun's own
+/// layout (`struct mptun_tcp_info`); TCP_INFO gives Linux's `struct tcp_info`.
+pub const MPTUN_TCP_INFO: c_int = 103;
+/// Bytes of Linux's `struct tcp_info` mptun fills (up to `tcpi_rcv_wnd`, Linux 5.4+; a
+/// shorter buffer gets the first bytes, as Linux copies `min(optlen, sizeof)`).
+pub const LINUX_TCP_INFO_LEN: usize = 236;
 /// Size of `struct mptun_limits`.
 pub const MPTUN_LIMITS_LEN: usize = 12;
 /// Size of `struct mptun_event`.
@@ -2073,6 +2079,14 @@ fn getsockopt_impl(
         (libc::IPPROTO_TCP, MPTCP_OPEN_SUB_TUPLE) => open_sub_tuple(&*stream_of(sock)?, buf),
         (libc::IPPROTO_TCP, MPTCP_CLOSE_SUB_ID) => close_sub_id(&*stream_of(sock)?, buf),
         (libc::IPPROTO_TCP, MPTCP_SUB_GETSOCKOPT) => sub_getsockopt(&*stream_of(sock)?, buf),
+        // connection level: the first live subflow's, in Linux's layout (as Linux answers
+        // TCP_INFO on an MPTCP socket)
+        (libc::IPPROTO_TCP, libc::TCP_INFO) => {
+            let info = stream_of(sock)?
+                .first_subflow_info()
+                .map_err(sub_errno)?;
+            put_prefix(buf, out_len, &linux_tcp_info_bytes(&info))
+        }
         (libc::IPPROTO_TCP, o) if conn_tcp_opt(o).is_some() => {
             let name = conn_tcp_opt(o).ok_or(libc::ENOPROTOOPT)?;
             let connected = match &*lock(&sock.state) {
@@ -2443,7 +2457,7 @@ fn sub_get(
     out: &mut [u8],
     out_len: &mut usize,
 ) -> Result<(), c_int> {
-    if (level, optname) == (libc::IPPROTO_TCP, libc::TCP_INFO) {
+    if (level, optname) == (SOL_MPTCP, MPTUN_TCP_INFO) {
         let info = s.subflow_info(id).map_err(sub_errno)?;
         let backup = s
             .subflow_option(id, SubflowOptName::Backup)
@@ -2452,6 +2466,10 @@ fn sub_get(
         let ti = tcp_info(&info, backup);
         return put_bytes(out, out_len, tcp_info_bytes(&ti).as_slice());
     }
+    if (level, optname) == (libc::IPPROTO_TCP, libc::TCP_INFO) {
+        let info = s.subflow_info(id).map_err(sub_errno)?;
+        return put_prefix(out, out_len, &linux_tcp_info_bytes(&info));
+    }
     let Some(name) = sub_opt_name(level, optname) else {
         // an unknown option on an unknown id is still an unknown id
         s.subflow_tuple(id).map_err(sub_errno)?;
@@ -2459,6 +2477,42 @@ fn sub_get(
     };
     let v = opt_int(s.subflow_option(id, name).map_err(sub_errno)?);
     put_int(out, out_len, v)
+}
+
+/// Linux's `struct tcp_info` (uapi `linux/tcp.h`) for one subflow: the fields mptun tracks
+/// at Linux's offsets, the rest 0. Times in microseconds; `tcpi_snd_cwnd` and
+/// `tcpi_snd_ssthresh` in segments, as Linux.
+pub fn linux_tcp_info_bytes(i: &SubflowInfo) -> [u8; LINUX_TCP_INFO_LEN] {
+    let mut b = [0u8; LINUX_TCP_INFO_LEN];
+    let mss = u32::from(i.snd_mss.max(1));
+    let put32 = |b: &mut [u8], off: usize, v: u32| b[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+    let put64 = |b: &mut [u8], off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+    b[0] = i.state; // tcpi_state (Linux's TCP_* numbers)
+    put32(&mut b, 8, micros(i.rto)); // tcpi_rto
+    put32(&mut b, 16, u32::from(i.snd_mss)); // tcpi_snd_mss
+    put32(&mut b, 20, u32::from(i.rcv_mss)); // tcpi_rcv_mss
+    put32(&mut b, 24, i.in_flight.div_ceil(mss)); // tcpi_unacked (segments)
+    put32(&mut b, 60, u32::from(i.snd_mss) + 40); // tcpi_pmtu (IPv4, no options)
+    put32(&mut b, 68, i.rtt.map_or(0, micros)); // tcpi_rtt
+    put32(&mut b, 72, i.rttvar.map_or(0, micros)); // tcpi_rttvar
+    put32(&mut b, 76, i.ssthresh / mss); // tcpi_snd_ssthresh (segments)
+    put32(&mut b, 80, i.cwnd.div_ceil(mss)); // tcpi_snd_cwnd (segments)
+    put32(&mut b, 84, u32::from(i.snd_mss)); // tcpi_advmss
+    put32(&mut b, 100, u32::try_from(i.retransmits).unwrap_or(u32::MAX)); // tcpi_total_retrans
+    put64(&mut b, 120, i.bytes_acked); // tcpi_bytes_acked
+    put64(&mut b, 128, i.bytes_received); // tcpi_bytes_received
+    put64(&mut b, 200, i.bytes_sent); // tcpi_bytes_sent
+    b
+}
+
+/// Copies the first `min(buf.len(), v.len())` bytes of `v`, as Linux's TCP_INFO does for
+/// a short buffer; `*out_len` gets what was written.
+fn put_prefix(buf: &mut [u8], out_len: &mut usize, v: &[u8]) -> Result<(), c_int> {
+    buf.fill(0);
+    let n = buf.len().min(v.len());
+    buf[..n].copy_from_slice(&v[..n]);
+    *out_len = n;
+    Ok(())
 }
 
 fn micros(d: Duration) -> u32 {

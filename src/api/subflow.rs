@@ -353,25 +353,21 @@ impl MptcpStream {
     pub fn subflow_info(&self, id: u32) -> Result<SubflowInfo, SubflowApiError> {
         self.mptcp_conn(|c| {
             let i = c.subflow_by_id(id).ok_or(SubflowApiError::UnknownId)?;
-            let s = &c.subflows()[i];
-            let st = s.tcb.stats();
-            Ok(SubflowInfo {
-                state: state_code(s.tcb.state()),
-                rtt: st.srtt,
-                rttvar: st.rttvar,
-                rto: st.rto,
-                cwnd: st.cwnd,
-                ssthresh: st.ssthresh,
-                snd_mss: st.snd_mss,
-                rcv_mss: st.rcv_mss,
-                bytes_sent: st.bytes_sent,
-                bytes_acked: st.bytes_acked,
-                bytes_received: st.bytes_received,
-                data_sent: s.data_sent,
-                data_received: s.data_received,
-                retransmits: st.retransmits,
-                in_flight: st.bytes_in_flight,
-            })
+            Ok(info_of(&c.subflows()[i]))
+        })
+    }
+
+    /// The statistics of the first subflow not closed (of the first one if all are), in
+    /// any mode, plain TCP and fallback included: what TCP_INFO on the connection gives.
+    pub fn first_subflow_info(&self) -> Result<SubflowInfo, SubflowApiError> {
+        self.with_conn(|c| {
+            let subflows = c.subflows();
+            subflows
+                .iter()
+                .find(|s| s.closed.is_none())
+                .or(subflows.first())
+                .map(info_of)
+                .ok_or(SubflowApiError::NotConnected)
         })
     }
 
@@ -466,4 +462,25 @@ fn engine_options(opt: SubflowOpt) -> Result<SubflowOptions, SubflowApiError> {
         }
     }
     Ok(o)
+}
+
+fn info_of(s: &crate::mptcp::Subflow) -> SubflowInfo {
+    let st = s.tcb.stats();
+    SubflowInfo {
+        state: state_code(s.tcb.state()),
+        rtt: st.srtt,
+        rttvar: st.rttvar,
+        rto: st.rto,
+        cwnd: st.cwnd,
+        ssthresh: st.ssthresh,
+        snd_mss: st.snd_mss,
+        rcv_mss: st.rcv_mss,
+        bytes_sent: st.bytes_sent,
+        bytes_acked: st.bytes_acked,
+        bytes_received: st.bytes_received,
+        data_sent: s.data_sent,
+        data_received: s.data_received,
+        retransmits: st.retransmits,
+        in_flight: st.bytes_in_flight,
+    }
 }

@@ -10,6 +10,9 @@
  * only .id is set closes the subflow as the prototype did (abortively: the peer sees a
  * reset) and the data goes on over the other subflow.
  */
+/* struct tcp_info of <netinet/tcp.h> is not in strict C99 (glibc shows it with
+ * _DEFAULT_SOURCE, which gcc's default gnu mode sets) */
+#define _DEFAULT_SOURCE 1
 #include "mptun.h"
 #include "fakenet.h"
 
@@ -162,6 +165,31 @@ int main(void) {
         tick(1000);
     }
     CHECK(got >= 100000);
+
+    /* TCP_INFO into Linux's struct tcp_info (<netinet/tcp.h>), through the draft's
+     * MPTCP_SUB_GETSOCKOPT and on the connection: the fields a draft program reads */
+    {
+        struct tcp_info ti;
+        struct mptcp_sub_getsockopt g;
+        unsigned int tlen = sizeof ti;
+        socklen_t glen = sizeof g, clen = sizeof ti;
+        memset(&g, 0, sizeof g);
+        memset(&ti, 0xff, sizeof ti);
+        g.id = (uint8_t)ids[0];
+        g.level = IPPROTO_TCP;
+        g.optname = TCP_INFO;
+        g.optval = (char *)&ti;
+        g.optlen = &tlen;
+        CHECK(getsockopt(cfd, IPPROTO_TCP, MPTCP_SUB_GETSOCKOPT, &g, &glen) == 0);
+        CHECK(tlen == sizeof ti || tlen == MPTUN_LINUX_TCP_INFO_LEN);
+        CHECK(ti.tcpi_state == 1 /* TCP_ESTABLISHED */);
+        CHECK(ti.tcpi_snd_mss >= 536 && ti.tcpi_snd_mss <= 1460);
+        CHECK(ti.tcpi_rtt > 0 && ti.tcpi_rto >= ti.tcpi_rtt);
+        CHECK(ti.tcpi_snd_cwnd >= 1 && ti.tcpi_snd_cwnd < 100000); /* segments */
+        memset(&ti, 0xff, sizeof ti);
+        CHECK(getsockopt(cfd, IPPROTO_TCP, TCP_INFO, &ti, &clen) == 0);
+        CHECK(ti.tcpi_state == 1 && ti.tcpi_snd_mss >= 536 && ti.tcpi_rtt > 0);
+    }
 
     /* the peer saw that subflow reset (the prototype's close is abortive) */
     for (;;) {
