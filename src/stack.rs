@@ -356,32 +356,28 @@ impl Stack {
 
     /// Read in-order data. `Ok(0)` means end of stream (the peer closed and all was read).
     pub fn recv(&mut self, id: ConnId, buf: &mut [u8]) -> Result<usize, StackError> {
-        let c = self.conn_mut(id)?;
-        if c.readable() == 0 {
-            if c.at_eof() {
-                return Ok(0);
-            }
-            if let Some(e) = c.error() {
-                return Err(StackError::Closed(Some(e)));
-            }
-            return Err(StackError::WouldBlock);
-        }
-        Ok(c.recv(buf))
+        Ok(self.readable_conn(id)?.map_or(0, |c| c.recv(buf)))
     }
 
     /// Like [`recv`](Self::recv), but the data stays readable (MSG_PEEK).
     pub fn peek(&mut self, id: ConnId, buf: &mut [u8]) -> Result<usize, StackError> {
+        Ok(self.readable_conn(id)?.map_or(0, |c| c.peek(buf)))
+    }
+
+    /// The connection when it has data to read; `None` at the end of the stream; its error,
+    /// or `WouldBlock` when nothing is readable yet.
+    fn readable_conn(&mut self, id: ConnId) -> Result<Option<&mut Connection>, StackError> {
         let c = self.conn_mut(id)?;
-        if c.readable() == 0 {
-            if c.at_eof() {
-                return Ok(0);
-            }
-            if let Some(e) = c.error() {
-                return Err(StackError::Closed(Some(e)));
-            }
-            return Err(StackError::WouldBlock);
+        if c.readable() > 0 {
+            return Ok(Some(c));
         }
-        Ok(c.peek(buf))
+        if c.at_eof() {
+            return Ok(None);
+        }
+        match c.error() {
+            Some(e) => Err(StackError::Closed(Some(e))),
+            None => Err(StackError::WouldBlock),
+        }
     }
 
     /// Close the sending direction after all queued data (DATA_FIN).

@@ -1567,13 +1567,23 @@ pub unsafe extern "C" fn mptun_getsockname(
             SockState::Listening(l) => l.local,
             SockState::Connected(s) => s.local_addr().map_err(|e| io_errno(&e))?,
         };
-        if addr.is_null() {
-            return Err(libc::EFAULT);
-        }
         // SAFETY: forwarded caller contract.
-        unsafe { store_sockaddr(&a, addr, len) }?;
-        Ok(0)
+        unsafe { store_name(&a, addr, len) }
     })
+}
+
+/// The result of getsockname / getpeername: EFAULT for a NULL address, else as accept.
+unsafe fn store_name(
+    a: &SocketAddr,
+    addr: *mut libc::sockaddr,
+    len: *mut socklen_t,
+) -> Result<c_int, c_int> {
+    if addr.is_null() {
+        return Err(libc::EFAULT);
+    }
+    // SAFETY: forwarded caller contract.
+    unsafe { store_sockaddr(a, addr, len) }?;
+    Ok(0)
 }
 
 /// `int mptun_getpeername(int fd, struct sockaddr *addr, socklen_t *len)`: a connection's
@@ -1590,12 +1600,8 @@ pub unsafe extern "C" fn mptun_getpeername(
             SockState::Connected(s) => s.peer_addr().map_err(|e| io_errno(&e))?,
             _ => return Err(libc::ENOTCONN),
         };
-        if addr.is_null() {
-            return Err(libc::EFAULT);
-        }
         // SAFETY: forwarded caller contract.
-        unsafe { store_sockaddr(&a, addr, len) }?;
-        Ok(0)
+        unsafe { store_name(&a, addr, len) }
     })
 }
 
