@@ -107,7 +107,10 @@ fn main() {
         "the backup stayed idle while the primary worked",
     );
     if fail_primary {
-        check(promoted, "the backup was promoted after the primary stalled");
+        check(
+            promoted,
+            "the backup was promoted after the primary stalled",
+        );
         check(carried > 0, "the promoted backup carried data");
     }
 }

@@ -661,7 +661,11 @@ fn c_abi_misuse_reports_the_documented_errno() {
         let mut info = [0xAAu8; 100];
         let mut ilen = 10u32;
         let mut g = sub_get(id, SOL_MPTCP, MPTUN_TCP_INFO, &mut info, &mut ilen);
-        fails(run_sub_get(fd, &mut g), libc::EINVAL, "MPTUN_TCP_INFO short");
+        fails(
+            run_sub_get(fd, &mut g),
+            libc::EINVAL,
+            "MPTUN_TCP_INFO short",
+        );
         assert_eq!(ilen as usize, std::mem::size_of::<mptun_tcp_info>());
         ilen = 100;
         let mut g = sub_get(id, SOL_MPTCP, MPTUN_TCP_INFO, &mut info, &mut ilen);
@@ -681,7 +685,10 @@ fn c_abi_misuse_reports_the_documented_errno() {
         assert_eq!(run_sub_get(fd, &mut g), 0);
         assert_eq!(ilen as usize, LINUX_TCP_INFO_LEN);
         let snd_mss = u32::from_ne_bytes(linux[16..20].try_into().unwrap());
-        assert!((536..=1460).contains(&snd_mss), "tcpi_snd_mss at Linux's offset: {snd_mss}");
+        assert!(
+            (536..=1460).contains(&snd_mss),
+            "tcpi_snd_mss at Linux's offset: {snd_mss}"
+        );
         let mut g = sub_get(99, libc::IPPROTO_TCP, libc::TCP_INFO, &mut info, &mut ilen);
         fails(run_sub_get(fd, &mut g), libc::EINVAL, "TCP_INFO unknown id");
         let mut g = sub_get(id, libc::IPPROTO_TCP, 9999, &mut info, &mut ilen);

@@ -159,7 +159,11 @@ fn names_peek_accept4_and_buffer_sizes_behave_as_linux() {
         // ----- connected: both names, the buffers in force, no resizing
         let a = sockaddr("198.18.1.1:5201");
         assert_eq!(
-            mptun_connect(fd, a.as_ptr() as *const libc::sockaddr, a.len() as socklen_t),
+            mptun_connect(
+                fd,
+                a.as_ptr() as *const libc::sockaddr,
+                a.len() as socklen_t
+            ),
             0,
             "connect: errno {}",
             errno()
@@ -228,11 +232,18 @@ fn names_peek_accept4_and_buffer_sizes_behave_as_linux() {
         let u32_at = |o: usize| u32::from_ne_bytes(ti[o..o + 4].try_into().unwrap());
         let u64_at = |o: usize| u64::from_ne_bytes(ti[o..o + 8].try_into().unwrap());
         assert_eq!(ti[0], 1, "tcpi_state: TCP_ESTABLISHED");
-        assert!((536..=1460).contains(&u32_at(16)), "tcpi_snd_mss {}", u32_at(16));
+        assert!(
+            (536..=1460).contains(&u32_at(16)),
+            "tcpi_snd_mss {}",
+            u32_at(16)
+        );
         assert!(u32_at(68) > 0, "tcpi_rtt");
         assert!(u32_at(80) >= 1, "tcpi_snd_cwnd in segments");
         let rcvd = u64_at(128);
-        assert!(rcvd > 0 && rcvd <= GREETING as u64, "tcpi_bytes_received {rcvd}");
+        assert!(
+            rcvd > 0 && rcvd <= GREETING as u64,
+            "tcpi_bytes_received {rcvd}"
+        );
         // a short buffer gets the first bytes, as from Linux
         let mut short = [0u8; 8];
         let mut slen = short.len() as socklen_t;
@@ -259,7 +270,11 @@ fn names_peek_accept4_and_buffer_sizes_behave_as_linux() {
         let lfd = mptun_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
         let b = sockaddr("0.0.0.0:6000");
         assert_eq!(
-            mptun_bind(lfd, b.as_ptr() as *const libc::sockaddr, b.len() as socklen_t),
+            mptun_bind(
+                lfd,
+                b.as_ptr() as *const libc::sockaddr,
+                b.len() as socklen_t
+            ),
             0
         );
         assert_eq!(mptun_listen(lfd, 8), 0);

@@ -526,7 +526,10 @@ fn a_subflow_fin_on_the_only_subflow_leaves_our_sending_side_open() {
             && p.client.connection(conn).is_some_and(|c| c.all_acked())
         {
             let c = p.client.connection_mut(conn).expect("client connection");
-            assert!(c.close_subflow(0, false), "graceful close of the only subflow");
+            assert!(
+                c.close_subflow(0, false),
+                "graceful close of the only subflow"
+            );
             closed = true;
         }
         t.c_recv.len() == t.s_data.len() && t.c_eof

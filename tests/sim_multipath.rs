@@ -920,8 +920,14 @@ fn single_subflow_checksum_failure_falls_back(from_server: bool) {
     // the end of each stream (a DATA_FIN queued before the fallback, the subflow's FIN
     // after it) counts as acknowledged: `wait_all_acked` returns (against Linux it waited
     // for a data-level acknowledgement of a DATA_FIN that no longer exists)
-    assert!(c.all_acked(), "client: everything acknowledged, its FIN included");
-    assert!(s.all_acked(), "server: everything acknowledged, its FIN included");
+    assert!(
+        c.all_acked(),
+        "client: everything acknowledged, its FIN included"
+    );
+    assert!(
+        s.all_acked(),
+        "server: everything acknowledged, its FIN included"
+    );
 }
 
 #[test]
@@ -1153,7 +1159,10 @@ fn data_without_mappings_on_a_join_resets_that_subflow() {
     t.assert_intact();
     assert!(seen.get() >= 20, "the hook never stripped a segment");
     let cm = p.client.mib();
-    assert_eq!(cm.DSSUnmappedReset, 1, "the client reset the subflow: {cm:?}");
+    assert_eq!(
+        cm.DSSUnmappedReset, 1,
+        "the client reset the subflow: {cm:?}"
+    );
     assert_eq!(cm.DssFallback, 0, "and did not fall back");
     let client = p.client.connection(conn).unwrap();
     assert!(!client.is_fallback());

@@ -232,7 +232,8 @@ pub fn write_pattern(s: &MptcpStream, p: &mut mptun::testbed::peer::Pattern, n: 
     while left > 0 {
         let k = left.min(buf.len() as u64) as usize;
         p.fill(&mut buf[..k]);
-        (&*s).write_all(&buf[..k])
+        (&*s)
+            .write_all(&buf[..k])
             .unwrap_or_else(|e| fail(&format!("write: {e}")));
         left -= k as u64;
     }

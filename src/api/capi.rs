@@ -2088,9 +2088,7 @@ fn getsockopt_impl(
         // connection level: the first live subflow's, in Linux's layout (as Linux answers
         // TCP_INFO on an MPTCP socket)
         (libc::IPPROTO_TCP, libc::TCP_INFO) => {
-            let info = stream_of(sock)?
-                .first_subflow_info()
-                .map_err(sub_errno)?;
+            let info = stream_of(sock)?.first_subflow_info().map_err(sub_errno)?;
             put_prefix(buf, out_len, &linux_tcp_info_bytes(&info))
         }
         (libc::IPPROTO_TCP, o) if conn_tcp_opt(o).is_some() => {
@@ -2491,8 +2489,10 @@ fn sub_get(
 pub fn linux_tcp_info_bytes(i: &SubflowInfo) -> [u8; LINUX_TCP_INFO_LEN] {
     let mut b = [0u8; LINUX_TCP_INFO_LEN];
     let mss = u32::from(i.snd_mss.max(1));
-    let put32 = |b: &mut [u8], off: usize, v: u32| b[off..off + 4].copy_from_slice(&v.to_ne_bytes());
-    let put64 = |b: &mut [u8], off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+    let put32 =
+        |b: &mut [u8], off: usize, v: u32| b[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+    let put64 =
+        |b: &mut [u8], off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_ne_bytes());
     b[0] = i.state; // tcpi_state (Linux's TCP_* numbers)
     put32(&mut b, 8, micros(i.rto)); // tcpi_rto
     put32(&mut b, 16, u32::from(i.snd_mss)); // tcpi_snd_mss
@@ -2504,7 +2504,11 @@ pub fn linux_tcp_info_bytes(i: &SubflowInfo) -> [u8; LINUX_TCP_INFO_LEN] {
     put32(&mut b, 76, i.ssthresh / mss); // tcpi_snd_ssthresh (segments)
     put32(&mut b, 80, i.cwnd.div_ceil(mss)); // tcpi_snd_cwnd (segments)
     put32(&mut b, 84, u32::from(i.snd_mss)); // tcpi_advmss
-    put32(&mut b, 100, u32::try_from(i.retransmits).unwrap_or(u32::MAX)); // tcpi_total_retrans
+    put32(
+        &mut b,
+        100,
+        u32::try_from(i.retransmits).unwrap_or(u32::MAX),
+    ); // tcpi_total_retrans
     put64(&mut b, 120, i.bytes_acked); // tcpi_bytes_acked
     put64(&mut b, 128, i.bytes_received); // tcpi_bytes_received
     put64(&mut b, 200, i.bytes_sent); // tcpi_bytes_sent

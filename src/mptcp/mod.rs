@@ -653,12 +653,7 @@ impl Connection {
     /// Copy readable in-order data into `buf` without consuming it (MSG_PEEK); returns how
     /// many bytes.
     pub fn peek(&self, buf: &mut [u8]) -> usize {
-        let (a, b) = self.rbuf.peek();
-        let n = a.len().min(buf.len());
-        buf[..n].copy_from_slice(&a[..n]);
-        let m = b.len().min(buf.len() - n);
-        buf[n..n + m].copy_from_slice(&b[..m]);
-        n + m
+        self.rbuf.copy_out(buf)
     }
 
     /// Read received data in order.
@@ -2355,6 +2350,13 @@ impl Connection {
         None
     }
 
+    /// The DSN of our DATA_FIN when a segment should carry it now: queued, every byte before
+    /// it sent, not yet acknowledged.
+    fn due_data_fin(&self) -> Option<u64> {
+        self.fin_dsn
+            .filter(|&f| !self.fin_acked && self.snd_nxt >= f)
+    }
+
     /// Bytes of MPTCP options we may add to the next segment of subflow `i`: (with data,
     /// without data). Segment sizes are computed from these, so the data budget must cover
     /// the largest option a data segment can get; a pure ACK that gets more than its budget
@@ -2462,10 +2464,7 @@ impl Connection {
             let idsn1 = self.local_idsn.wrapping_add(1);
             // a bare DATA_FIN due (the application closed before the server's first DSS)
             // leaves in a DSS, as Linux sends it, not in another MP_CAPABLE
-            let data_fin_due = seg.payload_len == 0
-                && self
-                    .fin_dsn
-                    .is_some_and(|f| !self.fin_acked && self.snd_nxt >= f);
+            let data_fin_due = seg.payload_len == 0 && self.due_data_fin().is_some();
             if self.role == Role::Client
                 && !self.fully_established
                 && !data_fin_due
@@ -2506,11 +2505,8 @@ impl Connection {
                     MptcpOption::RemoveAddr { .. } | MptcpOption::MpPrio { .. } => true,
                     _ => false,
                 };
-                let fin_due = self
-                    .fin_dsn
-                    .is_some_and(|f| !self.fin_acked && self.snd_nxt >= f);
                 out.push(sig);
-                if !small || fin_due {
+                if !small || self.due_data_fin().is_some() {
                     return;
                 }
             }
@@ -2562,17 +2558,15 @@ impl Connection {
             } else {
                 mib.DSSTxPartialMapping += 1;
             }
-        } else if let Some(f) = self.fin_dsn {
-            if !self.fin_acked && self.snd_nxt >= f {
-                dss.data_fin = true;
-                dss.mapping = Some(DssMapping {
-                    dsn: f,
-                    dsn64: true,
-                    ssn: 0,
-                    data_len: 1,
-                    checksum: self.checksum.then_some(0),
-                });
-            }
+        } else if let Some(f) = self.due_data_fin() {
+            dss.data_fin = true;
+            dss.mapping = Some(DssMapping {
+                dsn: f,
+                dsn64: true,
+                ssn: 0,
+                data_len: 1,
+                checksum: self.checksum.then_some(0),
+            });
         }
         if let Some(a) = dss.data_ack {
             let edge = a

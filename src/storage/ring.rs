@@ -505,9 +505,14 @@ impl RecvBuffer {
         self.ranges.remove_below(self.read_rel);
     }
 
+    /// Copy readable bytes into `dst` without consuming them; returns how many.
+    pub fn copy_out(&self, dst: &mut [u8]) -> usize {
+        copy_pair(dst, self.peek())
+    }
+
     /// Copy readable bytes into `dst` and consume them; returns how many.
     pub fn read(&mut self, dst: &mut [u8]) -> usize {
-        let n = copy_pair(dst, self.peek());
+        let n = self.copy_out(dst);
         self.consume(n);
         n
     }
