@@ -6,13 +6,13 @@
 //! No root needed: the global runtime runs over in-process `SeqPacketDevice` links to a
 //! second mptun runtime acting as the server.
 
+mod common;
+
 use libc::{c_int, c_void, socklen_t};
 use mptun::api::capi::*;
 use mptun::api::MptcpListener;
-use mptun::crypto::KeyGen;
 use mptun::io::driver::{Port, Runtime, SeqPacketDevice};
 use mptun::mptcp::ConnConfig;
-use mptun::stack::{Stack, StackConfig};
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::ptr;
@@ -131,24 +131,7 @@ unsafe fn sub_ids(fd: c_int) -> Vec<(u8, u16)> {
 /// The server: an mptun runtime on 198.18.1.1 / 198.18.2.1 that accepts connections on port
 /// 5201 and reads each to its end.
 fn start_server(devs: Vec<(SeqPacketDevice, &str)>) -> Runtime {
-    let addrs: Vec<IpAddr> = devs.iter().map(|(_, a)| ip(a)).collect();
-    let ports = devs
-        .into_iter()
-        .map(|(d, a)| Port {
-            device: Box::new(d),
-            addrs: vec![ip(a)],
-            egress: None,
-            ingress: None,
-        })
-        .collect();
-    let stack = Stack::new(
-        StackConfig {
-            addrs,
-            ..StackConfig::default()
-        },
-        KeyGen::from_entropy(),
-    );
-    let rt = Runtime::start(stack, ports, 7).expect("server runtime");
+    let rt = common::seqpacket_runtime(devs, 7);
     let l = MptcpListener::bind(rt.handle(), 5201).expect("listen");
     std::thread::spawn(move || {
         while let Ok((s, _)) = l.accept() {

@@ -7,13 +7,13 @@
 //! No root needed: the C runtime runs over in-process `SeqPacketDevice` links to a second
 //! mptun runtime (Rust API) acting as the peer.
 
+mod common;
+
 use libc::{c_int, c_void, socklen_t};
 use mptun::api::capi::*;
 use mptun::api::{MptcpListener, MptcpStream};
-use mptun::crypto::KeyGen;
 use mptun::io::driver::{Port, Runtime, SeqPacketDevice};
 use mptun::mptcp::ConnConfig;
-use mptun::stack::{Stack, StackConfig};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::ptr;
@@ -77,24 +77,7 @@ unsafe fn set_int(fd: c_int, level: c_int, name: c_int, v: c_int) -> isize {
 /// The peer: an mptun runtime on 198.18.1.1 / 198.18.2.1 whose listener on 5201 sends
 /// [`GREETING`] bytes of [`pattern`], closes its sending side and reads to the end.
 fn start_peer(devs: Vec<(SeqPacketDevice, &str)>) -> Runtime {
-    let addrs: Vec<IpAddr> = devs.iter().map(|(_, a)| ip(a)).collect();
-    let ports = devs
-        .into_iter()
-        .map(|(d, a)| Port {
-            device: Box::new(d),
-            addrs: vec![ip(a)],
-            egress: None,
-            ingress: None,
-        })
-        .collect();
-    let stack = Stack::new(
-        StackConfig {
-            addrs,
-            ..StackConfig::default()
-        },
-        KeyGen::from_entropy(),
-    );
-    let rt = Runtime::start(stack, ports, 9).expect("peer runtime");
+    let rt = common::seqpacket_runtime(devs, 9);
     let l = MptcpListener::bind(rt.handle(), 5201).expect("listen");
     std::thread::spawn(move || {
         while let Ok((s, _)) = l.accept() {

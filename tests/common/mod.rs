@@ -261,3 +261,31 @@ pub fn in_ns<T: Send>(ns: &NetNs, f: impl FnOnce() -> T + Send) -> T {
         .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
 }
+
+/// An mptun runtime (Rust API) over in-process `SeqPacketDevice` links, one port per
+/// `(device, address)`: the peer of the C-ABI tests, no root needed.
+pub fn seqpacket_runtime(
+    devs: Vec<(mptun::io::driver::SeqPacketDevice, &str)>,
+    seed: u64,
+) -> mptun::io::driver::Runtime {
+    use mptun::io::driver::{Port, Runtime};
+    let ip = |a: &str| -> std::net::IpAddr { a.parse().expect("address") };
+    let addrs = devs.iter().map(|(_, a)| ip(a)).collect();
+    let ports = devs
+        .into_iter()
+        .map(|(d, a)| Port {
+            device: Box::new(d),
+            addrs: vec![ip(a)],
+            egress: None,
+            ingress: None,
+        })
+        .collect();
+    let stack = mptun::stack::Stack::new(
+        mptun::stack::StackConfig {
+            addrs,
+            ..mptun::stack::StackConfig::default()
+        },
+        mptun::crypto::KeyGen::from_entropy(),
+    );
+    Runtime::start(stack, ports, seed).expect("peer runtime")
+}
