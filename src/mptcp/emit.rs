@@ -106,7 +106,8 @@ pub fn emit_segment_csum<F: FnOnce(&mut [u8])>(
 
     // DSS checksums (RFC 8684 section 3.3.1) over the mapping, which is this payload.
     let mpc_dsn = opts.mpc_dsn;
-    for o in opts.iter_mut() {
+    let csum_given = opts.csum_given;
+    for o in opts.iter_mut().filter(|_| !csum_given) {
         match o {
             MptcpOption::Dss(d) => {
                 if let Some(m) = d.mapping.as_mut() {

@@ -2350,6 +2350,58 @@ impl Connection {
         None
     }
 
+    /// The mapping a data segment of subflow `i` declares: (first subflow offset, length,
+    /// checksum). A first transmission maps its own payload (the checksum is computed when
+    /// the payload is written: `None`). A retransmission maps the whole segment its bytes
+    /// first went in (the engine never lets it span two), with the checksum first sent;
+    /// without that checksum on record it maps its own payload instead (counted).
+    fn tx_mapping_span(&self, i: usize, seg: &SegmentOut) -> (u64, u64, Option<u16>) {
+        let own = (seg.offset, u64::from(seg.payload_len), None);
+        let sf = &self.subflows[i];
+        let Some((s, e)) = sf.tcb.sent_span(seg.offset) else {
+            return own;
+        };
+        if s > seg.offset
+            || e < seg.offset + u64::from(seg.payload_len)
+            || (s, e) == (seg.offset, seg.offset + u64::from(seg.payload_len))
+            || e - s > u64::from(u16::MAX)
+        {
+            return own;
+        }
+        if !self.checksum {
+            return (s, e - s, None);
+        }
+        match sf.sent_csums.iter().rev().find(|c| c.0 == s) {
+            Some(&(_, c)) => (s, e - s, Some(c)),
+            None => own,
+        }
+    }
+
+    /// With DSS checksums: remember the checksum of a data segment sent for the first time
+    /// (its mapping is its payload), and forget those of acknowledged segments.
+    fn record_sent_csum(&mut self, i: usize, seg: &SegmentOut, opts: &OptBuf<'_>) {
+        let sf = &mut self.subflows[i];
+        let first = sf.tcb.sent_span(seg.offset)
+            == Some((seg.offset, seg.offset + u64::from(seg.payload_len)));
+        if first {
+            let c = opts.iter().find_map(|o| match o {
+                MptcpOption::Dss(d) => d.mapping.and_then(|m| m.checksum),
+                MptcpOption::MpCapable(c) => c.checksum,
+                _ => None,
+            });
+            if let Some(c) = c {
+                if sf.sent_csums.back().is_none_or(|b| b.0 < seg.offset) {
+                    sf.sent_csums.push_back((seg.offset, c));
+                }
+            }
+        }
+        let una = sf.tcb.snd_una_offset();
+        let keep_from = sf.tcb.sent_span(una).map_or(una, |(s, _)| s);
+        while sf.sent_csums.front().is_some_and(|f| f.0 < keep_from) {
+            sf.sent_csums.pop_front();
+        }
+    }
+
     /// The DSN of our DATA_FIN when a segment should carry it now: queued, every byte before
     /// it sent, not yet acknowledged.
     fn due_data_fin(&self) -> Option<u64> {
@@ -2475,10 +2527,16 @@ impl Connection {
                         .lookup(seg.offset)
                         .is_some_and(|(d, _)| d == idsn1))
             {
-                let data_len = (seg.payload_len > 0)
-                    .then_some(seg.payload_len.min(u32::from(u16::MAX)) as u16);
+                // a retransmission declares the mapping of the segment first sent
+                let (_, span_len, given) = self.tx_mapping_span(i, seg);
+                let data_len =
+                    (seg.payload_len > 0).then_some(span_len.min(u64::from(u16::MAX)) as u16);
                 // the checksum value is computed by emit_segment once the payload is written
-                let checksum = data_len.filter(|_| self.checksum).map(|_| 0);
+                // (or is the one first sent, `given`)
+                let checksum = data_len
+                    .filter(|_| self.checksum)
+                    .map(|_| given.unwrap_or(0));
+                out.csum_given = given.is_some();
                 out.push(MptcpOption::MpCapable(MpCapable {
                     version: VERSION,
                     flags: cflags,
@@ -2540,19 +2598,23 @@ impl Connection {
             self.infinite_map_sent = true;
             mib.InfiniteMapTx += 1;
         } else if seg.payload_len > 0 {
-            if let Some((dsn, avail)) = sf.tx_maps.lookup(seg.offset) {
+            // a retransmission declares the mapping its bytes first went with: Linux refuses
+            // a different one for bytes inside the mapping it is consuming (DSSNotMatching)
+            // and falls back to TCP
+            let (m_off, m_len, given) = self.tx_mapping_span(i, seg);
+            let sf = &self.subflows[i];
+            if let Some((dsn, avail)) = sf.tx_maps.lookup(m_off) {
                 // the engine never lets a segment cross a mapping boundary
-                let len = u64::from(seg.payload_len)
-                    .min(avail)
-                    .min(u64::from(u16::MAX)) as u16;
+                let len = m_len.min(avail).min(u64::from(u16::MAX)) as u16;
                 dss.mapping = Some(DssMapping {
                     dsn,
                     dsn64: true,
-                    ssn: (seg.offset as u32).wrapping_add(1),
+                    ssn: (m_off as u32).wrapping_add(1),
                     data_len: len,
-                    checksum: self.checksum.then_some(0),
+                    checksum: self.checksum.then_some(given.unwrap_or(0)),
                 });
-                if u64::from(len) < u64::from(seg.payload_len) {
+                out.csum_given = given.is_some();
+                if m_off + u64::from(len) < seg.offset + u64::from(seg.payload_len) {
                     mib.DSSTxPartialMapping += 1;
                 }
             } else {
@@ -2650,6 +2712,10 @@ impl Connection {
             csum_partial,
             fill,
         )?;
+        if self.checksum && seg.payload_len > 0 {
+            self.record_sent_csum(i, seg, &opts);
+        }
+        let sf = &self.subflows[i];
         let l4 = crate::wire::ip::header_len(sf.local.ip());
         Ok(TxPacket {
             len,
@@ -2719,6 +2785,9 @@ pub struct OptBuf<'a> {
     len: usize,
     /// DSN of the first byte of an MP_CAPABLE-with-data packet (for its checksum).
     pub mpc_dsn: u64,
+    /// The DSS / MP_CAPABLE checksum is already set (a retransmission under the mapping
+    /// first sent, which covers more than this segment): `emit_segment` keeps it.
+    pub csum_given: bool,
 }
 
 impl<'a> OptBuf<'a> {

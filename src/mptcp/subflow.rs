@@ -241,6 +241,11 @@ pub struct Subflow {
     /// Received mappings awaiting DSS checksum verification, in stream order (at most
     /// [`MAX_MAPS`]); the connection holds the data they cover back until verified.
     pub csum_pending: VecDeque<PendingCsum>,
+    /// With DSS checksums: (first subflow offset, checksum) of each data segment sent for
+    /// the first time and not yet acknowledged, so that a retransmission of part of it
+    /// carries the same mapping with the same checksum (its first bytes may have left the
+    /// send buffer since).
+    pub sent_csums: VecDeque<(u64, u16)>,
     pub join: JoinState,
     /// Our priority for this subflow (we send MP_PRIO / the B bit).
     pub backup: bool,
@@ -285,7 +290,15 @@ pub struct Subflow {
 
 impl Subflow {
     /// A subflow around an engine.
-    pub fn new(id: u32, tcb: Tcb, local: SocketAddr, remote: SocketAddr, join: JoinState) -> Self {
+    pub fn new(
+        id: u32,
+        mut tcb: Tcb,
+        local: SocketAddr,
+        remote: SocketAddr,
+        join: JoinState,
+    ) -> Self {
+        // a byte is sent again only under the mapping it first went with (RFC 8684 3.3.1)
+        tcb.keep_segment_marks();
         Subflow {
             id,
             tcb,
@@ -294,6 +307,7 @@ impl Subflow {
             tx_maps: MapList::default(),
             rx_maps: MapList::default(),
             csum_pending: VecDeque::new(),
+            sent_csums: VecDeque::new(),
             join,
             backup: false,
             peer_backup: false,

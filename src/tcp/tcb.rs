@@ -21,6 +21,9 @@ use std::collections::VecDeque;
 const RX_RANGES: usize = 64;
 /// Most chunk boundaries remembered (the MPTCP layer keeps fewer mappings than this).
 pub const MAX_BOUNDARIES: usize = 512;
+/// Most sent-segment ends remembered when [`Tcb::keep_segment_marks`] is on; new data waits
+/// while the table is full (acknowledgements free it).
+pub const MAX_SEGMENT_MARKS: usize = 16384;
 /// SACKed ranges kept by the sender.
 const SACK_RANGES: usize = 32;
 /// RFC 9293 3.7.1: MSS to assume when the peer sent no MSS option.
@@ -77,6 +80,14 @@ pub struct Tcb {
     send_end: u64,
     /// Stream offsets no segment may cross (starts of `enqueue_chunk` runs), ascending.
     boundaries: VecDeque<u64>,
+    /// Stream offsets where a data segment sent for the first time ended, ascending, from
+    /// the last one at or below snd_una (the start of the segment snd_una is in) on; kept
+    /// only with `keep_marks`. Retransmissions never cross one, so every byte is sent again
+    /// within the segment it first went in (MPTCP: under the mapping first declared for it).
+    marks: VecDeque<u64>,
+    keep_marks: bool,
+    /// Marks below snd_una were dropped: the first one no longer starts the stream.
+    marks_pruned: bool,
     fin_queued: bool,
     /// Peer window in bytes (already scaled).
     snd_wnd: u32,
@@ -255,6 +266,9 @@ impl Tcb {
             events: VecDeque::with_capacity(8),
             rst_pending: false,
             boundaries: VecDeque::new(),
+            marks: VecDeque::new(),
+            keep_marks: false,
+            marks_pruned: false,
             reply: None,
             stats: Stats::default(),
             cfg,
@@ -527,11 +541,51 @@ impl Tcb {
         true
     }
 
-    /// Send-space bytes from `start` (send-space offset) to the next chunk boundary.
+    /// Send-space bytes from `start` (send-space offset) to the next chunk boundary, or to
+    /// the end of the segment the byte first went in (with segment marks kept).
     fn to_boundary(&self, start: u64) -> u64 {
         let off = start.saturating_sub(1);
         let i = self.boundaries.partition_point(|&b| b <= off);
-        self.boundaries.get(i).map_or(u64::MAX, |&b| b - off)
+        let chunk = self.boundaries.get(i).map_or(u64::MAX, |&b| b - off);
+        let j = self.marks.partition_point(|&m| m <= off);
+        let seg = self.marks.get(j).map_or(u64::MAX, |&m| m - off);
+        chunk.min(seg)
+    }
+
+    /// Remember where each data segment sent for the first time ends, and send every byte
+    /// again only within the segment it first went in: a retransmission never spans two
+    /// original segments, and [`Tcb::sent_span`] tells which original segment a byte was
+    /// in. MPTCP needs this (RFC 8684 3.3.1: a mapping, once declared, does not change;
+    /// Linux's receiver refuses a different mapping for bytes inside the one it is
+    /// consuming, `DSSNotMatching`, and falls back to TCP). Call before any data is sent.
+    pub fn keep_segment_marks(&mut self) {
+        self.keep_marks = true;
+    }
+
+    /// For a stream offset already sent: the (start, end) stream offsets of the data
+    /// segment it was first sent in. `None` for bytes never sent, without segment marks, or
+    /// once that segment is acknowledged.
+    pub fn sent_span(&self, off: u64) -> Option<(u64, u64)> {
+        if !self.keep_marks || off < self.snd_una_offset() {
+            return None;
+        }
+        let i = self.marks.partition_point(|&m| m <= off);
+        let end = *self.marks.get(i)?;
+        let start = match i.checked_sub(1) {
+            Some(k) => self.marks[k],
+            None if !self.marks_pruned => 0,
+            None => return None,
+        };
+        Some((start, end))
+    }
+
+    /// Drop the marks of acknowledged segments, keeping the start of the one snd_una is in.
+    fn prune_marks(&mut self) {
+        let una = self.snd_una_offset();
+        while self.marks.len() >= 2 && self.marks[1] <= una {
+            self.marks.pop_front();
+            self.marks_pruned = true;
+        }
     }
 
     /// Refuse the connection in answer to `seg` (e.g. a SYN/ACK whose MPTCP HMAC is
@@ -742,6 +796,7 @@ impl Tcb {
         self.rx_ranges.heap_bytes()
             + self.scoreboard.heap_bytes()
             + self.boundaries.capacity() * core::mem::size_of::<u64>()
+            + self.marks.capacity() * core::mem::size_of::<u64>()
             + self.events.capacity() * core::mem::size_of::<Event>()
             + core::mem::size_of_val(&*self.cc)
     }
@@ -753,6 +808,10 @@ impl Tcb {
         self.scoreboard.shrink();
         if self.boundaries.len() <= self.boundaries.capacity() / 4 {
             self.boundaries.shrink_to(self.boundaries.len());
+        }
+        self.prune_marks();
+        if self.marks.len() <= self.marks.capacity() / 4 {
+            self.marks.shrink_to(self.marks.len());
         }
     }
 
@@ -1653,6 +1712,7 @@ impl Tcb {
         let data_end = self.data_end();
         let (opts, opt_len) = self.options(now, tx.extra_option_len);
         let max_payload = u64::from(self.smss()).saturating_sub(opt_len as u64).max(1);
+        self.prune_marks();
 
         // 1. fast retransmit of the first hole / first unacknowledged segment
         if self.rexmit_pending {
@@ -1698,7 +1758,12 @@ impl Tcb {
         let flight = self.in_flight();
         let cwnd_room = u64::from(cwnd.saturating_sub(flight));
         let wnd_room = (self.snd_una + u64::from(self.snd_wnd)).saturating_sub(start);
-        let avail = data_end.saturating_sub(start);
+        let marks_full = self.keep_marks && self.marks.len() >= MAX_SEGMENT_MARKS;
+        let avail = if marks_full && start >= self.snd_max {
+            0 // no room to remember another segment: new data waits for acknowledgements
+        } else {
+            data_end.saturating_sub(start)
+        };
         // new data may go as a super-segment of whole segments (TSO); retransmissions of
         // a go-back-N (start below snd_max) go one segment at a time
         let budget = if start >= self.snd_max && u64::from(tx.tso_bytes) > max_payload {
@@ -1763,6 +1828,13 @@ impl Tcb {
     ) -> SegmentOut {
         let end = start + len + u64::from(fin);
         let retransmission = start < self.snd_max;
+        if self.keep_marks && len > 0 {
+            // stream offset where this segment's data ends (send-space offset - 1)
+            let data_end = start - 1 + len;
+            if self.marks.back().is_none_or(|&m| m < data_end) {
+                self.marks.push_back(data_end);
+            }
+        }
         if !hole {
             self.snd_nxt = self.snd_nxt.max(end);
         }
@@ -2033,6 +2105,50 @@ mod tests {
         // nothing held: flushing sends nothing
         t.flush_delayed_ack();
         assert!(t.poll_transmit(now, &TX).is_none());
+    }
+
+    #[test]
+    fn retransmissions_stay_within_the_segments_first_sent() {
+        for keep in [false, true] {
+            let mut t = established();
+            if keep {
+                t.keep_segment_marks();
+            }
+            let now = Instant::from_millis(60);
+            t.enqueue(300);
+            let a = t.poll_transmit(now, &TX).expect("first segment");
+            assert_eq!((a.offset, a.payload_len), (0, 300));
+            t.enqueue(2000);
+            let b = t.poll_transmit(now, &TX).expect("second segment");
+            assert_eq!((b.offset, b.payload_len), (300, 1000));
+            if keep {
+                assert_eq!(t.sent_span(0), Some((0, 300)));
+                assert_eq!(t.sent_span(299), Some((0, 300)));
+                assert_eq!(t.sent_span(300), Some((300, 1300)));
+                assert_eq!(t.sent_span(1299), Some((300, 1300)));
+                assert_eq!(t.sent_span(1300), None, "not sent yet");
+            } else {
+                assert_eq!(t.sent_span(0), None);
+            }
+            // nothing acknowledged: the RTO resends from the first byte (go-back-N)
+            let rto = now + t.rto;
+            t.handle_timeout(rto);
+            let r = t.poll_transmit(rto, &TX).expect("retransmission");
+            assert!(r.retransmission);
+            // with marks, only the first segment's 300 bytes; without, a full segment that
+            // would straddle two original segments
+            let want = if keep { 300 } else { 1000 };
+            assert_eq!((r.offset, r.payload_len), (0, want), "keep {keep}");
+            if keep {
+                // the first segment acknowledged: its mark goes, the next one's stays
+                let ack = seg(501, 101 + 300, flags::ACK, &[]);
+                t.handle_segment(rto, &ack, &mut NullSink(0));
+                let _ = t.poll_transmit(rto, &TX);
+                t.trim_memory();
+                assert_eq!(t.sent_span(0), None);
+                assert_eq!(t.sent_span(300), Some((300, 1300)));
+            }
+        }
     }
 
     #[test]
