@@ -369,6 +369,8 @@ fn dss_mapping(pkt: &[u8]) -> Option<(u64, u32, u16)> {
 fn lost_segments_of_a_super_segment_go_again_under_its_mapping() {
     use std::collections::HashMap;
     type Flow = ([u8; 4], u16, [u8; 4], u16);
+    /// per subflow: its ISN and every mapping declared on it (ssn, len, dsn)
+    type Declared = HashMap<Flow, (u32, Vec<(u32, u16, u64)>)>;
     for (seed, checksum, two_paths) in [
         (131u64, false, false),
         (132, true, false),
@@ -390,9 +392,7 @@ fn lost_segments_of_a_super_segment_go_again_under_its_mapping() {
             p.server.set_mtu(a, 1500);
         }
         p.client_offload = Some(OffloadState::new(OffloadMode::Split, TSO));
-        // per subflow: its ISN and every mapping declared on it (ssn, len, dsn)
-        let declared: Rc<std::cell::RefCell<HashMap<Flow, (u32, Vec<(u32, u16, u64)>)>>> =
-            Rc::default();
+        let declared: Rc<std::cell::RefCell<Declared>> = Rc::default();
         let (changed, spanning_resent) = (Rc::new(Cell::new(0u32)), Rc::new(Cell::new(0u32)));
         let (d, ch, sr) = (declared.clone(), changed.clone(), spanning_resent.clone());
         p.net.set_hook(Box::new(move |info, pkt| {
