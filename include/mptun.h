@@ -134,9 +134,13 @@ struct mptun_limits {
 /* Endpoints, like `ip mptcp endpoint`, for every connection and later ones (0 or -1/errno):
  * mptun_endpoint_set adds ADDR (one of mptun_init's addresses, else EADDRNOTAVAIL) or
  * changes its flags: SIGNAL announces it (ADD_ADDR; cleared: REMOVE_ADDR), BACKUP marks its
- * subflows backup (MP_PRIO); mptun_endpoint_del removes it (REMOVE_ADDR, subflows closed). */
+ * subflows backup (MP_PRIO), SUBFLOW and FULLMESH are Linux's `subflow` / `fullmesh` flags,
+ * used by the `kernel` path manager (pm=kernel; the default fullmesh one meshes every
+ * address); mptun_endpoint_del removes it (REMOVE_ADDR, subflows closed). */
 #define MPTUN_ENDPOINT_SIGNAL 1u
 #define MPTUN_ENDPOINT_BACKUP 2u
+#define MPTUN_ENDPOINT_SUBFLOW 4u
+#define MPTUN_ENDPOINT_FULLMESH 8u
 int mptun_endpoint_set(const char *addr, unsigned flags);
 int mptun_endpoint_del(const char *addr);
 

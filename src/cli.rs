@@ -20,7 +20,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// Path managers accepted by `--path-manager` (plus `ndiffports:N`).
-pub const PATH_MANAGERS: &[&str] = &["fullmesh", "ndiffports:N", "manual"];
+pub const PATH_MANAGERS: &[&str] = &["fullmesh", "kernel", "ndiffports:N", "manual"];
 /// Schedulers accepted by `--scheduler`.
 pub const SCHEDULERS: &[&str] = &["minrtt", "roundrobin", "redundant", "blest", "ecf"];
 /// Congestion controllers accepted by `--congestion`.
@@ -128,11 +128,16 @@ pub enum EndpointAction {
     Remove(IpAddr),
 }
 
-/// Parses `--endpoint MS:add:ADDR[:signal][:backup][:port=N]`, `MS:change:ADDR[:FLAGS]`
+/// Parses `--endpoint MS:add:ADDR[:signal][:subflow][:fullmesh][:backup][:port=N]`,
+/// `MS:change:ADDR[:FLAGS]`
 /// (the same: flags not given are cleared) or `MS:del:ADDR` (IPv6 addresses in brackets:
 /// `MS:add:[2001:2::2]:signal`). `port=N` announces the address with that port.
 pub fn parse_endpoint(s: &str) -> Result<(Duration, EndpointAction), String> {
-    let bad = || format!("expected MS:add|change|del:ADDR[:signal][:backup][:port=N], got {s:?}");
+    let bad = || {
+        format!(
+            "expected MS:add|change|del:ADDR[:signal][:subflow][:fullmesh][:backup][:port=N], got {s:?}"
+        )
+    };
     let (ms, rest) = s.split_once(':').ok_or_else(bad)?;
     let (verb, rest) = rest.split_once(':').ok_or_else(bad)?;
     let ms: u64 = ms
@@ -153,17 +158,21 @@ pub fn parse_endpoint(s: &str) -> Result<(Duration, EndpointAction), String> {
         backup: false,
         announce: false,
         port: 0,
+        subflow: false,
+        fullmesh: false,
     };
     for f in flags.split(':').filter(|f| !f.is_empty()) {
         match f {
             "signal" => ep.announce = true,
             "backup" => ep.backup = true,
+            "subflow" => ep.subflow = true,
+            "fullmesh" => ep.fullmesh = true,
             _ => match f.strip_prefix("port=").map(str::parse::<u16>) {
                 Some(Ok(p)) if p != 0 => ep.port = p,
                 Some(_) => return Err(format!("--endpoint: bad port in {f:?} (1-65535)")),
                 None => {
                     return Err(format!(
-                        "--endpoint: unknown flag {f:?} (signal, backup, port=N)"
+                        "--endpoint: unknown flag {f:?} (signal, subflow, fullmesh, backup, port=N)"
                     ))
                 }
             },
@@ -207,7 +216,7 @@ pub fn parse_impair(s: &str) -> Result<(String, String), String> {
 /// Validates `--path-manager`: `fullmesh`, `manual` or `ndiffports:N` with 1 <= N <= 8.
 pub fn parse_path_manager(s: &str) -> Result<String, String> {
     match s {
-        "fullmesh" | "manual" => Ok(s.to_string()),
+        "fullmesh" | "kernel" | "manual" => Ok(s.to_string()),
         _ => match s.strip_prefix("ndiffports:").map(str::parse::<u8>) {
             Some(Ok(n)) if (1..=8).contains(&n) => Ok(s.to_string()),
             Some(_) => Err(format!("ndiffports:N needs 1 <= N <= 8, got {s:?}")),
@@ -621,6 +630,7 @@ mod tests {
         assert!(parse_impair("tun1:delay").is_err());
         assert!(parse_impair("tun1:delay=1ms,").is_err());
         assert_eq!(parse_path_manager("fullmesh").unwrap(), "fullmesh");
+        assert_eq!(parse_path_manager("kernel").unwrap(), "kernel");
         assert_eq!(parse_path_manager("ndiffports:4").unwrap(), "ndiffports:4");
         assert!(parse_path_manager("ndiffports:0").is_err());
         assert!(parse_path_manager("ndiffports:x").is_err());
@@ -647,6 +657,20 @@ mod tests {
                 backup: true,
                 announce: true,
                 port: 0,
+                subflow: false,
+                fullmesh: false,
+            })
+        );
+        let (_, a) = parse_endpoint("0:change:198.18.3.2:subflow:fullmesh").unwrap();
+        assert_eq!(
+            a,
+            EndpointAction::Set(crate::pm::LocalAddr {
+                addr: "198.18.3.2".parse().unwrap(),
+                backup: false,
+                announce: false,
+                port: 0,
+                subflow: true,
+                fullmesh: true,
             })
         );
         let (_, a) = parse_endpoint("0:add:[2001:2::2]:signal:port=10100").unwrap();
@@ -657,6 +681,8 @@ mod tests {
                 backup: false,
                 announce: true,
                 port: 10100,
+                subflow: false,
+                fullmesh: false,
             })
         );
         let (_, a) = parse_endpoint("0:del:[2001:2::2]").unwrap();

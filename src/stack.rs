@@ -1425,6 +1425,8 @@ impl Stack {
                 backup: false,
                 announce: false,
                 port: 0,
+                subflow: true,
+                fullmesh: false,
             })
             .collect()
     }

@@ -19,6 +19,8 @@ fn local(s: &str) -> LocalAddr {
         backup: false,
         announce: false,
         port: 0,
+        subflow: true,
+        fullmesh: false,
     }
 }
 
@@ -422,6 +424,8 @@ fn fullmesh_server_announces_and_withdraws() {
         backup: false,
         announce: true,
         port: 0,
+        subflow: true,
+        fullmesh: false,
     });
     let cmds = c.event(PmEvent::LocalAddressAdded {
         addr: ip("10.0.4.2"),
@@ -450,6 +454,8 @@ fn fullmesh_backup_addresses() {
                 backup: true,
                 announce: false,
                 port: 0,
+                subflow: true,
+                fullmesh: false,
             },
         ],
     );

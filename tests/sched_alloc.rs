@@ -75,12 +75,16 @@ fn policies_do_not_allocate() {
             backup: false,
             announce: true,
             port: 0,
+            subflow: true,
+            fullmesh: false,
         },
         LocalAddr {
             addr: "10.0.2.2".parse().unwrap(),
             backup: true,
             announce: true,
             port: 0,
+            subflow: true,
+            fullmesh: false,
         },
     ];
     let subflows = [PmSubflow {

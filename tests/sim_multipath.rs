@@ -403,12 +403,16 @@ fn add_addr_lost_is_retransmitted_and_remove_addr_closes_subflows() {
             backup: false,
             announce: false,
             port: 0,
+            subflow: true,
+            fullmesh: false,
         },
         mptun::pm::LocalAddr {
             addr: SERVER2,
             backup: false,
             announce: true,
             port: 0,
+            subflow: true,
+            fullmesh: false,
         },
     ];
     let mut ccfg = cfg("minrtt", "fullmesh");
@@ -417,6 +421,8 @@ fn add_addr_lost_is_retransmitted_and_remove_addr_closes_subflows() {
         backup: false,
         announce: false,
         port: 0,
+        subflow: true,
+        fullmesh: false,
     }];
     // slow paths: the transfer must outlast the ADD_ADDR retransmission timer
     let mut p = Pair::two_paths(30, path(10, 10), path(10, 10), ccfg, scfg);
@@ -532,6 +538,8 @@ fn fullmesh_recreates_a_subflow_after_its_path_returns() {
         backup: false,
         announce: false,
         port: 0,
+        subflow: true,
+        fullmesh: false,
     }];
     ccfg.tcp.user_timeout = Some(std::time::Duration::from_secs(3));
     let mut p = Pair::with_configs(32, path(10, 20), ccfg, cfg("minrtt", "manual"));

@@ -58,6 +58,8 @@ fn star(seed: u64, mut ccfg: ConnConfig, scfg: ConnConfig) -> Pair {
             backup: false,
             announce: false,
             port: 0,
+            subflow: true,
+            fullmesh: false,
         }];
     }
     let client = Stack::new(
@@ -385,12 +387,16 @@ fn server_limits_refuse_joins_and_bound_announcements() {
             backup: false,
             announce: true,
             port: 0,
+            subflow: true,
+            fullmesh: false,
         },
         LocalAddr {
             addr: SERVER3,
             backup: false,
             announce: true,
             port: 0,
+            subflow: true,
+            fullmesh: false,
         },
     ];
     let mut p = star(136, cfg("fullmesh"), scfg);
@@ -424,6 +430,8 @@ fn endpoints_added_reflagged_and_removed_at_run_time() {
         backup: false,
         announce: false,
         port: 0,
+        subflow: true,
+        fullmesh: false,
     }];
     let mut p = star(137, cfg("fullmesh"), scfg);
     let c = p.connect();
@@ -440,6 +448,8 @@ fn endpoints_added_reflagged_and_removed_at_run_time() {
         backup: false,
         announce: true,
         port: 0,
+        subflow: true,
+        fullmesh: false,
     };
     p.server.set_endpoint(now, ep).unwrap();
     assert!(p.run_until(Duration::from_secs(3), |p| {
@@ -551,6 +561,8 @@ fn client_endpoint_added_reflagged_and_removed_at_run_time() {
         backup: false,
         announce: false,
         port: 0,
+        subflow: true,
+        fullmesh: false,
     }];
     let mut p = Pair::with_configs(139, path(), ccfg, cfg("manual"));
     p.net.add_link(CLIENT2, SERVER1, path(), path());
@@ -574,6 +586,8 @@ fn client_endpoint_added_reflagged_and_removed_at_run_time() {
         backup: false,
         announce: false,
         port: 0,
+        subflow: true,
+        fullmesh: false,
     };
     let now = p.now();
     p.client.set_endpoint(now, ep).unwrap();
@@ -622,12 +636,16 @@ fn queued_signal_behind_mp_capable_acks_does_not_storm() {
             backup: false,
             announce: false,
             port: 0,
+            subflow: true,
+            fullmesh: false,
         },
         LocalAddr {
             addr: CLIENT2,
             backup: false,
             announce: true,
             port: 0,
+            subflow: true,
+            fullmesh: false,
         },
     ];
     let mut p = Pair::with_configs(140, path(), ccfg, cfg("manual"));
@@ -647,4 +665,253 @@ fn queued_signal_behind_mp_capable_acks_does_not_storm() {
     let sent = *count.borrow();
     assert!(sent < 50, "{sent} packets from the client in 2 s");
     assert!(p.client.connection(c).unwrap().is_established());
+}
+
+/// A third client address, for mptcp_join.sh's topology (ns2's 10.0.3.2).
+const CLIENT3: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 3, 2));
+
+/// mptcp_join.sh's topology: client CLIENT1..3, server SERVER1 and SERVER2, every client
+/// address able to reach every server address (the script's per-interface default routes).
+/// The client runs the `kernel` path manager with `endpoints` (Linux's flags) and `limits`;
+/// the server the `manual` one with `slimits`, announcing what the test tells it to.
+fn join_topology(seed: u64, endpoints: Vec<LocalAddr>, limits: Limits, slimits: Limits) -> Pair {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let (caddrs, saddrs) = ([CLIENT1, CLIENT2, CLIENT3], [SERVER1, SERVER2]);
+    let mut net = SimNet::new(seed);
+    net.add_host(&caddrs);
+    net.add_host(&saddrs);
+    for c in caddrs {
+        for s in saddrs {
+            net.add_link(c, s, path(), path());
+        }
+    }
+    let mut ccfg = cfg("kernel");
+    ccfg.local_addrs = endpoints;
+    ccfg.limits = limits;
+    let mut scfg = cfg("manual");
+    scfg.limits = slimits;
+    let client = Stack::new(
+        StackConfig {
+            addrs: caddrs.to_vec(),
+            conn: ccfg,
+            ..StackConfig::default()
+        },
+        KeyGen::from_seed(seed * 3 + 1),
+    );
+    let mut server = Stack::new(
+        StackConfig {
+            addrs: saddrs.to_vec(),
+            conn: scfg,
+            ..StackConfig::default()
+        },
+        KeyGen::from_seed(seed * 5 + 2),
+    );
+    server.listen(PORT).expect("listen");
+    Pair {
+        net,
+        client,
+        server,
+        client_offload: None,
+        server_offload: None,
+    }
+}
+
+/// A Linux endpoint: `ip mptcp endpoint add ADDR subflow [fullmesh]`.
+fn endpoint(addr: IpAddr, fullmesh: bool) -> LocalAddr {
+    LocalAddr {
+        addr,
+        backup: false,
+        announce: false,
+        port: 0,
+        subflow: true,
+        fullmesh,
+    }
+}
+
+/// No endpoint but the initial address, without flags (an empty list would make every
+/// address of the stack a `subflow` endpoint).
+fn no_endpoints() -> Vec<LocalAddr> {
+    vec![LocalAddr {
+        subflow: false,
+        ..endpoint(CLIENT1, false)
+    }]
+}
+
+fn limits(add_addr_accepted: u32, subflows: u32) -> Limits {
+    Limits {
+        max_subflows: subflows,
+        max_add_addr_accepted: add_addr_accepted,
+        ..Limits::default()
+    }
+}
+
+/// The established client subflows other than the initial one, as (local, remote) pairs.
+fn joined_pairs(p: &Pair, c: ConnId) -> Vec<(IpAddr, IpAddr)> {
+    let mut v: Vec<_> = p.client.connection(c).map_or(Vec::new(), |x| {
+        x.subflows()
+            .iter()
+            .skip(1)
+            .filter(|s| s.established && s.closed.is_none())
+            .map(|s| (s.local.ip(), s.remote.ip()))
+            .collect()
+    });
+    v.sort();
+    v
+}
+
+/// Run with a transfer in both directions until `joins` subflows joined (then 1 s more,
+/// so that a join too many would show), and check the script's `chk_join_nr N N N` and
+/// `chk_add_nr A A` on both sides' counters.
+fn run_join_case(p: &mut Pair, (c, s): (ConnId, ConnId), joins: u64, adds: u64, seed: u64) {
+    let mut t = Transfer::new(c, data(2 << 20, seed), data(2 << 20, seed + 1));
+    t.server = Some(s); // accepted by `establish`
+    assert!(p.run_until(Duration::from_secs(10), |p| {
+        t.pump(p);
+        p.server.mib().MPJoinAckRx >= joins
+    }));
+    let until = p.now() + Duration::from_secs(1);
+    p.run_until(Duration::from_secs(2), |p| {
+        t.pump(p);
+        p.now() >= until
+    });
+    assert!(t.run(p, Duration::from_secs(60)), "transfer did not finish");
+    t.assert_intact();
+    let (cm, sm) = (p.client.mib(), p.server.mib());
+    // chk_join_nr: SYNs received, SYN/ACKs received, third ACKs received
+    assert_eq!(sm.MPJoinSynRx, joins, "server MPJoinSynRx");
+    assert_eq!(cm.MPJoinSynAckRx, joins, "client MPJoinSynAckRx");
+    assert_eq!(sm.MPJoinAckRx, joins, "server MPJoinAckRx");
+    // chk_add_nr: ADD_ADDRs received, echoes received
+    assert_eq!(cm.AddAddr, adds, "client AddAddr");
+    assert_eq!(sm.EchoAdd, adds, "server EchoAdd");
+}
+
+/// mptcp_join.sh "fullmesh test 2x1": two `subflow,fullmesh` endpoints on the client before
+/// the connection (limits 1 4), one address announced by the server during it (limits 0 4):
+/// each fullmesh endpoint joins the initial address, then each joins the announced one; the
+/// initial address does not (fullmesh endpoints take announcements). chk_join_nr 4 4 4,
+/// chk_add_nr 1 1.
+#[test]
+fn kernel_pm_fullmesh_2x1() {
+    let mut p = join_topology(
+        161,
+        vec![endpoint(CLIENT2, true), endpoint(CLIENT3, true)],
+        limits(1, 4),
+        limits(0, 4),
+    );
+    let (c, s) = establish(&mut p);
+    p.server
+        .connection_mut(s)
+        .unwrap()
+        .announce(1, SERVER2, None);
+    run_join_case(&mut p, (c, s), 4, 1, 161);
+    assert_eq!(
+        joined_pairs(&p, c),
+        vec![
+            (CLIENT2, SERVER1),
+            (CLIENT2, SERVER2),
+            (CLIENT3, SERVER1),
+            (CLIENT3, SERVER2)
+        ]
+    );
+}
+
+/// "fullmesh test 1x1": the server announces one address (limits 1 3); one `subflow,
+/// fullmesh` endpoint is added on the client during the connection: the announcement is
+/// joined from the initial address (no fullmesh endpoint yet), then the new endpoint joins
+/// both server addresses. chk_join_nr 3 3 3, chk_add_nr 1 1.
+#[test]
+fn kernel_pm_fullmesh_1x1() {
+    let mut p = join_topology(162, no_endpoints(), limits(1, 3), limits(1, 3));
+    let (c, s) = establish(&mut p);
+    p.server
+        .connection_mut(s)
+        .unwrap()
+        .announce(1, SERVER2, None);
+    assert!(
+        p.run_until(Duration::from_secs(3), |p| established_to(p, c, SERVER2)
+            == 1)
+    );
+    let now = p.now();
+    p.client.set_endpoint(now, endpoint(CLIENT3, true)).unwrap();
+    run_join_case(&mut p, (c, s), 3, 1, 162);
+    assert_eq!(
+        joined_pairs(&p, c),
+        vec![(CLIENT1, SERVER2), (CLIENT3, SERVER1), (CLIENT3, SERVER2)]
+    );
+}
+
+/// "fullmesh test 1x2" and "fullmesh test 1x2, limited": as 1x1 with two fullmesh endpoints
+/// added (client limits 1 5: chk_join_nr 5 5 5), and with the client's subflow limit at 4
+/// (chk_join_nr 4 4 4: the limit, not the mesh, ends it).
+#[test]
+fn kernel_pm_fullmesh_1x2_and_limited() {
+    for (seed, max, joins) in [(163u64, 5u32, 5u64), (164, 4, 4)] {
+        let mut p = join_topology(seed, no_endpoints(), limits(1, max), limits(2, 5));
+        let (c, s) = establish(&mut p);
+        p.server
+            .connection_mut(s)
+            .unwrap()
+            .announce(1, SERVER2, None);
+        assert!(
+            p.run_until(Duration::from_secs(3), |p| established_to(p, c, SERVER2)
+                == 1)
+        );
+        let now = p.now();
+        p.client.set_endpoint(now, endpoint(CLIENT2, true)).unwrap();
+        p.client.set_endpoint(now, endpoint(CLIENT3, true)).unwrap();
+        run_join_case(&mut p, (c, s), joins, 1, seed);
+        assert_eq!(joined_pairs(&p, c).len() as u64, joins, "seed {seed}");
+    }
+}
+
+/// Without `fullmesh` (Linux's plain `subflow` endpoint, mptcp_join.sh "subflow and signal",
+/// limits 2 2): the endpoint joins the initial server address only and the announcement is
+/// joined from the initial client address, exactly those two pairs. The `fullmesh` path
+/// manager, given the same addresses, meshes them instead (three candidate pairs, two by the
+/// limit), which is why the flags matter only to `kernel`.
+#[test]
+fn kernel_pm_subflow_endpoint_without_fullmesh_joins_the_initial_address_only() {
+    let mut p = join_topology(
+        165,
+        vec![endpoint(CLIENT3, false)],
+        limits(2, 2),
+        limits(2, 3),
+    );
+    let (c, s) = establish(&mut p);
+    p.server
+        .connection_mut(s)
+        .unwrap()
+        .announce(1, SERVER2, None);
+    let mut t = Transfer::new(c, data(4 << 20, 165), data(4 << 20, 166));
+    t.server = Some(s);
+    assert!(p.run_until(Duration::from_secs(5), |p| {
+        t.pump(p);
+        joined_pairs(p, c).len() == 2
+    }));
+    let until = p.now() + Duration::from_secs(1);
+    p.run_until(Duration::from_secs(2), |p| {
+        t.pump(p);
+        p.now() >= until
+    });
+    assert_eq!(
+        joined_pairs(&p, c),
+        vec![(CLIENT1, SERVER2), (CLIENT3, SERVER1)]
+    );
+    // the endpoint turned `fullmesh` at run time (`endpoint change`), the limit raised: its
+    // pair to the announced address follows
+    let now = p.now();
+    p.client.set_limits(now, c, limits(2, 3)).unwrap();
+    p.client.set_endpoint(now, endpoint(CLIENT3, true)).unwrap();
+    assert!(p.run_until(Duration::from_secs(5), |p| {
+        t.pump(p);
+        joined_pairs(p, c).contains(&(CLIENT3, SERVER2))
+    }));
+    assert!(
+        t.run(&mut p, Duration::from_secs(60)),
+        "transfer did not finish"
+    );
+    t.assert_intact();
+    assert_eq!(p.server.mib().MPJoinAckRx, 3);
+    assert_eq!(p.client.mib().AddAddr, 1);
 }

@@ -701,6 +701,8 @@ fn conn_config(c: &InitConfig) -> ConnConfig {
             backup: false,
             announce: c.signal.contains(&t.1),
             port: 0,
+            subflow: true,
+            fullmesh: false,
         })
         .collect();
     cfg
@@ -1118,6 +1120,12 @@ pub unsafe extern "C" fn mptun_instance_endpoint_del(
 pub const MPTUN_ENDPOINT_SIGNAL: c_uint = 1;
 /// `mptun_endpoint_set` flag: subflows from the address are backups (MP_PRIO), `backup`.
 pub const MPTUN_ENDPOINT_BACKUP: c_uint = 2;
+/// `mptun_endpoint_set` flag: the client opens a subflow from the address (Linux's
+/// `subflow`; used by the `kernel` path manager, the `fullmesh` one meshes every address).
+pub const MPTUN_ENDPOINT_SUBFLOW: c_uint = 4;
+/// `mptun_endpoint_set` flag: with `subflow`, subflows to every address of the peer and
+/// announcements joined from it (Linux's `fullmesh`; `kernel` path manager).
+pub const MPTUN_ENDPOINT_FULLMESH: c_uint = 8;
 
 unsafe fn c_addr(addr: *const c_char) -> Result<IpAddr, c_int> {
     if addr.is_null() {
@@ -1133,7 +1141,8 @@ unsafe fn c_addr(addr: *const c_char) -> Result<IpAddr, c_int> {
 
 /// `int mptun_endpoint_set(const char *addr, unsigned flags)`: adds the endpoint `addr` (one
 /// of `mptun_init`'s addresses, else EADDRNOTAVAIL) or changes its flags
-/// (`MPTUN_ENDPOINT_SIGNAL | MPTUN_ENDPOINT_BACKUP`; other bits EINVAL), for every
+/// (`MPTUN_ENDPOINT_SIGNAL | MPTUN_ENDPOINT_BACKUP | MPTUN_ENDPOINT_SUBFLOW |
+/// MPTUN_ENDPOINT_FULLMESH`; other bits EINVAL), for every
 /// connection and for later ones, as `ip mptcp endpoint add|change` does.
 #[no_mangle]
 pub unsafe extern "C" fn mptun_endpoint_set(addr: *const c_char, flags: c_uint) -> c_int {
@@ -1145,7 +1154,13 @@ pub unsafe extern "C" fn mptun_endpoint_set(addr: *const c_char, flags: c_uint) 
 }
 
 fn endpoint_set(ctx: &Ctx, addr: IpAddr, flags: c_uint) -> Result<c_int, c_int> {
-    if flags & !(MPTUN_ENDPOINT_SIGNAL | MPTUN_ENDPOINT_BACKUP) != 0 {
+    if flags
+        & !(MPTUN_ENDPOINT_SIGNAL
+            | MPTUN_ENDPOINT_BACKUP
+            | MPTUN_ENDPOINT_SUBFLOW
+            | MPTUN_ENDPOINT_FULLMESH)
+        != 0
+    {
         return Err(libc::EINVAL);
     }
     let h = &ctx.handle;
@@ -1154,6 +1169,8 @@ fn endpoint_set(ctx: &Ctx, addr: IpAddr, flags: c_uint) -> Result<c_int, c_int> 
         backup: flags & MPTUN_ENDPOINT_BACKUP != 0,
         announce: flags & MPTUN_ENDPOINT_SIGNAL != 0,
         port: 0,
+        subflow: flags & MPTUN_ENDPOINT_SUBFLOW != 0,
+        fullmesh: flags & MPTUN_ENDPOINT_FULLMESH != 0,
     };
     let now = h.now();
     let r = h.with_stack(|s| s.set_endpoint(now, ep));

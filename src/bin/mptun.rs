@@ -100,7 +100,8 @@ struct Paths {
     /// TUN device and mptun's address on it, NAME=ADDR (repeatable, one per path).
     #[arg(long = "tun", value_name = "NAME=ADDR", required = true)]
     tuns: Vec<TunSpec>,
-    /// fullmesh, ndiffports:N or manual.
+    /// fullmesh (every local address to every peer address), kernel (Linux's endpoint
+    /// semantics: `--endpoint 0:change:ADDR:subflow[:fullmesh]`), ndiffports:N or manual.
     #[arg(long, default_value = "fullmesh", value_parser = cli::parse_path_manager)]
     path_manager: String,
     /// Packet scheduler.

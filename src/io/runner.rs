@@ -63,6 +63,8 @@ pub(crate) fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
             backup: opts.backup.contains(&t.name),
             announce: opts.announce,
             port: 0,
+            subflow: true,
+            fullmesh: false,
         })
         .collect();
     Ok(cfg)

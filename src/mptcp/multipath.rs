@@ -719,7 +719,12 @@ impl Connection {
                 }
             }
         }
-        if ep.announce && !old.announce {
+        // newly announced, or Linux's `subflow` / `fullmesh` flags changed (the `kernel`
+        // path manager then opens the pairs the new flags want; subflows the old flags
+        // wanted stay until closed)
+        if (ep.announce && !old.announce)
+            || (ep.subflow, ep.fullmesh) != (old.subflow, old.fullmesh)
+        {
             self.pm_event(now, &PmEvent::LocalAddressAdded { addr: ep.addr });
         }
         if !ep.announce && old.announce {

@@ -15,6 +15,16 @@
 //!   does not do this. A subflow closed without error is not re-created (its pair is retired
 //!   until the local address is added again).
 //! * A removed remote address (REMOVE_ADDR) or local address closes the subflows using it.
+//!
+//! The `kernel` path manager ([`FullMesh::kernel`]) is the same machine with Linux's
+//! in-kernel endpoint semantics (`ip mptcp endpoint ... subflow [fullmesh]`) instead of the
+//! mesh: on the client, only local addresses flagged [`super::LocalAddr::subflow`] open
+//! subflows, each to the peer's initial address, or, flagged
+//! [`super::LocalAddr::fullmesh`] too, to every address the peer has (initial and
+//! announced); an accepted announcement is joined from each fullmesh address, or, when
+//! there is none, from the initial subflow's local address (Linux's
+//! `fill_local_addresses_vec` / `fill_remote_addresses_vec`). Announcing, limits, removal
+//! and re-creation are as above.
 
 use super::{
     earliest, same_family, Backoff, CommandQueue, PathManager, PmCommand, PmContext, PmEvent,
@@ -62,6 +72,8 @@ pub struct FullMesh {
     recheck: Option<Instant>,
     /// Announcements ignored because of `max_add_addr_accepted` (statistics).
     pub add_addr_ignored: u64,
+    /// Linux's endpoint semantics instead of the mesh (the `kernel` path manager).
+    kernel: bool,
 }
 
 impl Default for FullMesh {
@@ -74,6 +86,7 @@ impl Default for FullMesh {
             pairs: [None; MAX_PAIRS],
             recheck: None,
             add_addr_ignored: 0,
+            kernel: false,
         }
     }
 }
@@ -81,6 +94,32 @@ impl Default for FullMesh {
 impl FullMesh {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The `kernel` path manager: Linux's in-kernel endpoint semantics (module docs).
+    pub fn kernel() -> Self {
+        FullMesh {
+            kernel: true,
+            ..Self::default()
+        }
+    }
+
+    /// With Linux's endpoint semantics: whether the client opens a subflow from local
+    /// address `l` to remote `r` (the initial pair excluded by the caller).
+    fn kernel_wants(&self, ctx: &PmContext, init: Initial, l: IpAddr, r: SocketAddr) -> bool {
+        if l == init.local.ip() {
+            // announcements are joined from the initial address unless fullmesh endpoints
+            // take them
+            let fullmesh_locals = ctx
+                .local_addrs
+                .iter()
+                .any(|x| x.subflow && x.fullmesh && x.addr != l && self.local_valid(ctx, x.addr));
+            return r != init.remote && !fullmesh_locals;
+        }
+        match ctx.local(l) {
+            Some(ep) if ep.subflow => ep.fullmesh || r == init.remote,
+            _ => false,
+        }
     }
 
     fn client(&self) -> Option<Initial> {
@@ -210,6 +249,9 @@ impl FullMesh {
                 if !same_family(l, r.ip()) || !self.remote_valid(r) {
                     continue;
                 }
+                if self.kernel && !self.kernel_wants(ctx, init, l, r) {
+                    continue;
+                }
                 if ctx
                     .live_subflows(skip)
                     .any(|s| s.local.ip() == l && s.remote == r)
@@ -292,7 +334,11 @@ impl FullMesh {
 
 impl PathManager for FullMesh {
     fn name(&self) -> &'static str {
-        "fullmesh"
+        if self.kernel {
+            "kernel"
+        } else {
+            "fullmesh"
+        }
     }
 
     fn on_event(&mut self, ctx: &PmContext, ev: &PmEvent, out: &mut CommandQueue) {
@@ -312,6 +358,7 @@ impl PathManager for FullMesh {
                         local_gone: false,
                         remote_gone: false,
                     }),
+                    kernel: self.kernel,
                     ..FullMesh::default()
                 };
                 self.announce_all(ctx, out);
@@ -478,6 +525,8 @@ mod tests {
             backup: false,
             announce: false,
             port: 0,
+            subflow: true,
+            fullmesh: false,
         }];
         let ctx = PmContext {
             now: Instant::ZERO,

@@ -123,6 +123,15 @@ pub struct LocalAddr {
     /// no port in the ADD_ADDR, so the peer joins the initial subflow's port. mptun takes
     /// MP_JOIN SYNs on any port (by token), so no listener is needed for it.
     pub port: u16,
+    /// Linux's `subflow` endpoint flag, used by the `kernel` path manager: the client opens
+    /// a subflow from this address (to the peer's initial address; with `fullmesh`, to every
+    /// address the peer has). The `fullmesh` path manager meshes every address and ignores
+    /// it. Addresses given as devices (`--tun`, `mptun_init`) have it set.
+    pub subflow: bool,
+    /// Linux's `fullmesh` endpoint flag (`kernel` path manager): subflows from this address
+    /// to every address of the peer, initial and announced; announcements are then joined
+    /// from the fullmesh addresses rather than from the initial subflow's address.
+    pub fullmesh: bool,
 }
 
 /// A subflow of the connection, as the path manager sees it.
@@ -321,7 +330,8 @@ pub trait PathManager: Send + core::fmt::Debug {
 /// Largest N accepted by `ndiffports:N`.
 pub const MAX_NDIFFPORTS: u32 = 32;
 
-/// A path manager from a spec: `"fullmesh"`, `"ndiffports:N"` (N in 1..=32; bare
+/// A path manager from a spec: `"fullmesh"`, `"kernel"` (Linux's in-kernel endpoint
+/// semantics, see [`FullMesh::kernel`]), `"ndiffports:N"` (N in 1..=32; bare
 /// `"ndiffports"` means 2) or `"manual"`.
 pub fn by_name(spec: &str) -> Result<Box<dyn PathManager>, String> {
     let (name, arg) = match spec.split_once(':') {
@@ -330,6 +340,7 @@ pub fn by_name(spec: &str) -> Result<Box<dyn PathManager>, String> {
     };
     match (name, arg) {
         ("fullmesh", None) => Ok(Box::new(FullMesh::new())),
+        ("kernel", None) => Ok(Box::new(FullMesh::kernel())),
         ("manual", None) => Ok(Box::new(Manual::new())),
         ("ndiffports", None) => Ok(Box::new(NDiffPorts::new(2))),
         ("ndiffports", Some(n)) => match n.trim().parse::<u32>() {
@@ -338,11 +349,11 @@ pub fn by_name(spec: &str) -> Result<Box<dyn PathManager>, String> {
                 "ndiffports: N must be an integer in 1..={MAX_NDIFFPORTS}, got {n:?}"
             )),
         },
-        ("fullmesh" | "manual", Some(_)) => {
+        ("fullmesh" | "kernel" | "manual", Some(_)) => {
             Err(format!("path manager {name:?} takes no parameter"))
         }
         _ => Err(format!(
-            "unknown path manager {spec:?} (expected fullmesh, ndiffports:N or manual)"
+            "unknown path manager {spec:?} (expected fullmesh, kernel, ndiffports:N or manual)"
         )),
     }
 }
@@ -482,6 +493,8 @@ mod tests {
     #[test]
     fn by_name_parses_specs() {
         assert_eq!(by_name("fullmesh").unwrap().name(), "fullmesh");
+        assert_eq!(by_name("kernel").unwrap().name(), "kernel");
+        assert!(by_name("kernel:2").is_err());
         assert_eq!(by_name("manual").unwrap().name(), "manual");
         assert_eq!(by_name("ndiffports:4").unwrap().name(), "ndiffports");
         assert_eq!(by_name("ndiffports").unwrap().name(), "ndiffports");
