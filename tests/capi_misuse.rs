@@ -265,6 +265,13 @@ fn c_abi_misuse_reports_the_documented_errno() {
                 "endpoint bad flags",
             );
             fails(
+                mptun_endpoint_set(c"198.18.2.2".as_ptr(), 16) as isize,
+                libc::EINVAL,
+                "endpoint flag above FULLMESH",
+            );
+            let linux = MPTUN_ENDPOINT_SUBFLOW | MPTUN_ENDPOINT_FULLMESH;
+            assert_eq!(mptun_endpoint_set(c"198.18.2.2".as_ptr(), linux), 0);
+            fails(
                 mptun_endpoint_set(ptr::null(), 0) as isize,
                 libc::EFAULT,
                 "endpoint NULL",
