@@ -1458,3 +1458,76 @@ fn pm_mptun_signal_address_with_port_is_joined_by_linux() {
         o.mptun.summary
     );
 }
+
+/// mptcp_join.sh "fullmesh" semantics against Linux, mptun as the client with the `kernel`
+/// path manager: three TUN paths (mptun 198.18.{1,2,3}.2), Linux announces 198.18.2.1
+/// (`endpoint add ... signal`, limits 2 4). mptun's endpoints as the script sets them: only
+/// 198.18.3.2 is one (`subflow,fullmesh`), 198.18.2.2 has no flags. Linux's endpoint rules
+/// then give exactly two joins: 3.2 -> 1.1 (the fullmesh endpoint to the initial address)
+/// and 3.2 -> 2.1 (the announcement, taken by the fullmesh endpoint rather than the initial
+/// address); 2.2 opens nothing. chk_join_nr 2 2 2, chk_add_nr 1 1.
+#[test]
+fn pm_kernel_fullmesh_endpoint_against_linux() {
+    if !require_privileges("pm_kernel_fullmesh_endpoint_against_linux") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-kfull");
+    ns.add_tun("tun2", "198.18.3.1/24").expect("tun2");
+    ns.mptcp_limits(2, 4).expect("limits");
+    ns.mptcp_endpoint("198.18.2.1", "tun1", &["signal"])
+        .expect("endpoint");
+    let dir = TempDir::new("pm-kfull");
+    let before = ns.mptcp_counters().expect("counters");
+    let mut args = connect_args(
+        "198.18.1.1:5201",
+        &[
+            "--tun",
+            "tun2=198.18.3.2",
+            "--path-manager",
+            "kernel",
+            "--limits",
+            "subflows=4,add_addr_accepted=1",
+            "--endpoint",
+            "0:change:198.18.2.2",
+            "--endpoint",
+            "0:change:198.18.3.2:subflow:fullmesh",
+            "-v",
+        ],
+    );
+    args.retain(|a| !a.is_empty());
+    let o = exchange(&ns, &dir, SMALL, args, linux_server(SMALL, false), true);
+    assert_intact(&o, SMALL);
+    eprintln!("mptun: {}", mptun_counters_line(&o.mptun.stderr));
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        (d("MPJoinSynRx"), d("MPJoinAckRx"), d("EchoAdd")),
+        (2, 2, 1),
+        "join syn/ack and echo counts; MPTcpExt {:?}; {}",
+        mptun::testbed::deltas(&before, &after),
+        o.mptun.summary
+    );
+    let n: usize = o.mptun.field("subflows").unwrap_or("0").parse().unwrap();
+    let pairs: Vec<&str> = (0..n)
+        .filter_map(|i| o.mptun.field(&format!("sf{i}")))
+        .collect();
+    // summary entries read LOCAL:PORT->REMOTE:PORT,...
+    for (local, remote) in [
+        ("198.18.1.2:", "->198.18.1.1:5201"),
+        ("198.18.3.2:", "->198.18.1.1:5201"),
+        ("198.18.3.2:", "->198.18.2.1:5201"),
+    ] {
+        assert!(
+            pairs
+                .iter()
+                .any(|p| p.starts_with(local) && p.contains(remote)),
+            "no subflow {local}{remote}: {}",
+            o.mptun.summary
+        );
+    }
+    assert!(
+        !pairs.iter().any(|p| p.starts_with("198.18.2.2:")),
+        "198.18.2.2 has no endpoint flags but opened a subflow: {}",
+        o.mptun.summary
+    );
+}

@@ -136,10 +136,12 @@ struct Paths {
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     add_addr_timeout: Option<u64>,
     /// Change an endpoint MS milliseconds after start, like `ip mptcp endpoint`:
-    /// MS:add:ADDR[:signal][:backup][:port=N] (or change: the flags given replace the old
-    /// ones; signal announces the address, with port=N in the ADD_ADDR; backup sends
-    /// MP_PRIO) or MS:del:ADDR (REMOVE_ADDR, its subflows closed). ADDR must be a --tun
-    /// address (repeatable).
+    /// MS:add:ADDR[:signal][:subflow][:fullmesh][:backup][:port=N] (or change: the flags
+    /// given replace the old ones; signal announces the address, with port=N in the
+    /// ADD_ADDR; backup sends MP_PRIO; subflow and fullmesh are Linux's flags, followed by
+    /// --path-manager kernel) or MS:del:ADDR (REMOVE_ADDR, its subflows closed). MS 0 is
+    /// configuration, in force before the first connection. ADDR must be a --tun address
+    /// (repeatable).
     #[arg(long = "endpoint", value_name = "MS:VERB:ADDR[:FLAGS]", value_parser = cli::parse_endpoint)]
     endpoints: Vec<(std::time::Duration, cli::EndpointAction)>,
     /// Plain TCP, no MPTCP options.

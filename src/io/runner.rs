@@ -67,6 +67,26 @@ pub(crate) fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
             fullmesh: false,
         })
         .collect();
+    // `--endpoint 0:...` is configuration: it holds before the first connection
+    for &(at, action) in &opts.endpoints {
+        if !at.is_zero() {
+            continue;
+        }
+        match action {
+            crate::cli::EndpointAction::Set(ep) => {
+                match cfg.local_addrs.iter_mut().find(|l| l.addr == ep.addr) {
+                    Some(l) => *l = ep,
+                    None => {
+                        return Err(format!(
+                            "--endpoint {}: no --tun with that address",
+                            ep.addr
+                        ))
+                    }
+                }
+            }
+            crate::cli::EndpointAction::Remove(a) => cfg.local_addrs.retain(|l| l.addr != a),
+        }
+    }
     Ok(cfg)
 }
 
@@ -145,7 +165,7 @@ pub(crate) fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
             control.set_link_up(port, up);
         });
     }
-    for &(at, action) in &opts.endpoints {
+    for &(at, action) in opts.endpoints.iter().filter(|(at, _)| !at.is_zero()) {
         let addr = match action {
             crate::cli::EndpointAction::Set(ep) => ep.addr,
             crate::cli::EndpointAction::Remove(a) => a,
