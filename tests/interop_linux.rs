@@ -1531,3 +1531,48 @@ fn pm_kernel_fullmesh_endpoint_against_linux() {
         o.mptun.summary
     );
 }
+
+/// mptcp_join.sh "deny_join_id0" against Linux: the server's
+/// `net.mptcp.allow_join_initial_addr_port = 0` sets the C flag in its MP_CAPABLE SYN/ACK
+/// (RFC 8684 3.1): mptun's fullmesh then joins only the address Linux announces (from both
+/// of its addresses), never the initial address and port. Linux counts two joins and no
+/// rejected one (it would reject a join to its initial address: MPJoinRejected).
+#[test]
+fn pm_linux_c_flag_keeps_joins_off_the_initial_address() {
+    if !require_privileges("pm_linux_c_flag_keeps_joins_off_the_initial_address") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-cflag");
+    ns.sysctl("net.mptcp.allow_join_initial_addr_port", "0")
+        .expect("sysctl");
+    ns.mptcp_limits(4, 4).expect("limits");
+    ns.mptcp_endpoint("198.18.2.1", "tun1", &["signal"])
+        .expect("endpoint");
+    let dir = TempDir::new("pm-cflag");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        connect_args("198.18.1.1:5201", &["-v"]),
+        linux_server(SMALL, false),
+        true,
+    );
+    assert_intact(&o, SMALL);
+    eprintln!("mptun: {}", mptun_counters_line(&o.mptun.stderr));
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        (d("MPJoinSynRx"), d("MPJoinAckRx"), d("MPJoinRejected"), d("EchoAdd")),
+        (2, 2, 0, 1),
+        "MPTcpExt {:?}; {}",
+        mptun::testbed::deltas(&before, &after),
+        o.mptun.summary
+    );
+    let n: usize = o.mptun.field("subflows").unwrap_or("0").parse().unwrap();
+    let to_initial = (1..n)
+        .filter_map(|i| o.mptun.field(&format!("sf{i}")))
+        .filter(|sf| sf.contains("->198.18.1.1:5201"))
+        .count();
+    assert_eq!(to_initial, 0, "a join to the initial address: {}", o.mptun.summary);
+}
