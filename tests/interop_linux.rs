@@ -1576,3 +1576,67 @@ fn pm_linux_c_flag_keeps_joins_off_the_initial_address() {
         .count();
     assert_eq!(to_initial, 0, "a join to the initial address: {}", o.mptun.summary);
 }
+
+/// mptcp_join.sh "fastclose test" with Linux closing: a Linux client sends 1 MiB and aborts
+/// (SO_LINGER 0: its close sends MP_FASTCLOSE with mptun's key, the subflows are reset)
+/// while mptun still sends its 4 MiB. mptun must end the connection with a reset error, not
+/// report a finished transfer (chk_fclose_nr 1 1: Linux MPFastcloseTx, mptun
+/// MPFastcloseRx), and what it did write out is an intact prefix of Linux's data.
+#[test]
+fn fastclose_from_linux_resets_the_mptun_connection() {
+    if !require_privileges("fastclose_from_linux_resets_the_mptun_connection") {
+        return;
+    }
+    let ns = two_tun_namespace("fclose");
+    let dir = TempDir::new("fclose");
+    let input = dir.path("mptun-in.bin");
+    let output = dir.path("mptun-out.bin");
+    peer::write_pattern_file(&input, 0xA11CE, SMALL).expect("input file");
+    let before = ns.mptcp_counters().expect("counters");
+    let args = listen_args(&[
+        "-v",
+        "--input",
+        &arg(&input),
+        "--output",
+        &arg(&output),
+    ]);
+    let pid = spawn_mptun(&ns, &args);
+    let mut linux = linux_client(0, false);
+    linux.abort_after = Some(MIB);
+    let report = ns
+        .start_peer(&exe(), &linux, TIMEOUT_SECS)
+        .and_then(|p| ns.finish_peer(p))
+        .expect("Linux client report");
+    assert_eq!(report.bytes_sent, MIB);
+    let run = wait_mptun(&ns, pid);
+    eprintln!("mptun: {}", mptun_counters_line(&run.stderr));
+    assert!(
+        !run.success,
+        "mptun reported success after the peer's MP_FASTCLOSE: {} / {}",
+        run.summary, run.stderr
+    );
+    assert!(
+        run.stderr.contains("reset"),
+        "mptun's error does not say the connection was reset: {}",
+        run.stderr
+    );
+    assert!(
+        mptun_counters_line(&run.stderr).contains("MPFastcloseRx=1"),
+        "{}",
+        run.stderr
+    );
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        d("MPFastcloseTx"),
+        1,
+        "MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+    // what mptun delivered before the reset is a prefix of Linux's data
+    let got = std::fs::read(&output).unwrap_or_default();
+    assert!(got.len() as u64 <= MIB, "{} bytes", got.len());
+    let mut want = vec![0u8; got.len()];
+    peer::Pattern::new(linux.seed).fill(&mut want);
+    assert!(got == want, "the delivered prefix differs from Linux's data");
+}

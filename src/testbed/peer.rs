@@ -61,6 +61,10 @@ pub struct PeerArgs {
     /// MPTCP subflows once the connection is half-closed).
     #[arg(long)]
     pub hold: bool,
+    /// Send this many pattern bytes, then abort the connection without reading (SO_LINGER
+    /// 0 and close: Linux sends MP_FASTCLOSE, mptcp_join.sh's fastclose group).
+    #[arg(long, value_name = "BYTES", conflicts_with_all = ["input", "hold"])]
+    pub abort_after: Option<u64>,
 }
 
 impl PeerArgs {
@@ -78,6 +82,7 @@ impl PeerArgs {
             io_timeout: 120,
             connect_retries: 50,
             hold: false,
+            abort_after: None,
         }
     }
 
@@ -121,6 +126,9 @@ impl PeerArgs {
         ]);
         if self.hold {
             v.push("--hold".to_string());
+        }
+        if let Some(n) = self.abort_after {
+            v.extend(["--abort-after".to_string(), n.to_string()]);
         }
         v
     }
@@ -369,6 +377,33 @@ pub fn run_peer(args: &PeerArgs) -> io::Result<PeerReport> {
     }
     let local = stream.local_addr()?;
     let remote = stream.peer_addr()?;
+    if let Some(n) = args.abort_after {
+        // send, then abort: SO_LINGER 0 makes close() reset the connection (MP_FASTCLOSE)
+        let mut hasher = Sha256::new();
+        let mut pat = Pattern::new(args.seed);
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut sent = 0u64;
+        while sent < n {
+            let k = (n - sent).min(chunk.len() as u64) as usize;
+            pat.fill(&mut chunk[..k]);
+            stream.write_all(&chunk[..k])?;
+            hasher.update(&chunk[..k]);
+            sent += k as u64;
+        }
+        socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
+        drop(stream);
+        drop(listener);
+        return Ok(PeerReport {
+            role,
+            mptcp: !args.tcp,
+            local,
+            remote,
+            bytes_sent: sent,
+            bytes_received: 0,
+            sent_sha256: hex(&hasher.finalize()),
+            received_sha256: hex(&Sha256::new().finalize()),
+        });
+    }
 
     let mut writer = stream.try_clone()?;
     let (bytes, seed) = (args.bytes, args.seed);
