@@ -347,6 +347,9 @@ pub struct RunOptions {
     /// Where to write the received data (discarded if `None`; `-` is stdout, flushed after
     /// every read).
     pub output: Option<PathBuf>,
+    /// Send at most this many bytes of `input`, then abort the connection (RST with
+    /// MP_FASTCLOSE) instead of closing it (`--abort-after`).
+    pub abort_after: Option<u64>,
     /// `listen`: relay every accepted connection to this TCP service instead of
     /// `input`/`output`.
     pub forward: Option<Target>,
@@ -393,6 +396,7 @@ impl Default for RunOptions {
             port: None,
             input: None,
             output: None,
+            abort_after: None,
             forward: None,
             once: false,
             path_manager: "fullmesh".into(),

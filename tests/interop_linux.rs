@@ -1640,3 +1640,50 @@ fn fastclose_from_linux_resets_the_mptun_connection() {
     peer::Pattern::new(linux.seed).fill(&mut want);
     assert!(got == want, "the delivered prefix differs from Linux's data");
 }
+
+/// mptcp_join.sh "fastclose test" with mptun closing: `mptun connect --abort-after 1048576`
+/// sends 1 MiB of its 4 MiB and aborts (RST with MP_FASTCLOSE on every subflow, RFC 8684
+/// 3.5) while the Linux server still sends. Linux counts MPFastcloseRx 1 and its
+/// application sees the connection reset; mptun reports what it sent and exits normally
+/// (the abort was asked for).
+#[test]
+fn fastclose_from_mptun_resets_the_linux_connection() {
+    if !require_privileges("fastclose_from_mptun_resets_the_linux_connection") {
+        return;
+    }
+    let ns = two_tun_namespace("fclose-m");
+    let dir = TempDir::new("fclose-m");
+    let input = dir.path("mptun-in.bin");
+    peer::write_pattern_file(&input, 0xA11CE, SMALL).expect("input file");
+    let before = ns.mptcp_counters().expect("counters");
+    let server = ns
+        .start_peer(&exe(), &linux_server(SMALL, false), TIMEOUT_SECS)
+        .expect("Linux server");
+    let args = connect_args(
+        "198.18.1.1:5201",
+        &["-v", "--input", &arg(&input), "--abort-after", "1048576"],
+    );
+    let pid = spawn_mptun(&ns, &args);
+    let run = wait_mptun(&ns, pid);
+    assert_ok(&run, "mptun");
+    assert_eq!(run.field("sent"), Some(MIB.to_string().as_str()), "{}", run.summary);
+    // one MP_FASTCLOSE per subflow's RST (two paths)
+    assert!(
+        mptun_counters_line(&run.stderr).contains("MPFastcloseTx="),
+        "{}",
+        run.stderr
+    );
+    let linux = ns.finish_peer(server);
+    let err = linux.expect_err("the Linux server finished normally after mptun's fastclose");
+    assert!(
+        err.to_string().to_lowercase().contains("reset"),
+        "Linux's error: {err}"
+    );
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert!(
+        d("MPFastcloseRx") >= 1,
+        "MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+}

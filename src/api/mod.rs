@@ -333,6 +333,14 @@ impl MptcpStream {
         self.handle.with_stack(|s| s.info(self.id)).map_err(to_io)
     }
 
+    /// Abort the connection: every subflow is reset, with MP_FASTCLOSE when MPTCP (RFC 8684
+    /// 3.5); data not yet acknowledged is lost, and reads and writes fail from now on.
+    pub fn abort(&self) -> io::Result<()> {
+        self.handle.with_stack(|s| s.abort(self.id)).map_err(to_io)?;
+        self.handle.wake_driver();
+        Ok(())
+    }
+
     /// Shut down the write half (DATA_FIN), the read half (further data is discarded), or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         if matches!(how, Shutdown::Write | Shutdown::Both) {

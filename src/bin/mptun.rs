@@ -90,6 +90,10 @@ struct Common {
     /// summary then goes to stderr), e.g. for ssh's ProxyCommand.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Send at most BYTES of --input, then abort the connection: every subflow reset, with
+    /// MP_FASTCLOSE (RFC 8684 3.5), as Linux does on a close with SO_LINGER 0.
+    #[arg(long, value_name = "BYTES", requires = "input")]
+    abort_after: Option<u64>,
     #[command(flatten)]
     paths: Paths,
 }
@@ -169,6 +173,7 @@ impl Common {
         RunOptions {
             input: self.input,
             output: self.output,
+            abort_after: self.abort_after,
             ..self.paths.into_options()
         }
     }

@@ -524,6 +524,7 @@ fn summary(conn: &MptcpStream, r: Relayed, start: Instant) -> Summary {
             sent: r.to_mptcp,
             received: r.from_mptcp,
             start,
+            aborted: false,
         },
     )
 }
@@ -561,6 +562,7 @@ fn forward_one(conn: &MptcpStream, target: &Target) -> Result<Transfer, String> 
         sent: r.from_mptcp,
         received: r.to_mptcp,
         start,
+        aborted: false,
     })
 }
 

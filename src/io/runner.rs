@@ -348,6 +348,8 @@ pub(crate) struct Transfer {
     pub(crate) sent: u64,
     pub(crate) received: u64,
     pub(crate) start: Instant,
+    /// Ended by `--abort-after` (reset, MP_FASTCLOSE): nothing to wait for at close.
+    pub(crate) aborted: bool,
 }
 
 fn transfer(stream: &MptcpStream, opts: &RunOptions, start: Instant) -> Result<Transfer, String> {
@@ -369,18 +371,40 @@ fn transfer(stream: &MptcpStream, opts: &RunOptions, start: Instant) -> Result<T
     };
     let has_input = input.is_some();
     let writer_stream = stream.try_clone().map_err(|e| e.to_string())?;
+    let abort_after = opts.abort_after;
+    let aborted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let aborted_w = aborted.clone();
     let writer = std::thread::spawn(move || -> Result<u64, String> {
         let mut sent = 0u64;
         if let Some(mut f) = input {
             let mut buf = vec![0u8; 256 * 1024];
             loop {
+                if let Some(limit) = abort_after.filter(|&l| sent >= l) {
+                    // --abort-after: reset the connection with MP_FASTCLOSE
+                    aborted_w.store(true, std::sync::atomic::Ordering::SeqCst);
+                    writer_stream
+                        .abort()
+                        .map_err(|e| format!("abort after {limit} bytes: {e}"))?;
+                    return Ok(sent);
+                }
+                let room = abort_after.map_or(buf.len(), |l| {
+                    usize::try_from(l - sent).unwrap_or(usize::MAX).min(buf.len())
+                });
                 // stdin: whatever is there is sent at once (interactive use)
-                let n = match f.read(&mut buf) {
+                let n = match f.read(&mut buf[..room]) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(format!("reading --input: {e}")),
                 };
                 if n == 0 {
+                    if abort_after.is_some() {
+                        // the input ended first: abort now
+                        aborted_w.store(true, std::sync::atomic::Ordering::SeqCst);
+                        writer_stream
+                            .abort()
+                            .map_err(|e| format!("abort after {sent} bytes: {e}"))?;
+                        return Ok(sent);
+                    }
                     break;
                 }
                 (&writer_stream)
@@ -416,6 +440,11 @@ fn transfer(stream: &MptcpStream, opts: &RunOptions, start: Instant) -> Result<T
     if let Some(o) = output.take() {
         o.close().map_err(|e| format!("writing --output: {e}"))?;
     }
+    let read_result = match read_result {
+        // the receive side ends with the reset we asked for
+        Err(_) if aborted.load(std::sync::atomic::Ordering::SeqCst) => Ok(()),
+        r => r,
+    };
     if let Err(e) = read_result {
         let _ = stream.shutdown(Shutdown::Both);
         // the sender may be blocked reading stdin: it is not waited for
@@ -434,6 +463,7 @@ fn transfer(stream: &MptcpStream, opts: &RunOptions, start: Instant) -> Result<T
         sent,
         received,
         start,
+        aborted: aborted.load(std::sync::atomic::Ordering::SeqCst),
     })
 }
 
@@ -545,6 +575,14 @@ pub(crate) fn finish(
     r: Result<Transfer, String>,
 ) -> Result<Summary, String> {
     let t = r?;
+    if t.aborted {
+        // let the driver send the RSTs (with MP_FASTCLOSE) before it stops
+        let _ = stream.wait_closed(Some(std::time::Duration::from_secs(2)));
+        let summary = summarize(rt.handle(), &stream, t);
+        drop(stream);
+        let _ = rt.stop();
+        return Ok(summary);
+    }
     // a close that stalls prints the state dump (what SIGTERM prints) before the error
     let stalled = |what: &str, e: std::io::Error| {
         let head = format!("mptun: {what} failed ({e}); connection state:");

@@ -465,7 +465,10 @@ impl NetNs {
         let mut argv = vec!["linux-peer".to_string()];
         argv.extend(args.to_args());
         let mut cmd = self.exec_with_timeout(timeout_secs, exe, argv);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        // stderr is piped too (only error lines: small), for `finish_peer`'s error message
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let pid = self.spawn(&mut cmd)?;
         let out = self
             .take_stdout(pid)
@@ -503,14 +506,15 @@ impl NetNs {
         let out = self.wait_output(p.pid)?;
         if !out.status.success() {
             return Err(io::Error::other(format!(
-                "linux-peer failed ({}){}; stdout: {}",
+                "linux-peer failed ({}){}; stdout: {}; stderr: {}",
                 out.status,
                 if out.status.code() == Some(124) {
                     " (timed out)"
                 } else {
                     ""
                 },
-                text.trim()
+                text.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
         let line = text
