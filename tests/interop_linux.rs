@@ -1563,7 +1563,12 @@ fn pm_linux_c_flag_keeps_joins_off_the_initial_address() {
     let after = ns.mptcp_counters().expect("counters");
     let d = |n: &str| mptun::testbed::delta(&before, &after, n);
     assert_eq!(
-        (d("MPJoinSynRx"), d("MPJoinAckRx"), d("MPJoinRejected"), d("EchoAdd")),
+        (
+            d("MPJoinSynRx"),
+            d("MPJoinAckRx"),
+            d("MPJoinRejected"),
+            d("EchoAdd")
+        ),
         (2, 2, 0, 1),
         "MPTcpExt {:?}; {}",
         mptun::testbed::deltas(&before, &after),
@@ -1574,7 +1579,11 @@ fn pm_linux_c_flag_keeps_joins_off_the_initial_address() {
         .filter_map(|i| o.mptun.field(&format!("sf{i}")))
         .filter(|sf| sf.contains("->198.18.1.1:5201"))
         .count();
-    assert_eq!(to_initial, 0, "a join to the initial address: {}", o.mptun.summary);
+    assert_eq!(
+        to_initial, 0,
+        "a join to the initial address: {}",
+        o.mptun.summary
+    );
 }
 
 /// mptcp_join.sh "fastclose test" with Linux closing: a Linux client sends 1 MiB and aborts
@@ -1593,13 +1602,7 @@ fn fastclose_from_linux_resets_the_mptun_connection() {
     let output = dir.path("mptun-out.bin");
     peer::write_pattern_file(&input, 0xA11CE, SMALL).expect("input file");
     let before = ns.mptcp_counters().expect("counters");
-    let args = listen_args(&[
-        "-v",
-        "--input",
-        &arg(&input),
-        "--output",
-        &arg(&output),
-    ]);
+    let args = listen_args(&["-v", "--input", &arg(&input), "--output", &arg(&output)]);
     let pid = spawn_mptun(&ns, &args);
     let mut linux = linux_client(0, false);
     linux.abort_after = Some(MIB);
@@ -1638,7 +1641,10 @@ fn fastclose_from_linux_resets_the_mptun_connection() {
     assert!(got.len() as u64 <= MIB, "{} bytes", got.len());
     let mut want = vec![0u8; got.len()];
     peer::Pattern::new(linux.seed).fill(&mut want);
-    assert!(got == want, "the delivered prefix differs from Linux's data");
+    assert!(
+        got == want,
+        "the delivered prefix differs from Linux's data"
+    );
 }
 
 /// mptcp_join.sh "fastclose test" with mptun closing: `mptun connect --abort-after 1048576`
@@ -1666,7 +1672,12 @@ fn fastclose_from_mptun_resets_the_linux_connection() {
     let pid = spawn_mptun(&ns, &args);
     let run = wait_mptun(&ns, pid);
     assert_ok(&run, "mptun");
-    assert_eq!(run.field("sent"), Some(MIB.to_string().as_str()), "{}", run.summary);
+    assert_eq!(
+        run.field("sent"),
+        Some(MIB.to_string().as_str()),
+        "{}",
+        run.summary
+    );
     // one MP_FASTCLOSE per subflow's RST (two paths)
     assert!(
         mptun_counters_line(&run.stderr).contains("MPFastcloseTx="),

@@ -336,7 +336,9 @@ impl MptcpStream {
     /// Abort the connection: every subflow is reset, with MP_FASTCLOSE when MPTCP (RFC 8684
     /// 3.5); data not yet acknowledged is lost, and reads and writes fail from now on.
     pub fn abort(&self) -> io::Result<()> {
-        self.handle.with_stack(|s| s.abort(self.id)).map_err(to_io)?;
+        self.handle
+            .with_stack(|s| s.abort(self.id))
+            .map_err(to_io)?;
         self.handle.wake_driver();
         Ok(())
     }

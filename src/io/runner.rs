@@ -388,7 +388,9 @@ fn transfer(stream: &MptcpStream, opts: &RunOptions, start: Instant) -> Result<T
                     return Ok(sent);
                 }
                 let room = abort_after.map_or(buf.len(), |l| {
-                    usize::try_from(l - sent).unwrap_or(usize::MAX).min(buf.len())
+                    usize::try_from(l - sent)
+                        .unwrap_or(usize::MAX)
+                        .min(buf.len())
                 });
                 // stdin: whatever is there is sent at once (interactive use)
                 let n = match f.read(&mut buf[..room]) {
