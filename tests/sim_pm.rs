@@ -62,18 +62,29 @@ fn star(seed: u64, mut ccfg: ConnConfig, scfg: ConnConfig) -> Pair {
             fullmesh: false,
         }];
     }
+    stacks_on(net, seed, (&[CLIENT1], ccfg), (&server_addrs, scfg))
+}
+
+/// A pair over `net`: a client stack with addresses and configuration `c`, a server stack
+/// (listening on PORT) with `s`.
+fn stacks_on(
+    net: SimNet,
+    seed: u64,
+    c: (&[IpAddr], ConnConfig),
+    s: (&[IpAddr], ConnConfig),
+) -> Pair {
     let client = Stack::new(
         StackConfig {
-            addrs: vec![CLIENT1],
-            conn: ccfg,
+            addrs: c.0.to_vec(),
+            conn: c.1,
             ..StackConfig::default()
         },
         KeyGen::from_seed(seed * 3 + 1),
     );
     let mut server = Stack::new(
         StackConfig {
-            addrs: server_addrs.to_vec(),
-            conn: scfg,
+            addrs: s.0.to_vec(),
+            conn: s.1,
             ..StackConfig::default()
         },
         KeyGen::from_seed(seed * 5 + 2),
@@ -690,30 +701,7 @@ fn join_topology(seed: u64, endpoints: Vec<LocalAddr>, limits: Limits, slimits: 
     ccfg.limits = limits;
     let mut scfg = cfg("manual");
     scfg.limits = slimits;
-    let client = Stack::new(
-        StackConfig {
-            addrs: caddrs.to_vec(),
-            conn: ccfg,
-            ..StackConfig::default()
-        },
-        KeyGen::from_seed(seed * 3 + 1),
-    );
-    let mut server = Stack::new(
-        StackConfig {
-            addrs: saddrs.to_vec(),
-            conn: scfg,
-            ..StackConfig::default()
-        },
-        KeyGen::from_seed(seed * 5 + 2),
-    );
-    server.listen(PORT).expect("listen");
-    Pair {
-        net,
-        client,
-        server,
-        client_offload: None,
-        server_offload: None,
-    }
+    stacks_on(net, seed, (&caddrs, ccfg), (&saddrs, scfg))
 }
 
 /// A Linux endpoint: `ip mptcp endpoint add ADDR subflow [fullmesh]`.

@@ -357,6 +357,21 @@ fn open_stream(args: &PeerArgs) -> io::Result<(String, TcpStream, Option<TcpList
 
 /// Runs the peer: one connection, both directions at once. Returns the report (the binary
 /// prints it).
+/// Write `bytes` bytes of the pattern with `seed` to `w`, hashing them into `hasher`.
+fn send_pattern(w: &mut impl Write, seed: u64, bytes: u64, hasher: &mut Sha256) -> io::Result<u64> {
+    let mut pat = Pattern::new(seed);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut sent = 0u64;
+    while sent < bytes {
+        let n = (bytes - sent).min(chunk.len() as u64) as usize;
+        pat.fill(&mut chunk[..n]);
+        w.write_all(&chunk[..n])?;
+        hasher.update(&chunk[..n]);
+        sent += n as u64;
+    }
+    Ok(sent)
+}
+
 pub fn run_peer(args: &PeerArgs) -> io::Result<PeerReport> {
     let mut input = match &args.input {
         Some(p) => Some(
@@ -380,16 +395,7 @@ pub fn run_peer(args: &PeerArgs) -> io::Result<PeerReport> {
     if let Some(n) = args.abort_after {
         // send, then abort: SO_LINGER 0 makes close() reset the connection (MP_FASTCLOSE)
         let mut hasher = Sha256::new();
-        let mut pat = Pattern::new(args.seed);
-        let mut chunk = vec![0u8; 64 * 1024];
-        let mut sent = 0u64;
-        while sent < n {
-            let k = (n - sent).min(chunk.len() as u64) as usize;
-            pat.fill(&mut chunk[..k]);
-            stream.write_all(&chunk[..k])?;
-            hasher.update(&chunk[..k]);
-            sent += k as u64;
-        }
+        let sent = send_pattern(&mut stream, args.seed, n, &mut hasher)?;
         socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
         drop(stream);
         drop(listener);
@@ -424,14 +430,7 @@ pub fn run_peer(args: &PeerArgs) -> io::Result<PeerReport> {
                 sent += n as u64;
             }
         } else {
-            let mut pat = Pattern::new(seed);
-            while sent < bytes {
-                let n = (bytes - sent).min(chunk.len() as u64) as usize;
-                pat.fill(&mut chunk[..n]);
-                writer.write_all(&chunk[..n])?;
-                hasher.update(&chunk[..n]);
-                sent += n as u64;
-            }
+            sent = send_pattern(&mut writer, seed, bytes, &mut hasher)?;
         }
         if hold {
             let _ = eof_rx.recv(); // the reader saw EOF (or failed)
