@@ -1,6 +1,7 @@
 #!/bin/bash
 # Throughput of mptun against Linux MPTCP over TUN devices, one and two paths, both
-# directions, and of kernel MPTCP to kernel MPTCP over a veth pair, in the same run; prints
+# directions, of kernel MPTCP to kernel MPTCP over a veth pair and the raw per-packet write
+# rate of a TUN device (tools/tun_rate.rs), in the same run; prints
 # one line per case and the ratios issue 9 asks for. Unshaped, MTU 1500 unless MTU is set.
 # Everything runs in namespaces this script creates and deletes (addresses 198.18.0.0/15).
 #
@@ -102,11 +103,28 @@ kernel_case() {
   mbit "$(awk -v a=$t0 -v b=$t1 'BEGIN { print b - a }')"
 }
 
+# raw per-packet write rate of a TUN device (one write() per MTU-sized packet, no offload):
+# the bound issue 9 compares mptun's --no-offload throughput with
+raw_case() {
+  local ns=$TAG-raw
+  ip netns add $ns; NSS+=($ns)
+  ip netns exec $ns ip link set lo up
+  ip netns exec $ns ip tuntap add dev tun0 mode tun
+  ip netns exec $ns ip link set tun0 mtu $MTU
+  ip netns exec $ns ip addr add 198.18.1.1/24 dev tun0
+  ip netns exec $ns ip link set tun0 up
+  ip netns exec $ns timeout 60 ${TUNRATE:-target/release/tun-rate} --tun tun0 --src 198.18.1.2 \
+    --dst 198.18.1.1 --size $MTU --seconds 3 | grep -o 'mbit=[0-9]*' | cut -d= -f2
+  ip netns del $ns
+}
+
 echo "throughput: $MIB MiB per transfer, MTU $MTU, mptun args: '${EXTRA}', $RUNS run(s)"
 printf "%-24s %12s %10s %12s %10s\n" case Mbit/s retrans segs tx_drop
 for r in $(seq 1 $RUNS); do
   k=$(kernel_case)
   printf "%-24s %12s\n" "kernel-veth" "$k"
+  raw=$(raw_case)
+  printf "%-24s %12s\n" "raw-tun-writes" "${raw:-0}"
   declare -A G
   for c in "down 1" "down 2" "up 1" "up 2"; do
     set -- $c
@@ -114,7 +132,9 @@ for r in $(seq 1 $RUNS); do
     G["$1$2"]=$g
     printf "%-24s %12s %10s %12s %10s\n" "mptun-$1-${2}path" "$g" "$retr" "$segs" "$drop"
   done
-  awk -v k="$k" -v d1="${G[down1]}" -v d2="${G[down2]}" -v u1="${G[up1]}" -v u2="${G[up2]}" 'BEGIN {
-    printf "ratios: down1/kernel=%.2f up1/kernel=%.2f down2/down1=%.2f up2/up1=%.2f\n",
-      d1 / k, u1 / k, d2 / d1, u2 / u1 }'
+  awk -v k="$k" -v r="${raw:-0}" -v d1="${G[down1]}" -v d2="${G[down2]}" -v u1="${G[up1]}" -v u2="${G[up2]}" 'BEGIN {
+    printf "ratios: down1/kernel=%.2f up1/kernel=%.2f down2/down1=%.2f up2/up1=%.2f",
+      d1 / k, u1 / k, d2 / d1, u2 / u1
+    if (r > 0) printf " up1/raw-tun=%.2f down1/raw-tun=%.2f", u1 / r, d1 / r
+    printf "\n" }'
 done
