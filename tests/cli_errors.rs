@@ -69,6 +69,7 @@ fn bin(name: &str) -> PathBuf {
         "soak" => PathBuf::from(env!("CARGO_BIN_EXE_soak")),
         "simult-flows" => PathBuf::from(env!("CARGO_BIN_EXE_simult-flows")),
         "idle-rss" => PathBuf::from(env!("CARGO_BIN_EXE_idle-rss")),
+        "tun-rate" => PathBuf::from(env!("CARGO_BIN_EXE_tun-rate")),
         _ => unreachable!(),
     }
 }
@@ -86,6 +87,7 @@ fn every_binary_answers_help_without_side_effects() {
         ("simult-flows", &["--help"], "--size-mib"),
         ("idle-rss", &["--help"], "[CONNECTIONS]"),
         ("idle-rss", &["-h"], "Usage: idle-rss"),
+        ("tun-rate", &["--help"], "tun-rate --tun NAME"),
     ];
     for (name, args, want) in cases {
         let (out, took) = run(Command::new(bin(name)).args(*args));
@@ -109,6 +111,10 @@ fn every_binary_answers_help_without_side_effects() {
             );
         }
     }
+    // tun-rate without its arguments: usage, exit 2, nothing opened
+    let (out, _) = run(&mut Command::new(bin("tun-rate")));
+    assert_eq!(out.status.code(), Some(2), "tun-rate without arguments");
+    assert!(text(&out.stderr).contains("usage: tun-rate"));
     // the shell tool: --help prints its usage and exits 0; wrong arguments exit 2 before
     // touching anything
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/download_paths.sh");

@@ -34,7 +34,9 @@ fn main() {
             "--seconds" => secs = val().parse().unwrap_or_else(|_| usage()),
             "-h" | "--help" => {
                 println!("tun-rate --tun NAME --src ADDR --dst ADDR [--size BYTES] [--seconds S]");
-                println!("Writes IPv4/UDP packets one write() each into TUN device NAME for S seconds");
+                println!(
+                    "Writes IPv4/UDP packets one write() each into TUN device NAME for S seconds"
+                );
                 println!("and prints the rate (run inside the namespace that owns NAME; as root).");
                 return;
             }
@@ -64,8 +66,7 @@ fn main() {
     };
     // one IPv4/UDP packet, written once: IP header with its checksum, UDP without (0)
     let mut pkt = vec![0u8; size];
-    if let Err(e) = mptun::wire::ip::emit(&mut pkt, src.into(), dst.into(), 17, size - 20, 0, 64)
-    {
+    if let Err(e) = mptun::wire::ip::emit(&mut pkt, src.into(), dst.into(), 17, size - 20, 0, 64) {
         eprintln!("tun-rate: building the packet: {e:?}");
         std::process::exit(1);
     }
