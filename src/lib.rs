@@ -9,8 +9,12 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the module map and the path of a packet.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod api;
 pub mod cc;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
 pub mod crypto;
 pub mod fuzzing;
@@ -22,6 +26,8 @@ pub mod sched;
 pub mod stack;
 pub mod storage;
 pub mod tcp;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod testbed;
 pub mod time;
 pub mod wire;
