@@ -4,6 +4,8 @@
 //! - [`impair`]: deterministic link impairment (delay, jitter, loss, dup, reorder, rate, queue);
 //! - [`sim`]: a deterministic simulated network on a virtual clock driving sans-IO endpoints;
 //! - [`tun`]: Linux TUN device, eventfd waker and `poll(2)` helper;
+//! - [`driver`]: the threaded runtime ([`driver::Runtime`]) over packet devices, set up with
+//!   a [`RuntimeBuilder`] (module [`builder`]);
 //! - [`clock`]: OS clock <-> [`crate::time::Instant`];
 //! - [`pcap`]: capture writer (LINKTYPE_RAW);
 //! - [`proxy`]: the relay between kernel TCP and MPTCP ([`proxy::relay`]), and with the `cli`
@@ -24,6 +26,8 @@ pub mod sim;
 pub use sim::{Endpoint, LinkStats, PacketInfo, SimNet, SimStats, Verdict};
 pub mod tun;
 pub use tun::{poll_fds, Tun, Waker};
+pub mod builder;
+pub use builder::{BuildError, RuntimeBuilder};
 pub mod driver;
 pub mod offload;
 pub mod proxy;
