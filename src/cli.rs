@@ -26,76 +26,7 @@ pub const SCHEDULERS: &[&str] = &["minrtt", "roundrobin", "redundant", "blest", 
 /// Congestion controllers accepted by `--congestion`.
 pub const CONGESTION: &[&str] = &["reno", "cubic", "lia", "olia", "balia"];
 
-/// One TUN device mptun attaches to and the address mptun uses on it: `tun0=198.18.1.2`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TunSpec {
-    pub name: String,
-    pub addr: IpAddr,
-}
-
-/// Why a `--tun` argument was rejected.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TunSpecError {
-    /// No `=` between the device name and the address.
-    MissingEquals,
-    /// The device name is empty.
-    EmptyName,
-    /// Linux interface names are at most 15 bytes.
-    NameTooLong(usize),
-    /// The name contains `/`, whitespace or a control character.
-    BadName,
-    /// The address does not parse as IPv4 or IPv6.
-    BadAddr(String),
-}
-
-impl fmt::Display for TunSpecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TunSpecError::MissingEquals => write!(f, "expected NAME=ADDR, e.g. tun0=198.18.1.2"),
-            TunSpecError::EmptyName => write!(f, "empty device name in NAME=ADDR"),
-            TunSpecError::NameTooLong(n) => {
-                write!(f, "device name is {n} bytes, Linux allows at most 15")
-            }
-            TunSpecError::BadName => write!(f, "device name contains '/', space or control"),
-            TunSpecError::BadAddr(a) => write!(f, "{a:?} is not an IP address"),
-        }
-    }
-}
-
-impl std::error::Error for TunSpecError {}
-
-impl FromStr for TunSpec {
-    type Err = TunSpecError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (name, addr) = s.split_once('=').ok_or(TunSpecError::MissingEquals)?;
-        if name.is_empty() {
-            return Err(TunSpecError::EmptyName);
-        }
-        if name.len() > 15 {
-            return Err(TunSpecError::NameTooLong(name.len()));
-        }
-        if name
-            .chars()
-            .any(|c| c == '/' || c.is_whitespace() || c.is_control())
-        {
-            return Err(TunSpecError::BadName);
-        }
-        let addr = addr
-            .parse()
-            .map_err(|_| TunSpecError::BadAddr(addr.to_string()))?;
-        Ok(TunSpec {
-            name: name.to_string(),
-            addr,
-        })
-    }
-}
-
-impl fmt::Display for TunSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}", self.name, self.addr)
-    }
-}
+pub use crate::io::tun::{TunSpec, TunSpecError};
 
 /// Parses `--link DEV:down@MS` or `--link DEV:up@MS` (milliseconds after the start).
 pub fn parse_link(s: &str) -> Result<(String, bool, Duration), String> {
@@ -228,50 +159,9 @@ pub fn parse_path_manager(s: &str) -> Result<String, String> {
     }
 }
 
-/// A TCP destination given on the command line: an address, or a host name the proxy's
-/// host resolves when a connection needs it. `HOST:PORT`, `[V6ADDR]:PORT`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    Addr(SocketAddr),
-    Name(String, u16),
-}
-
-impl FromStr for Target {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Ok(a) = s.parse::<SocketAddr>() {
-            return Ok(Target::Addr(a));
-        }
-        let (host, port) = s
-            .rsplit_once(':')
-            .ok_or_else(|| format!("expected HOST:PORT, got {s:?}"))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("bad port {port:?} in {s:?}"))?;
-        if port == 0 {
-            return Err(format!("port 0 in {s:?}"));
-        }
-        if host.is_empty() || host.contains(':') || host.contains('[') {
-            return Err(format!(
-                "bad host {host:?} in {s:?} (IPv6 addresses go in brackets: [2001:2::1]:80)"
-            ));
-        }
-        if !host.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(format!("bad host name {host:?}"));
-        }
-        Ok(Target::Name(host.to_string(), port))
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Target::Addr(a) => write!(f, "{a}"),
-            Target::Name(h, p) => write!(f, "{h}:{p}"),
-        }
-    }
-}
+/// A TCP destination given on the command line (`HOST:PORT`, `[V6ADDR]:PORT`): the SOCKS
+/// module's [`Destination`](crate::io::socks5::Destination).
+pub use crate::io::socks5::Destination as Target;
 
 /// `--forward [ADDR:]LPORT=HOST:PORT` of `mptun proxy`: accept kernel TCP connections on
 /// ADDR:LPORT (127.0.0.1 if ADDR is left out) and carry each to HOST:PORT over MPTCP.

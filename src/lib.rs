@@ -8,9 +8,50 @@
 //! ```
 //!
 //! See `docs/ARCHITECTURE.md` for the module map and the path of a packet.
+//!
+//! # Using mptun as a library
+//!
+//! ```toml
+//! [dependencies]
+//! mptun = { version = "0.1", default-features = false }            # std API only
+//! # mptun = { version = "0.1", default-features = false, features = ["tokio"] }
+//! ```
+//!
+//! The default feature `cli` builds the `mptun` binary, the tools, the command-line types
+//! and runners (`mptun::cli`, `io::runner`, `io::stats`, `io::proxy::run_proxy`) and the Linux
+//! test bed (`mptun::testbed`), and pulls in `clap` and `env_logger`: a library turns it off. The
+//! library itself needs only the stack, [`api`] and [`io`]:
+//!
+//! ```no_run
+//! use mptun::api::MptcpStream;
+//! use mptun::io::driver::Runtime;
+//! use std::io::Write;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // two existing TUN devices, one address of ours on each (README: "Setting up the TUN devices")
+//! let rt = Runtime::builder()
+//!     .tun("tun0", "198.18.1.2".parse()?)
+//!     .tun("tun1", "198.18.2.2".parse()?)
+//!     .scheduler("minrtt")
+//!     .congestion("olia")
+//!     .start()?; // an unknown policy name is an error, never a silent default
+//! let mut s = MptcpStream::connect(rt.handle(), "198.18.1.1:5201".parse()?)?;
+//! s.write_all(b"hello")?;
+//! s.shutdown(std::net::Shutdown::Write)?;
+//! # Ok(()) }
+//! ```
+//!
+//! Features: `cli` (default, above), `env-logger` (part of `cli`: the C ABI's entry points
+//! install `env_logger`), `tokio` (`AsyncRead`/`AsyncWrite` for
+//! [`MptcpStream`](api::MptcpStream), async connect and accept: `api::tokio`).
+
+#![warn(rustdoc::broken_intra_doc_links, rustdoc::private_intra_doc_links)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod api;
 pub mod cc;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
 pub mod crypto;
 pub mod fuzzing;
@@ -22,6 +63,8 @@ pub mod sched;
 pub mod stack;
 pub mod storage;
 pub mod tcp;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod testbed;
 pub mod time;
 pub mod wire;

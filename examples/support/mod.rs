@@ -5,12 +5,9 @@
 #![allow(dead_code)]
 
 use mptun::api::{MptcpStream, SubflowInfo};
-use mptun::cli::TunSpec;
-use mptun::crypto::KeyGen;
-use mptun::io::driver::{Port, Runtime, RuntimeOptions};
-use mptun::io::tun::Tun;
+use mptun::io::driver::Runtime;
+use mptun::io::tun::TunSpec;
 use mptun::mptcp::ConnConfig;
-use mptun::stack::{Stack, StackConfig};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::path::PathBuf;
@@ -141,32 +138,20 @@ pub fn config() -> ConnConfig {
     }
 }
 
-/// Opens the TUN devices and starts the stack's thread.
+/// Opens the TUN devices and starts the stack's thread, with the runtime builder.
 pub fn start(args: &Args) -> Runtime {
-    let mut ports = Vec::new();
+    let mut b = Runtime::builder()
+        .conn_config(config())
+        // plain packets, no segmentation offload: the pcap the interop test reads holds
+        // the segments as they went on the wire
+        .offload(false);
     for t in &args.tuns {
-        let tun =
-            Tun::open(&t.name).unwrap_or_else(|e| fail(&format!("TUN device {}: {e}", t.name)));
-        ports.push(Port {
-            device: Box::new(tun),
-            addrs: vec![t.addr],
-            egress: None,
-            ingress: None,
-        });
+        b = b.tun(&t.name, t.addr);
     }
-    let stack = Stack::new(
-        StackConfig {
-            addrs: args.addrs(),
-            conn: config(),
-            ..StackConfig::default()
-        },
-        KeyGen::from_entropy(),
-    );
-    let opts = RuntimeOptions {
-        seed: 1,
-        pcap: args.pcap.clone(),
-    };
-    Runtime::start_with(stack, ports, opts).unwrap_or_else(|e| fail(&format!("runtime: {e}")))
+    if let Some(p) = &args.pcap {
+        b = b.pcap(p);
+    }
+    b.start().unwrap_or_else(|e| fail(&format!("runtime: {e}")))
 }
 
 /// Connects from the first TUN address, retrying while the server is not listening yet.

@@ -746,9 +746,16 @@ fn init_with_ports_seeded(
     Ok(())
 }
 
-fn init(config: &str) -> Result<(), c_int> {
-    // messages go to stderr when RUST_LOG asks for them
+/// Messages go to stderr when `RUST_LOG` asks for them: with the `env-logger` feature (on
+/// by default) the C entry points install `env_logger`; without it the host program may
+/// install any `log` logger itself.
+fn init_logging() {
+    #[cfg(feature = "env-logger")]
     let _ = env_logger::try_init();
+}
+
+fn init(config: &str) -> Result<(), c_int> {
+    init_logging();
     let c = parse_config(config).map_err(|e| {
         log::warn!("mptun_init: {e}");
         libc::EINVAL
@@ -907,7 +914,7 @@ impl Drop for mptun_instance {
 #[no_mangle]
 pub unsafe extern "C" fn mptun_instance_new(config: *const c_char) -> *mut mptun_instance {
     guard(core::ptr::null_mut(), || {
-        let _ = env_logger::try_init();
+        init_logging();
         if config.is_null() {
             return Err(libc::EFAULT);
         }

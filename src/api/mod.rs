@@ -11,6 +11,7 @@ pub mod capi;
 pub mod manual;
 pub mod subflow;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 
 pub use subflow::{
@@ -344,6 +345,12 @@ impl MptcpStream {
     }
 
     /// Shut down the write half (DATA_FIN), the read half (further data is discarded), or both.
+    ///
+    /// With the `tokio` feature this inherent method, like `std::net::TcpStream::shutdown`,
+    /// shadows `tokio::io::AsyncWriteExt::shutdown` in method-call syntax: `s.shutdown()`
+    /// (no argument) does not compile. Call the async one as
+    /// `AsyncWriteExt::shutdown(&mut s).await` (it is `shutdown(Shutdown::Write)`, which
+    /// never waits), or call this one from async code as it is.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         if matches!(how, Shutdown::Write | Shutdown::Both) {
             let now = self.handle.now();
@@ -627,6 +634,40 @@ impl MptcpListener {
         self.port
     }
 
+    /// The address listened on, like `TcpListener::local_addr`: the port on every address
+    /// of the stack, so the unspecified address (`0.0.0.0:PORT`, or `[::]:PORT` when the
+    /// stack has IPv6 addresses only). `io::Result` as in std; it does not fail today.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        let v6_only = self.handle.with_stack(|s| {
+            let addrs = &s.config().addrs;
+            !addrs.is_empty() && addrs.iter().all(|a| a.is_ipv6())
+        });
+        let ip: IpAddr = if v6_only {
+            core::net::Ipv6Addr::UNSPECIFIED.into()
+        } else {
+            core::net::Ipv4Addr::UNSPECIFIED.into()
+        };
+        Ok(SocketAddr::new(ip, self.port))
+    }
+
+    /// An iterator over the connections as they are accepted, like
+    /// `TcpListener::incoming`: each item is [`MptcpListener::accept`]'s stream (the peer's
+    /// address is [`MptcpStream::peer_addr`]). It never returns `None`; in non-blocking
+    /// mode an item may be a `WouldBlock` error.
+    ///
+    /// ```no_run
+    /// # fn serve(listener: mptun::api::MptcpListener) -> std::io::Result<()> {
+    /// use std::io::Write;
+    /// for stream in listener.incoming() {
+    ///     let mut stream = stream?;
+    ///     stream.write_all(b"hello")?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
     /// Non-blocking accept.
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         self.nonblocking
@@ -665,6 +706,22 @@ impl MptcpListener {
         Ok((MptcpStream::from_id(self.handle.clone(), id), peer))
     }
 }
+
+/// The iterator of [`MptcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a MptcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<MptcpStream>;
+
+    fn next(&mut self) -> Option<io::Result<MptcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+impl std::iter::FusedIterator for Incoming<'_> {}
 
 impl Drop for MptcpListener {
     fn drop(&mut self) {

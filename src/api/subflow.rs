@@ -10,7 +10,8 @@ use core::fmt;
 use core::net::SocketAddr;
 use std::time::Duration;
 
-/// Errors of the subflow operations, mirroring the draft's errno values.
+/// Errors of the subflow operations, mirroring the draft's errno values. Converts into
+/// `std::io::Error` (see the `From` impl) for `?` in `io::Result` functions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SubflowApiError {
     /// The connection is not MPTCP (fallback, or not yet established): EOPNOTSUPP.
@@ -71,6 +72,26 @@ impl fmt::Display for SubflowApiError {
 }
 
 impl std::error::Error for SubflowApiError {}
+
+/// For `?` in functions returning `io::Result`. The kinds: `NotMptcp` and `NotSupported`
+/// are `Unsupported`, `UnknownId` is `NotFound`, `InvalidArgument` is `InvalidInput`,
+/// `NotConnected` is `NotConnected`, `Unavailable` is `AddrNotAvailable`, `Refused` is
+/// `ConnectionRefused`. The `SubflowApiError` itself (and so its [`errno`](SubflowApiError::errno))
+/// stays reachable with `io::Error::get_ref` / `into_inner` and `downcast`.
+impl From<SubflowApiError> for std::io::Error {
+    fn from(e: SubflowApiError) -> std::io::Error {
+        use std::io::ErrorKind;
+        let kind = match e {
+            SubflowApiError::NotMptcp | SubflowApiError::NotSupported => ErrorKind::Unsupported,
+            SubflowApiError::UnknownId => ErrorKind::NotFound,
+            SubflowApiError::InvalidArgument => ErrorKind::InvalidInput,
+            SubflowApiError::NotConnected => ErrorKind::NotConnected,
+            SubflowApiError::Unavailable => ErrorKind::AddrNotAvailable,
+            SubflowApiError::Refused => ErrorKind::ConnectionRefused,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
 
 impl From<SubflowError> for SubflowApiError {
     fn from(e: SubflowError) -> Self {
@@ -482,5 +503,32 @@ fn info_of(s: &crate::mptcp::Subflow) -> SubflowInfo {
         data_received: s.data_received,
         retransmits: st.retransmits,
         in_flight: st.bytes_in_flight,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SubflowApiError as E;
+    use std::io::{self, ErrorKind};
+
+    #[test]
+    fn converts_into_io_errors_with_a_kind_per_variant() {
+        for (e, kind) in [
+            (E::NotMptcp, ErrorKind::Unsupported),
+            (E::UnknownId, ErrorKind::NotFound),
+            (E::NotSupported, ErrorKind::Unsupported),
+            (E::InvalidArgument, ErrorKind::InvalidInput),
+            (E::NotConnected, ErrorKind::NotConnected),
+            (E::Unavailable, ErrorKind::AddrNotAvailable),
+            (E::Refused, ErrorKind::ConnectionRefused),
+        ] {
+            let io_err = io::Error::from(e);
+            assert_eq!(io_err.kind(), kind, "{e:?}");
+            assert_eq!(io_err.to_string(), e.to_string());
+            // the typed error (and its errno) is still there
+            let back = io_err.into_inner().unwrap().downcast::<E>().unwrap();
+            assert_eq!(*back, e);
+            assert_eq!(back.errno(), e.errno());
+        }
     }
 }

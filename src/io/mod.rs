@@ -4,11 +4,14 @@
 //! - [`impair`]: deterministic link impairment (delay, jitter, loss, dup, reorder, rate, queue);
 //! - [`sim`]: a deterministic simulated network on a virtual clock driving sans-IO endpoints;
 //! - [`tun`]: Linux TUN device, eventfd waker and `poll(2)` helper;
+//! - [`driver`]: the threaded runtime ([`driver::Runtime`]) over packet devices, set up with
+//!   a [`RuntimeBuilder`] (module [`builder`]);
 //! - [`clock`]: OS clock <-> [`crate::time::Instant`];
 //! - [`pcap`]: capture writer (LINKTYPE_RAW);
-//! - [`runner`]: what `mptun connect`/`listen` do; [`proxy`]: `mptun proxy` and
-//!   `listen --forward` (the relay between kernel TCP and MPTCP); [`socks5`]: RFC 1928;
-//!   [`stats`]: `--stats-interval` progress lines.
+//! - [`proxy`]: the relay between kernel TCP and MPTCP ([`proxy::relay`]), and with the `cli`
+//!   feature `mptun proxy` and `listen --forward`; [`socks5`]: RFC 1928;
+//! - with the `cli` feature: `runner` (what `mptun connect`/`listen` do) and `stats`
+//!   (`--stats-interval` progress lines).
 //!
 //! See `docs/IO.md`.
 
@@ -23,11 +26,17 @@ pub mod sim;
 pub use sim::{Endpoint, LinkStats, PacketInfo, SimNet, SimStats, Verdict};
 pub mod tun;
 pub use tun::{poll_fds, Tun, Waker};
+pub mod builder;
+pub use builder::{BuildError, RuntimeBuilder};
 pub mod driver;
 pub mod offload;
 pub mod proxy;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod runner;
 pub mod socks5;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod stats;
 
 impl sim::Endpoint for crate::stack::Stack {

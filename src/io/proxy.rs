@@ -13,22 +13,33 @@
 //! truncated stream is never passed on as a clean end of stream. Errors stay with their
 //! connection; the proxy goes on.
 
-use crate::api::{MptcpListener, MptcpStream, StackHandle};
-use crate::cli::{json_str, ProxyOptions, RunOptions, Summary, Target};
-use crate::io::runner::{self, Transfer};
-use crate::io::socks5::{self, Reply};
-use crate::mptcp::ConnConfig;
+use crate::api::MptcpStream;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+// `mptun proxy` and `listen --forward`
+#[cfg(feature = "cli")]
+use {
+    crate::api::{MptcpListener, StackHandle},
+    crate::cli::{json_str, ProxyOptions, RunOptions, Summary, Target},
+    crate::io::runner::{self, Transfer},
+    crate::io::socks5::{self, Reply},
+    crate::mptcp::ConnConfig,
+    std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs},
+    std::sync::atomic::AtomicU64,
+    std::sync::{Arc, Condvar},
+    std::time::Instant,
+};
 
 /// Bytes each direction of a relayed connection holds at most in userspace.
 pub const RELAY_BUF: usize = 64 * 1024;
 /// How long a SOCKS client may take to send its greeting and request.
+#[cfg(feature = "cli")]
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `listen --forward` waits for the TCP service to accept.
+#[cfg(feature = "cli")]
 const SERVICE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A write to a TCP socket wakes up this often to see if the other direction failed.
 const TCP_WRITE_POLL: Duration = Duration::from_millis(250);
@@ -199,6 +210,7 @@ fn write_tcp(tcp: &TcpStream, mut data: &[u8], st: &FailState) -> io::Result<()>
 }
 
 /// Bounds the connections relayed at once.
+#[cfg(feature = "cli")]
 struct Limiter {
     count: Mutex<usize>,
     cond: Condvar,
@@ -206,8 +218,10 @@ struct Limiter {
 }
 
 /// One relayed connection's place; released on drop.
+#[cfg(feature = "cli")]
 struct Slot(Arc<Limiter>);
 
+#[cfg(feature = "cli")]
 impl Limiter {
     fn new(max: usize) -> Arc<Limiter> {
         Arc::new(Limiter {
@@ -228,6 +242,7 @@ impl Limiter {
     }
 }
 
+#[cfg(feature = "cli")]
 impl Drop for Slot {
     fn drop(&mut self) {
         *self.0.count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
@@ -236,6 +251,7 @@ impl Drop for Slot {
 }
 
 /// One line on stdout (errors writing it are ignored: a closed stdout must not stop us).
+#[cfg(feature = "cli")]
 fn report(line: std::fmt::Arguments<'_>) {
     let mut out = io::stdout().lock();
     let _ = writeln!(out, "{line}");
@@ -243,11 +259,13 @@ fn report(line: std::fmt::Arguments<'_>) {
 }
 
 /// One line on stderr.
+#[cfg(feature = "cli")]
 fn report_err(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(io::stderr().lock(), "mptun: {line}");
 }
 
 /// What the proxy's connections share.
+#[cfg(feature = "cli")]
 struct Ctx {
     handle: StackHandle,
     cfg: ConnConfig,
@@ -260,11 +278,13 @@ struct Ctx {
 }
 
 /// Why a destination cannot be tried, with the SOCKS reply that says so.
+#[cfg(feature = "cli")]
 type Unreachable = (Reply, String);
 
 /// The destination's addresses mptun can reach: those of a family one of its TUN addresses
 /// has. A name that does not resolve is host-unreachable; one that resolves to other
 /// families only, or an address of such a family, is network-unreachable.
+#[cfg(feature = "cli")]
 fn resolve(dest: &Target, locals: &[IpAddr]) -> Result<Vec<SocketAddr>, Unreachable> {
     let all: Vec<SocketAddr> = match dest {
         Target::Addr(a) => vec![*a],
@@ -296,6 +316,7 @@ fn resolve(dest: &Target, locals: &[IpAddr]) -> Result<Vec<SocketAddr>, Unreacha
 }
 
 /// Opens an MPTCP connection to the first of `addrs` that answers.
+#[cfg(feature = "cli")]
 fn connect(ctx: &Ctx, addrs: &[SocketAddr]) -> io::Result<MptcpStream> {
     let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address");
     for &a in addrs {
@@ -318,6 +339,7 @@ fn connect(ctx: &Ctx, addrs: &[SocketAddr]) -> io::Result<MptcpStream> {
     Err(last)
 }
 
+#[cfg(feature = "cli")]
 #[derive(Clone)]
 enum Entry {
     Socks,
@@ -326,6 +348,7 @@ enum Entry {
 
 /// `mptun proxy`: binds the SOCKS and forward listeners, starts the runtime, and serves
 /// until the process is terminated.
+#[cfg(feature = "cli")]
 pub fn run_proxy(opts: &ProxyOptions) -> Result<(), String> {
     if opts.socks.is_none() && opts.forwards.is_empty() {
         return Err(
@@ -393,6 +416,7 @@ pub fn run_proxy(opts: &ProxyOptions) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(feature = "cli")]
 fn accept_loop(l: &TcpListener, entry: &Entry, ctx: &Arc<Ctx>, limiter: &Arc<Limiter>) {
     loop {
         let slot = limiter.acquire();
@@ -423,6 +447,7 @@ fn accept_loop(l: &TcpListener, entry: &Entry, ctx: &Arc<Ctx>, limiter: &Arc<Lim
 
 /// One proxied client: SOCKS handshake (or the forward's target), MPTCP connect, relay,
 /// then one line on stdout (success) or stderr (failure).
+#[cfg(feature = "cli")]
 fn serve_client(ctx: &Ctx, entry: &Entry, tcp: TcpStream, client: SocketAddr) {
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
     log::info!("proxy: conn={id} client={client} accepted");
@@ -496,6 +521,7 @@ fn serve_client(ctx: &Ctx, entry: &Entry, tcp: TcpStream, client: SocketAddr) {
 /// After a refusal: FIN, then whatever the client still sends (the rest of a request we
 /// could not parse) is read and dropped for up to a second, so that closing does not turn
 /// into a RST that could destroy the reply before the client read it.
+#[cfg(feature = "cli")]
 fn close_after_reply(tcp: &TcpStream) {
     let _ = tcp.shutdown(Shutdown::Write);
     let _ = tcp.set_read_timeout(Some(Duration::from_millis(100)));
@@ -516,6 +542,7 @@ fn close_after_reply(tcp: &TcpStream) {
     }
 }
 
+#[cfg(feature = "cli")]
 fn summary(conn: &MptcpStream, r: Relayed, start: Instant) -> Summary {
     runner::summarize(
         conn.stack(),
@@ -530,6 +557,7 @@ fn summary(conn: &MptcpStream, r: Relayed, start: Instant) -> Summary {
 }
 
 /// Connects to the TCP service behind `listen --forward` (kernel TCP, any family).
+#[cfg(feature = "cli")]
 fn connect_service(target: &Target) -> io::Result<TcpStream> {
     let addrs: Vec<SocketAddr> = match target {
         Target::Addr(a) => vec![*a],
@@ -547,6 +575,7 @@ fn connect_service(target: &Target) -> io::Result<TcpStream> {
 
 /// Relays one accepted MPTCP connection to the service; the connection is reset if the
 /// service cannot be reached.
+#[cfg(feature = "cli")]
 fn forward_one(conn: &MptcpStream, target: &Target) -> Result<Transfer, String> {
     let start = Instant::now();
     let tcp = match connect_service(target) {
@@ -568,6 +597,7 @@ fn forward_one(conn: &MptcpStream, target: &Target) -> Result<Transfer, String> 
 
 /// `mptun listen --forward HOST:PORT`: every accepted MPTCP connection is relayed to the
 /// TCP service (`--once`: one, then exit with its summary).
+#[cfg(feature = "cli")]
 pub fn run_listen_forward(opts: &RunOptions, target: &Target) -> Result<Summary, String> {
     let port = opts.port.ok_or("listen needs --port")?;
     if opts.input.is_some() || opts.output.is_some() {
@@ -624,7 +654,9 @@ pub fn run_listen_forward(opts: &RunOptions, target: &Target) -> Result<Summary,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::TcpListener;
 
+    #[cfg(feature = "cli")]
     #[test]
     fn resolve_filters_families_and_maps_failures() {
         let v4: Vec<IpAddr> = vec!["198.18.1.2".parse().unwrap()];
@@ -645,6 +677,7 @@ mod tests {
         assert_eq!(resolve(&bad, &v4).unwrap_err().0, Reply::HostUnreachable);
     }
 
+    #[cfg(feature = "cli")]
     #[test]
     fn limiter_bounds_and_releases() {
         let l = Limiter::new(2);

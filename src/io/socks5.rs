@@ -90,9 +90,52 @@ impl fmt::Display for Reply {
     }
 }
 
-/// Where a client wants to go: an address, or a domain name (checked: 1-255 bytes of
-/// printable ASCII without spaces) and a port.
-pub use crate::cli::Target as Destination;
+/// Where a client wants to go: an address, or a domain name (checked by [`read_request`]:
+/// 1-255 bytes of printable ASCII without spaces) and a port. It is also the TCP
+/// destination of the command line (`mptun::cli::Target`): `HOST:PORT`, `[V6ADDR]:PORT`,
+/// parsed with `FromStr`; a name is resolved when a connection needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    Addr(SocketAddr),
+    Name(String, u16),
+}
+
+impl std::str::FromStr for Destination {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(Destination::Addr(a));
+        }
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("expected HOST:PORT, got {s:?}"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("bad port {port:?} in {s:?}"))?;
+        if port == 0 {
+            return Err(format!("port 0 in {s:?}"));
+        }
+        if host.is_empty() || host.contains(':') || host.contains('[') {
+            return Err(format!(
+                "bad host {host:?} in {s:?} (IPv6 addresses go in brackets: [2001:2::1]:80)"
+            ));
+        }
+        if !host.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!("bad host name {host:?}"));
+        }
+        Ok(Destination::Name(host.to_string(), port))
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Destination::Addr(a) => write!(f, "{a}"),
+            Destination::Name(h, p) => write!(f, "{h}:{p}"),
+        }
+    }
+}
 
 /// Why a handshake ended without a destination.
 #[derive(Debug)]

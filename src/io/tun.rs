@@ -182,6 +182,77 @@ fn tunsetiff_error(e: io::Error, name: &str) -> io::Error {
     io::Error::new(e.kind(), msg)
 }
 
+/// One TUN device mptun attaches to and the address mptun uses on it: `tun0=198.18.1.2`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunSpec {
+    pub name: String,
+    pub addr: std::net::IpAddr,
+}
+
+/// Why a `--tun` argument was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TunSpecError {
+    /// No `=` between the device name and the address.
+    MissingEquals,
+    /// The device name is empty.
+    EmptyName,
+    /// Linux interface names are at most 15 bytes.
+    NameTooLong(usize),
+    /// The name contains `/`, whitespace or a control character.
+    BadName,
+    /// The address does not parse as IPv4 or IPv6.
+    BadAddr(String),
+}
+
+impl std::fmt::Display for TunSpecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TunSpecError::MissingEquals => write!(f, "expected NAME=ADDR, e.g. tun0=198.18.1.2"),
+            TunSpecError::EmptyName => write!(f, "empty device name in NAME=ADDR"),
+            TunSpecError::NameTooLong(n) => {
+                write!(f, "device name is {n} bytes, Linux allows at most 15")
+            }
+            TunSpecError::BadName => write!(f, "device name contains '/', space or control"),
+            TunSpecError::BadAddr(a) => write!(f, "{a:?} is not an IP address"),
+        }
+    }
+}
+
+impl std::error::Error for TunSpecError {}
+
+impl std::str::FromStr for TunSpec {
+    type Err = TunSpecError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, addr) = s.split_once('=').ok_or(TunSpecError::MissingEquals)?;
+        if name.is_empty() {
+            return Err(TunSpecError::EmptyName);
+        }
+        if name.len() > 15 {
+            return Err(TunSpecError::NameTooLong(name.len()));
+        }
+        if name
+            .chars()
+            .any(|c| c == '/' || c.is_whitespace() || c.is_control())
+        {
+            return Err(TunSpecError::BadName);
+        }
+        let addr = addr
+            .parse()
+            .map_err(|_| TunSpecError::BadAddr(addr.to_string()))?;
+        Ok(TunSpec {
+            name: name.to_string(),
+            addr,
+        })
+    }
+}
+
+impl std::fmt::Display for TunSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.name, self.addr)
+    }
+}
+
 /// A TUN device handle (nonblocking). Closing the last handle of a non-persistent device
 /// deletes the device.
 #[derive(Debug)]

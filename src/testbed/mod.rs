@@ -213,7 +213,7 @@ impl NetNs {
     }
 
     /// Spawns `cmd` (normally from [`NetNs::exec`]) and remembers it so that Drop kills it if
-    /// it still runs. Returns its pid; use [`NetNs::wait`] to collect its output.
+    /// it still runs. Returns its pid; use [`NetNs::wait_output`] to collect its output.
     pub fn spawn(&self, cmd: &mut Command) -> io::Result<u32> {
         let child = cmd
             .spawn()
