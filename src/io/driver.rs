@@ -519,6 +519,24 @@ fn drive(
         std::collections::HashMap::with_capacity(MAX_ROUTES);
     loop {
         if control.stop.load(Ordering::Relaxed) {
+            // what the stack still has to say leaves before the driver does: e.g. the RSTs
+            // (with MP_FASTCLOSE) of a connection aborted just before the stop
+            {
+                let mut core = handle.lock();
+                let now = clock.now();
+                transmit(
+                    &mut core.stack,
+                    now,
+                    &offload,
+                    &mut tx,
+                    &mut scratch,
+                    &mut states,
+                    &routes,
+                    &mut pcap,
+                    &mut stats,
+                    &mut spare,
+                );
+            }
             log::info!("driver: {stats:?} (offload {offload:?})");
             if log::log_enabled!(log::Level::Info) {
                 log::info!("counters: {}", handle.lock().stack.mib().nonzero_text());
