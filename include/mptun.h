@@ -429,7 +429,7 @@ int mptun_setsockopt(int fd, int level, int optname, const void *optval, socklen
 typedef struct mptun_instance mptun_instance;
 
 /* config: mptun_init's syntax, where NAME=ADDR only names one of the instance's addresses
- * (no device is opened; any name will do), e.g. "if0=10.0.0.1,if1=10.0.1.1,pm=fullmesh",
+ * (no device is opened; any name will do), e.g. "if0=198.19.0.1,if1=198.19.1.1,pm=fullmesh",
  * plus seed=N (keys, ISNs and ports drawn from N: reproducible runs) and mtu=N (the link MTU
  * of every address, 576..65535, default 1500). impair: items are refused. NULL and errno
  * EINVAL (bad config) or EFAULT on failure. */

@@ -498,7 +498,7 @@ mod tests {
         assert_eq!(t.name, "tun0");
         assert_eq!(t.addr, "198.18.1.2".parse::<IpAddr>().unwrap());
         assert_eq!(t.to_string(), "tun0=198.18.1.2");
-        let v6: TunSpec = "t=fd00::2".parse().unwrap();
+        let v6: TunSpec = "t=2001:2::2".parse().unwrap();
         assert!(v6.addr.is_ipv6());
         assert_eq!("tun0".parse::<TunSpec>(), Err(TunSpecError::MissingEquals));
         assert_eq!("=1.2.3.4".parse::<TunSpec>(), Err(TunSpecError::EmptyName));

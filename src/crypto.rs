@@ -333,13 +333,13 @@ mod tests {
         key[..8].copy_from_slice(&0x0102_0304_0506_0708u64.to_be_bytes());
         key[8..].copy_from_slice(&0x1112_1314_1516_1718u64.to_be_bytes());
 
-        let v4 = Ipv4Addr::new(10, 0, 2, 1);
-        let m = hmac_sha256(&key, &[7, 10, 0, 2, 1, 0, 0]);
+        let v4 = Ipv4Addr::new(198, 19, 2, 1);
+        let m = hmac_sha256(&key, &[7, 198, 19, 2, 1, 0, 0]);
         let want = u64::from_be_bytes(m[24..].try_into().unwrap());
         assert_eq!(add_addr_hmac(ks, kr, 7, v4.into(), None), want);
         // Port 0 and "no port" are the same message.
         assert_eq!(add_addr_hmac(ks, kr, 7, v4.into(), Some(0)), want);
-        let m = hmac_sha256(&key, &[7, 10, 0, 2, 1, 0x1f, 0x90]);
+        let m = hmac_sha256(&key, &[7, 198, 19, 2, 1, 0x1f, 0x90]);
         assert_eq!(
             add_addr_hmac(ks, kr, 7, v4.into(), Some(8080)),
             u64::from_be_bytes(m[24..].try_into().unwrap())

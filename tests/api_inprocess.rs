@@ -886,7 +886,7 @@ fn unknown_ids_and_bad_arguments() {
     // a local address that is not ours
     assert_eq!(
         c.open_subflow(
-            sa(IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)), 0),
+            sa(IpAddr::V4(Ipv4Addr::new(198, 19, 39, 9)), 0),
             sa(S2, PORT),
             false
         ),

@@ -57,8 +57,8 @@ fn pump(a: Arc<ManualDriver>, b: Arc<ManualDriver>, stop: Arc<AtomicBool>) -> us
 
 #[test]
 fn blocking_calls_on_manual_instances_are_woken_by_input_and_timed_on_their_clock() {
-    let client = driver(&["10.0.0.1", "10.0.1.1"], 1);
-    let server = driver(&["10.0.0.2", "10.0.1.2"], 2);
+    let client = driver(&["198.19.0.1", "198.19.1.1"], 1);
+    let server = driver(&["198.19.0.2", "198.19.1.2"], 2);
     let listener = MptcpListener::bind(server.handle(), 7000).unwrap();
 
     // a blocking accept before any packet exists: woken by the pump's input
@@ -74,20 +74,20 @@ fn blocking_calls_on_manual_instances_are_woken_by_input_and_timed_on_their_cloc
 
     let c = MptcpStream::connect_with(
         client.handle(),
-        "10.0.0.2:7000".parse().unwrap(),
+        "198.19.0.2:7000".parse().unwrap(),
         None,
         None,
         Some(Duration::from_secs(10)),
     )
     .unwrap();
     let (s, peer) = acceptor.join().unwrap();
-    assert_eq!(peer.ip().to_string(), "10.0.0.1");
+    assert_eq!(peer.ip().to_string(), "198.19.0.1");
 
     // a join, then data both ways with blocking reads on their own threads
     let id = c
         .open_subflow(
-            "10.0.1.1:0".parse().unwrap(),
-            "10.0.1.2:7000".parse().unwrap(),
+            "198.19.1.1:0".parse().unwrap(),
+            "198.19.1.2:7000".parse().unwrap(),
             false,
         )
         .unwrap();
@@ -149,7 +149,7 @@ fn blocking_calls_on_manual_instances_are_woken_by_input_and_timed_on_their_cloc
     assert!(moved > 200, "{moved} packets");
 
     // stopping an instance fails a call blocked on it instead of leaving it hanging
-    let lone = driver(&["10.0.9.1"], 3);
+    let lone = driver(&["198.19.9.1"], 3);
     let l = MptcpListener::bind(lone.handle(), 1).unwrap();
     let t = std::thread::spawn(move || l.accept().map(|_| ()));
     std::thread::sleep(Duration::from_millis(50));

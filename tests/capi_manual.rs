@@ -32,8 +32,8 @@ struct Pair {
 
 impl Pair {
     fn new() -> Pair {
-        let ca = CString::new("c0=10.1.0.1,seed=11").unwrap();
-        let cb = CString::new("s0=10.1.0.2,seed=12").unwrap();
+        let ca = CString::new("c0=198.19.10.1,seed=11").unwrap();
+        let cb = CString::new("s0=198.19.10.2,seed=12").unwrap();
         // SAFETY: NUL-terminated strings.
         let (a, b) = unsafe {
             (
@@ -150,7 +150,7 @@ fn linux_socket_surface_on_manual_instances() {
             Err(libc::ENOTCONN)
         );
 
-        let srv = sockaddr("10.1.0.2:443");
+        let srv = sockaddr("198.19.10.2:443");
         assert_eq!(
             mptun_connect(c, srv.as_ptr() as *const _, srv.len() as u32),
             -1

@@ -250,7 +250,7 @@ fn c_abi_misuse_reports_the_documented_errno() {
             assert_eq!(mptun_close(fd), 0);
 
             fails(
-                mptun_endpoint_set(c"10.9.9.9".as_ptr(), 0) as isize,
+                mptun_endpoint_set(c"198.19.39.9".as_ptr(), 0) as isize,
                 libc::EADDRNOTAVAIL,
                 "endpoint not ours",
             );
@@ -338,7 +338,7 @@ fn c_abi_misuse_reports_the_documented_errno() {
             libc::EINVAL,
             "accept, not listening",
         );
-        let far = sockaddr("10.9.9.9:1");
+        let far = sockaddr("198.19.39.9:1");
         fails(
             mptun_bind(fresh, far.as_ptr() as *const _, far.len() as u32) as isize,
             libc::EADDRNOTAVAIL,

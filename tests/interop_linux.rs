@@ -602,7 +602,7 @@ fn fullmesh_recreates_the_subflow_when_the_path_returns() {
     );
 }
 
-/// Namespace with IPv6 on both TUN devices (fd00:1::1/64, fd00:2::1/64 on the kernel
+/// Namespace with IPv6 on both TUN devices (2001:2:0:1::1/64, 2001:2:0:2::1/64 on the kernel
 /// side; mptun uses ::2 on each), duplicate address detection off so the addresses are
 /// usable at once.
 fn two_tun_namespace_v6(tag: &str) -> NetNs {
@@ -610,8 +610,8 @@ fn two_tun_namespace_v6(tag: &str) -> NetNs {
     ns.sysctl("net.ipv6.conf.all.accept_dad", "0").expect("dad");
     ns.sysctl("net.ipv6.conf.default.accept_dad", "0")
         .expect("dad");
-    ns.add_tun("tun0", "fd00:1::1/64").expect("tun0");
-    ns.add_tun("tun1", "fd00:2::1/64").expect("tun1");
+    ns.add_tun("tun0", "2001:2:0:1::1/64").expect("tun0");
+    ns.add_tun("tun1", "2001:2:0:2::1/64").expect("tun1");
     ns.mptcp_limits(4, 4).expect("mptcp limits");
     ns
 }
@@ -626,7 +626,7 @@ fn ipv6_both_roles_with_joins() {
     }
     let v6_tuns = |a: &mut Vec<String>| {
         a.extend(
-            ["--tun", "tun0=fd00:1::2", "--tun", "tun1=fd00:2::2"]
+            ["--tun", "tun0=2001:2:0:1::2", "--tun", "tun1=2001:2:0:2::2"]
                 .iter()
                 .map(|s| s.to_string()),
         )
@@ -638,7 +638,7 @@ fn ipv6_both_roles_with_joins() {
         let before = ns.mptcp_counters().expect("counters");
         let mut args = vec!["connect".to_string()];
         v6_tuns(&mut args);
-        args.push("[fd00:1::1]:5201".into());
+        args.push("[2001:2:0:1::1]:5201".into());
         let mut server = PeerArgs::listen("[::]:5201".parse().unwrap(), BULK, 0xB0B);
         server.hold = true;
         let o = exchange(&ns, &dir, BULK, args, server, true);
@@ -670,7 +670,7 @@ fn ipv6_both_roles_with_joins() {
                 .iter()
                 .map(|s| s.to_string()),
         );
-        let mut client = PeerArgs::connect("[fd00:1::2]:5201".parse().unwrap(), BULK, 0xB0B);
+        let mut client = PeerArgs::connect("[2001:2:0:1::2]:5201".parse().unwrap(), BULK, 0xB0B);
         client.connect_retries = 100;
         let o = exchange(&ns, &dir, BULK, args, client, false);
         assert_intact(&o, BULK);

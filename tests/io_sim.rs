@@ -121,9 +121,9 @@ impl Endpoint for Echo {
 }
 
 fn two_hosts(net: &mut SimNet, ab: Impairment, ba: Impairment) -> usize {
-    net.add_host(&[ip("10.0.0.1")]);
-    net.add_host(&[ip("10.0.0.2")]);
-    net.add_link(ip("10.0.0.1"), ip("10.0.0.2"), ab, ba)
+    net.add_host(&[ip("198.19.0.1")]);
+    net.add_host(&[ip("198.19.0.2")]);
+    net.add_link(ip("198.19.0.1"), ip("198.19.0.2"), ab, ba)
 }
 
 type Trace = (Vec<(Instant, u64)>, Vec<(Instant, u64)>);
@@ -134,7 +134,13 @@ fn impaired_run(seed: u64) -> Trace {
         .unwrap();
     let mut net = SimNet::new(seed);
     two_hosts(&mut net, cfg.clone(), cfg);
-    let mut a = Pinger::new("10.0.0.1", "10.0.0.2", 500, Duration::from_millis(1), 100);
+    let mut a = Pinger::new(
+        "198.19.0.1",
+        "198.19.0.2",
+        500,
+        Duration::from_millis(1),
+        100,
+    );
     let mut b = Echo::new();
     while net.step(&mut [&mut a, &mut b]) {}
     (a.received, b.log)
@@ -155,7 +161,13 @@ fn perfect_link_round_trip_timing() {
     let cfg: Impairment = "delay=5ms".parse().unwrap();
     let mut net = SimNet::new(1);
     two_hosts(&mut net, cfg.clone(), cfg);
-    let mut a = Pinger::new("10.0.0.1", "10.0.0.2", 10, Duration::from_millis(2), 100);
+    let mut a = Pinger::new(
+        "198.19.0.1",
+        "198.19.0.2",
+        10,
+        Duration::from_millis(2),
+        100,
+    );
     let mut b = Echo::new();
     while net.step(&mut [&mut a, &mut b]) {}
     let expect: Vec<(Instant, u64)> = (0..10)
@@ -174,8 +186,8 @@ fn loss_rate_roughly_matches() {
     let mut net = SimNet::new(1234);
     two_hosts(&mut net, lossy, Impairment::default());
     let mut a = Pinger::new(
-        "10.0.0.1",
-        "10.0.0.2",
+        "198.19.0.1",
+        "198.19.0.2",
         5000,
         Duration::from_micros(100),
         100,
@@ -198,7 +210,13 @@ fn link_down_drops_and_recovers() {
     let mut net = SimNet::new(3);
     let link = two_hosts(&mut net, cfg.clone(), cfg);
     // One ping per ms for 300 ms.
-    let mut a = Pinger::new("10.0.0.1", "10.0.0.2", 300, Duration::from_millis(1), 100);
+    let mut a = Pinger::new(
+        "198.19.0.1",
+        "198.19.0.2",
+        300,
+        Duration::from_millis(1),
+        100,
+    );
     let mut b = Echo::new();
     net.run_until(&mut [&mut a, &mut b], Instant::from_millis(100), |_| false);
     assert_eq!(net.now(), Instant::from_millis(100));
@@ -233,7 +251,7 @@ fn rate_limits_throughput() {
     let slow: Impairment = "rate=1mbit,queue=0b".parse().unwrap();
     let mut net = SimNet::new(5);
     two_hosts(&mut net, slow, Impairment::default());
-    let mut a = Pinger::new("10.0.0.1", "10.0.0.2", 100, Duration::ZERO, 1000);
+    let mut a = Pinger::new("198.19.0.1", "198.19.0.2", 100, Duration::ZERO, 1000);
     let mut b = Echo::new();
     while net.step(&mut [&mut a, &mut b]) {}
     assert_eq!(b.log.len(), 100);
@@ -248,7 +266,7 @@ fn rate_limits_throughput() {
         "rate=1mbit,queue=10kb".parse().unwrap(),
         Impairment::default(),
     );
-    let mut a = Pinger::new("10.0.0.1", "10.0.0.2", 100, Duration::ZERO, 1000);
+    let mut a = Pinger::new("198.19.0.1", "198.19.0.2", 100, Duration::ZERO, 1000);
     let mut b = Echo::new();
     while net.step(&mut [&mut a, &mut b]) {}
     let s = net.stats();
@@ -274,7 +292,13 @@ fn hook_drops_and_rewrites() {
         }
         Verdict::Pass
     }));
-    let mut a = Pinger::new("10.0.0.1", "10.0.0.2", 30, Duration::from_millis(1), 100);
+    let mut a = Pinger::new(
+        "198.19.0.1",
+        "198.19.0.2",
+        30,
+        Duration::from_millis(1),
+        100,
+    );
     let mut b = Echo::new();
     while net.step(&mut [&mut a, &mut b]) {}
     let s = net.stats();
@@ -294,16 +318,22 @@ fn hook_drops_and_rewrites() {
 #[test]
 fn unroutable_and_no_link_are_counted() {
     let mut net = SimNet::new(2);
-    net.add_host(&[ip("10.0.0.1")]);
-    net.add_host(&[ip("10.0.0.2"), ip("10.0.1.2")]);
+    net.add_host(&[ip("198.19.0.1")]);
+    net.add_host(&[ip("198.19.0.2"), ip("198.19.1.2")]);
     net.add_link(
-        ip("10.0.0.1"),
-        ip("10.0.0.2"),
+        ip("198.19.0.1"),
+        ip("198.19.0.2"),
         Impairment::default(),
         Impairment::default(),
     );
-    let mut a = Pinger::new("10.0.0.1", "10.9.9.9", 3, Duration::from_millis(1), 100);
-    let mut c = Pinger::new("10.0.0.1", "10.0.1.2", 4, Duration::from_millis(1), 100);
+    let mut a = Pinger::new(
+        "198.19.0.1",
+        "198.19.39.9",
+        3,
+        Duration::from_millis(1),
+        100,
+    );
+    let mut c = Pinger::new("198.19.0.1", "198.19.1.2", 4, Duration::from_millis(1), 100);
     let mut b = Echo::new();
     while net.step(&mut [&mut a, &mut b]) {}
     // Host 0 is now `c` (same address, different destination).
@@ -322,7 +352,13 @@ fn run_until_stops_on_done_and_deadline() {
         "delay=1ms".parse().unwrap(),
         "delay=1ms".parse().unwrap(),
     );
-    let mut a = Pinger::new("10.0.0.1", "10.0.0.2", 1000, Duration::from_millis(1), 100);
+    let mut a = Pinger::new(
+        "198.19.0.1",
+        "198.19.0.2",
+        1000,
+        Duration::from_millis(1),
+        100,
+    );
     let mut b = Echo::new();
     let mut calls = 0;
     let ok = net.run_until(&mut [&mut a, &mut b], Instant::from_millis(10_000), |_| {
@@ -369,11 +405,11 @@ fn ipv6_and_multiple_links() {
         fn handle_timeout(&mut self, _now: Instant) {}
     }
     let mut net = SimNet::new(11);
-    net.add_host(&[ip("fd00::1"), ip("fd01::1")]);
-    net.add_host(&[ip("fd00::2"), ip("fd01::2")]);
+    net.add_host(&[ip("2001:2::1"), ip("fd01::1")]);
+    net.add_host(&[ip("2001:2::2"), ip("fd01::2")]);
     net.add_link(
-        ip("fd00::1"),
-        ip("fd00::2"),
+        ip("2001:2::1"),
+        ip("2001:2::2"),
         Impairment::default(),
         Impairment::default(),
     );
@@ -405,7 +441,7 @@ fn pcap_capture_of_routed_packets() {
         Impairment::default(),
     );
     net.enable_pcap(&path).unwrap();
-    let mut a = Pinger::new("10.0.0.1", "10.0.0.2", 5, Duration::from_millis(1), 60);
+    let mut a = Pinger::new("198.19.0.1", "198.19.0.2", 5, Duration::from_millis(1), 60);
     let mut b = Echo::new();
     while net.step(&mut [&mut a, &mut b]) {}
     net.flush_pcap().unwrap();

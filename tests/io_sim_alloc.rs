@@ -88,8 +88,8 @@ impl Endpoint for Source {
 #[test]
 fn steady_state_stepping_does_not_allocate() {
     MINE.with(|m| m.set(true));
-    let a: IpAddr = "10.0.0.1".parse().unwrap();
-    let b: IpAddr = "10.0.0.2".parse().unwrap();
+    let a: IpAddr = "198.19.0.1".parse().unwrap();
+    let b: IpAddr = "198.19.0.2".parse().unwrap();
     let mut net = SimNet::new(77);
     net.add_host(&[a]);
     net.add_host(&[b]);
@@ -98,16 +98,16 @@ fn steady_state_stepping_does_not_allocate() {
         .unwrap();
     net.add_link(a, b, cfg.clone(), cfg);
     let mut x = Source {
-        src: [10, 0, 0, 1],
-        dst: [10, 0, 0, 2],
+        src: [198, 19, 0, 1],
+        dst: [198, 19, 0, 2],
         next: Instant::ZERO,
         due: 0,
         seq: 0,
         received: 0,
     };
     let mut y = Source {
-        src: [10, 0, 0, 2],
-        dst: [10, 0, 0, 1],
+        src: [198, 19, 0, 2],
+        dst: [198, 19, 0, 1],
         next: Instant::ZERO,
         due: 0,
         seq: 0,

@@ -140,21 +140,21 @@ fn tun_kernel_round_trips() {
             io::ErrorKind::WouldBlock
         );
         ip(&["link", "set", "lo", "up"]);
-        ip(&["addr", "add", "10.77.0.1/24", "dev", "mpt0"]);
+        ip(&["addr", "add", "198.19.60.1/24", "dev", "mpt0"]);
         ip(&["link", "set", "mpt0", "mtu", "1400", "up"]);
         assert_eq!(tun.mtu().unwrap(), 1400);
 
         // Kernel -> TUN: a UDP datagram routed out of mpt0.
-        let sock = UdpSocket::bind("10.77.0.1:0").unwrap();
-        sock.send_to(b"hello-mptun", "10.77.0.2:9999").unwrap();
+        let sock = UdpSocket::bind("198.19.60.1:0").unwrap();
+        sock.send_to(b"hello-mptun", "198.19.60.2:9999").unwrap();
         let p = read_until(&tun, 0, |p| is_udp_to(p, 9999, b"hello-mptun"));
-        assert_eq!(&p[12..16], &[10, 77, 0, 1]);
-        assert_eq!(&p[16..20], &[10, 77, 0, 2]);
+        assert_eq!(&p[12..16], &[198, 19, 60, 1]);
+        assert_eq!(&p[16..20], &[198, 19, 60, 2]);
 
         // TUN -> kernel -> TUN: ICMP echo request answered by the kernel.
         let req = icmp_echo_request(
-            Ipv4Addr::new(10, 77, 0, 2),
-            Ipv4Addr::new(10, 77, 0, 1),
+            Ipv4Addr::new(198, 19, 60, 2),
+            Ipv4Addr::new(198, 19, 60, 1),
             0x4d50,
             7,
         );
@@ -162,8 +162,8 @@ fn tun_kernel_round_trips() {
         let rep = read_until(&tun, 0, |p| {
             p.len() >= 28 && p[9] == 1 && p[20] == 0 && p[24..26] == [0x4d, 0x50]
         });
-        assert_eq!(&rep[12..16], &[10, 77, 0, 1]);
-        assert_eq!(&rep[16..20], &[10, 77, 0, 2]);
+        assert_eq!(&rep[12..16], &[198, 19, 60, 1]);
+        assert_eq!(&rep[16..20], &[198, 19, 60, 2]);
         assert_eq!(u16::from_be_bytes([rep[26], rep[27]]), 7);
         assert_eq!(&rep[28..], b"mptun-tun-test");
         assert_eq!(
@@ -198,11 +198,11 @@ fn tun_attach_persistent_and_offload() {
         // Offload: every packet starts with a virtio_net_hdr.
         let tun = Tun::open_with_offload("mpt2").expect("open with offload");
         assert!(tun.has_vnet_hdr());
-        ip(&["addr", "add", "10.78.0.1/24", "dev", "mpt2"]);
+        ip(&["addr", "add", "198.19.70.1/24", "dev", "mpt2"]);
         ip(&["link", "set", "mpt2", "up"]);
-        let sock = UdpSocket::bind("10.78.0.1:0").unwrap();
-        sock.send_to(b"offload", "10.78.0.2:7777").unwrap();
+        let sock = UdpSocket::bind("198.19.70.1:0").unwrap();
+        sock.send_to(b"offload", "198.19.70.2:7777").unwrap();
         let p = read_until(&tun, VNET_HDR_LEN, |p| is_udp_to(p, 7777, b"offload"));
-        assert_eq!(&p[16..20], &[10, 78, 0, 2]);
+        assert_eq!(&p[16..20], &[198, 19, 70, 2]);
     });
 }

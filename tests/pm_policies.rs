@@ -24,8 +24,8 @@ fn local(s: &str) -> LocalAddr {
     }
 }
 
-const C_INIT: &str = "10.0.1.2:40000";
-const S_INIT: &str = "10.9.0.1:443";
+const C_INIT: &str = "198.19.1.2:40000";
+const S_INIT: &str = "198.19.30.1:443";
 
 struct Conn {
     pm: Box<dyn PathManager>,
@@ -158,7 +158,7 @@ fn opens(cmds: &[PmCommand]) -> Vec<(IpAddr, SocketAddr)> {
 fn mesh_client() -> Conn {
     let mut c = Conn::new(
         Box::new(FullMesh::new()),
-        vec![local("10.0.1.2"), local("10.0.2.2")],
+        vec![local("198.19.1.2"), local("198.19.2.2")],
     );
     c.remotes = vec![];
     c
@@ -169,17 +169,17 @@ fn fullmesh_builds_full_mesh_with_announced_addresses() {
     let mut c = mesh_client();
     // Initial pair exists; second local address joins to the initial remote.
     let cmds = c.establish(false, false);
-    assert_eq!(opens(&cmds), vec![(ip("10.0.2.2"), sa(S_INIT))]);
+    assert_eq!(opens(&cmds), vec![(ip("198.19.2.2"), sa(S_INIT))]);
     // Announcement with port 0 = same port as the initial remote.
     let cmds = c.event(PmEvent::AddressAnnounced {
         addr_id: 1,
-        addr: sa("10.9.1.1:0"),
+        addr: sa("198.19.31.1:0"),
     });
     assert_eq!(
         opens(&cmds),
         vec![
-            (ip("10.0.1.2"), sa("10.9.1.1:443")),
-            (ip("10.0.2.2"), sa("10.9.1.1:443"))
+            (ip("198.19.1.2"), sa("198.19.31.1:443")),
+            (ip("198.19.2.2"), sa("198.19.31.1:443"))
         ]
     );
     // An IPv6 announcement does not pair with IPv4 locals; a duplicate changes nothing.
@@ -192,20 +192,20 @@ fn fullmesh_builds_full_mesh_with_announced_addresses() {
     assert!(c
         .event(PmEvent::AddressAnnounced {
             addr_id: 1,
-            addr: sa("10.9.1.1:0")
+            addr: sa("198.19.31.1:0")
         })
         .is_empty());
     assert_eq!(c.subflows.len(), 4, "2 locals x 2 remotes");
     // A new local address joins everything known.
-    c.locals.push(local("10.0.3.2"));
+    c.locals.push(local("198.19.3.2"));
     let cmds = c.event(PmEvent::LocalAddressAdded {
-        addr: ip("10.0.3.2"),
+        addr: ip("198.19.3.2"),
     });
     assert_eq!(
         opens(&cmds),
         vec![
-            (ip("10.0.3.2"), sa("10.9.0.1:443")),
-            (ip("10.0.3.2"), sa("10.9.1.1:443"))
+            (ip("198.19.3.2"), sa("198.19.30.1:443")),
+            (ip("198.19.3.2"), sa("198.19.31.1:443"))
         ]
     );
     assert_eq!(c.subflows.len(), 6);
@@ -223,7 +223,7 @@ fn fullmesh_builds_full_mesh_with_announced_addresses() {
 #[test]
 fn fullmesh_respects_limits() {
     let mut c = mesh_client();
-    c.locals.push(local("10.0.3.2"));
+    c.locals.push(local("198.19.3.2"));
     c.limits = Limits {
         max_subflows: 3,
         max_add_addr_accepted: 1,
@@ -231,7 +231,7 @@ fn fullmesh_respects_limits() {
     };
     c.remotes = vec![RemoteAddr {
         addr_id: 1,
-        addr: sa("10.9.1.1:443"),
+        addr: sa("198.19.31.1:443"),
     }];
     c.establish(false, false);
     assert_eq!(c.subflows.len(), 4, "initial + 3 additional");
@@ -239,7 +239,7 @@ fn fullmesh_respects_limits() {
     assert!(c
         .event(PmEvent::AddressAnnounced {
             addr_id: 2,
-            addr: sa("10.9.2.1:443")
+            addr: sa("198.19.32.1:443")
         })
         .is_empty());
     let victim = c.subflows[3];
@@ -248,7 +248,10 @@ fn fullmesh_respects_limits() {
     // is not re-created and the ignored announcement stays unused.
     assert_eq!(opens(&cmds).len(), 1);
     assert_ne!(opens(&cmds)[0], (victim.local.ip(), victim.remote));
-    assert!(c.subflows.iter().all(|s| s.remote.ip() != ip("10.9.2.1")));
+    assert!(c
+        .subflows
+        .iter()
+        .all(|s| s.remote.ip() != ip("198.19.32.1")));
     assert_eq!(c.subflows.len(), 4);
     // No additional subflow at all with max_subflows = 0.
     let mut c = mesh_client();
@@ -266,13 +269,13 @@ fn fullmesh_honours_c_flag() {
     );
     let cmds = c.event(PmEvent::AddressAnnounced {
         addr_id: 3,
-        addr: sa("10.9.1.1:8443"),
+        addr: sa("198.19.31.1:8443"),
     });
     assert_eq!(
         opens(&cmds),
         vec![
-            (ip("10.0.1.2"), sa("10.9.1.1:8443")),
-            (ip("10.0.2.2"), sa("10.9.1.1:8443"))
+            (ip("198.19.1.2"), sa("198.19.31.1:8443")),
+            (ip("198.19.2.2"), sa("198.19.31.1:8443"))
         ]
     );
     // Even the initial subflow is not re-created towards the initial address.
@@ -288,7 +291,7 @@ fn fullmesh_recreates_failed_subflow_with_backoff() {
     let id = c
         .subflows
         .iter()
-        .find(|s| s.local.ip() == ip("10.0.2.2"))
+        .find(|s| s.local.ip() == ip("198.19.2.2"))
         .unwrap()
         .id;
     let start = c.now;
@@ -311,7 +314,7 @@ fn fullmesh_recreates_failed_subflow_with_backoff() {
         let cmds = c.timeout();
         assert_eq!(
             opens(&cmds),
-            vec![(ip("10.0.2.2"), sa(S_INIT))],
+            vec![(ip("198.19.2.2"), sa(S_INIT))],
             "round {round}"
         );
         assert_eq!(c.pm.poll_timeout(), None);
@@ -333,7 +336,7 @@ fn fullmesh_no_recreation_when_invalid_or_graceful() {
     let id = c
         .subflows
         .iter()
-        .find(|s| s.local.ip() == ip("10.0.2.2"))
+        .find(|s| s.local.ip() == ip("198.19.2.2"))
         .unwrap()
         .id;
     assert!(c.close(id, false).is_empty());
@@ -344,13 +347,13 @@ fn fullmesh_no_recreation_when_invalid_or_graceful() {
     let id = c
         .subflows
         .iter()
-        .find(|s| s.local.ip() == ip("10.0.2.2"))
+        .find(|s| s.local.ip() == ip("198.19.2.2"))
         .unwrap()
         .id;
     c.close(id, true);
-    c.locals.retain(|l| l.addr != ip("10.0.2.2"));
+    c.locals.retain(|l| l.addr != ip("198.19.2.2"));
     c.event(PmEvent::LocalAddressRemoved {
-        addr: ip("10.0.2.2"),
+        addr: ip("198.19.2.2"),
     });
     c.now += Duration::from_secs(60);
     assert!(c.timeout().is_empty());
@@ -359,12 +362,12 @@ fn fullmesh_no_recreation_when_invalid_or_graceful() {
     c.establish(false, false);
     c.event(PmEvent::AddressAnnounced {
         addr_id: 1,
-        addr: sa("10.9.1.1:443"),
+        addr: sa("198.19.31.1:443"),
     });
     let id = c
         .subflows
         .iter()
-        .find(|s| s.remote == sa("10.9.1.1:443"))
+        .find(|s| s.remote == sa("198.19.31.1:443"))
         .unwrap()
         .id;
     c.close(id, true);
@@ -372,44 +375,48 @@ fn fullmesh_no_recreation_when_invalid_or_graceful() {
     // The other subflow to that address is closed.
     assert_eq!(cmds.len(), 1);
     assert!(matches!(cmds[0], PmCommand::CloseSubflow { .. }));
-    assert!(c.subflows.iter().all(|s| s.remote != sa("10.9.1.1:443")));
+    assert!(c.subflows.iter().all(|s| s.remote != sa("198.19.31.1:443")));
     c.now += Duration::from_secs(60);
     assert!(c.timeout().is_empty());
 }
 
 #[test]
 fn fullmesh_server_announces_and_withdraws() {
-    let mut locals = vec![local("10.0.1.2"), local("10.0.2.2"), local("10.0.3.2")];
+    let mut locals = vec![
+        local("198.19.1.2"),
+        local("198.19.2.2"),
+        local("198.19.3.2"),
+    ];
     for l in &mut locals {
-        l.announce = l.addr != ip("10.0.3.2");
+        l.announce = l.addr != ip("198.19.3.2");
     }
     let mut c = Conn::new(Box::new(FullMesh::new()), locals);
     let cmds = c.establish(true, false);
-    // Initial local address is not announced; 10.0.3.2 lacks the flag; server opens nothing.
+    // Initial local address is not announced; 198.19.3.2 lacks the flag; server opens nothing.
     assert_eq!(
         cmds,
         vec![PmCommand::Announce {
             addr_id: 1,
-            addr: ip("10.0.2.2"),
+            addr: ip("198.19.2.2"),
             port: None
         }]
     );
     assert!(c
         .event(PmEvent::AddressAnnounced {
             addr_id: 1,
-            addr: sa("10.8.0.1:0")
+            addr: sa("198.19.20.1:0")
         })
         .is_empty());
     // The peer joins to the announced address; then the host loses it.
     c.subflows.push(PmSubflow {
         id: 7,
-        local: sa("10.0.2.2:443"),
-        remote: sa("10.8.0.1:5555"),
+        local: sa("198.19.2.2:443"),
+        remote: sa("198.19.20.1:5555"),
         established: true,
     });
-    c.locals.retain(|l| l.addr != ip("10.0.2.2"));
+    c.locals.retain(|l| l.addr != ip("198.19.2.2"));
     let cmds = c.event(PmEvent::LocalAddressRemoved {
-        addr: ip("10.0.2.2"),
+        addr: ip("198.19.2.2"),
     });
     assert_eq!(
         cmds,
@@ -420,7 +427,7 @@ fn fullmesh_server_announces_and_withdraws() {
     );
     // A new announced address gets a fresh id.
     c.locals.push(LocalAddr {
-        addr: ip("10.0.4.2"),
+        addr: ip("198.19.4.2"),
         backup: false,
         announce: true,
         port: 0,
@@ -428,13 +435,13 @@ fn fullmesh_server_announces_and_withdraws() {
         fullmesh: false,
     });
     let cmds = c.event(PmEvent::LocalAddressAdded {
-        addr: ip("10.0.4.2"),
+        addr: ip("198.19.4.2"),
     });
     assert_eq!(
         cmds,
         vec![PmCommand::Announce {
             addr_id: 2,
-            addr: ip("10.0.4.2"),
+            addr: ip("198.19.4.2"),
             port: None
         }]
     );
@@ -448,9 +455,9 @@ fn fullmesh_backup_addresses() {
     let mut c = Conn::new(
         Box::new(FullMesh::new()),
         vec![
-            local("10.0.1.2"),
+            local("198.19.1.2"),
             LocalAddr {
-                addr: ip("10.0.2.2"),
+                addr: ip("198.19.2.2"),
                 backup: true,
                 announce: false,
                 port: 0,
@@ -463,7 +470,7 @@ fn fullmesh_backup_addresses() {
     assert_eq!(
         cmds,
         vec![PmCommand::OpenSubflow {
-            local: ip("10.0.2.2"),
+            local: ip("198.19.2.2"),
             local_port: 0,
             remote: sa(S_INIT),
             backup: true
@@ -472,7 +479,7 @@ fn fullmesh_backup_addresses() {
     // A subflow on a backup address that came up without the flag gets MP_PRIO.
     let cmds = c.event(PmEvent::SubflowEstablished {
         id: 9,
-        local: sa("10.0.2.2:1"),
+        local: sa("198.19.2.2:1"),
         remote: sa(S_INIT),
         backup: false,
     });
@@ -487,7 +494,7 @@ fn fullmesh_backup_addresses() {
 
 #[test]
 fn fullmesh_queue_overflow_is_resumed_by_timeout() {
-    let locals: Vec<LocalAddr> = (1..=8).map(|i| local(&format!("10.0.{i}.2"))).collect();
+    let locals: Vec<LocalAddr> = (1..=8).map(|i| local(&format!("198.19.{i}.2"))).collect();
     let mut c = Conn::new(Box::new(FullMesh::new()), locals);
     c.limits = Limits {
         max_subflows: 100,
@@ -497,7 +504,7 @@ fn fullmesh_queue_overflow_is_resumed_by_timeout() {
     c.remotes = (1..=7u8)
         .map(|i| RemoteAddr {
             addr_id: i,
-            addr: sa(&format!("10.9.{i}.1:443")),
+            addr: sa(&format!("198.19.3{i}.1:443")),
         })
         .collect();
     let first = c.establish(false, false);
@@ -518,10 +525,10 @@ fn fullmesh_queue_overflow_is_resumed_by_timeout() {
 fn ndiffports_opens_n_on_same_pair_and_recreates() {
     let mut c = Conn::new(
         by_name("ndiffports:4").unwrap(),
-        vec![local("10.0.1.2"), local("10.0.2.2")],
+        vec![local("198.19.1.2"), local("198.19.2.2")],
     );
     let cmds = c.establish(false, false);
-    assert_eq!(opens(&cmds), vec![(ip("10.0.1.2"), sa(S_INIT)); 3]);
+    assert_eq!(opens(&cmds), vec![(ip("198.19.1.2"), sa(S_INIT)); 3]);
     assert_eq!(c.subflows.len(), 4);
     let mut ports: Vec<u16> = c.subflows.iter().map(|s| s.local.port()).collect();
     ports.sort();
@@ -531,7 +538,7 @@ fn ndiffports_opens_n_on_same_pair_and_recreates() {
     assert!(c
         .event(PmEvent::AddressAnnounced {
             addr_id: 1,
-            addr: sa("10.9.1.1:443")
+            addr: sa("198.19.31.1:443")
         })
         .is_empty());
     // Failure: re-created after 1 s, then 2 s.
@@ -539,7 +546,7 @@ fn ndiffports_opens_n_on_same_pair_and_recreates() {
     let due = c.pm.poll_timeout().unwrap();
     assert_eq!(due - c.now, Duration::from_secs(1));
     c.now = due;
-    assert_eq!(opens(&c.timeout()), vec![(ip("10.0.1.2"), sa(S_INIT))]);
+    assert_eq!(opens(&c.timeout()), vec![(ip("198.19.1.2"), sa(S_INIT))]);
     assert_eq!(c.subflows.len(), 4);
     let id = c.subflows.last().unwrap().id;
     c.close(id, true);
@@ -568,20 +575,20 @@ fn ndiffports_limits_c_flag_and_server() {
 fn manual_does_nothing() {
     let mut c = Conn::new(
         by_name("manual").unwrap(),
-        vec![local("10.0.1.2"), local("10.0.2.2")],
+        vec![local("198.19.1.2"), local("198.19.2.2")],
     );
     c.locals[1].announce = true;
     assert!(c.establish(false, false).is_empty());
     assert!(c
         .event(PmEvent::AddressAnnounced {
             addr_id: 1,
-            addr: sa("10.9.1.1:443")
+            addr: sa("198.19.31.1:443")
         })
         .is_empty());
     assert!(c.close(0, true).is_empty());
     assert!(c
         .event(PmEvent::LocalAddressAdded {
-            addr: ip("10.0.3.2")
+            addr: ip("198.19.3.2")
         })
         .is_empty());
     assert_eq!(c.pm.poll_timeout(), None);

@@ -71,7 +71,7 @@ fn policies_do_not_allocate() {
     };
     let locals = [
         LocalAddr {
-            addr: "10.0.1.2".parse().unwrap(),
+            addr: "198.19.1.2".parse().unwrap(),
             backup: false,
             announce: true,
             port: 0,
@@ -79,7 +79,7 @@ fn policies_do_not_allocate() {
             fullmesh: false,
         },
         LocalAddr {
-            addr: "10.0.2.2".parse().unwrap(),
+            addr: "198.19.2.2".parse().unwrap(),
             backup: true,
             announce: true,
             port: 0,
@@ -89,13 +89,13 @@ fn policies_do_not_allocate() {
     ];
     let subflows = [PmSubflow {
         id: 0,
-        local: "10.0.1.2:1".parse().unwrap(),
-        remote: "10.9.0.1:443".parse().unwrap(),
+        local: "198.19.1.2:1".parse().unwrap(),
+        remote: "198.19.30.1:443".parse().unwrap(),
         established: true,
     }];
     let remotes = [RemoteAddr {
         addr_id: 1,
-        addr: "10.9.1.1:0".parse().unwrap(),
+        addr: "198.19.31.1:0".parse().unwrap(),
     }];
     let mut pms: Vec<_> = ["fullmesh", "ndiffports:4", "manual"]
         .iter()
@@ -111,7 +111,7 @@ fn policies_do_not_allocate() {
         },
         PmEvent::AddressAnnounced {
             addr_id: 2,
-            addr: "10.9.2.1:443".parse().unwrap(),
+            addr: "198.19.32.1:443".parse().unwrap(),
         },
         PmEvent::SubflowClosed {
             id: 0,
@@ -120,7 +120,7 @@ fn policies_do_not_allocate() {
             error: true,
         },
         PmEvent::LocalAddressRemoved {
-            addr: "10.0.2.2".parse().unwrap(),
+            addr: "198.19.2.2".parse().unwrap(),
         },
     ];
 

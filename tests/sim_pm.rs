@@ -678,7 +678,7 @@ fn queued_signal_behind_mp_capable_acks_does_not_storm() {
     assert!(p.client.connection(c).unwrap().is_established());
 }
 
-/// A third client address, for mptcp_join.sh's topology (ns2's 10.0.3.2).
+/// A third client address, for mptcp_join.sh's topology (ns2's 198.19.3.2).
 const CLIENT3: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 3, 2));
 
 /// mptcp_join.sh's topology: client CLIENT1..3, server SERVER1 and SERVER2, every client

@@ -17,10 +17,10 @@ fn kernel_mptcp_to_kernel_mptcp_over_two_paths() {
     let client = NetNs::new("kk-client").expect("client namespace");
     let server = NetNs::new("kk-server").expect("server namespace");
     client
-        .add_veth_pair("va1", "10.71.1.1/24", &server, "vb1", "10.71.1.2/24")
+        .add_veth_pair("va1", "198.19.41.1/24", &server, "vb1", "198.19.41.2/24")
         .expect("veth path 1");
     client
-        .add_veth_pair("va2", "10.71.2.1/24", &server, "vb2", "10.71.2.2/24")
+        .add_veth_pair("va2", "198.19.42.1/24", &server, "vb2", "198.19.42.2/24")
         .expect("veth path 2");
     // Shape both paths both ways so the transfer lasts long enough (about a second) for the
     // join to happen and carry data (and so tbf is exercised).
@@ -37,16 +37,16 @@ fn kernel_mptcp_to_kernel_mptcp_over_two_paths() {
     }
     // The server announces its address on path 2 (ADD_ADDR); the client joins it.
     server
-        .mptcp_endpoint("10.71.2.2", "vb2", &["signal"])
+        .mptcp_endpoint("198.19.42.2", "vb2", &["signal"])
         .expect("endpoint");
 
     let (c0, s0) = (
         client.mptcp_counters().expect("counters"),
         server.mptcp_counters().expect("counters"),
     );
-    // Listen on the wildcard address: the join arrives at 10.71.2.2, and Linux needs a
+    // Listen on the wildcard address: the join arrives at 198.19.42.2, and Linux needs a
     // listener matching each address a subflow is opened to.
-    let addr = "10.71.1.2:5201".parse().unwrap();
+    let addr = "198.19.41.2:5201".parse().unwrap();
     let any = "0.0.0.0:5201".parse().unwrap();
     let srv = server
         .start_peer(&exe(), &PeerArgs::listen(any, SIZE, 2), TIMEOUT_SECS)

@@ -255,8 +255,8 @@ fn fixed_ipv4_syn() {
         urgent: 0,
     };
     check_against_etherparse(
-        "10.0.0.1".parse().unwrap(),
-        "10.0.0.2".parse().unwrap(),
+        "198.19.0.1".parse().unwrap(),
+        "198.19.0.2".parse().unwrap(),
         h,
         opts,
         false,

@@ -115,9 +115,9 @@ fn run_mptun(c: &Case, size: u64, upload: bool) -> Result<(f64, String), String>
 fn run_kernel(c: &Case, size: u64) -> Result<f64, String> {
     let a = NetNs::new("sf-kc").map_err(|e| e.to_string())?;
     let b = NetNs::new("sf-ks").map_err(|e| e.to_string())?;
-    a.add_veth_pair("va1", "10.72.1.1/24", &b, "vb1", "10.72.1.2/24")
+    a.add_veth_pair("va1", "198.19.51.1/24", &b, "vb1", "198.19.51.2/24")
         .map_err(|e| e.to_string())?;
-    a.add_veth_pair("va2", "10.72.2.1/24", &b, "vb2", "10.72.2.2/24")
+    a.add_veth_pair("va2", "198.19.52.1/24", &b, "vb2", "198.19.52.2/24")
         .map_err(|e| e.to_string())?;
     for (ns, dev, r) in [
         (&a, "va1", c.r1),
@@ -131,7 +131,7 @@ fn run_kernel(c: &Case, size: u64) -> Result<f64, String> {
     for ns in [&a, &b] {
         ns.mptcp_limits(4, 4).map_err(|e| e.to_string())?;
     }
-    b.mptcp_endpoint("10.72.2.2", "vb2", &["signal"])
+    b.mptcp_endpoint("198.19.52.2", "vb2", &["signal"])
         .map_err(|e| e.to_string())?;
     let srv = b
         .start_peer(
@@ -144,7 +144,7 @@ fn run_kernel(c: &Case, size: u64) -> Result<f64, String> {
     let cli = a
         .start_peer(
             &mptun_exe(),
-            &PeerArgs::connect("10.72.1.2:5201".parse().unwrap(), size, 1),
+            &PeerArgs::connect("198.19.51.2:5201".parse().unwrap(), size, 1),
             300,
         )
         .map_err(|e| e.to_string())?;

@@ -2,7 +2,7 @@
  * manual_pair.c - two manually driven mptun instances wired back to back in one process,
  * on a fake clock: no thread, no TUN device, no root.
  *
- * The client (10.0.0.1, 10.0.1.1) connects to the server (10.0.0.2, 10.0.1.2) with MPTCP,
+ * The client (198.19.0.1, 198.19.1.1) connects to the server (198.19.0.2, 198.19.1.2) with MPTCP,
  * opens a second subflow with the draft's MPTCP_OPEN_SUB_TUPLE, sends 1 MiB while the
  * server sends 256 KiB back, both check every byte, then they close. Every packet one
  * instance sends arrives at the other 5 ms later on the fake clock; when nothing is due the
@@ -54,11 +54,11 @@ int main(void) {
     socklen_t len;
     struct mptcp_info info;
 
-    inst[0] = mptun_instance_new("c0=10.0.0.1,c1=10.0.1.1,seed=1");
-    inst[1] = mptun_instance_new("s0=10.0.0.2,s1=10.0.1.2,seed=2");
+    inst[0] = mptun_instance_new("c0=198.19.0.1,c1=198.19.1.1,seed=1");
+    inst[1] = mptun_instance_new("s0=198.19.0.2,s1=198.19.1.2,seed=2");
     if (!inst[0] || !inst[1])
         die("mptun_instance_new");
-    if (mptun_instance_new("c0=10.0.0.1,impair:c0=delay=1ms") || errno != EINVAL)
+    if (mptun_instance_new("c0=198.19.0.1,impair:c0=delay=1ms") || errno != EINVAL)
         die("impair accepted by an instance");
 
     lfd = mptun_instance_socket(inst[1], AF_INET, SOCK_STREAM | SOCK_NONBLOCK, IPPROTO_MPTCP);
@@ -67,7 +67,7 @@ int main(void) {
         mptun_listen(lfd, 8) != 0)
         die("server socket/bind/listen");
     cfd = mptun_instance_socket(inst[0], AF_INET, SOCK_STREAM | SOCK_NONBLOCK, IPPROTO_MPTCP);
-    a = sin_of("10.0.0.2", 5201);
+    a = sin_of("198.19.0.2", 5201);
     if (cfd < 0)
         die("client socket");
     if (mptun_connect(cfd, (struct sockaddr *)&a, sizeof a) == 0 || errno != EINPROGRESS)
@@ -95,8 +95,8 @@ int main(void) {
 
     /* a second subflow, between the second addresses, with the draft's OPEN_SUB_TUPLE */
     memset(tuple, 0, sizeof tuple);
-    loc = sin_of("10.0.1.1", 0);
-    rem = sin_of("10.0.1.2", 5201);
+    loc = sin_of("198.19.1.1", 0);
+    rem = sin_of("198.19.1.2", 5201);
     memcpy(tuple + 2, &loc, sizeof loc);
     memcpy(tuple + 2 + sizeof loc, &rem, sizeof rem);
     len = sizeof tuple;

@@ -2669,14 +2669,14 @@ mod tests {
 
     #[test]
     fn sockaddr_matches_libc_layout() {
-        let a: SocketAddr = "10.1.2.3:4660".parse().unwrap();
+        let a: SocketAddr = "198.19.12.3:4660".parse().unwrap();
         let mut b = [0u8; SOCKADDR_IN_LEN];
         write_sockaddr(&a, &mut b);
         // SAFETY: 16 initialised bytes read as a plain-integer C struct.
         let s: libc::sockaddr_in = unsafe { core::ptr::read_unaligned(b.as_ptr() as *const _) };
         assert_eq!(s.sin_family as c_int, libc::AF_INET);
         assert_eq!(u16::from_be(s.sin_port), 4660);
-        assert_eq!(u32::from_be(s.sin_addr.s_addr), 0x0a010203);
+        assert_eq!(u32::from_be(s.sin_addr.s_addr), 0xc6130c03);
     }
 
     #[test]
@@ -2777,7 +2777,7 @@ mod tests {
     #[test]
     fn event_bytes_layout() {
         use crate::mptcp::ConnEvent;
-        let a: SocketAddr = "[fd00::7]:8080".parse().unwrap();
+        let a: SocketAddr = "[2001:2::7]:8080".parse().unwrap();
         let b = event_bytes(&ConnEvent::AddressAnnounced {
             addr_id: 5,
             addr: a,

@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn clock_never_goes_back_and_output_keeps_a_packet_that_does_not_fit() {
         let cfg = StackConfig {
-            addrs: vec!["10.0.0.1".parse().unwrap()],
+            addrs: vec!["198.19.0.1".parse().unwrap()],
             ..StackConfig::default()
         };
         let d = ManualDriver::new(Stack::new(cfg, KeyGen::from_seed(1)));
@@ -198,7 +198,7 @@ mod tests {
         assert_eq!(d.output(&mut [0u8; 2000]), Ok(None));
         let now = d.now();
         d.handle()
-            .with_stack(|s| s.connect(now, "10.0.0.2:80".parse().unwrap(), None, None))
+            .with_stack(|s| s.connect(now, "198.19.0.2:80".parse().unwrap(), None, None))
             .unwrap();
         let mut small = [0u8; 20];
         let len = d.output(&mut small).unwrap_err();

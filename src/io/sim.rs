@@ -521,11 +521,11 @@ mod tests {
     fn peek_addrs_v4_v6_and_garbage() {
         let mut v4 = [0u8; 20];
         v4[0] = 0x45;
-        v4[12..16].copy_from_slice(&[10, 0, 0, 1]);
-        v4[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        v4[12..16].copy_from_slice(&[198, 19, 0, 1]);
+        v4[16..20].copy_from_slice(&[198, 19, 0, 2]);
         assert_eq!(
             peek_addrs(&v4),
-            Some(("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()))
+            Some(("198.19.0.1".parse().unwrap(), "198.19.0.2".parse().unwrap()))
         );
         let mut v6 = [0u8; 40];
         v6[0] = 0x60;

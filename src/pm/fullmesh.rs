@@ -521,7 +521,7 @@ mod tests {
     #[test]
     fn announcements_over_limit_are_counted_and_unused() {
         let locals = [LocalAddr {
-            addr: "10.0.1.2".parse().unwrap(),
+            addr: "198.19.1.2".parse().unwrap(),
             backup: false,
             announce: false,
             port: 0,
@@ -544,15 +544,19 @@ mod tests {
         pm.on_event(
             &ctx,
             &PmEvent::ConnectionEstablished {
-                local: "10.0.1.2:1000".parse().unwrap(),
-                remote: "10.9.0.1:80".parse().unwrap(),
+                local: "198.19.1.2:1000".parse().unwrap(),
+                remote: "198.19.30.1:80".parse().unwrap(),
                 server_side: false,
                 peer_deny_join_initial: true,
             },
             &mut q,
         );
         assert!(q.is_empty());
-        for (id, a) in [(1, "10.9.1.1:0"), (2, "10.9.2.1:0"), (1, "10.9.3.1:81")] {
+        for (id, a) in [
+            (1, "198.19.31.1:0"),
+            (2, "198.19.32.1:0"),
+            (1, "198.19.33.1:81"),
+        ] {
             pm.on_event(
                 &ctx,
                 &PmEvent::AddressAnnounced {
@@ -567,15 +571,15 @@ mod tests {
         assert_eq!(pm.remotes.iter().flatten().count(), 1);
         assert_eq!(
             pm.remotes[0].map(|r| r.addr),
-            Some("10.9.3.1:81".parse().unwrap())
+            Some("198.19.33.1:81".parse().unwrap())
         );
         let first = q.pop();
         assert_eq!(
             first,
             Some(PmCommand::OpenSubflow {
-                local: "10.0.1.2".parse().unwrap(),
+                local: "198.19.1.2".parse().unwrap(),
                 local_port: 0,
-                remote: "10.9.1.1:80".parse().unwrap(),
+                remote: "198.19.31.1:80".parse().unwrap(),
                 backup: false
             })
         );

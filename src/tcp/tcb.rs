@@ -1054,7 +1054,13 @@ impl Tcb {
 
         // RST (RFC 5961 3.2)
         if has(flags::RST) {
-            if s == rcv_nxt as i64 || (self.state == State::SynReceived && in_window(s)) {
+            if s == rcv_nxt as i64 && self.state == State::TimeWait {
+                // both FINs were exchanged and acknowledged: the connection ended normally
+                // and a RST now (the peer's socket is gone, e.g. it answered our ACK of
+                // its retransmitted FIN) only ends TIME-WAIT early (RFC 1337); reporting it
+                // as a reset would turn a complete close into an error
+                self.close_with(CloseReason::Normal);
+            } else if s == rcv_nxt as i64 || (self.state == State::SynReceived && in_window(s)) {
                 self.close_with(CloseReason::Reset);
             } else if in_window(s) {
                 self.ack_now = true; // challenge ACK
@@ -2066,6 +2072,39 @@ mod tests {
         let ack = t.poll_transmit(Instant::from_millis(50), &TX).unwrap();
         assert_eq!((ack.seq, ack.ack, ack.flags), (101, 501, flags::ACK));
         t
+    }
+
+    /// Against Linux (interop `mp_fail_on_the_only_subflow_falls_back_to_tcp_with_linux`,
+    /// about one run in three under CPU load): both FINs exchanged and acknowledged, the
+    /// peer's FIN comes again, our ACK of it meets no socket and the peer answers with a
+    /// RST. TIME-WAIT ends, but the close is reported as normal, not as a reset.
+    #[test]
+    fn a_rst_in_time_wait_ends_it_without_turning_the_close_into_a_reset() {
+        let mut t = established();
+        let mut sink = NullSink(0);
+        let now = Instant::from_millis(60);
+        t.close();
+        let fin = t.poll_transmit(now, &TX).expect("FIN");
+        assert_eq!((fin.seq, fin.flags & flags::FIN), (101, flags::FIN));
+        // the peer acknowledges our FIN and sends its own
+        t.handle_segment(now, &seg(501, 102, flags::ACK | flags::FIN, &[]), &mut sink);
+        assert_eq!(t.state(), State::TimeWait);
+        let ack = t.poll_transmit(now, &TX).expect("ACK of the FIN");
+        assert_eq!(ack.ack, 502);
+        // its FIN again: acknowledged again
+        t.handle_segment(now, &seg(501, 102, flags::ACK | flags::FIN, &[]), &mut sink);
+        assert_eq!(t.state(), State::TimeWait);
+        assert_eq!(t.poll_transmit(now, &TX).map(|a| a.ack), Some(502));
+        // an out-of-window RST changes nothing; one at RCV.NXT ends TIME-WAIT, normally
+        t.handle_segment(now, &seg(9000, 0, flags::RST, &[]), &mut sink);
+        assert_eq!(t.state(), State::TimeWait);
+        t.handle_segment(now, &seg(502, 0, flags::RST, &[]), &mut sink);
+        assert_eq!(t.state(), State::Closed);
+        let mut last = None;
+        while let Some(e) = t.poll_event() {
+            last = Some(e);
+        }
+        assert_eq!(last, Some(Event::Closed(CloseReason::Normal)));
     }
 
     #[test]

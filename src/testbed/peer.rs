@@ -565,7 +565,7 @@ mod tests {
             #[command(flatten)]
             a: PeerArgs,
         }
-        let a = PeerArgs::connect("10.0.0.1:80".parse().unwrap(), 1234, 9);
+        let a = PeerArgs::connect("198.19.0.1:80".parse().unwrap(), 1234, 9);
         let mut argv = vec!["x".to_string()];
         argv.extend(a.to_args());
         let w = W::try_parse_from(argv).unwrap();

@@ -124,11 +124,11 @@ mod tests {
 
     #[test]
     fn pseudo_header_mixed_is_zero() {
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let a: IpAddr = "198.19.0.1".parse().unwrap();
         let b: IpAddr = "::1".parse().unwrap();
         assert_eq!(pseudo_header(a, b, 6, 20), 0);
-        let c: IpAddr = "10.0.0.2".parse().unwrap();
-        // 0a00 + 0001 + 0a00 + 0002 + 0006 + 0014
-        assert_eq!(fold(pseudo_header(a, c, 6, 20)), !0x141d);
+        let c: IpAddr = "198.19.0.2".parse().unwrap();
+        // c613 + 0001 + c613 + 0002 + 0006 + 0014 = 1_8c43, folded 8c44
+        assert_eq!(fold(pseudo_header(a, c, 6, 20)), !0x8c44);
     }
 }

@@ -198,12 +198,21 @@ mod tests {
     #[test]
     fn v4_round_trip_and_trailing_bytes() {
         let mut buf = [0u8; 64];
-        let n = emit(&mut buf, v4("10.0.0.1"), v4("10.0.0.2"), 6, 30, 0x10, 64).unwrap();
+        let n = emit(
+            &mut buf,
+            v4("198.19.0.1"),
+            v4("198.19.0.2"),
+            6,
+            30,
+            0x10,
+            64,
+        )
+        .unwrap();
         assert_eq!(n, 20);
         // 50 bytes of datagram + 14 bytes of trailing padding in the buffer.
         let info = parse(&buf).unwrap();
-        assert_eq!(info.src, v4("10.0.0.1"));
-        assert_eq!(info.dst, v4("10.0.0.2"));
+        assert_eq!(info.src, v4("198.19.0.1"));
+        assert_eq!(info.dst, v4("198.19.0.2"));
         assert_eq!(
             (info.protocol, info.header_len, info.total_len),
             (6, 20, 50)

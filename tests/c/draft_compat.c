@@ -111,15 +111,15 @@ int main(void) {
     CHECK(probe.low_prio && probe.slave_sk && !probe.fully_established && !probe.attached);
     CHECK(sizeof probe == 4);
 
-    inst[0] = mptun_instance_new("c0=10.0.0.1,c1=10.0.1.1,seed=3");
-    inst[1] = mptun_instance_new("s0=10.0.0.2,s1=10.0.1.2,seed=4");
+    inst[0] = mptun_instance_new("c0=198.19.0.1,c1=198.19.1.1,seed=3");
+    inst[1] = mptun_instance_new("s0=198.19.0.2,s1=198.19.1.2,seed=4");
     CHECK(inst[0] && inst[1]);
     lfd = mptun_instance_socket(inst[1], AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     a = sin_of("0.0.0.0", 80);
     CHECK(mptun_bind(lfd, (struct sockaddr *)&a, sizeof a) == 0);
     CHECK(mptun_listen(lfd, 4) == 0);
     cfd = mptun_instance_socket(inst[0], AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    a = sin_of("10.0.0.2", 80);
+    a = sin_of("198.19.0.2", 80);
     CHECK(mptun_connect(cfd, (struct sockaddr *)&a, sizeof a) == -1 && errno == EINPROGRESS);
     for (rounds = 0; sfd < 0 && rounds < 1000; rounds++) {
         tick(1000);
@@ -130,8 +130,8 @@ int main(void) {
     n = list_subflows(cfd, ids, fully, slave, 8);
     CHECK(n == 1 && fully[0] == 1 && slave[0] == 0);
 
-    loc = sin_of("10.0.1.1", 0);
-    rem = sin_of("10.0.1.2", 80);
+    loc = sin_of("198.19.1.1", 0);
+    rem = sin_of("198.19.1.2", 80);
     id2 = open_subflow(cfd, &loc, &rem);
     CHECK(id2 > 0 && id2 != ids[0]);
     for (rounds = 0; count_fully(cfd) < 2 && rounds < 1000; rounds++)
