@@ -1,11 +1,19 @@
 //! mptun: a userspace Multipath TCP (RFC 8684, MPTCP v1) stack over Linux TUN devices.
 //!
-//! Layering (dependencies point downwards only):
+//! Layering (dependencies point downwards only; `tests/layering.rs` enforces it):
 //!
 //! ```text
-//! api  ->  stack  ->  mptcp  ->  tcp, cc, sched, pm  ->  wire, storage, crypto, time
-//! io (TUN driver, simulated network) drives the sans-IO stack from outside.
+//! cli, testbed, capi           command line, Linux test bed, C ABI
+//!   -> io                      TUN driver, simulated network, relay (drives the stack)
+//!   -> api                     MptcpStream / MptcpListener over a shared StackHandle
+//!   -> stack, listen, fuzzing  demultiplexing, SYN cookies, fuzz entry points
+//!   -> mptcp                   the connection (data level, subflows, options)
+//!   -> tcp, cc, sched, pm      subflow engine and the pluggable policies
+//!   -> wire, storage, crypto, time
 //! ```
+//!
+//! Only `io`, `capi` and `cli` may use `unsafe` (`#![deny(unsafe_code)]` elsewhere) and
+//! `libc`; nothing below `api` reads a clock, sleeps or touches a file descriptor (sans-IO).
 //!
 //! See `docs/ARCHITECTURE.md` for the module map and the path of a packet.
 //!
@@ -18,7 +26,7 @@
 //! ```
 //!
 //! The default feature `cli` builds the `mptun` binary, the tools, the command-line types
-//! and runners (`mptun::cli`, `io::runner`, `io::stats`, `io::proxy::run_proxy`) and the Linux
+//! and runners (`mptun::cli`: `cli::runner`, `cli::stats`, `cli::proxy`) and the Linux
 //! test bed (`mptun::testbed`), and pulls in `clap` and `env_logger`: a library turns it off. The
 //! library itself needs only the stack, [`api`] and [`io`]:
 //!
@@ -46,15 +54,20 @@
 //! [`MptcpStream`](api::MptcpStream), async connect and accept: `api::tokio`).
 
 #![warn(rustdoc::broken_intra_doc_links, rustdoc::private_intra_doc_links)]
+#![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod api;
+#[allow(unsafe_code)] // the C ABI: raw pointers from C callers
+pub mod capi;
 pub mod cc;
 #[cfg(feature = "cli")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+#[allow(unsafe_code)] // dup(2)/dup2(2) of stdout, SIGTERM handler
 pub mod cli;
 pub mod crypto;
 pub mod fuzzing;
+#[allow(unsafe_code)] // TUN ioctls, poll(2), eventfd
 pub mod io;
 pub mod listen;
 pub mod mptcp;

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use mptun::api::capi;
+use mptun::capi;
 use mptun::testbed::peer::PeerArgs;
 use mptun::testbed::{delta, require_privileges, NetNs};
 use sha2::{Digest, Sha256};

@@ -7,7 +7,7 @@
 //! data resetting the connection. No root, no device.
 
 use libc::{c_int, c_void, socklen_t};
-use mptun::api::capi::*;
+use mptun::capi::*;
 use std::ffi::CString;
 use std::net::SocketAddr;
 

@@ -10,8 +10,8 @@
 mod common;
 
 use libc::{c_int, c_void, socklen_t};
-use mptun::api::capi::*;
 use mptun::api::{MptcpListener, MptcpStream};
+use mptun::capi::*;
 use mptun::io::driver::{Port, Runtime, SeqPacketDevice};
 use mptun::mptcp::ConnConfig;
 use std::io::{Read, Write};

@@ -4,46 +4,16 @@
 //! lazily and grow by doubling, so the first rounds allocate a few times (bounded) and then
 //! never again.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use mptun::storage::{PacketPool, RecvBuffer, SendBuffer};
 
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if mine() {
-            ALLOCS.fetch_add(1, Ordering::SeqCst);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if mine() {
-            ALLOCS.fetch_add(1, Ordering::SeqCst);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
+use alloc::{ALLOCS, COUNTING};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-// Only allocations made by the thread under test count: the test harness's own threads may
-// allocate at any time (seen once in five runs: 4 allocations in a window where the data
-// path made none).
-thread_local! {
-    static MINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn mine() -> bool {
-    MINE.try_with(|m| m.get()).unwrap_or(false)
-}
+static GLOBAL: alloc::Counting = alloc::Counting;
 
 fn allocs() -> u64 {
     ALLOCS.load(Ordering::SeqCst)
@@ -52,7 +22,8 @@ fn allocs() -> u64 {
 // One test function only: the counter is global and the harness runs tests in parallel.
 #[test]
 fn data_path_does_not_allocate_in_steady_state() {
-    MINE.with(|m| m.set(true));
+    alloc::watch_this_thread();
+    COUNTING.store(true, Ordering::SeqCst);
     // Sanity: the counter does see allocations.
     let before = allocs();
     let v = std::hint::black_box(vec![1u8; 100]);

@@ -4,46 +4,15 @@
 use mptun::io::sim::{Endpoint, SimNet};
 use mptun::io::Impairment;
 use mptun::time::{Duration, Instant};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-struct Counting;
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) && mine() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) && mine() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
+use alloc::{ALLOCS, COUNTING};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-// Only allocations made by the thread under test count: the test harness's own threads may
-// allocate at any time (seen once in five runs: 4 allocations in a window where the data
-// path made none).
-thread_local! {
-    static MINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn mine() -> bool {
-    MINE.try_with(|m| m.get()).unwrap_or(false)
-}
+static GLOBAL: alloc::Counting = alloc::Counting;
 
 /// Sends a 1200-byte packet every 100 us to `dst`, forever; counts what it receives.
 struct Source {
@@ -87,7 +56,7 @@ impl Endpoint for Source {
 
 #[test]
 fn steady_state_stepping_does_not_allocate() {
-    MINE.with(|m| m.set(true));
+    alloc::watch_this_thread();
     let a: IpAddr = "198.19.0.1".parse().unwrap();
     let b: IpAddr = "198.19.0.2".parse().unwrap();
     let mut net = SimNet::new(77);

@@ -12,43 +12,20 @@ use mptun::mptcp::{ConnConfig, MEM_IDLE_TRIM};
 use mptun::stack::{ConnId, Stack, StackError};
 use mptun::time::Duration;
 use simutil::*;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Mutex;
 
-struct Live;
-static LIVE: AtomicIsize = AtomicIsize::new(0);
 static SERIAL: Mutex<()> = Mutex::new(());
 
-unsafe impl GlobalAlloc for Live {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
+use alloc::live;
 
 #[global_allocator]
-static A: Live = Live;
+static GLOBAL: alloc::Counting = alloc::Counting;
 
 /// The budget per idle established connection (issue 8): 256 kB.
 const BUDGET: usize = 256 * 1024;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
 
 /// Open `n` connections and step until each is established on both ends and accepted.
 fn open(p: &mut Pair, n: usize, accepted: &mut Vec<ConnId>) -> Vec<ConnId> {

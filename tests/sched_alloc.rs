@@ -4,41 +4,19 @@
 use mptun::pm::{CommandQueue, Limits, LocalAddr, PmContext, PmEvent, PmSubflow, RemoteAddr};
 use mptun::sched::{self, Blocked, SchedContext, SubflowView};
 use mptun::time::{Duration, Instant};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if mine() {
-            ALLOCS.fetch_add(1, Ordering::SeqCst);
-        }
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
+use alloc::{ALLOCS, COUNTING};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-// Only allocations made by the thread under test count: the test harness's own threads may
-// allocate at any time (seen once in five runs: 4 allocations in a window where the data
-// path made none).
-thread_local! {
-    static MINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn mine() -> bool {
-    MINE.try_with(|m| m.get()).unwrap_or(false)
-}
+static GLOBAL: alloc::Counting = alloc::Counting;
 
 #[test]
 fn policies_do_not_allocate() {
-    MINE.with(|m| m.set(true));
+    alloc::watch_this_thread();
+    COUNTING.store(true, Ordering::SeqCst);
     let views: Vec<SubflowView> = (0..4u32)
         .map(|i| SubflowView {
             id: i,

@@ -5,49 +5,15 @@
 use mptun::crypto::KeyGen;
 use mptun::stack::{Stack, StackConfig};
 use mptun::time::{Duration, Instant};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-struct Counting;
-static COUNT: AtomicU64 = AtomicU64::new(0);
-static ON: AtomicBool = AtomicBool::new(false);
-
-// SAFETY: forwards to the system allocator; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) && mine() {
-            COUNT.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) && mine() {
-            COUNT.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
+use alloc::{ALLOCS, COUNTING};
 
 #[global_allocator]
-static A: Counting = Counting;
-
-// Only allocations made by the thread under test count: the test harness's own threads may
-// allocate at any time (seen once in five runs: 4 allocations in a window where the data
-// path made none).
-thread_local! {
-    static MINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn mine() -> bool {
-    MINE.try_with(|m| m.get()).unwrap_or(false)
-}
+static GLOBAL: alloc::Counting = alloc::Counting;
 
 const C: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2));
 const S: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 1));
@@ -56,7 +22,7 @@ const S: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 1));
 /// coupling view is rebuilt before every ACK.
 #[test]
 fn steady_state_data_path_does_not_allocate() {
-    MINE.with(|m| m.set(true));
+    alloc::watch_this_thread();
     for cc in ["cubic", "lia"] {
         steady_state(cc);
     }
@@ -127,14 +93,14 @@ fn steady_state(cc: &'static str) {
         now += Duration::from_micros(100);
         received += step(&mut c, &mut s, now, i > 50, &mut sid);
     }
-    COUNT.store(0, Ordering::Relaxed);
-    ON.store(true, Ordering::Relaxed);
+    ALLOCS.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::Relaxed);
     for _ in 0..2000 {
         now += Duration::from_micros(100);
         received += step(&mut c, &mut s, now, true, &mut sid);
     }
-    ON.store(false, Ordering::Relaxed);
-    let allocs = COUNT.load(Ordering::Relaxed);
+    COUNTING.store(false, Ordering::Relaxed);
+    let allocs = ALLOCS.load(Ordering::Relaxed);
     assert!(received >= 4000 * 1400, "{cc}: data must flow: {received}");
     assert_eq!(
         allocs, 0,

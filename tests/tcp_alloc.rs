@@ -4,47 +4,14 @@
 
 use mptun::tcp::{Config, RxSink, SegmentIn, SegmentOut, Tcb, TxParams};
 use mptun::time::{Duration, Instant};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-struct Counting;
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) && mine() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) && mine() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
+use alloc::{ALLOCS, COUNTING};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-// Only allocations made by the thread under test count: the test harness's own threads may
-// allocate at any time (seen once in five runs: 4 allocations in a window where the data
-// path made none).
-thread_local! {
-    static MINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn mine() -> bool {
-    MINE.try_with(|m| m.get()).unwrap_or(false)
-}
+static GLOBAL: alloc::Counting = alloc::Counting;
 
 const STREAM: usize = 4 << 20;
 
@@ -145,7 +112,7 @@ fn deliver(t: &mut Tcb, now: Instant, wire: &mut Wire, sink: &mut Sink) {
 
 #[test]
 fn no_allocation_per_segment_in_steady_state() {
-    MINE.with(|m| m.set(true));
+    alloc::watch_this_thread();
     let data: Vec<u8> = (0..STREAM).map(|i| (i * 7 + i / 251) as u8).collect();
     let mut sink = Sink {
         buf: vec![0; STREAM],

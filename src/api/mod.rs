@@ -7,7 +7,6 @@
 //! application threads call into the stack under the lock and block on a condition variable.
 //! Writes and closes nudge the driver through a [`DriverWaker`] so it transmits at once.
 
-pub mod capi;
 pub mod manual;
 pub mod subflow;
 #[cfg(feature = "tokio")]
@@ -169,7 +168,7 @@ impl StackHandle {
     }
 
     /// Block until `ready` returns `Some`, the deadline passes (`TimedOut`) or the driver stops.
-    fn wait_for<R>(
+    pub(crate) fn wait_for<R>(
         &self,
         deadline: Option<Instant>,
         mut ready: impl FnMut(&mut Stack) -> Option<io::Result<R>>,
@@ -287,7 +286,7 @@ impl MptcpStream {
             .map(|r| r.is_some())
     }
 
-    fn from_id(handle: StackHandle, id: ConnId) -> Self {
+    pub(crate) fn from_id(handle: StackHandle, id: ConnId) -> Self {
         MptcpStream {
             handle,
             id,
@@ -599,7 +598,7 @@ impl Drop for MptcpStream {
 /// Accepts MPTCP (and plain TCP) connections on a port, like `std::net::TcpListener`.
 #[derive(Debug)]
 pub struct MptcpListener {
-    handle: StackHandle,
+    pub(crate) handle: StackHandle,
     port: u16,
     nonblocking: std::sync::atomic::AtomicBool,
 }

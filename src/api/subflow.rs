@@ -237,25 +237,7 @@ impl MptcpStream {
     /// List the subflows (the draft's MPTCP_GET_SUB_IDS), closed ones included until the
     /// connection forgets them.
     pub fn subflows(&self) -> Result<Vec<SubflowStatus>, SubflowApiError> {
-        self.mptcp_conn(|c| {
-            Ok(c.subflows()
-                .iter()
-                .map(|s| SubflowStatus {
-                    id: s.id,
-                    local: s.local,
-                    remote: s.remote,
-                    // usable for data: not closing (by us) nor in a closing state
-                    established: s.established
-                        && s.closed.is_none()
-                        && !s.closing_by_app
-                        && matches!(s.tcb.state(), State::Established | State::CloseWait),
-                    pre_established: matches!(s.join, JoinState::AckPending { .. }),
-                    backup: s.backup || s.peer_backup,
-                    initial: s.join == JoinState::Initial,
-                    closed: s.closed,
-                })
-                .collect())
-        })
+        self.mptcp_conn(|c| Ok(c.subflows().iter().map(subflow_status).collect()))
     }
 
     /// Local and remote address of a subflow (MPTCP_GET_SUB_TUPLE).
@@ -314,23 +296,35 @@ impl MptcpStream {
         timeout: Duration,
     ) -> Result<(), SubflowApiError> {
         let deadline = self.stack().now() + timeout;
-        loop {
-            self.live_mptcp_conn(|_| Ok(()))?;
-            let st = self
-                .subflows()?
-                .into_iter()
-                .find(|s| s.id == id)
-                .ok_or(SubflowApiError::UnknownId)?;
+        let conn = self.id();
+        // blocks on the stack's condition variable, woken after every driver round
+        let r = self.stack().wait_for(Some(deadline), |stack| {
+            let c = match stack.connection_mut(conn) {
+                None => return Some(Ok(Err(SubflowApiError::NotConnected))),
+                Some(c) => c,
+            };
+            if c.mode() != crate::mptcp::Mode::Mptcp {
+                return Some(Ok(Err(SubflowApiError::NotMptcp)));
+            }
+            if c.is_closed() {
+                return Some(Ok(Err(SubflowApiError::NotConnected)));
+            }
+            let Some(st) = c.subflows().iter().find(|s| s.id == id).map(subflow_status) else {
+                return Some(Ok(Err(SubflowApiError::UnknownId)));
+            };
             if st.established {
-                return Ok(());
+                Some(Ok(Ok(())))
+            } else if st.closed.is_some() {
+                Some(Ok(Err(SubflowApiError::Refused)))
+            } else {
+                None
             }
-            if st.closed.is_some() {
-                return Err(SubflowApiError::Refused);
-            }
-            if self.stack().now() >= deadline {
-                return Err(SubflowApiError::Unavailable);
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        });
+        match r {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(SubflowApiError::Unavailable),
+            // the driver stopped
+            Err(_) => Err(SubflowApiError::NotConnected),
         }
     }
 
@@ -503,6 +497,24 @@ fn info_of(s: &crate::mptcp::Subflow) -> SubflowInfo {
         data_received: s.data_received,
         retransmits: st.retransmits,
         in_flight: st.bytes_in_flight,
+    }
+}
+
+/// What the API shows of a subflow.
+fn subflow_status(s: &Subflow) -> SubflowStatus {
+    SubflowStatus {
+        id: s.id,
+        local: s.local,
+        remote: s.remote,
+        // usable for data: not closing (by us) nor in a closing state
+        established: s.established
+            && s.closed.is_none()
+            && !s.closing_by_app
+            && matches!(s.tcb.state(), State::Established | State::CloseWait),
+        pre_established: matches!(s.join, JoinState::AckPending { .. }),
+        backup: s.backup || s.peer_backup,
+        initial: s.join == JoinState::Initial,
+        closed: s.closed,
     }
 }
 

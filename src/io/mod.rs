@@ -8,10 +8,8 @@
 //!   a [`RuntimeBuilder`] (module [`builder`]);
 //! - [`clock`]: OS clock <-> [`crate::time::Instant`];
 //! - [`pcap`]: capture writer (LINKTYPE_RAW);
-//! - [`proxy`]: the relay between kernel TCP and MPTCP ([`proxy::relay`]), and with the `cli`
-//!   feature `mptun proxy` and `listen --forward`; [`socks5`]: RFC 1928;
-//! - with the `cli` feature: `runner` (what `mptun connect`/`listen` do) and `stats`
-//!   (`--stats-interval` progress lines).
+//! - [`proxy`]: the relay between kernel TCP and MPTCP ([`proxy::relay`]; `mptun proxy` and
+//!   `listen --forward` are in `crate::cli::proxy`); [`socks5`]: RFC 1928.
 //!
 //! See `docs/IO.md`.
 
@@ -31,13 +29,7 @@ pub use builder::{BuildError, RuntimeBuilder};
 pub mod driver;
 pub mod offload;
 pub mod proxy;
-#[cfg(feature = "cli")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
-pub mod runner;
 pub mod socks5;
-#[cfg(feature = "cli")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
-pub mod stats;
 
 impl sim::Endpoint for crate::stack::Stack {
     fn handle_packet(&mut self, now: crate::time::Instant, packet: &[u8]) {

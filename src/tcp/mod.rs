@@ -28,6 +28,9 @@ use crate::time::Duration;
 
 mod tcb;
 pub use tcb::{reset_for, syn_ack_for, Tcb, TxParams};
+// the option representations belong to the wire layer (below this one); re-exported here
+// because the engine's segments carry them
+pub use crate::wire::tcp_opt::{SackBlocks, TcpOptions};
 
 /// TCP header flag bits.
 pub mod flags {
@@ -39,40 +42,6 @@ pub mod flags {
     pub const URG: u8 = 0x20;
     pub const ECE: u8 = 0x40;
     pub const CWR: u8 = 0x80;
-}
-
-/// Up to four SACK blocks, as (left edge, right edge) sequence numbers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SackBlocks {
-    pub blocks: [(u32, u32); 4],
-    pub len: u8,
-}
-
-impl SackBlocks {
-    /// The blocks in use.
-    pub fn as_slice(&self) -> &[(u32, u32)] {
-        &self.blocks[..usize::from(self.len.min(4))]
-    }
-    /// Append a block; returns false (and drops it) if four are already held.
-    pub fn push(&mut self, left: u32, right: u32) -> bool {
-        if self.len >= 4 {
-            return false;
-        }
-        self.blocks[usize::from(self.len)] = (left, right);
-        self.len += 1;
-        true
-    }
-}
-
-/// The plain-TCP options the engine reads and writes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TcpOptions {
-    pub mss: Option<u16>,
-    pub window_scale: Option<u8>,
-    pub sack_permitted: bool,
-    /// (TSval, TSecr)
-    pub timestamps: Option<(u32, u32)>,
-    pub sack: SackBlocks,
 }
 
 /// An incoming segment, already parsed by the caller (the checksum was verified).

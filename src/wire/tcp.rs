@@ -91,7 +91,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
             .get(field::OFFSET)
             .map_or(0, |o| usize::from(o >> 4) * 4)
     }
-    /// The low 8 flag bits (see `crate::tcp::flags`).
+    /// The low 8 flag bits (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20, ECE 0x40, CWR 0x80).
     pub fn flags(&self) -> u8 {
         self.b().get(field::FLAGS).copied().unwrap_or(0)
     }

@@ -7,7 +7,6 @@
 
 use super::mptcp::MptcpOption;
 use super::{Result, WireError};
-use crate::tcp::{SackBlocks, TcpOptions};
 
 /// TCP option kinds.
 pub mod kind {
@@ -23,6 +22,40 @@ pub mod kind {
 
 /// Most MPTCP options `parse_all` keeps from one segment.
 pub const MAX_MPTCP_OPTIONS: usize = 4;
+
+/// Up to four SACK blocks, as (left edge, right edge) sequence numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SackBlocks {
+    pub blocks: [(u32, u32); 4],
+    pub len: u8,
+}
+
+impl SackBlocks {
+    /// The blocks in use.
+    pub fn as_slice(&self) -> &[(u32, u32)] {
+        &self.blocks[..usize::from(self.len.min(4))]
+    }
+    /// Append a block; returns false (and drops it) if four are already held.
+    pub fn push(&mut self, left: u32, right: u32) -> bool {
+        if self.len >= 4 {
+            return false;
+        }
+        self.blocks[usize::from(self.len)] = (left, right);
+        self.len += 1;
+        true
+    }
+}
+
+/// The plain-TCP options the engine reads and writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpOptions {
+    pub mss: Option<u16>,
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+    /// (TSval, TSecr)
+    pub timestamps: Option<(u32, u32)>,
+    pub sack: SackBlocks,
+}
 
 /// A view over the 1..=4 blocks of a SACK option (its bytes after kind and length).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -151,7 +151,7 @@ fn sample(
                 tx_mbps: rate(info.bytes_acked, acked0),
                 rx_mbps: rate(info.bytes_received, recv0),
                 mptcp: !c.is_fallback(),
-                subflows: crate::io::runner::subflow_summaries(c),
+                subflows: crate::cli::runner::subflow_summaries(c),
             });
             seen.push((id, (now, info.bytes_acked, info.bytes_received)));
         }

@@ -13,6 +13,10 @@
 //! plus the multipath options carried in [`RunOptions`]. On success the binary prints the
 //! one-line [`Summary`] on stdout and exits 0 (on stderr when `--output -` uses stdout).
 
+pub mod proxy;
+pub mod runner;
+pub mod stats;
+
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -473,19 +477,19 @@ impl fmt::Display for Summary {
 /// to `opts.output`.
 // TODO(lead): temporary body until the stack is wired to the TUN driver.
 pub fn run_connect(opts: &RunOptions) -> Result<Summary, String> {
-    crate::io::runner::run_connect(opts)
+    crate::cli::runner::run_connect(opts)
 }
 
 /// Listens on `opts.port` on every TUN address; serves one connection with `--once`.
 // TODO(lead): temporary body until the stack is wired to the TUN driver.
 pub fn run_listen(opts: &RunOptions) -> Result<Summary, String> {
-    crate::io::runner::run_listen(opts)
+    crate::cli::runner::run_listen(opts)
 }
 
 /// Runs the SOCKS5 proxy and port forwards until the process is terminated; returns only
 /// on a set-up error.
 pub fn run_proxy(opts: &ProxyOptions) -> Result<(), String> {
-    crate::io::proxy::run_proxy(opts)
+    crate::cli::proxy::run_proxy(opts)
 }
 
 #[cfg(test)]

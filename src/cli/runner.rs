@@ -214,7 +214,7 @@ pub fn run_connect(opts: &RunOptions) -> Result<Summary, String> {
     let remote = opts.remote.ok_or("connect needs REMOTE_IP:PORT")?;
     let rt = start_runtime(opts)?;
     install_state_dump(rt.handle().clone());
-    let _stats = crate::io::stats::StatsReporter::start(rt.handle(), opts);
+    let _stats = crate::cli::stats::StatsReporter::start(rt.handle(), opts);
     let local = opts
         .tuns
         .iter()
@@ -313,7 +313,7 @@ pub(crate) fn install_state_dump(handle: StackHandle) {
 /// `mptun listen`.
 pub fn run_listen(opts: &RunOptions) -> Result<Summary, String> {
     if let Some(target) = &opts.forward {
-        return crate::io::proxy::run_listen_forward(opts, target);
+        return crate::cli::proxy::run_listen_forward(opts, target);
     }
     let port = opts.port.ok_or("listen needs --port")?;
     if !opts.once && opts.input.as_deref().is_some_and(is_stdio) {
@@ -321,7 +321,7 @@ pub fn run_listen(opts: &RunOptions) -> Result<Summary, String> {
     }
     let rt = start_runtime(opts)?;
     install_state_dump(rt.handle().clone());
-    let _stats = crate::io::stats::StatsReporter::start(rt.handle(), opts);
+    let _stats = crate::cli::stats::StatsReporter::start(rt.handle(), opts);
     let listener = MptcpListener::bind_with(rt.handle(), port, Some(conn_config(opts)?))
         .map_err(|e| format!("listen on port {port}: {e}"))?;
     loop {

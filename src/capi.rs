@@ -17,8 +17,8 @@
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)]
 
-use super::{to_io, CloseHow, MptcpListener, MptcpStream, StackHandle, SubflowApiError};
-use super::{SubflowInfo, SubflowOpt, SubflowOptName};
+use crate::api::{to_io, CloseHow, MptcpListener, MptcpStream, StackHandle, SubflowApiError};
+use crate::api::{SubflowInfo, SubflowOpt, SubflowOptName};
 use crate::crypto::KeyGen;
 use crate::io::driver::{Port, Runtime, RuntimeOptions};
 use crate::io::impair::Impairment;
