@@ -579,10 +579,7 @@ pub fn parse_config(s: &str) -> Result<InitConfig, String> {
             }
             "cc" => {
                 c.congestion = Some(
-                    crate::cc::NAMES
-                        .iter()
-                        .copied()
-                        .find(|n| *n == v)
+                    crate::cc::canonical(v)
                         .ok_or_else(|| format!("unknown congestion control {v:?}"))?,
                 )
             }

@@ -72,6 +72,7 @@ pub mod io;
 pub mod listen;
 pub mod mptcp;
 pub mod pm;
+pub mod registry;
 pub mod sched;
 pub mod stack;
 pub mod storage;

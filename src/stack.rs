@@ -244,9 +244,10 @@ impl Stack {
         self.listen_with(port, cfg)
     }
 
-    /// Accept connections on `port` with these connection settings.
+    /// Accept connections on `port` with these connection settings (`InvalidInput` for port
+    /// 0 or settings naming an unknown policy: [`ConnConfig::check_policies`]).
     pub fn listen_with(&mut self, port: u16, cfg: ConnConfig) -> Result<(), StackError> {
-        if port == 0 {
+        if port == 0 || cfg.check_policies().is_err() {
             return Err(StackError::InvalidInput);
         }
         if self.listeners.contains_key(&port) {
@@ -310,7 +311,8 @@ impl Stack {
         None
     }
 
-    /// Open a connection to `remote` from `local` (or the first address of its family).
+    /// Open a connection to `remote` from `local` (or the first address of its family);
+    /// `InvalidInput` for settings naming an unknown policy ([`ConnConfig::check_policies`]).
     pub fn connect(
         &mut self,
         now: Instant,
@@ -334,6 +336,8 @@ impl Stack {
         let port = self.ephemeral_port(local_ip, remote)?;
         let local = SocketAddr::new(local_ip, port);
         let mut cfg = cfg.unwrap_or_else(|| self.cfg.conn.clone());
+        // an unknown policy name is the caller's error, never a silent default
+        cfg.check_policies().map_err(|_| StackError::InvalidInput)?;
         self.fill_local_addrs(&mut cfg);
         let key = self.unique_key();
         let iss = self.keygen.u32();

@@ -177,7 +177,7 @@ fn bad_arguments_exit_2_naming_the_option() {
                 "--path-manager",
                 "ndiffports:99",
             ],
-            "ndiffports:N needs 1 <= N <= 8",
+            "ndiffports: N must be an integer in 1..=32",
         ),
         (
             &[

@@ -14,63 +14,65 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("wire", &[]),
     ("crypto", &[]),
     ("storage", &[]),
-    ("cc", &["time"]),
-    ("sched", &["time"]),
-    ("pm", &["time", "wire", "crypto"]),
-    ("tcp", &["time", "cc", "storage", "wire"]),
+    ("registry", &[]),
+    ("cc", &["time", "registry"]),
+    ("sched", &["time", "registry"]),
+    ("pm", &["time", "wire", "crypto", "registry"]),
+    ("tcp", &["time", "cc", "storage", "wire", "registry"]),
     (
         "mptcp",
         &[
-            "time", "wire", "crypto", "storage", "cc", "sched", "pm", "tcp",
+            "time", "wire", "crypto", "storage", "registry", "cc", "sched", "pm", "tcp",
         ],
     ),
     ("listen", &["time", "wire", "crypto", "tcp"]),
     (
         "stack",
         &[
-            "time", "wire", "crypto", "storage", "cc", "sched", "pm", "tcp", "mptcp", "listen",
+            "time", "wire", "crypto", "storage", "registry", "cc", "sched", "pm", "tcp", "mptcp",
+            "listen",
         ],
     ),
     (
         "fuzzing",
         &[
-            "time", "wire", "crypto", "storage", "cc", "sched", "pm", "tcp", "mptcp", "listen",
-            "stack",
+            "time", "wire", "crypto", "storage", "registry", "cc", "sched", "pm", "tcp", "mptcp",
+            "listen", "stack",
         ],
     ),
     (
         "api",
         &[
-            "time", "wire", "crypto", "storage", "cc", "sched", "pm", "tcp", "mptcp", "listen",
-            "stack",
+            "time", "wire", "crypto", "storage", "registry", "cc", "sched", "pm", "tcp", "mptcp",
+            "listen", "stack",
         ],
     ),
     (
         "io",
         &[
-            "time", "wire", "crypto", "storage", "cc", "sched", "pm", "tcp", "mptcp", "listen",
-            "stack", "api",
+            "time", "wire", "crypto", "storage", "registry", "cc", "sched", "pm", "tcp", "mptcp",
+            "listen", "stack", "api",
         ],
     ),
     (
         "capi",
         &[
-            "time", "wire", "crypto", "storage", "cc", "sched", "pm", "tcp", "mptcp", "listen",
-            "stack", "api", "io",
+            "time", "wire", "crypto", "storage", "registry", "cc", "sched", "pm", "tcp", "mptcp",
+            "listen", "stack", "api", "io",
         ],
     ),
     (
         "cli",
         &[
-            "time", "wire", "crypto", "storage", "cc", "sched", "pm", "tcp", "mptcp", "listen",
-            "stack", "api", "io",
+            "time", "wire", "crypto", "storage", "registry", "cc", "sched", "pm", "tcp", "mptcp",
+            "listen", "stack", "api", "io",
         ],
     ),
     (
         "testbed",
         &[
-            "time", "wire", "crypto", "storage", "cc", "sched", "pm", "tcp", "mptcp", "listen",
-            "stack", "api", "io", "cli",
+            "time", "wire", "crypto", "storage", "registry", "cc", "sched", "pm", "tcp", "mptcp",
+            "listen", "stack", "api", "io", "cli",
         ],
     ),
 ];
@@ -79,8 +81,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
 const UNSAFE_OK: &[&str] = &["io", "capi", "cli"];
 /// The sans-IO core: no clock, no sleeping, no threads, no files or sockets.
 const SANS_IO: &[&str] = &[
-    "time", "wire", "crypto", "storage", "cc", "sched", "pm", "tcp", "mptcp", "listen", "stack",
-    "fuzzing",
+    "time", "wire", "crypto", "storage", "registry", "registry", "cc", "sched", "pm", "tcp",
+    "mptcp", "listen", "stack", "fuzzing",
 ];
 const IO_WORDS: &[&str] = &[
     "std::time::Instant",

@@ -108,11 +108,11 @@ struct Paths {
     /// semantics: `--endpoint 0:change:ADDR:subflow[:fullmesh]`), ndiffports:N or manual.
     #[arg(long, default_value = "fullmesh", value_parser = cli::parse_path_manager)]
     path_manager: String,
-    /// Packet scheduler.
-    #[arg(long, default_value = "minrtt", value_parser = clap::builder::PossibleValuesParser::new(cli::SCHEDULERS))]
+    /// Packet scheduler: minrtt, roundrobin, redundant, blest, ecf (or a name a program registered with `mptun::sched::register`).
+    #[arg(long, default_value = "minrtt", value_parser = cli::parse_scheduler)]
     scheduler: String,
-    /// Congestion control.
-    #[arg(long, default_value = "lia", value_parser = clap::builder::PossibleValuesParser::new(cli::CONGESTION))]
+    /// Congestion control: reno, cubic, lia, olia, balia (or a registered name).
+    #[arg(long, default_value = "lia", value_parser = cli::parse_congestion)]
     congestion: String,
     /// Use the subflows over DEV as backups (repeatable).
     #[arg(long, value_name = "DEV")]

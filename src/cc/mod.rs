@@ -8,6 +8,8 @@
 //!
 //! Units: windows are in bytes; `acked` is the number of newly acknowledged bytes.
 
+pub use crate::registry::RegisterError;
+use crate::registry::Registry;
 use crate::time::{Duration, Instant};
 
 mod balia;
@@ -25,8 +27,35 @@ pub use reno::Reno;
 /// Maximum number of subflows in a coupling view.
 pub const MAX_COUPLED: usize = 8;
 
-/// Names accepted by [`by_name`].
+/// The built-in names accepted by [`by_name`]; [`names`] lists these and the registered
+/// ones.
 pub const NAMES: &[&str] = &["reno", "cubic", "lia", "olia", "balia"];
+
+/// What [`register`] keeps: a function making a fresh controller for a subflow, given the
+/// subflow's MSS (the initial window is 10 of them, RFC 6928).
+pub type ControllerFactory = dyn Fn(u16) -> Box<dyn CongestionControl> + Send + Sync;
+
+static REGISTRY: Registry<ControllerFactory> = Registry::new(NAMES);
+
+/// Make a congestion controller of your own available under `name` (the runtime builder's
+/// `congestion`, `tcp::Config::congestion` through [`canonical`], the C ABI's
+/// `congestion=`). Fails if the name is taken or malformed.
+pub fn register(
+    name: &str,
+    factory: impl Fn(u16) -> Box<dyn CongestionControl> + Send + Sync + 'static,
+) -> Result<(), RegisterError> {
+    REGISTRY.register(name, std::sync::Arc::new(factory))
+}
+
+/// Every controller name: the built-ins ([`NAMES`]), then the registered ones.
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.names()
+}
+
+/// `name` as the `&'static str` a `tcp::Config` holds, if it names a controller.
+pub fn canonical(name: &str) -> Option<&'static str> {
+    REGISTRY.canonical(name)
+}
 
 /// One subflow as seen by a coupled controller.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -119,7 +148,8 @@ pub trait CongestionControl: Send + core::fmt::Debug {
     }
 }
 
-/// A controller by name (see [`NAMES`]), with an initial window of 10 * `mss` (RFC 6928).
+/// A controller by name (see [`names`]), with an initial window of 10 * `mss` (RFC 6928);
+/// `None` for an unknown name.
 pub fn by_name(name: &str, mss: u16) -> Option<Box<dyn CongestionControl>> {
     match name {
         "reno" => Some(Box::new(Reno::new(mss))),
@@ -127,7 +157,7 @@ pub fn by_name(name: &str, mss: u16) -> Option<Box<dyn CongestionControl>> {
         "lia" => Some(Box::new(Lia::new(mss))),
         "olia" => Some(Box::new(Olia::new(mss))),
         "balia" => Some(Box::new(Balia::new(mss))),
-        _ => None,
+        _ => REGISTRY.get(name).map(|f| f(mss)),
     }
 }
 

@@ -23,13 +23,6 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Path managers accepted by `--path-manager` (plus `ndiffports:N`).
-pub const PATH_MANAGERS: &[&str] = &["fullmesh", "kernel", "ndiffports:N", "manual"];
-/// Schedulers accepted by `--scheduler`.
-pub const SCHEDULERS: &[&str] = &["minrtt", "roundrobin", "redundant", "blest", "ecf"];
-/// Congestion controllers accepted by `--congestion`.
-pub const CONGESTION: &[&str] = &["reno", "cubic", "lia", "olia", "balia"];
-
 pub use crate::io::tun::{TunSpec, TunSpecError};
 
 /// Parses `--link DEV:down@MS` or `--link DEV:up@MS` (milliseconds after the start).
@@ -148,18 +141,31 @@ pub fn parse_impair(s: &str) -> Result<(String, String), String> {
     Ok((dev.to_string(), spec.to_string()))
 }
 
-/// Validates `--path-manager`: `fullmesh`, `manual` or `ndiffports:N` with 1 <= N <= 8.
+/// Validates `--path-manager` with the path manager registry ([`crate::pm::by_name`]):
+/// `fullmesh`, `kernel`, `ndiffports[:N]` (1 <= N <= 32), `manual` or a registered name.
 pub fn parse_path_manager(s: &str) -> Result<String, String> {
-    match s {
-        "fullmesh" | "kernel" | "manual" => Ok(s.to_string()),
-        _ => match s.strip_prefix("ndiffports:").map(str::parse::<u8>) {
-            Some(Ok(n)) if (1..=8).contains(&n) => Ok(s.to_string()),
-            Some(_) => Err(format!("ndiffports:N needs 1 <= N <= 8, got {s:?}")),
-            None => Err(format!(
-                "unknown path manager {s:?} (expected one of {})",
-                PATH_MANAGERS.join(", ")
-            )),
-        },
+    crate::pm::by_name(s).map(|_| s.to_string())
+}
+
+/// Validates `--scheduler` with the scheduler registry ([`crate::sched::names`]).
+pub fn parse_scheduler(s: &str) -> Result<String, String> {
+    match crate::sched::by_name(s) {
+        Some(_) => Ok(s.to_string()),
+        None => Err(format!(
+            "unknown scheduler {s:?} (one of {})",
+            crate::sched::names().join(", ")
+        )),
+    }
+}
+
+/// Validates `--congestion` with the congestion control registry ([`crate::cc::names`]).
+pub fn parse_congestion(s: &str) -> Result<String, String> {
+    match crate::cc::canonical(s) {
+        Some(_) => Ok(s.to_string()),
+        None => Err(format!(
+            "unknown congestion control {s:?} (one of {})",
+            crate::cc::names().join(", ")
+        )),
     }
 }
 
@@ -533,6 +539,17 @@ mod tests {
         assert!(parse_path_manager("ndiffports:0").is_err());
         assert!(parse_path_manager("ndiffports:x").is_err());
         assert!(parse_path_manager("mesh").is_err());
+        // one source of truth with the library: the bare name and N up to 32
+        assert_eq!(parse_path_manager("ndiffports").unwrap(), "ndiffports");
+        assert_eq!(
+            parse_path_manager("ndiffports:32").unwrap(),
+            "ndiffports:32"
+        );
+        assert!(parse_path_manager("ndiffports:33").is_err());
+        assert_eq!(parse_scheduler("blest").unwrap(), "blest");
+        assert!(parse_scheduler("fastest").unwrap_err().contains("minrtt"));
+        assert_eq!(parse_congestion("olia").unwrap(), "olia");
+        assert!(parse_congestion("vegas").unwrap_err().contains("balia"));
         let l = parse_limits("subflows=2,add_addr_accepted=0").unwrap();
         assert_eq!(
             (l.max_subflows, l.max_add_addr_accepted, l.max_announced),

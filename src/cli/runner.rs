@@ -24,17 +24,13 @@ pub(crate) fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
         checksum: opts.checksum,
         ..ConnConfig::default()
     };
-    let cc = crate::cc::NAMES
-        .iter()
-        .find(|n| **n == opts.congestion)
-        .ok_or_else(|| {
-            format!(
-                "unknown congestion control {:?} (one of {})",
-                opts.congestion,
-                crate::cc::NAMES.join(", ")
-            )
-        })?;
-    cfg.tcp.congestion = cc;
+    cfg.tcp.congestion = crate::cc::canonical(&opts.congestion).ok_or_else(|| {
+        format!(
+            "unknown congestion control {:?} (one of {})",
+            opts.congestion,
+            crate::cc::names().join(", ")
+        )
+    })?;
     cfg.tcp.user_timeout = opts.user_timeout;
     cfg.limits = opts.limits;
     if let Some(t) = opts.add_addr_timeout {
@@ -45,7 +41,7 @@ pub(crate) fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
         format!(
             "unknown scheduler {:?} (one of {})",
             opts.scheduler,
-            crate::sched::NAMES.join(", ")
+            crate::sched::names().join(", ")
         )
     })?;
     cfg.path_manager = opts.path_manager.clone();

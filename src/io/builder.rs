@@ -47,7 +47,7 @@ pub enum BuildError {
     /// A path manager spec `crate::pm::by_name` does not take (an unknown name, or
     /// `ndiffports:N` with N out of range), and why.
     UnknownPathManager { spec: String, reason: String },
-    /// A scheduler name not in [`crate::sched::NAMES`].
+    /// A scheduler name not in [`crate::sched::names`].
     UnknownScheduler(String),
     /// A congestion control name not in [`crate::cc::NAMES`].
     UnknownCongestion(String),
@@ -72,12 +72,12 @@ impl fmt::Display for BuildError {
             BuildError::UnknownScheduler(n) => write!(
                 f,
                 "unknown scheduler {n:?} (one of {})",
-                crate::sched::NAMES.join(", ")
+                crate::sched::names().join(", ")
             ),
             BuildError::UnknownCongestion(n) => write!(
                 f,
                 "unknown congestion control {n:?} (one of {})",
-                crate::cc::NAMES.join(", ")
+                crate::cc::names().join(", ")
             ),
             BuildError::NotOurAddress(a) => {
                 write!(f, "backup address {a} is not on any of the devices")
@@ -295,10 +295,8 @@ impl RuntimeBuilder {
             cfg.scheduler = s.clone();
         }
         if let Some(c) = &self.congestion {
-            cfg.tcp.congestion = crate::cc::NAMES
-                .iter()
-                .find(|n| **n == c.as_str())
-                .ok_or_else(|| BuildError::UnknownCongestion(c.clone()))?;
+            cfg.tcp.congestion =
+                crate::cc::canonical(c).ok_or_else(|| BuildError::UnknownCongestion(c.clone()))?;
         }
         if let Some(l) = self.limits {
             cfg.limits = l;
@@ -310,7 +308,7 @@ impl RuntimeBuilder {
         if crate::sched::by_name(&cfg.scheduler).is_none() {
             return Err(BuildError::UnknownScheduler(cfg.scheduler.clone()));
         }
-        if !crate::cc::NAMES.contains(&cfg.tcp.congestion) {
+        if crate::cc::canonical(cfg.tcp.congestion).is_none() {
             return Err(BuildError::UnknownCongestion(
                 cfg.tcp.congestion.to_string(),
             ));

@@ -123,6 +123,30 @@ pub fn subflow_tcp_config(cfg: &ConnConfig, local: IpAddr) -> tcp::Config {
     t
 }
 
+impl ConnConfig {
+    /// Whether the path manager spec, the scheduler and the congestion controller name
+    /// policies that exist (built in or registered); the message says which does not.
+    /// `Stack::connect` and `Stack::listen_with` refuse a configuration that fails this.
+    pub fn check_policies(&self) -> Result<(), String> {
+        crate::pm::by_name(&self.path_manager)?;
+        if crate::sched::by_name(&self.scheduler).is_none() {
+            return Err(format!(
+                "unknown scheduler {:?} (known: {})",
+                self.scheduler,
+                crate::sched::names().join(", ")
+            ));
+        }
+        if crate::cc::by_name(self.tcp.congestion, 1000).is_none() {
+            return Err(format!(
+                "unknown congestion control {:?} (known: {})",
+                self.tcp.congestion,
+                crate::cc::names().join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for ConnConfig {
     fn default() -> Self {
         ConnConfig {

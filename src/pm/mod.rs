@@ -34,6 +34,8 @@
 //! Adding a path manager: one file with a type implementing [`PathManager`], then a branch
 //! in [`by_name`]. `on_event` must not allocate.
 
+pub use crate::registry::RegisterError;
+use crate::registry::Registry;
 use crate::time::{Duration, Instant};
 use std::net::{IpAddr, SocketAddr};
 
@@ -327,6 +329,31 @@ pub trait PathManager: Send + core::fmt::Debug {
     fn on_timeout(&mut self, ctx: &PmContext, out: &mut CommandQueue);
 }
 
+/// The built-in path managers (specs: `fullmesh`, `kernel`, `ndiffports[:N]`, `manual`).
+pub const NAMES: &[&str] = &["fullmesh", "kernel", "ndiffports", "manual"];
+
+/// What [`register`] keeps: a function making a fresh path manager from the parameter after
+/// the name in a spec (`"name:param"`; `None` without one), or refusing it.
+pub type PathManagerFactory =
+    dyn Fn(Option<&str>) -> Result<Box<dyn PathManager>, String> + Send + Sync;
+
+static REGISTRY: Registry<PathManagerFactory> = Registry::new(NAMES);
+
+/// Make a path manager of your own available under `name` (specs `name` and `name:param`
+/// in the runtime builder, `ConnConfig::path_manager`, the C ABI's `pm=`). Fails if the
+/// name is taken or malformed.
+pub fn register(
+    name: &str,
+    factory: impl Fn(Option<&str>) -> Result<Box<dyn PathManager>, String> + Send + Sync + 'static,
+) -> Result<(), RegisterError> {
+    REGISTRY.register(name, std::sync::Arc::new(factory))
+}
+
+/// Every path manager name: the built-ins ([`NAMES`]), then the registered ones.
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.names()
+}
+
 /// Largest N accepted by `ndiffports:N`.
 pub const MAX_NDIFFPORTS: u32 = 32;
 
@@ -352,9 +379,17 @@ pub fn by_name(spec: &str) -> Result<Box<dyn PathManager>, String> {
         ("fullmesh" | "kernel" | "manual", Some(_)) => {
             Err(format!("path manager {name:?} takes no parameter"))
         }
-        _ => Err(format!(
-            "unknown path manager {spec:?} (expected fullmesh, kernel, ndiffports:N or manual)"
-        )),
+        _ => match REGISTRY.get(name) {
+            Some(f) => f(arg),
+            None => Err(format!(
+                "unknown path manager {spec:?} (expected fullmesh, kernel, ndiffports:N, manual{})",
+                names()
+                    .iter()
+                    .skip(NAMES.len())
+                    .map(|n| format!(", {n}"))
+                    .collect::<String>()
+            )),
+        },
     }
 }
 

@@ -27,6 +27,8 @@
 //! Adding a scheduler: write one file with a type implementing [`Scheduler`], then add it to
 //! [`NAMES`] and [`by_name`]. `schedule` must not allocate.
 
+pub use crate::registry::RegisterError;
+use crate::registry::Registry;
 use crate::time::{Duration, Instant};
 
 pub mod blest;
@@ -220,13 +222,36 @@ pub trait Scheduler: Send + core::fmt::Debug {
     fn schedule(&mut self, ctx: &SchedContext, subflows: &[SubflowView]) -> Decision;
 }
 
-/// Names accepted by [`by_name`]; the first is the default.
+/// The built-in names accepted by [`by_name`]; the first is the default. [`names`] lists
+/// these and the registered ones.
 pub const NAMES: &[&str] = &["minrtt", "roundrobin", "redundant", "blest", "ecf"];
+
+/// What [`register`] keeps: a function making a fresh scheduler for each connection.
+pub type SchedulerFactory = dyn Fn() -> Box<dyn Scheduler> + Send + Sync;
+
+static REGISTRY: Registry<SchedulerFactory> = Registry::new(NAMES);
+
+/// Make a scheduler of your own available under `name` to every way of choosing one (the
+/// command line's `--scheduler` in a program that registers it first, the runtime
+/// builder, `ConnConfig::scheduler`, the C ABI's `scheduler=`): see `examples/
+/// custom_scheduler.rs`. Fails if the name is taken or malformed.
+pub fn register(
+    name: &str,
+    factory: impl Fn() -> Box<dyn Scheduler> + Send + Sync + 'static,
+) -> Result<(), RegisterError> {
+    REGISTRY.register(name, std::sync::Arc::new(factory))
+}
+
+/// Every scheduler name: the built-ins ([`NAMES`]), then the registered ones.
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.names()
+}
 
 /// The default scheduler's name.
 pub const DEFAULT: &str = "minrtt";
 
-/// A fresh scheduler by name (`"default"` is an alias for [`DEFAULT`]).
+/// A fresh scheduler by name (`"default"` is an alias for [`DEFAULT`]); `None` for an
+/// unknown name.
 pub fn by_name(name: &str) -> Option<Box<dyn Scheduler>> {
     match name {
         "minrtt" | "default" => Some(Box::new(MinRtt::new())),
@@ -234,7 +259,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scheduler>> {
         "redundant" => Some(Box::new(Redundant::new())),
         "blest" => Some(Box::new(Blest::new())),
         "ecf" => Some(Box::new(Ecf::new())),
-        _ => None,
+        _ => REGISTRY.get(name).map(|f| f()),
     }
 }
 
