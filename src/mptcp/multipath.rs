@@ -1,15 +1,12 @@
 //! The multipath half of a connection: MP_JOIN (both roles), ADD_ADDR / REMOVE_ADDR,
 //! MP_PRIO, MP_FASTCLOSE, and the glue to the path manager and the scheduler.
 
-use super::{ConnConfig, ConnEvent, Connection, JoinState, Mib, Mode, Role, Subflow};
-use crate::crypto;
-use crate::pm::{
-    self, CommandQueue, PathManager, PmCommand, PmContext, PmEvent, PmSubflow, RemoteAddr,
-};
+use super::{ConnConfig, Connection, JoinState, Mib, Mode, Role, Subflow};
+use crate::pm::{self, CommandQueue, PathManager, PmCommand, PmEvent, PmSubflow, RemoteAddr};
 use crate::sched::{self, Scheduler, SubflowView};
 use crate::tcp::{self, SegmentIn};
 use crate::time::{Duration, Instant};
-use crate::wire::mptcp::{rst_reason, AddAddr, MpJoin, MptcpOption};
+use crate::wire::mptcp::{rst_reason, MpJoin};
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
 use std::collections::VecDeque;
@@ -48,24 +45,24 @@ impl fmt::Display for OpenError {
 impl std::error::Error for OpenError {}
 
 /// Most MP_JOIN third-ACK retransmissions before the subflow is reset.
-const JOIN_ACK_RETRIES: u8 = 6;
+pub(super) const JOIN_ACK_RETRIES: u8 = 6;
 
 /// An address to signal.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct AddAddrTx {
-    addr_id: u8,
-    addr: IpAddr,
-    port: Option<u16>,
-    echo: bool,
+    pub(super) addr_id: u8,
+    pub(super) addr: IpAddr,
+    pub(super) port: Option<u16>,
+    pub(super) echo: bool,
     /// Waiting for an echo (after the first transmission) until this instant.
-    timer: Option<Instant>,
-    retries: u8,
+    pub(super) timer: Option<Instant>,
+    pub(super) retries: u8,
     /// Sent at least once and waiting to be sent again at `timer`.
-    sent: bool,
+    pub(super) sent: bool,
 }
 
 /// Identity map used to borrow one-address REMOVE_ADDR id lists without allocation.
-static IDS: [u8; 256] = {
+pub(super) static IDS: [u8; 256] = {
     let mut a = [0u8; 256];
     let mut i = 0;
     while i < 256 {
@@ -77,31 +74,31 @@ static IDS: [u8; 256] = {
 
 /// Multipath state of a connection.
 pub(crate) struct MpState {
-    pm: Box<dyn PathManager>,
-    sched: Box<dyn Scheduler>,
-    cmds: CommandQueue,
+    pub(super) pm: Box<dyn PathManager>,
+    pub(super) sched: Box<dyn Scheduler>,
+    pub(super) cmds: CommandQueue,
     /// Subflows the path manager asked for; the stack opens them (it owns ports and ISNs).
     pub(crate) opens: VecDeque<PmCommand>,
     pub(crate) remote_addrs: Vec<RemoteAddr>,
-    add_addr: VecDeque<AddAddrTx>,
-    rm_addr: VecDeque<u8>,
+    pub(super) add_addr: VecDeque<AddAddrTx>,
+    pub(super) rm_addr: VecDeque<u8>,
     /// We aborted: RSTs carry MP_FASTCLOSE.
     pub(crate) fastclose: bool,
-    pm_started: bool,
+    pub(super) pm_started: bool,
     /// Our address ids announced (ADD_ADDR) and not withdrawn, as a bitmap.
-    announced: [u64; 4],
+    pub(super) announced: [u64; 4],
     /// Announcements refused by `max_announced` since the last look (into the MIB).
-    announce_refused: u64,
+    pub(super) announce_refused: u64,
     /// The path manager's ADD_ADDR ids and ours, for its REMOVE_ADDR commands.
-    pm_ids: Vec<(u8, u8)>,
+    pub(super) pm_ids: Vec<(u8, u8)>,
     /// REMOVE_ADDR sent: close our subflows on that address at this instant.
-    rm_close: Vec<(u8, Instant)>,
+    pub(super) rm_close: Vec<(u8, Instant)>,
     /// Subflows closed because a local endpoint went away, not yet in the MIB (RmSubflow).
-    rm_subflow: u64,
+    pub(super) rm_subflow: u64,
     /// The segment being emitted carries a signal (see `take_signal_sent`).
-    signal_sent: bool,
+    pub(super) signal_sent: bool,
     pub(crate) views: Vec<SubflowView>,
-    scratch: Vec<PmSubflow>,
+    pub(super) scratch: Vec<PmSubflow>,
 }
 
 impl fmt::Debug for MpState {
@@ -206,7 +203,7 @@ impl Connection {
             .map_or(255, |i| (i + 1).min(254) as u8)
     }
 
-    fn is_backup_addr(&self, addr: IpAddr) -> bool {
+    pub(super) fn is_backup_addr(&self, addr: IpAddr) -> bool {
         self.cfg
             .local_addrs
             .iter()
@@ -290,7 +287,7 @@ impl Connection {
         Ok(self.subflows.len() - 1)
     }
 
-    fn remote_addr_id(&self, remote: SocketAddr) -> u8 {
+    pub(super) fn remote_addr_id(&self, remote: SocketAddr) -> u8 {
         if self
             .subflows
             .first()
@@ -384,743 +381,6 @@ impl Connection {
             error: true,
         };
         self.pm_event(now, &ev);
-    }
-
-    // ----- receive-side processing of multipath options -------------------------------
-
-    /// MP_JOIN handshake steps for subflow `idx`. Returns false if the segment must not be
-    /// given to the TCP engine (the subflow was reset).
-    pub(super) fn join_input(
-        &mut self,
-        now: Instant,
-        idx: usize,
-        seg: &SegmentIn<'_>,
-        join: Option<&MpJoin>,
-        mib: &mut Mib,
-    ) -> bool {
-        let syn = seg.flags & tcp::flags::SYN != 0;
-        let ack = seg.flags & tcp::flags::ACK != 0;
-        if seg.flags & tcp::flags::RST != 0 {
-            return true;
-        }
-        let (local_key, remote_key) = (self.local_key, self.remote_key);
-        let sf = &mut self.subflows[idx];
-        match sf.join {
-            JoinState::SynSent { nonce } if syn && ack => match join {
-                Some(MpJoin::SynAck {
-                    backup,
-                    addr_id,
-                    hmac,
-                    nonce: peer_nonce,
-                }) => {
-                    mib.MPJoinSynAckRx += 1;
-                    let want = crypto::truncate64(&crypto::join_hmac(
-                        remote_key,
-                        local_key,
-                        *peer_nonce,
-                        nonce,
-                    ));
-                    if !crypto::ct_eq(&want.to_be_bytes(), &hmac.to_be_bytes()) {
-                        mib.MPJoinSynAckHMacFailure += 1;
-                        sf.rst_reason = Some(rst_reason::MPTCP_SPECIFIC);
-                        sf.tcb.reject(seg);
-                        return false;
-                    }
-                    sf.join = JoinState::AckPending {
-                        nonce,
-                        peer_nonce: *peer_nonce,
-                    };
-                    sf.peer_backup = *backup;
-                    sf.remote_addr_id = *addr_id;
-                    let rto = sf.tcb.stats().rto.max(Duration::from_millis(200));
-                    sf.join_timer = Some(now + rto);
-                    sf.join_retries = 0;
-                    // the server's HMAC covers our key: it has it, as a DSS would show (a
-                    // join can complete before the initial subflow receives any DSS, e.g.
-                    // when a held join's timer expired); from now on the initial subflow
-                    // uses DSS mappings, not the MP_CAPABLE-with-data form
-                    self.fully_established = true;
-                    true
-                }
-                _ => {
-                    // the peer answered without MP_JOIN: it does not take this subflow
-                    mib.MPJoinSynAckHMacFailure += 1;
-                    sf.rst_reason = Some(rst_reason::MPTCP_SPECIFIC);
-                    sf.tcb.reject(seg);
-                    false
-                }
-            },
-            JoinState::AckPending { .. } if !syn && ack => {
-                // the peer acknowledged our third ACK: the join is complete
-                sf.join = JoinState::Joined;
-                sf.join_timer = None;
-                self.join_complete(now, idx);
-                true
-            }
-            JoinState::SynReceived { nonce, peer_nonce } if !syn && ack => match join {
-                Some(MpJoin::Ack { hmac }) => {
-                    let want = crypto::truncate160(&crypto::join_hmac(
-                        remote_key, local_key, peer_nonce, nonce,
-                    ));
-                    if !crypto::ct_eq(&want, hmac) {
-                        mib.MPJoinAckHMacFailure += 1;
-                        sf.rst_reason = Some(rst_reason::MPTCP_SPECIFIC);
-                        sf.tcb.abort();
-                        return false;
-                    }
-                    mib.MPJoinAckRx += 1;
-                    sf.join = JoinState::Joined;
-                    sf.tcb.request_ack(); // the "fourth ACK"
-                    true
-                }
-                _ => {
-                    // the third ACK must carry MP_JOIN; without it, wait for a retransmission
-                    mib.MPJoinAckHMacFailure += 1;
-                    false
-                }
-            },
-            _ => true,
-        }
-    }
-
-    /// A join finished on subflow `idx` (either role).
-    pub(super) fn join_complete(&mut self, now: Instant, idx: usize) {
-        let sf = &mut self.subflows[idx];
-        if sf.established {
-            return;
-        }
-        sf.established = true;
-        let (id, local, remote, backup) = (sf.id, sf.local, sf.remote, sf.backup || sf.peer_backup);
-        self.push_event(ConnEvent::SubflowEstablished { id });
-        self.pm_event(
-            now,
-            &PmEvent::SubflowEstablished {
-                id,
-                local,
-                remote,
-                backup,
-            },
-        );
-    }
-
-    /// ADD_ADDR, REMOVE_ADDR received on any subflow.
-    pub(super) fn addr_input(&mut self, now: Instant, opts: &[MptcpOption<'_>], mib: &mut Mib) {
-        for o in opts {
-            match o {
-                MptcpOption::AddAddr(a) if a.echo => {
-                    mib.EchoAdd += 1;
-                    self.mp
-                        .add_addr
-                        .retain(|t| t.echo || t.addr_id != a.addr_id);
-                }
-                MptcpOption::AddAddr(a) => {
-                    let want = crypto::add_addr_hmac(
-                        self.remote_key,
-                        self.local_key,
-                        a.addr_id,
-                        a.addr,
-                        a.port,
-                    );
-                    if a.hmac
-                        .is_none_or(|h| !crypto::ct_eq(&h.to_be_bytes(), &want.to_be_bytes()))
-                    {
-                        mib.AddAddrHMacFailure += 1;
-                        continue;
-                    }
-                    mib.AddAddr += 1;
-                    // the HMAC covers our key: the peer has it, as a DSS would show. Without
-                    // this a client that has received no DSS yet (no data from the server)
-                    // would keep sending MP_CAPABLE on its ACKs and never echo.
-                    self.fully_established = true;
-                    let addr = SocketAddr::new(a.addr, a.port.unwrap_or(0));
-                    let known = self.mp.remote_addrs.iter().any(|r| r.addr_id == a.addr_id);
-                    let accepted = self.mp.remote_addrs.len();
-                    let limit = usize::try_from(self.cfg.limits.max_add_addr_accepted)
-                        .unwrap_or(usize::MAX);
-                    if !known && accepted >= limit {
-                        // Linux: echoed, counted, not used (add_addr_accepted reached; 0 =
-                        // announcements ignored)
-                        mib.AddAddrDrop += 1;
-                        self.push_event(ConnEvent::AddressAnnounced {
-                            addr_id: a.addr_id,
-                            addr,
-                        });
-                    } else if !self
-                        .mp
-                        .remote_addrs
-                        .iter()
-                        .any(|r| r.addr_id == a.addr_id && r.addr == addr)
-                    {
-                        self.mp.remote_addrs.retain(|r| r.addr_id != a.addr_id);
-                        if self.mp.remote_addrs.len() < 64 {
-                            self.mp.remote_addrs.push(RemoteAddr {
-                                addr_id: a.addr_id,
-                                addr,
-                            });
-                        }
-                        self.push_event(ConnEvent::AddressAnnounced {
-                            addr_id: a.addr_id,
-                            addr,
-                        });
-                        self.pm_event(
-                            now,
-                            &PmEvent::AddressAnnounced {
-                                addr_id: a.addr_id,
-                                addr,
-                            },
-                        );
-                    }
-                    self.queue_add_addr(AddAddrTx {
-                        addr_id: a.addr_id,
-                        addr: a.addr,
-                        port: a.port,
-                        echo: true,
-                        timer: None,
-                        retries: 0,
-                        sent: false,
-                    });
-                }
-                MptcpOption::RemoveAddr { ids } => {
-                    for &id in ids.iter() {
-                        mib.RmAddr += 1;
-                        self.mp.remote_addrs.retain(|r| r.addr_id != id);
-                        for s in self.subflows.iter_mut() {
-                            if s.remote_addr_id == id
-                                && s.closed.is_none()
-                                && s.join != JoinState::Initial
-                            {
-                                // (Linux counts RmAddr here, RmSubflow only where an
-                                // endpoint was deleted)
-                                s.rst_reason = Some(rst_reason::ADMIN_PROHIBITED);
-                                s.tcb.abort();
-                            }
-                        }
-                        self.push_event(ConnEvent::AddressRemoved { addr_id: id });
-                        self.pm_event(now, &PmEvent::AddressRemoved { addr_id: id });
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn queue_add_addr(&mut self, t: AddAddrTx) {
-        if self.mp.add_addr.len() >= 32 {
-            return;
-        }
-        self.mp.add_addr.push_back(t);
-        if let Some(i) = self.best_subflow() {
-            self.subflows[i].tcb.request_ack();
-        }
-    }
-
-    // ----- application / path-manager commands -----------------------------------------
-
-    /// Announce a local address to the peer (ADD_ADDR, retransmitted until echoed). False
-    /// (and counted `AddAddrTxDrop`) if `max_announced` other ids are announced already.
-    pub fn announce(&mut self, addr_id: u8, addr: IpAddr, port: Option<u16>) -> bool {
-        let bit = 1u64 << (addr_id % 64);
-        let word = usize::from(addr_id / 64);
-        let count: u32 = self.mp.announced.iter().map(|w| w.count_ones()).sum();
-        if self.mp.announced[word] & bit == 0 {
-            if count >= self.cfg.limits.max_announced {
-                self.mp.announce_refused += 1;
-                return false;
-            }
-            self.mp.announced[word] |= bit;
-        }
-        self.mp.add_addr.retain(|t| t.echo || t.addr_id != addr_id);
-        self.queue_add_addr(AddAddrTx {
-            addr_id,
-            addr,
-            port,
-            echo: false,
-            timer: None,
-            retries: 0,
-            sent: false,
-        });
-        true
-    }
-
-    /// Withdraw an announced address (REMOVE_ADDR) and close our subflows using it.
-    pub fn remove_address(&mut self, addr_id: u8) {
-        self.mp.announced[usize::from(addr_id / 64)] &= !(1u64 << (addr_id % 64));
-        self.mp.add_addr.retain(|t| t.echo || t.addr_id != addr_id);
-        if self.mp.rm_addr.len() < 32 {
-            self.mp.rm_addr.push_back(addr_id);
-        }
-        // The REMOVE_ADDR goes first (on another subflow when there is one); the subflows
-        // on the address are closed (gracefully) a grace period after it left
-        // (`rm_close`), so the peer normally removes them itself on the signal (Linux then
-        // counts RmSubflow) instead of seeing our FIN race it.
-        if let Some(i) = self.best_subflow_except(addr_id) {
-            self.subflows[i].tcb.request_ack();
-        }
-        // they are removed now, whoever closes them first (Linux's RmSubflow)
-        self.mp.rm_subflow += self
-            .subflows
-            .iter()
-            .filter(|s| {
-                s.local_addr_id == addr_id && s.closed.is_none() && s.join != JoinState::Initial
-            })
-            .count() as u64;
-    }
-
-    /// Close our subflows on address `addr_id` (after a REMOVE_ADDR's grace period).
-    fn close_removed(&mut self, addr_id: u8) {
-        for i in 0..self.subflows.len() {
-            let s = &self.subflows[i];
-            if s.local_addr_id == addr_id && s.closed.is_none() && s.join != JoinState::Initial {
-                self.close_subflow(i, false);
-            }
-        }
-    }
-
-    /// The best subflow not on our address `addr_id` (any if all are).
-    fn best_subflow_except(&self, addr_id: u8) -> Option<usize> {
-        self.subflows
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.usable() && s.local_addr_id != addr_id)
-            .min_by_key(|(_, s)| {
-                (
-                    s.backup || s.peer_backup,
-                    s.tcb.stats().srtt.unwrap_or(Duration::from_secs(1)),
-                )
-            })
-            .map(|(i, _)| i)
-            .or_else(|| self.best_subflow())
-    }
-
-    fn is_announced(&self, id: u8) -> bool {
-        self.mp.announced[usize::from(id / 64)] & (1u64 << (id % 64)) != 0
-    }
-
-    /// Add a local endpoint, or change the flags of one (Linux's `ip mptcp endpoint add` /
-    /// `change`), while the connection runs. A new address goes to the path manager
-    /// (`LocalAddressAdded`: fullmesh announces it if `announce`, and a client joins from
-    /// it); `backup` changed sends MP_PRIO on every subflow from the address; `announce` set
-    /// announces it, cleared withdraws it (REMOVE_ADDR). The stack must own the address.
-    pub fn set_endpoint(&mut self, now: Instant, ep: pm::LocalAddr) {
-        let Some(pos) = self.cfg.local_addrs.iter().position(|l| l.addr == ep.addr) else {
-            self.cfg.local_addrs.push(ep);
-            self.pm_event(now, &PmEvent::LocalAddressAdded { addr: ep.addr });
-            return;
-        };
-        let old = self.cfg.local_addrs[pos];
-        self.cfg.local_addrs[pos] = ep;
-        if old.backup != ep.backup {
-            for i in 0..self.subflows.len() {
-                if self.subflows[i].local.ip() == ep.addr
-                    && self.subflows[i].closed.is_none()
-                    && self.subflows[i].backup != ep.backup
-                {
-                    self.set_subflow_backup(i, ep.backup);
-                }
-            }
-        }
-        // newly announced, or Linux's `subflow` / `fullmesh` flags changed (the `kernel`
-        // path manager then opens the pairs the new flags want; subflows the old flags
-        // wanted stay until closed)
-        if (ep.announce && !old.announce)
-            || (ep.subflow, ep.fullmesh) != (old.subflow, old.fullmesh)
-        {
-            self.pm_event(now, &PmEvent::LocalAddressAdded { addr: ep.addr });
-        }
-        if !ep.announce && old.announce {
-            let id = self.local_addr_id(ep.addr);
-            if self.is_announced(id) {
-                self.mp.rm_addr.push_back(id);
-                self.mp.announced[usize::from(id / 64)] &= !(1u64 << (id % 64));
-                self.mp.add_addr.retain(|t| t.echo || t.addr_id != id);
-            }
-        }
-    }
-
-    /// Remove a local endpoint (Linux's `ip mptcp endpoint delete`) while the connection
-    /// runs: REMOVE_ADDR if it was announced (our subflows there close a grace period of two
-    /// RTTs later, unless the peer closed them first), its subflows closed (not the initial one: the
-    /// connection would end), the path manager told (`LocalAddressRemoved`). Its address id
-    /// is not reused.
-    pub fn remove_endpoint(&mut self, now: Instant, addr: IpAddr) {
-        let id = self.local_addr_id(addr);
-        if id != 0 && self.is_announced(id) {
-            // REMOVE_ADDR now, our subflows there closed after its grace period
-            self.remove_address(id);
-        } else {
-            for i in 0..self.subflows.len() {
-                let s = &self.subflows[i];
-                if s.local.ip() == addr
-                    && s.closed.is_none()
-                    && s.join != JoinState::Initial
-                    && self.close_subflow(i, false)
-                {
-                    self.mp.rm_subflow += 1;
-                }
-            }
-        }
-        self.pm_event(now, &PmEvent::LocalAddressRemoved { addr });
-        // a tombstone keeps the other entries' positions, hence their address ids
-        if let Some(l) = self.cfg.local_addrs.iter_mut().find(|l| l.addr == addr) {
-            l.addr = if addr.is_ipv4() {
-                IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED)
-            } else {
-                IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED)
-            };
-            l.announce = false;
-        }
-    }
-
-    /// The connection's limits.
-    pub fn limits(&self) -> pm::Limits {
-        self.cfg.limits
-    }
-
-    /// Change the connection's limits at run time. Lowering them closes nothing (as in
-    /// Linux): existing subflows and accepted addresses stay, new ones are refused; raising
-    /// them lets the path manager open or announce what did not fit before.
-    pub fn set_limits(&mut self, now: Instant, limits: pm::Limits) {
-        self.cfg.limits = limits;
-        if self.mp.pm_started {
-            self.pm_event(now, &PmEvent::LimitsChanged);
-        }
-    }
-
-    /// Change our priority of a subflow (MP_PRIO).
-    pub fn set_subflow_backup(&mut self, idx: usize, backup: bool) -> bool {
-        let Some(sf) = self.subflows.get_mut(idx) else {
-            return false;
-        };
-        if sf.closed.is_some() {
-            return false;
-        }
-        sf.backup = backup;
-        if self.mode == Mode::Mptcp {
-            sf.prio_pending = true;
-            sf.tcb.request_ack();
-        }
-        true
-    }
-
-    /// Close one subflow: gracefully (FIN once its data is acknowledged; unacknowledged
-    /// data is reinjected elsewhere) or abortively (RST now, data reinjected).
-    pub fn close_subflow(&mut self, idx: usize, abortive: bool) -> bool {
-        let Some(sf) = self.subflows.get_mut(idx) else {
-            return false;
-        };
-        if sf.closed.is_some() {
-            return false;
-        }
-        if abortive {
-            sf.rst_reason = Some(rst_reason::ADMIN_PROHIBITED);
-            sf.tcb.abort();
-        } else {
-            sf.tcb.close();
-        }
-        sf.closing_by_app = true;
-        self.reinject_outstanding(idx);
-        true
-    }
-
-    /// Put the data-level-unacknowledged ranges that subflow `idx` carries on the
-    /// reinjection queue (they will also complete on `idx` if it recovers; the receiver
-    /// discards duplicates).
-    pub(super) fn reinject_outstanding(&mut self, idx: usize) {
-        let una = self.snd_una;
-        let sf = &mut self.subflows[idx];
-        let from = sf.reinjected_upto.max(sf.tcb.snd_una_offset());
-        let mut last = from;
-        for m in sf.tx_maps.iter() {
-            if m.end() <= from {
-                continue;
-            }
-            let start_off = m.off.max(from);
-            let dsn = m.dsn + (start_off - m.off);
-            let end_dsn = m.dsn + u64::from(m.len);
-            last = last.max(m.end());
-            if end_dsn > una {
-                let s = dsn.max(una);
-                if self.reinject.len() < 256 {
-                    self.reinject.push_back((s, (end_dsn - s) as u32));
-                    self.stats_reinjected += end_dsn - s;
-                }
-            }
-        }
-        sf.reinjected_upto = last;
-    }
-
-    // ----- path manager plumbing -------------------------------------------------------
-
-    pub(super) fn pm_event(&mut self, now: Instant, ev: &PmEvent) {
-        if self.mode == Mode::Mptcp {
-            self.call_pm(now, |pm, ctx, cmds| pm.on_event(ctx, ev, cmds));
-        }
-    }
-
-    pub(super) fn pm_timeout(&mut self, now: Instant) {
-        if self.mode == Mode::Mptcp && self.mp.pm.poll_timeout().is_some_and(|t| t <= now) {
-            self.call_pm(now, |pm, ctx, cmds| pm.on_timeout(ctx, cmds));
-        }
-    }
-
-    /// Give the path manager a snapshot of the connection, then run what it asked for.
-    fn call_pm(
-        &mut self,
-        now: Instant,
-        f: impl FnOnce(&mut dyn PathManager, &PmContext, &mut CommandQueue),
-    ) {
-        let Connection {
-            mp, subflows, cfg, ..
-        } = self;
-        mp.scratch.clear();
-        for s in subflows.iter().filter(|s| s.closed.is_none()) {
-            mp.scratch.push(PmSubflow {
-                id: s.id,
-                local: s.local,
-                remote: s.remote,
-                established: s.established,
-            });
-        }
-        let ctx = PmContext {
-            now,
-            local_addrs: &cfg.local_addrs,
-            subflows: &mp.scratch,
-            remote_addrs: &mp.remote_addrs,
-            limits: cfg.limits,
-        };
-        f(mp.pm.as_mut(), &ctx, &mut mp.cmds);
-        self.run_pm_commands();
-    }
-
-    fn run_pm_commands(&mut self) {
-        while let Some(cmd) = self.mp.cmds.pop() {
-            match cmd {
-                PmCommand::OpenSubflow { .. } => {
-                    if self.mp.opens.len() < 64 {
-                        self.mp.opens.push_back(cmd);
-                    }
-                }
-                PmCommand::CloseSubflow { id } => {
-                    if let Some(i) = self.subflows.iter().position(|s| s.id == id) {
-                        self.close_subflow(i, false);
-                    }
-                }
-                PmCommand::Announce {
-                    addr_id: pm_id,
-                    addr,
-                    port,
-                } => {
-                    // one id space for ADD_ADDR, REMOVE_ADDR and MP_JOIN: ours
-                    let id = self.local_addr_id(addr);
-                    if self.announce(id, addr, port) {
-                        self.mp.pm_ids.retain(|&(p, _)| p != pm_id);
-                        if self.mp.pm_ids.len() < 256 {
-                            self.mp.pm_ids.push((pm_id, id));
-                        }
-                    }
-                }
-                PmCommand::RemoveAddress { addr_id: pm_id } => {
-                    let id = self
-                        .mp
-                        .pm_ids
-                        .iter()
-                        .find(|&&(p, _)| p == pm_id)
-                        .map_or(pm_id, |&(_, o)| o);
-                    self.mp.pm_ids.retain(|&(p, _)| p != pm_id);
-                    // (already withdrawn, e.g. by `remove_endpoint`: nothing to send)
-                    if self.is_announced(id) {
-                        self.remove_address(id);
-                    }
-                }
-                PmCommand::SetBackup { id, backup } => {
-                    if let Some(i) = self.subflows.iter().position(|s| s.id == id) {
-                        self.set_subflow_backup(i, backup);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Start the path manager once MPTCP is fully established.
-    pub(super) fn maybe_start_pm(&mut self, now: Instant) {
-        if self.mp.pm_started || self.mode != Mode::Mptcp {
-            return;
-        }
-        let Some(sf) = self.subflows.first() else {
-            return;
-        };
-        if !sf.established {
-            return;
-        }
-        self.mp.pm_started = true;
-        let ev = PmEvent::ConnectionEstablished {
-            local: sf.local,
-            remote: sf.remote,
-            server_side: self.role == Role::Server,
-            peer_deny_join_initial: self.peer_deny_join_initial,
-        };
-        self.pm_event(now, &ev);
-    }
-
-    pub(super) fn pm_poll_timeout(&self) -> Option<Instant> {
-        if self.mode == Mode::Mptcp {
-            self.mp.pm.poll_timeout()
-        } else {
-            None
-        }
-    }
-
-    // ----- transmit-side multipath options ---------------------------------------------
-
-    /// Options for a segment of a joining subflow (SYN, SYN/ACK, third ACK), if any.
-    pub(super) fn join_option(
-        &self,
-        i: usize,
-        syn: bool,
-        ack: bool,
-    ) -> Option<MptcpOption<'static>> {
-        let sf = &self.subflows[i];
-        match sf.join {
-            JoinState::SynSent { nonce } if syn && !ack => Some(MptcpOption::MpJoin(MpJoin::Syn {
-                backup: sf.backup,
-                addr_id: sf.local_addr_id,
-                token: self.remote_token,
-                nonce,
-            })),
-            JoinState::SynReceived { nonce, peer_nonce } if syn && ack => {
-                let mac = crypto::join_hmac(self.local_key, self.remote_key, nonce, peer_nonce);
-                Some(MptcpOption::MpJoin(MpJoin::SynAck {
-                    backup: sf.backup,
-                    addr_id: sf.local_addr_id,
-                    hmac: crypto::truncate64(&mac),
-                    nonce,
-                }))
-            }
-            JoinState::AckPending { nonce, peer_nonce } if !syn => {
-                let mac = crypto::join_hmac(self.local_key, self.remote_key, nonce, peer_nonce);
-                Some(MptcpOption::MpJoin(MpJoin::Ack {
-                    hmac: crypto::truncate160(&mac),
-                }))
-            }
-            _ => None,
-        }
-    }
-
-    /// A signal never sent yet is queued.
-    pub(super) fn signal_pending(&self) -> bool {
-        !self.mp.rm_addr.is_empty() || self.mp.add_addr.iter().any(|t| !t.sent)
-    }
-
-    /// A signal (ADD_ADDR, REMOVE_ADDR) to put on a pure ACK, if one is due.
-    pub(super) fn take_signal(
-        &mut self,
-        now: Instant,
-        mib: &mut Mib,
-    ) -> Option<MptcpOption<'static>> {
-        mib.AddAddrTxDrop += core::mem::take(&mut self.mp.announce_refused);
-        mib.RmSubflow += core::mem::take(&mut self.mp.rm_subflow);
-        if let Some(id) = self.mp.rm_addr.pop_front() {
-            let srtt = self
-                .best_subflow()
-                .and_then(|i| self.subflows[i].tcb.srtt())
-                .unwrap_or(Duration::from_millis(100));
-            let grace = (srtt * 2).clamp(Duration::from_millis(100), Duration::from_secs(1));
-            if self.mp.rm_close.len() < 32 {
-                self.mp.rm_close.push((id, now + grace));
-            } else {
-                self.close_removed(id);
-            }
-            self.mp.signal_sent = true;
-            return Some(MptcpOption::RemoveAddr {
-                ids: &IDS[usize::from(id)..usize::from(id) + 1],
-            });
-        }
-        let pos = self
-            .mp
-            .add_addr
-            .iter()
-            .position(|t| !t.sent || t.timer.is_some_and(|d| d <= now))?;
-        let t = self.mp.add_addr.get_mut(pos)?;
-        self.mp.signal_sent = true;
-        let hmac = (!t.echo).then(|| {
-            crypto::add_addr_hmac(self.local_key, self.remote_key, t.addr_id, t.addr, t.port)
-        });
-        let opt = MptcpOption::AddAddr(AddAddr {
-            echo: t.echo,
-            addr_id: t.addr_id,
-            addr: t.addr,
-            port: t.port,
-            hmac,
-        });
-        if t.echo {
-            self.mp.add_addr.remove(pos);
-        } else {
-            if t.sent {
-                mib.AddAddrRetrans += 1;
-                t.retries += 1;
-            } else {
-                mib.AddAddrTx += 1;
-            }
-            t.sent = true;
-            t.timer = Some(now + self.cfg.add_addr_timeout);
-            if t.retries >= self.cfg.add_addr_retries {
-                self.mp.add_addr.remove(pos);
-            }
-        }
-        Some(opt)
-    }
-
-    /// Earliest multipath timer: join third-ACK retransmission, ADD_ADDR retransmission.
-    pub(super) fn mp_poll_timeout(&self) -> Option<Instant> {
-        let joins = self.subflows.iter().filter_map(|s| s.join_timer).min();
-        let adds = self.mp.add_addr.iter().filter_map(|t| t.timer).min();
-        let rms = self.mp.rm_close.iter().map(|r| r.1).min();
-        [joins, adds, rms, self.pm_poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    pub(super) fn mp_handle_timeout(&mut self, now: Instant, mib: &mut Mib) {
-        while let Some(k) = self.mp.rm_close.iter().position(|r| r.1 <= now) {
-            let (id, _) = self.mp.rm_close.swap_remove(k);
-            self.close_removed(id);
-        }
-        mib.RmSubflow += core::mem::take(&mut self.mp.rm_subflow);
-        let join_timeout = self.cfg.join_timeout;
-        for s in self.subflows.iter_mut() {
-            if s.join_timer.is_some_and(|t| t <= now) {
-                if let JoinState::AckPending { .. } = s.join {
-                    s.join_retries += 1;
-                    if s.join_retries > JOIN_ACK_RETRIES {
-                        s.join_timer = None;
-                        s.rst_reason = Some(rst_reason::MPTCP_SPECIFIC);
-                        s.tcb.abort();
-                    } else {
-                        mib.MPJoinAckRetrans += 1;
-                        s.tcb.request_ack();
-                        let base = s.tcb.stats().rto.max(Duration::from_millis(200));
-                        let wait = base
-                            .saturating_mul(1 << s.join_retries.min(5))
-                            .min(join_timeout);
-                        s.join_timer = Some(now + wait);
-                    }
-                } else {
-                    s.join_timer = None;
-                }
-            }
-        }
-        if self
-            .mp
-            .add_addr
-            .iter()
-            .any(|t| t.timer.is_some_and(|d| d <= now))
-        {
-            if let Some(i) = self.best_subflow() {
-                self.subflows[i].tcb.request_ack();
-            }
-        }
-        self.pm_timeout(now);
     }
 }
 

@@ -1,0 +1,367 @@
+//! What the application and the path manager ask of a connection: open, close and
+//! re-flag subflows, announce and remove addresses, limits; the path manager plumbing.
+
+use super::multipath::*;
+use super::{Connection, JoinState, Mode, Role};
+use crate::pm::{self, CommandQueue, PathManager, PmCommand, PmContext, PmEvent, PmSubflow};
+use crate::time::{Duration, Instant};
+use crate::wire::mptcp::rst_reason;
+use core::net::IpAddr;
+
+impl Connection {
+    // ----- application / path-manager commands -----------------------------------------
+
+    /// Announce a local address to the peer (ADD_ADDR, retransmitted until echoed). False
+    /// (and counted `AddAddrTxDrop`) if `max_announced` other ids are announced already.
+    pub fn announce(&mut self, addr_id: u8, addr: IpAddr, port: Option<u16>) -> bool {
+        let bit = 1u64 << (addr_id % 64);
+        let word = usize::from(addr_id / 64);
+        let count: u32 = self.mp.announced.iter().map(|w| w.count_ones()).sum();
+        if self.mp.announced[word] & bit == 0 {
+            if count >= self.cfg.limits.max_announced {
+                self.mp.announce_refused += 1;
+                return false;
+            }
+            self.mp.announced[word] |= bit;
+        }
+        self.mp.add_addr.retain(|t| t.echo || t.addr_id != addr_id);
+        self.queue_add_addr(AddAddrTx {
+            addr_id,
+            addr,
+            port,
+            echo: false,
+            timer: None,
+            retries: 0,
+            sent: false,
+        });
+        true
+    }
+
+    /// Withdraw an announced address (REMOVE_ADDR) and close our subflows using it.
+    pub fn remove_address(&mut self, addr_id: u8) {
+        self.mp.announced[usize::from(addr_id / 64)] &= !(1u64 << (addr_id % 64));
+        self.mp.add_addr.retain(|t| t.echo || t.addr_id != addr_id);
+        if self.mp.rm_addr.len() < 32 {
+            self.mp.rm_addr.push_back(addr_id);
+        }
+        // The REMOVE_ADDR goes first (on another subflow when there is one); the subflows
+        // on the address are closed (gracefully) a grace period after it left
+        // (`rm_close`), so the peer normally removes them itself on the signal (Linux then
+        // counts RmSubflow) instead of seeing our FIN race it.
+        if let Some(i) = self.best_subflow_except(addr_id) {
+            self.subflows[i].tcb.request_ack();
+        }
+        // they are removed now, whoever closes them first (Linux's RmSubflow)
+        self.mp.rm_subflow += self
+            .subflows
+            .iter()
+            .filter(|s| {
+                s.local_addr_id == addr_id && s.closed.is_none() && s.join != JoinState::Initial
+            })
+            .count() as u64;
+    }
+
+    /// Close our subflows on address `addr_id` (after a REMOVE_ADDR's grace period).
+    pub(super) fn close_removed(&mut self, addr_id: u8) {
+        for i in 0..self.subflows.len() {
+            let s = &self.subflows[i];
+            if s.local_addr_id == addr_id && s.closed.is_none() && s.join != JoinState::Initial {
+                self.close_subflow(i, false);
+            }
+        }
+    }
+
+    /// The best subflow not on our address `addr_id` (any if all are).
+    pub(super) fn best_subflow_except(&self, addr_id: u8) -> Option<usize> {
+        self.subflows
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.usable() && s.local_addr_id != addr_id)
+            .min_by_key(|(_, s)| {
+                (
+                    s.backup || s.peer_backup,
+                    s.tcb.stats().srtt.unwrap_or(Duration::from_secs(1)),
+                )
+            })
+            .map(|(i, _)| i)
+            .or_else(|| self.best_subflow())
+    }
+
+    pub(super) fn is_announced(&self, id: u8) -> bool {
+        self.mp.announced[usize::from(id / 64)] & (1u64 << (id % 64)) != 0
+    }
+
+    /// Add a local endpoint, or change the flags of one (Linux's `ip mptcp endpoint add` /
+    /// `change`), while the connection runs. A new address goes to the path manager
+    /// (`LocalAddressAdded`: fullmesh announces it if `announce`, and a client joins from
+    /// it); `backup` changed sends MP_PRIO on every subflow from the address; `announce` set
+    /// announces it, cleared withdraws it (REMOVE_ADDR). The stack must own the address.
+    pub fn set_endpoint(&mut self, now: Instant, ep: pm::LocalAddr) {
+        let Some(pos) = self.cfg.local_addrs.iter().position(|l| l.addr == ep.addr) else {
+            self.cfg.local_addrs.push(ep);
+            self.pm_event(now, &PmEvent::LocalAddressAdded { addr: ep.addr });
+            return;
+        };
+        let old = self.cfg.local_addrs[pos];
+        self.cfg.local_addrs[pos] = ep;
+        if old.backup != ep.backup {
+            for i in 0..self.subflows.len() {
+                if self.subflows[i].local.ip() == ep.addr
+                    && self.subflows[i].closed.is_none()
+                    && self.subflows[i].backup != ep.backup
+                {
+                    self.set_subflow_backup(i, ep.backup);
+                }
+            }
+        }
+        // newly announced, or Linux's `subflow` / `fullmesh` flags changed (the `kernel`
+        // path manager then opens the pairs the new flags want; subflows the old flags
+        // wanted stay until closed)
+        if (ep.announce && !old.announce)
+            || (ep.subflow, ep.fullmesh) != (old.subflow, old.fullmesh)
+        {
+            self.pm_event(now, &PmEvent::LocalAddressAdded { addr: ep.addr });
+        }
+        if !ep.announce && old.announce {
+            let id = self.local_addr_id(ep.addr);
+            if self.is_announced(id) {
+                self.mp.rm_addr.push_back(id);
+                self.mp.announced[usize::from(id / 64)] &= !(1u64 << (id % 64));
+                self.mp.add_addr.retain(|t| t.echo || t.addr_id != id);
+            }
+        }
+    }
+
+    /// Remove a local endpoint (Linux's `ip mptcp endpoint delete`) while the connection
+    /// runs: REMOVE_ADDR if it was announced (our subflows there close a grace period of two
+    /// RTTs later, unless the peer closed them first), its subflows closed (not the initial one: the
+    /// connection would end), the path manager told (`LocalAddressRemoved`). Its address id
+    /// is not reused.
+    pub fn remove_endpoint(&mut self, now: Instant, addr: IpAddr) {
+        let id = self.local_addr_id(addr);
+        if id != 0 && self.is_announced(id) {
+            // REMOVE_ADDR now, our subflows there closed after its grace period
+            self.remove_address(id);
+        } else {
+            for i in 0..self.subflows.len() {
+                let s = &self.subflows[i];
+                if s.local.ip() == addr
+                    && s.closed.is_none()
+                    && s.join != JoinState::Initial
+                    && self.close_subflow(i, false)
+                {
+                    self.mp.rm_subflow += 1;
+                }
+            }
+        }
+        self.pm_event(now, &PmEvent::LocalAddressRemoved { addr });
+        // a tombstone keeps the other entries' positions, hence their address ids
+        if let Some(l) = self.cfg.local_addrs.iter_mut().find(|l| l.addr == addr) {
+            l.addr = if addr.is_ipv4() {
+                IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED)
+            };
+            l.announce = false;
+        }
+    }
+
+    /// The connection's limits.
+    pub fn limits(&self) -> pm::Limits {
+        self.cfg.limits
+    }
+
+    /// Change the connection's limits at run time. Lowering them closes nothing (as in
+    /// Linux): existing subflows and accepted addresses stay, new ones are refused; raising
+    /// them lets the path manager open or announce what did not fit before.
+    pub fn set_limits(&mut self, now: Instant, limits: pm::Limits) {
+        self.cfg.limits = limits;
+        if self.mp.pm_started {
+            self.pm_event(now, &PmEvent::LimitsChanged);
+        }
+    }
+
+    /// Change our priority of a subflow (MP_PRIO).
+    pub fn set_subflow_backup(&mut self, idx: usize, backup: bool) -> bool {
+        let Some(sf) = self.subflows.get_mut(idx) else {
+            return false;
+        };
+        if sf.closed.is_some() {
+            return false;
+        }
+        sf.backup = backup;
+        if self.mode == Mode::Mptcp {
+            sf.prio_pending = true;
+            sf.tcb.request_ack();
+        }
+        true
+    }
+
+    /// Close one subflow: gracefully (FIN once its data is acknowledged; unacknowledged
+    /// data is reinjected elsewhere) or abortively (RST now, data reinjected).
+    pub fn close_subflow(&mut self, idx: usize, abortive: bool) -> bool {
+        let Some(sf) = self.subflows.get_mut(idx) else {
+            return false;
+        };
+        if sf.closed.is_some() {
+            return false;
+        }
+        if abortive {
+            sf.rst_reason = Some(rst_reason::ADMIN_PROHIBITED);
+            sf.tcb.abort();
+        } else {
+            sf.tcb.close();
+        }
+        sf.closing_by_app = true;
+        self.reinject_outstanding(idx);
+        true
+    }
+
+    /// Put the data-level-unacknowledged ranges that subflow `idx` carries on the
+    /// reinjection queue (they will also complete on `idx` if it recovers; the receiver
+    /// discards duplicates).
+    pub(super) fn reinject_outstanding(&mut self, idx: usize) {
+        let una = self.snd_una;
+        let sf = &mut self.subflows[idx];
+        let from = sf.reinjected_upto.max(sf.tcb.snd_una_offset());
+        let mut last = from;
+        for m in sf.tx_maps.iter() {
+            if m.end() <= from {
+                continue;
+            }
+            let start_off = m.off.max(from);
+            let dsn = m.dsn + (start_off - m.off);
+            let end_dsn = m.dsn + u64::from(m.len);
+            last = last.max(m.end());
+            if end_dsn > una {
+                let s = dsn.max(una);
+                if self.reinject.len() < 256 {
+                    self.reinject.push_back((s, (end_dsn - s) as u32));
+                    self.stats_reinjected += end_dsn - s;
+                }
+            }
+        }
+        sf.reinjected_upto = last;
+    }
+
+    // ----- path manager plumbing -------------------------------------------------------
+
+    pub(super) fn pm_event(&mut self, now: Instant, ev: &PmEvent) {
+        if self.mode == Mode::Mptcp {
+            self.call_pm(now, |pm, ctx, cmds| pm.on_event(ctx, ev, cmds));
+        }
+    }
+
+    pub(super) fn pm_timeout(&mut self, now: Instant) {
+        if self.mode == Mode::Mptcp && self.mp.pm.poll_timeout().is_some_and(|t| t <= now) {
+            self.call_pm(now, |pm, ctx, cmds| pm.on_timeout(ctx, cmds));
+        }
+    }
+
+    /// Give the path manager a snapshot of the connection, then run what it asked for.
+    pub(super) fn call_pm(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&mut dyn PathManager, &PmContext, &mut CommandQueue),
+    ) {
+        let Connection {
+            mp, subflows, cfg, ..
+        } = self;
+        mp.scratch.clear();
+        for s in subflows.iter().filter(|s| s.closed.is_none()) {
+            mp.scratch.push(PmSubflow {
+                id: s.id,
+                local: s.local,
+                remote: s.remote,
+                established: s.established,
+            });
+        }
+        let ctx = PmContext {
+            now,
+            local_addrs: &cfg.local_addrs,
+            subflows: &mp.scratch,
+            remote_addrs: &mp.remote_addrs,
+            limits: cfg.limits,
+        };
+        f(mp.pm.as_mut(), &ctx, &mut mp.cmds);
+        self.run_pm_commands();
+    }
+
+    pub(super) fn run_pm_commands(&mut self) {
+        while let Some(cmd) = self.mp.cmds.pop() {
+            match cmd {
+                PmCommand::OpenSubflow { .. } => {
+                    if self.mp.opens.len() < 64 {
+                        self.mp.opens.push_back(cmd);
+                    }
+                }
+                PmCommand::CloseSubflow { id } => {
+                    if let Some(i) = self.subflows.iter().position(|s| s.id == id) {
+                        self.close_subflow(i, false);
+                    }
+                }
+                PmCommand::Announce {
+                    addr_id: pm_id,
+                    addr,
+                    port,
+                } => {
+                    // one id space for ADD_ADDR, REMOVE_ADDR and MP_JOIN: ours
+                    let id = self.local_addr_id(addr);
+                    if self.announce(id, addr, port) {
+                        self.mp.pm_ids.retain(|&(p, _)| p != pm_id);
+                        if self.mp.pm_ids.len() < 256 {
+                            self.mp.pm_ids.push((pm_id, id));
+                        }
+                    }
+                }
+                PmCommand::RemoveAddress { addr_id: pm_id } => {
+                    let id = self
+                        .mp
+                        .pm_ids
+                        .iter()
+                        .find(|&&(p, _)| p == pm_id)
+                        .map_or(pm_id, |&(_, o)| o);
+                    self.mp.pm_ids.retain(|&(p, _)| p != pm_id);
+                    // (already withdrawn, e.g. by `remove_endpoint`: nothing to send)
+                    if self.is_announced(id) {
+                        self.remove_address(id);
+                    }
+                }
+                PmCommand::SetBackup { id, backup } => {
+                    if let Some(i) = self.subflows.iter().position(|s| s.id == id) {
+                        self.set_subflow_backup(i, backup);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Start the path manager once MPTCP is fully established.
+    pub(super) fn maybe_start_pm(&mut self, now: Instant) {
+        if self.mp.pm_started || self.mode != Mode::Mptcp {
+            return;
+        }
+        let Some(sf) = self.subflows.first() else {
+            return;
+        };
+        if !sf.established {
+            return;
+        }
+        self.mp.pm_started = true;
+        let ev = PmEvent::ConnectionEstablished {
+            local: sf.local,
+            remote: sf.remote,
+            server_side: self.role == Role::Server,
+            peer_deny_join_initial: self.peer_deny_join_initial,
+        };
+        self.pm_event(now, &ev);
+    }
+
+    pub(super) fn pm_poll_timeout(&self) -> Option<Instant> {
+        if self.mode == Mode::Mptcp {
+            self.mp.pm.poll_timeout()
+        } else {
+            None
+        }
+    }
+}

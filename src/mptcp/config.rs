@@ -1,0 +1,122 @@
+//! Per-connection configuration ([`ConnConfig`]) and the MSS a subflow gets from its link MTU.
+
+use super::*;
+
+/// Per-connection configuration.
+#[derive(Clone, Debug)]
+pub struct ConnConfig {
+    /// Ask for MPTCP (false: plain TCP).
+    pub mptcp: bool,
+    /// Request DSS checksums (A flag).
+    pub checksum: bool,
+    /// Connection-level send buffer, bytes.
+    pub send_buffer: usize,
+    /// Connection-level receive buffer (and window), bytes.
+    pub recv_buffer: usize,
+    /// Subflow TCP configuration. `tcp.mss` caps the MSS; each subflow uses at most its link
+    /// MTU minus headers (`link_mtus`), so the default `u16::MAX` means "from the MTU".
+    pub tcp: tcp::Config,
+    /// IP TOS of new subflows.
+    pub tos: u8,
+    /// IP TTL / hop limit.
+    pub ttl: u8,
+    /// Path manager spec (`fullmesh`, `ndiffports:N`, `manual`), see `crate::pm::by_name`.
+    pub path_manager: String,
+    /// Scheduler name, see `crate::sched::by_name`.
+    pub scheduler: String,
+    /// Subflow and address limits.
+    pub limits: crate::pm::Limits,
+    /// Local addresses the path manager may use (the stack fills this in).
+    pub local_addrs: Vec<crate::pm::LocalAddr>,
+    /// How long a joining subflow waits for the peer to acknowledge its third ACK.
+    pub join_timeout: Duration,
+    /// ADD_ADDR retransmission interval while no echo arrives (Linux's
+    /// `net.mptcp.add_addr_timeout`, 120 s there; 2 s by default here).
+    pub add_addr_timeout: Duration,
+    /// ADD_ADDR retransmissions before giving up on an echo (Linux: 3).
+    pub add_addr_retries: u8,
+    /// MTU of the link each local address is on (the stack fills this in from
+    /// `Stack::set_mtu`); a subflow's MSS is at most this MTU minus the IP and TCP headers.
+    /// Addresses not listed use `DEFAULT_MTU`.
+    pub link_mtus: Vec<(IpAddr, u16)>,
+}
+
+/// MTU assumed for a local address with no known link MTU.
+pub const DEFAULT_MTU: u16 = 1500;
+
+/// IPv4 and IPv6 minimum MTUs (RFC 791, RFC 8200).
+pub const MIN_MTU_V4: u16 = 576;
+pub const MIN_MTU_V6: u16 = 1280;
+
+/// The MSS (payload without TCP options) an MTU allows for `local`'s IP version.
+pub fn mss_for_mtu(local: IpAddr, mtu: u16) -> u16 {
+    let (min, hdr) = if local.is_ipv4() {
+        (MIN_MTU_V4, 20 + 20)
+    } else {
+        (MIN_MTU_V6, 40 + 20)
+    };
+    mtu.max(min) - hdr
+}
+
+/// The TCP configuration of a new subflow from `local`: the connection's, with the MSS
+/// bounded by the link MTU.
+pub fn subflow_tcp_config(cfg: &ConnConfig, local: IpAddr) -> tcp::Config {
+    let mtu = cfg
+        .link_mtus
+        .iter()
+        .find(|(a, _)| *a == local)
+        .map_or(DEFAULT_MTU, |(_, m)| *m);
+    let mut t = cfg.tcp.clone();
+    t.mss = t.mss.min(mss_for_mtu(local, mtu));
+    t
+}
+
+impl ConnConfig {
+    /// Whether the path manager spec, the scheduler and the congestion controller name
+    /// policies that exist (built in or registered); the message says which does not.
+    /// `Stack::connect` and `Stack::listen_with` refuse a configuration that fails this.
+    pub fn check_policies(&self) -> Result<(), String> {
+        crate::pm::by_name(&self.path_manager)?;
+        if crate::sched::by_name(&self.scheduler).is_none() {
+            return Err(format!(
+                "unknown scheduler {:?} (known: {})",
+                self.scheduler,
+                crate::sched::names().join(", ")
+            ));
+        }
+        if crate::cc::by_name(self.tcp.congestion, 1000).is_none() {
+            return Err(format!(
+                "unknown congestion control {:?} (known: {})",
+                self.tcp.congestion,
+                crate::cc::names().join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ConnConfig {
+    fn default() -> Self {
+        ConnConfig {
+            mptcp: true,
+            checksum: false,
+            send_buffer: 4 << 20,
+            recv_buffer: 4 << 20,
+            // no cap of our own: each subflow's MSS comes from its link MTU
+            tcp: tcp::Config {
+                mss: u16::MAX,
+                ..tcp::Config::default()
+            },
+            tos: 0,
+            ttl: 64,
+            path_manager: "fullmesh".into(),
+            scheduler: crate::sched::DEFAULT.into(),
+            limits: crate::pm::Limits::default(),
+            local_addrs: Vec::new(),
+            join_timeout: Duration::from_secs(10),
+            add_addr_timeout: Duration::from_secs(2),
+            add_addr_retries: 6,
+            link_mtus: Vec::new(),
+        }
+    }
+}

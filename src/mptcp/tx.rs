@@ -1,0 +1,337 @@
+//! Send path: the scheduler's decisions turned into data assigned to subflows,
+//! reinjection, stall detection.
+
+use super::*;
+
+impl Connection {
+    // ----- send path -------------------------------------------------------------------
+
+    pub(super) fn best_subflow(&self) -> Option<usize> {
+        let mut best: Option<(usize, bool, Duration)> = None;
+        for (i, s) in self.subflows.iter().enumerate() {
+            if !s.usable() {
+                continue;
+            }
+            let backup = s.backup || s.peer_backup;
+            let rtt = s.tcb.stats().srtt.unwrap_or(Duration::from_secs(1));
+            let better = match best {
+                None => true,
+                Some((_, b, r)) => (backup, rtt) < (b, r),
+            };
+            if better {
+                best = Some((i, backup, rtt));
+            }
+        }
+        best.map(|b| b.0)
+    }
+
+    /// Assign unsent (and reinjected) data to subflows, as the scheduler decides.
+    pub(super) fn schedule(&mut self, now: Instant) {
+        if self.mode != Mode::Mptcp {
+            return;
+        }
+        for _ in 0..64 {
+            // reinjections first, on the best other subflow with room
+            if let Some(&(dsn, len)) = self.reinject.front() {
+                match self.pick_for_reinjection() {
+                    Some((i, room)) => {
+                        let n = u64::from(len).min(room).min(64 * 1024) as u32;
+                        if n == 0 || !self.assign(i, dsn, n) {
+                            break;
+                        }
+                        self.mib_reinjections += 1;
+                        if let Some(front) = self.reinject.front_mut() {
+                            front.0 += u64::from(n);
+                            front.1 -= n;
+                            if front.1 == 0 {
+                                self.reinject.pop_front();
+                            }
+                        }
+                        continue;
+                    }
+                    None => {
+                        // nowhere to reinject now; new data may still go out
+                    }
+                }
+            }
+            let unsent = self.sbuf.end().saturating_sub(self.snd_nxt);
+            if unsent == 0 {
+                break;
+            }
+            // never past the right edge the peer announced (RFC 8684 3.3.5): Linux drops
+            // such data at the data level after its subflow acknowledged it
+            let mut wnd = self.snd_wnd_edge.saturating_sub(self.snd_nxt);
+            if self.data_subflows() > 1 {
+                let (num, den) = MULTIPATH_WINDOW_SHARE;
+                let share = self.snd_wnd_edge.saturating_sub(self.snd_una) / den * num;
+                wnd = wnd.min((self.snd_una + share).saturating_sub(self.snd_nxt));
+            }
+            // A window open by a few bytes is as closed as a zero one when no subflow may
+            // send into it: each subflow's TCP window is the same edge relative to the same
+            // DATA_ACK, rounded down by its window scale, so it can read zero (seen with a
+            // 64 KiB receive buffer filled to 12 bytes short, window scale 7).
+            let blocked = wnd == 0
+                || (self.data_idle()
+                    && self.subflows.iter().any(|s| s.usable())
+                    && (0..self.subflows.len()).all(|i| self.subflow_room(i) == 0));
+            if blocked {
+                // closed window: probe it (timer with backoff) once nothing is in flight
+                // that would bring a window update
+                if self.zwp_at.is_none() && self.data_idle() {
+                    let t = self.conn_rto().saturating_mul(1 << self.zwp_backoff.min(6));
+                    self.zwp_at = Some(now + t.min(Duration::from_secs(60)));
+                }
+            } else {
+                self.zwp_at = None;
+                self.zwp_backoff = 0;
+            }
+            self.fill_views();
+            let ctx = crate::sched::SchedContext {
+                now,
+                unsent,
+                conn_window: wnd,
+                send_buffer_free: self.sbuf.free() as u64,
+                blocked: self.blocked_info(wnd),
+            };
+            let decision = {
+                let Connection { mp, .. } = self;
+                let views = std::mem::take(&mut mp.views);
+                let d = mp.scheduler().schedule(&ctx, &views);
+                mp.views = views;
+                d
+            };
+            use crate::sched::Decision;
+            match decision {
+                Decision::Wait => break,
+                Decision::Send { subflow, max_len } => {
+                    let room = self.subflow_room(subflow);
+                    let len = unsent
+                        .min(wnd)
+                        .min(u64::from(max_len))
+                        .min(room)
+                        .min(64 * 1024) as u32;
+                    if len == 0 || !self.assign(subflow, self.snd_nxt, len) {
+                        break;
+                    }
+                    self.account_new(subflow, len);
+                }
+                Decision::Redundant { subflows, max_len } => {
+                    let mut len = unsent.min(wnd).min(u64::from(max_len)).min(64 * 1024);
+                    for i in subflows.iter() {
+                        len = len.min(self.subflow_room(i));
+                    }
+                    let len = len as u32;
+                    if len == 0 {
+                        break;
+                    }
+                    let dsn = self.snd_nxt;
+                    let mut first = None;
+                    for i in subflows.iter() {
+                        if self.assign(i, dsn, len) {
+                            if first.is_none() {
+                                first = Some(i);
+                            } else {
+                                // a copy: counted on this subflow, not in the connection's bytes
+                                self.subflows[i].data_sent += u64::from(len);
+                            }
+                        }
+                    }
+                    match first {
+                        Some(i) => self.account_new(i, len),
+                        None => break,
+                    }
+                }
+                Decision::Reinject {
+                    subflow,
+                    dsn,
+                    len,
+                    penalise,
+                } => {
+                    let room = self.subflow_room(subflow);
+                    let n = u64::from(len).min(room) as u32;
+                    if n == 0 || dsn < self.snd_una || !self.assign(subflow, dsn, n) {
+                        break;
+                    }
+                    self.mib_reinjections += 1;
+                    if let Some(p) = penalise.and_then(|p| self.subflows.get_mut(p)) {
+                        p.tcb.penalise(now);
+                    }
+                }
+            }
+        }
+        self.maybe_arm_fin(now);
+        self.arm_rtx(now);
+    }
+
+    /// Subflows that carry data side by side now: usable, not backups, not held back by a
+    /// provisional window.
+    pub(super) fn data_subflows(&self) -> usize {
+        self.subflows
+            .iter()
+            .filter(|s| {
+                s.usable()
+                    && !(s.backup || s.peer_backup)
+                    && !(self.wnd_provisional && s.join != JoinState::Initial)
+            })
+            .count()
+    }
+
+    pub(super) fn account_new(&mut self, i: usize, len: u32) {
+        self.snd_nxt += u64::from(len);
+        self.subflows[i].data_sent += u64::from(len);
+        self.stats_bytes_sent += u64::from(len);
+    }
+
+    /// Record that subflow `i` carries `len` bytes from `dsn` and tell its engine.
+    pub(super) fn assign(&mut self, i: usize, dsn: u64, len: u32) -> bool {
+        let Some(sf) = self.subflows.get_mut(i) else {
+            return false;
+        };
+        if !sf.usable() {
+            return false;
+        }
+        let off = sf.tcb.send_queue_end();
+        if !sf.tx_maps.has_room() {
+            return false;
+        }
+        let continues = sf
+            .tx_maps
+            .last()
+            .is_some_and(|m| m.end() == off && m.dsn + u64::from(m.len) == dsn);
+        if continues {
+            sf.tcb.enqueue(len);
+        } else if !sf.tcb.enqueue_chunk(len) {
+            return false;
+        }
+        if i != 0 || dsn != self.local_idsn.wrapping_add(1).wrapping_add(off) {
+            self.tx_linear = false;
+        }
+        self.subflows[i].tx_maps.push_tx(Map { off, dsn, len })
+    }
+
+    /// Bytes subflow `i` may take now (congestion and peer window, minus what it holds unsent).
+    pub(super) fn subflow_room(&self, i: usize) -> u64 {
+        self.subflows.get(i).map_or(0, |s| {
+            if !s.usable()
+                || !s.tx_maps.has_room()
+                || (self.wnd_provisional && s.join != JoinState::Initial)
+            {
+                0
+            } else {
+                u64::from(s.tcb.send_capacity()).saturating_sub(s.unsent())
+            }
+        })
+    }
+
+    pub(super) fn pick_for_reinjection(&self) -> Option<(usize, u64)> {
+        let mut best: Option<(usize, bool, Duration, u64)> = None;
+        for (i, s) in self.subflows.iter().enumerate() {
+            let room = self.subflow_room(i);
+            if room == 0 || s.potentially_failed {
+                continue;
+            }
+            let backup = s.backup || s.peer_backup;
+            let rtt = s.tcb.stats().srtt.unwrap_or(Duration::from_millis(100));
+            if best.is_none_or(|(_, b, r, _)| (backup, rtt) < (b, r)) {
+                best = Some((i, backup, rtt, room));
+            }
+        }
+        best.map(|(i, _, _, room)| (i, room))
+    }
+
+    pub(super) fn fill_views(&mut self) {
+        let provisional = self.wnd_provisional;
+        let Connection { mp, subflows, .. } = self;
+        mp.views.clear();
+        for s in subflows.iter() {
+            let st = s.tcb.stats();
+            // under a provisional window only the initial subflow may carry data (in order:
+            // Linux drops data past its real window only when it arrives out of order)
+            let provisional_hold = provisional && s.join != JoinState::Initial;
+            mp.views.push(crate::sched::SubflowView {
+                id: s.id,
+                srtt: st.srtt,
+                rttvar: st.rttvar,
+                cwnd: st.cwnd,
+                in_flight: st.bytes_in_flight,
+                send_capacity: if s.tx_maps.has_room() && !provisional_hold {
+                    s.tcb.send_capacity()
+                } else {
+                    0
+                },
+                queued: s.unsent().min(u64::from(u32::MAX)) as u32,
+                mss: st.snd_mss,
+                backup: s.backup || s.peer_backup,
+                usable: s.usable(),
+                potentially_failed: s.potentially_failed,
+            });
+        }
+    }
+
+    /// When the connection window is exhausted: the subflow holding the oldest
+    /// data-level-unacknowledged byte (for opportunistic retransmission).
+    pub(super) fn blocked_info(&self, wnd: u64) -> Option<crate::sched::Blocked> {
+        if wnd > 0 || self.snd_una >= self.snd_nxt {
+            return None;
+        }
+        for (i, s) in self.subflows.iter().enumerate() {
+            for m in s.tx_maps.iter() {
+                let end = m.dsn + u64::from(m.len);
+                if m.dsn <= self.snd_una && end > self.snd_una {
+                    let len = (end - self.snd_una).min(64 * 1024) as u32;
+                    return Some(crate::sched::Blocked {
+                        subflow: i,
+                        dsn: self.snd_una,
+                        len,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Subflows with repeated RTOs and no progress are potentially failed: their
+    /// outstanding data goes to the others.
+    pub(super) fn detect_stalls(&mut self) {
+        let others = |conn: &Connection, me: usize| {
+            conn.subflows
+                .iter()
+                .enumerate()
+                .any(|(j, s)| j != me && s.usable() && !s.potentially_failed)
+        };
+        for i in 0..self.subflows.len() {
+            let st = self.subflows[i].tcb.stats();
+            let una = self.subflows[i].tcb.snd_una_offset();
+            let (rto_mark, una_mark) = self.subflows[i].stall_mark;
+            let outstanding = self.subflows[i].tcb.snd_max_offset() > una;
+            if una != una_mark || !outstanding {
+                self.subflows[i].stall_mark = (st.rto_count, una);
+                self.subflows[i].potentially_failed = false;
+                continue;
+            }
+            if st.rto_count >= rto_mark + 2
+                && !self.subflows[i].potentially_failed
+                && others(self, i)
+            {
+                self.subflows[i].potentially_failed = true;
+                self.reinject_outstanding(i);
+            }
+        }
+    }
+
+    /// A held join may go once the connection is fully established; if the connection fell
+    /// back to TCP or failed first, the join is abandoned (`SubflowClosed { Aborted }`).
+    pub(super) fn release_held(&mut self, now: Instant, i: usize, mib: &mut Mib) -> bool {
+        if self.mode == Mode::Mptcp && self.error.is_none() && !self.subflows_closing {
+            if !self.fully_established && self.subflows[i].held.is_some_and(|t| now < t) {
+                return false;
+            }
+            self.subflows[i].held = None;
+            return true;
+        }
+        self.subflows[i].held = None;
+        self.subflows[i].tcb.abort();
+        self.process_tcb_events(now, mib);
+        false
+    }
+}
