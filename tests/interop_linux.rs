@@ -1685,16 +1685,21 @@ fn fastclose_from_mptun_resets_the_linux_connection() {
         run.stderr
     );
     let linux = ns.finish_peer(server);
-    let err = linux.expect_err("the Linux server finished normally after mptun's fastclose");
-    assert!(
-        err.to_string().to_lowercase().contains("reset"),
-        "Linux's error: {err}"
-    );
     let after = ns.mptcp_counters().expect("counters");
     let d = |n: &str| mptun::testbed::delta(&before, &after, n);
     assert!(
         d("MPFastcloseRx") >= 1,
         "MPTcpExt {:?}",
         mptun::testbed::deltas(&before, &after)
+    );
+    let err = linux.expect_err("the Linux server finished normally after mptun's fastclose");
+    // Linux's fastclose handling (mptcp_check_fastclose) sets the socket's shutdown bits
+    // before its error, so a read racing it may see end of stream and the next call fail
+    // with ENOTCONN instead of ECONNRESET (seen once in ~10 runs with two fuzzers beside
+    // it); either way the connection was torn down, not finished
+    let e = err.to_string().to_lowercase();
+    assert!(
+        e.contains("reset") || e.contains("not connected"),
+        "Linux's error: {err}"
     );
 }

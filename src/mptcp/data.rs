@@ -33,7 +33,7 @@ impl Connection {
             }
             // data-level progress: the retransmission timer starts again, unbacked-off
             self.rtx_backoff = 0;
-            self.rtx_at = None;
+            self.timers.clear(Timer::DataRtx);
             self.arm_rtx(now);
             if let Some(r) = self.rtx_recover {
                 if ack >= r {
@@ -47,11 +47,11 @@ impl Connection {
             if let Some(f) = self.fin_dsn {
                 if ack > f && !self.fin_acked {
                     self.fin_acked = true;
-                    self.fin_timer = None;
+                    self.timers.clear(Timer::DataFin);
                 }
             }
             self.fin_backoff = 0;
-            if self.fin_timer.is_some() {
+            if self.timers.is_armed(Timer::DataFin) {
                 self.arm_fin_timer(now);
             }
         }
@@ -115,12 +115,13 @@ impl Connection {
     /// Arm the data-level retransmission timer if data is outstanding and it is not armed.
     pub(super) fn arm_rtx(&mut self, now: Instant) {
         if self.mode != Mode::Mptcp || self.snd_una >= self.snd_nxt {
-            self.rtx_at = None;
+            self.timers.clear(Timer::DataRtx);
             return;
         }
-        if self.rtx_at.is_none() {
+        if !self.timers.is_armed(Timer::DataRtx) {
             let t = self.conn_rto().saturating_mul(1 << self.rtx_backoff.min(6));
-            self.rtx_at = Some(now + t.min(Duration::from_secs(60)));
+            self.timers
+                .set(Timer::DataRtx, now + t.min(Duration::from_secs(60)));
         }
     }
 
@@ -151,20 +152,18 @@ impl Connection {
     /// Data-level timers: retransmission and zero-window probing.
     pub(super) fn data_timers(&mut self, now: Instant, mib: &mut Mib) {
         if self.mode != Mode::Mptcp || self.error.is_some() {
-            self.rtx_at = None;
-            self.zwp_at = None;
+            self.timers.clear(Timer::DataRtx);
+            self.timers.clear(Timer::ZeroWindowProbe);
             return;
         }
-        if self.rtx_at.is_some_and(|t| t <= now) {
-            self.rtx_at = None;
+        if self.timers.take_due(Timer::DataRtx, now) {
             if self.snd_una < self.snd_nxt && self.subflows.iter().any(|s| s.usable()) {
                 self.queue_data_retransmit(mib);
                 self.rtx_backoff = self.rtx_backoff.saturating_add(1);
             }
             self.arm_rtx(now);
         }
-        if self.zwp_at.is_some_and(|t| t <= now) {
-            self.zwp_at = None;
+        if self.timers.take_due(Timer::ZeroWindowProbe, now) {
             if let Some(i) = self.best_subflow() {
                 self.subflows[i].tcb.probe_window();
                 mib.DataWindowProbes += 1;

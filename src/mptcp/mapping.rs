@@ -72,7 +72,7 @@ impl Connection {
                 return; // a bare DATA_FIN carries no subflow bytes (ssn 0)
             }
         }
-        if data_len == 0 && payload.is_empty() && self.mp_fail_pending.is_none() {
+        if data_len == 0 && payload.is_empty() && self.mp_fail_dsn.is_none() {
             // as Linux, which looks at a mapping only with the data it maps: a data-level
             // length of 0 on a segment without data, when we sent no MP_FAIL, is no
             // infinite mapping (packetdrill's scripts acknowledge with `dll=0` mappings)
@@ -92,7 +92,8 @@ impl Connection {
             );
             let linear = dsn == self.remote_idsn.wrapping_add(1).wrapping_add(off);
             if linear && self.can_fall_back(idx) {
-                self.mp_fail_pending = None;
+                self.mp_fail_dsn = None;
+                self.timers.clear(Timer::MpFail);
                 self.enter_fallback(idx);
             } else {
                 mib.FallbackFailed += 1;
@@ -220,10 +221,11 @@ impl Connection {
         if !others && refetchable && self.can_fall_back(idx) {
             // MP_FAIL on our ACKs until the peer's infinite mapping; the corrupted bytes are
             // not acknowledged, so they come again, then as plain TCP
-            if self.mp_fail_pending.is_none() {
+            if self.mp_fail_dsn.is_none() {
                 let rto = self.subflows[idx].tcb.stats().rto;
                 let wait = (rto * 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
-                self.mp_fail_pending = Some((dsn, now + wait));
+                self.mp_fail_dsn = Some(dsn);
+                self.timers.set(Timer::MpFail, now + wait);
             }
             self.subflows[idx].tcb.request_ack();
         } else {

@@ -16,12 +16,14 @@ mod output;
 mod rx;
 mod signals;
 pub mod subflow;
+mod timer;
 mod timers;
 mod tx;
 
 pub use config::*;
 pub use multipath::{OpenError, SubflowOptions};
 pub use output::OptBuf;
+pub use timer::{Timer, TimerTable};
 
 use crate::crypto;
 use crate::storage::ring::{RecvBuffer, SendBuffer};
@@ -190,19 +192,16 @@ pub struct Connection {
     /// DSN of our DATA_FIN once the application shut down its direction.
     fin_dsn: Option<u64>,
     fin_acked: bool,
-    fin_timer: Option<Instant>,
     fin_backoff: u32,
     /// DSN ranges to send again on another subflow.
     reinject: VecDeque<(u64, u32)>,
-    /// Data-level retransmission timer (armed while data is unacknowledged at the data
-    /// level) and its backoff.
-    rtx_at: Option<Instant>,
+    /// Backoff of the data-level retransmission timer (`Timer::DataRtx`, armed while data
+    /// is unacknowledged at the data level).
     rtx_backoff: u32,
     /// After a data-level timeout: keep re-sending from DATA_ACK while nothing is in flight
     /// and the DATA_ACK is below this DSN (the drop may have taken more than one chunk).
     rtx_recover: Option<u64>,
-    /// Data-level zero-window probe timer and its backoff.
-    zwp_at: Option<Instant>,
+    /// Backoff of the data-level zero-window probe (`Timer::ZeroWindowProbe`).
     zwp_backoff: u32,
 
     rbuf: RecvBuffer,
@@ -238,16 +237,17 @@ pub struct Connection {
     tx_linear: bool,
     rx_linear: bool,
     /// A checksum failure on the only subflow: MP_FAIL (this DSN) rides on every pure ACK
-    /// until the peer's infinite mapping arrives, or until the deadline (then the subflow
-    /// is reset, as Linux does when its MP_FAIL goes unanswered).
-    mp_fail_pending: Option<(u64, Instant)>,
+    /// until the peer's infinite mapping arrives, or until `Timer::MpFail` (then the
+    /// subflow is reset, as Linux does when its MP_FAIL goes unanswered).
+    mp_fail_dsn: Option<u64>,
     /// The peer's MP_FAIL arrived on the only subflow: the next data segment carries an
     /// infinite mapping, then the connection is plain TCP.
     infinite_map_pending: bool,
     /// The infinite mapping just left: fall back once the segment is out.
     infinite_map_sent: bool,
-    /// When to give buffer memory back if nothing happens before (`MEM_IDLE_TRIM`).
-    trim_at: Option<Instant>,
+    /// The connection's own timers (DATA_FIN, data-level retransmission, zero-window probe,
+    /// MP_FAIL wait, memory trim).
+    timers: TimerTable,
     pub(crate) mp: multipath::MpState,
 }
 
@@ -369,13 +369,10 @@ impl Connection {
             wnd_provisional: false,
             fin_dsn: None,
             fin_acked: false,
-            fin_timer: None,
             fin_backoff: 0,
             reinject: VecDeque::new(),
-            rtx_at: None,
             rtx_backoff: 0,
             rtx_recover: None,
-            zwp_at: None,
             zwp_backoff: 0,
             rbuf,
             peer_fin_dsn: None,
@@ -400,10 +397,10 @@ impl Connection {
             rcv_adv_edge: 0,
             tx_linear: true,
             rx_linear: true,
-            mp_fail_pending: None,
+            mp_fail_dsn: None,
             infinite_map_pending: false,
             infinite_map_sent: false,
-            trim_at: None,
+            timers: TimerTable::default(),
             mp: multipath::MpState::new(&cfg),
             cfg,
         }

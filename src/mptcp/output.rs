@@ -362,7 +362,7 @@ impl Connection {
         let bare = seg.payload_len == 0 && dss.mapping.is_none();
         // beside timestamps (12 bytes) at most 28 bytes of MPTCP options fit
         let room = |out: &OptBuf, extra: usize| out.wire_len() + extra <= 28;
-        if let Some((dsn, _)) = self.mp_fail_pending.filter(|_| bare && room(out, 12)) {
+        if let Some(dsn) = self.mp_fail_dsn.filter(|_| bare && room(out, 12)) {
             // on pure ACKs, where it fits beside the DSS (as Linux sends it)
             out.push(MptcpOption::MpFail { dsn });
         }

@@ -13,7 +13,7 @@ impl Connection {
             if self.snd_nxt >= f
                 && !self.fin_acked
                 && self.mode == Mode::Mptcp
-                && self.fin_timer.is_none()
+                && !self.timers.is_armed(Timer::DataFin)
             {
                 if let Some(s) = self.best_subflow() {
                     self.subflows[s].tcb.request_ack();
@@ -32,7 +32,8 @@ impl Connection {
             .max()
             .unwrap_or(Duration::from_secs(1));
         let backoff = rto.saturating_mul(1 << self.fin_backoff.min(6));
-        self.fin_timer = Some(now + backoff.min(Duration::from_secs(60)));
+        self.timers
+            .set(Timer::DataFin, now + backoff.min(Duration::from_secs(60)));
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -42,19 +43,10 @@ impl Connection {
             .filter_map(|s| s.tcb.poll_timeout())
             .min();
         let held = self.subflows.iter().filter_map(|s| s.held).min();
-        [
-            sub,
-            self.fin_timer,
-            self.mp_poll_timeout(),
-            held,
-            self.mp_fail_pending.map(|(_, t)| t),
-            self.rtx_at,
-            self.zwp_at,
-            self.trim_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [sub, self.timers.next(), self.mp_poll_timeout(), held]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Coupled congestion control (RFC 6356 LIA, OLIA, BALIA): before subflow `idx`
@@ -105,20 +97,22 @@ impl Connection {
                 self.subflows[i].tcb.handle_timeout(now);
             }
         }
-        if self.fin_timer.is_some_and(|t| t <= now) {
-            self.fin_timer = None;
-            if !self.fin_acked {
-                // the subflow that carried it may be dead: retransmit on every usable one
-                self.fin_backoff += 1;
-                for s in self.subflows.iter_mut().filter(|s| s.usable()) {
-                    s.tcb.request_ack();
-                }
-                self.arm_fin_timer(now);
+        // (take_due disarms the timer whether or not the DATA_FIN was acknowledged since)
+        if self.timers.take_due(Timer::DataFin, now) && !self.fin_acked {
+            // the subflow that carried it may be dead: retransmit on every usable one
+            self.fin_backoff += 1;
+            for s in self.subflows.iter_mut().filter(|s| s.usable()) {
+                s.tcb.request_ack();
             }
+            self.arm_fin_timer(now);
         }
         self.data_timers(now, mib);
-        if let Some((dsn, _)) = self.mp_fail_pending.filter(|&(_, t)| t <= now) {
-            self.mp_fail_pending = None;
+        if let Some(dsn) = self
+            .mp_fail_dsn
+            .filter(|_| self.timers.is_due(Timer::MpFail, now))
+        {
+            self.mp_fail_dsn = None;
+            self.timers.clear(Timer::MpFail);
             // the peer did not fall back; if the bytes came again intact meanwhile (the
             // change was transient), the stream is whole and goes on as MPTCP
             // (with a join up meanwhile, the bytes come again on any subflow and a second
@@ -137,8 +131,7 @@ impl Connection {
             self.detect_stalls();
         }
         self.process_tcb_events(now, mib);
-        if self.trim_at.is_some_and(|t| t <= now) {
-            self.trim_at = None;
+        if self.timers.take_due(Timer::MemTrim, now) {
             self.trim_memory();
         }
     }
@@ -150,9 +143,9 @@ impl Connection {
     /// data-level buffers own no memory (an idle connection that never moved data).
     pub(super) fn note_activity(&mut self, now: Instant) {
         if self.sbuf.allocated() > 0 || self.rbuf.allocated() > 0 {
-            self.trim_at = Some(now + MEM_IDLE_TRIM);
+            self.timers.set(Timer::MemTrim, now + MEM_IDLE_TRIM);
         } else {
-            self.trim_at = None;
+            self.timers.clear(Timer::MemTrim);
         }
     }
 

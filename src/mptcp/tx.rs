@@ -77,12 +77,13 @@ impl Connection {
             if blocked {
                 // closed window: probe it (timer with backoff) once nothing is in flight
                 // that would bring a window update
-                if self.zwp_at.is_none() && self.data_idle() {
+                if !self.timers.is_armed(Timer::ZeroWindowProbe) && self.data_idle() {
                     let t = self.conn_rto().saturating_mul(1 << self.zwp_backoff.min(6));
-                    self.zwp_at = Some(now + t.min(Duration::from_secs(60)));
+                    self.timers
+                        .set(Timer::ZeroWindowProbe, now + t.min(Duration::from_secs(60)));
                 }
             } else {
-                self.zwp_at = None;
+                self.timers.clear(Timer::ZeroWindowProbe);
                 self.zwp_backoff = 0;
             }
             self.fill_views();
