@@ -33,7 +33,7 @@ impl Connection {
         for _ in 0..64 {
             // reinjections first, on the best other subflow with room
             if let Some(&(dsn, len)) = self.reinject.front() {
-                match self.pick_for_reinjection() {
+                match self.pick_for_reinjection(now, u64::from(len)) {
                     Some((i, room)) => {
                         let n = u64::from(len).min(room).min(64 * 1024) as u32;
                         if n == 0 || !self.assign(i, dsn, n) {
@@ -224,20 +224,28 @@ impl Connection {
         })
     }
 
-    pub(super) fn pick_for_reinjection(&self) -> Option<(usize, u64)> {
-        let mut best: Option<(usize, bool, Duration, u64)> = None;
-        for (i, s) in self.subflows.iter().enumerate() {
-            let room = self.subflow_room(i);
-            if room == 0 || s.potentially_failed {
-                continue;
-            }
-            let backup = s.backup || s.peer_backup;
-            let rtt = s.tcb.stats().srtt.unwrap_or(Duration::from_millis(100));
-            if best.is_none_or(|(_, b, r, _)| (backup, rtt) < (b, r)) {
-                best = Some((i, backup, rtt, room));
-            }
-        }
-        best.map(|(i, _, _, room)| (i, room))
+    /// Where to send again `len` bytes already sent on another subflow: the scheduler's
+    /// `retransmit_subflow` (Linux's `get_retrans`), checked: an index that exists and has
+    /// room; with that room in bytes.
+    pub(super) fn pick_for_reinjection(&mut self, now: Instant, len: u64) -> Option<(usize, u64)> {
+        self.fill_views();
+        let ctx = crate::sched::SchedContext {
+            now,
+            unsent: len,
+            // reinjected bytes lie below snd_nxt: inside the window they were first sent in
+            conn_window: len,
+            send_buffer_free: self.sbuf.free() as u64,
+            blocked: None,
+        };
+        let i = {
+            let Connection { mp, .. } = self;
+            let views = std::mem::take(&mut mp.views);
+            let i = mp.scheduler().retransmit_subflow(&ctx, &views);
+            mp.views = views;
+            i
+        }?;
+        let room = self.subflow_room(i);
+        (room > 0 && !self.subflows[i].potentially_failed).then_some((i, room))
     }
 
     pub(super) fn fill_views(&mut self) {

@@ -220,6 +220,31 @@ pub trait Scheduler: Send + core::fmt::Debug {
     fn name(&self) -> &'static str;
     /// Pick the next action. Indices in the answer refer to `subflows`.
     fn schedule(&mut self, ctx: &SchedContext, subflows: &[SubflowView]) -> Decision;
+
+    /// The subflow that sends again data already sent on another one: reinjection after
+    /// a subflow failed or was closed, and the data-level retransmission timer's chunks
+    /// (Linux's `get_retrans`). An index into `subflows`, which must be usable with room;
+    /// `None` to wait. The default takes the regular subflow (backups only without one)
+    /// with the lowest smoothed RTT among those with room that are not potentially failed.
+    fn retransmit_subflow(
+        &mut self,
+        _ctx: &SchedContext,
+        subflows: &[SubflowView],
+    ) -> Option<usize> {
+        default_retransmit_subflow(subflows)
+    }
+}
+
+/// [`Scheduler::retransmit_subflow`]'s default: usable, room, not potentially failed;
+/// regular before backup, then the lowest smoothed RTT (100 ms when unmeasured); the
+/// first of equals.
+pub fn default_retransmit_subflow(subflows: &[SubflowView]) -> Option<usize> {
+    subflows
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.usable && v.available() > 0 && !v.potentially_failed)
+        .min_by_key(|(_, v)| (v.backup, v.srtt.unwrap_or(Duration::from_millis(100))))
+        .map(|(i, _)| i)
 }
 
 /// The built-in names accepted by [`by_name`]; the first is the default. [`names`] lists
@@ -367,6 +392,65 @@ mod tests {
         s.remove(5);
         s.remove(999);
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 63]);
+    }
+
+    #[test]
+    fn default_retransmit_subflow_prefers_regular_then_lowest_rtt_with_room() {
+        let v = |id: u32, rtt_ms: Option<u64>, backup: bool, room: u32, pf: bool| SubflowView {
+            id,
+            srtt: rtt_ms.map(Duration::from_millis),
+            send_capacity: room,
+            mss: 1400,
+            backup,
+            usable: true,
+            potentially_failed: pf,
+            ..SubflowView::default()
+        };
+        // the backup is faster, but a regular subflow with room comes first
+        let s = [
+            v(1, Some(50), false, 10_000, false),
+            v(2, Some(5), true, 10_000, false),
+        ];
+        assert_eq!(default_retransmit_subflow(&s), Some(0));
+        // among regular ones the lowest RTT; no room, potentially failed or unusable: skipped
+        let mut s = vec![
+            v(1, Some(50), false, 10_000, false),
+            v(2, Some(20), false, 0, false),
+            v(3, Some(10), false, 10_000, true),
+            v(4, Some(30), false, 10_000, false),
+        ];
+        assert_eq!(default_retransmit_subflow(&s), Some(3));
+        s[3].usable = false;
+        assert_eq!(default_retransmit_subflow(&s), Some(0));
+        // only a backup left
+        let s = [
+            v(1, Some(50), false, 0, false),
+            v(2, None, true, 100, false),
+        ];
+        assert_eq!(default_retransmit_subflow(&s), Some(1));
+        assert_eq!(
+            default_retransmit_subflow(&[v(1, None, false, 0, false)]),
+            None
+        );
+        // every built-in scheduler keeps the default
+        for n in NAMES {
+            let s = [
+                v(1, Some(50), false, 10_000, false),
+                v(2, Some(5), false, 10_000, false),
+            ];
+            let ctx = SchedContext {
+                now: Instant::ZERO,
+                unsent: 1000,
+                conn_window: 1000,
+                send_buffer_free: 0,
+                blocked: None,
+            };
+            assert_eq!(
+                by_name(n).unwrap().retransmit_subflow(&ctx, &s),
+                Some(1),
+                "{n}"
+            );
+        }
     }
 
     #[test]
