@@ -4,21 +4,15 @@
 //! `w_r += x_r / (rtt_r * (sum_k x_k)^2) * (1 + alpha_r) / 2 * (4 + alpha_r) / 5`;
 //! on loss `w_r -= w_r / 2 * min(alpha_r, 1.5)`.
 
-use super::{rtt_secs, AckContext, CongestionControl, CouplingView, RenoCore};
+use super::{rtt_secs, AckContext, Classic, CouplingView, RenoCore, WindowIncrease};
 use crate::time::{Duration, Instant};
 
-#[derive(Clone, Debug)]
-pub struct Balia {
-    core: RenoCore,
-}
+/// Balia's congestion-avoidance increase; [`Balia`] is the controller.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BaliaIncrease;
 
-impl Balia {
-    pub fn new(mss: u16) -> Self {
-        Balia {
-            core: RenoCore::new(mss),
-        }
-    }
-}
+/// Balia: [`Classic`] with [`BaliaIncrease`].
+pub type Balia = Classic<BaliaIncrease>;
 
 /// (x_me, sum x, alpha_me) in segments per second.
 fn rates(view: &CouplingView) -> Option<(f64, f64, f64)> {
@@ -37,61 +31,49 @@ fn rates(view: &CouplingView) -> Option<(f64, f64, f64)> {
     Some((x, sum, max / x))
 }
 
-impl CongestionControl for Balia {
+impl WindowIncrease for BaliaIncrease {
     fn name(&self) -> &'static str {
         "balia"
     }
     fn coupled(&self) -> bool {
         true
     }
-    fn cwnd(&self) -> u32 {
-        self.core.cwnd
-    }
-    fn ssthresh(&self) -> u32 {
-        self.core.ssthresh
-    }
-    fn on_ack(&mut self, _now: Instant, acked: u32, _rtt: Option<Duration>, ctx: &AckContext) {
-        self.core.set_mss(ctx.mss);
-        let mut acked = acked;
-        if self.core.in_slow_start() {
-            acked = self.core.slow_start(acked);
-            if acked == 0 {
-                return;
-            }
-        }
-        let view = ctx.coupling.and_then(|v| v.with_me(self.core.cwnd));
+    fn on_ca_ack(
+        &mut self,
+        core: &mut RenoCore,
+        _now: Instant,
+        acked: u32,
+        _rtt: Option<Duration>,
+        ctx: &AckContext,
+    ) {
+        let view = ctx.coupling.and_then(|v| v.with_me(core.cwnd));
         let rs = view
             .as_ref()
             .and_then(|v| rates(v).map(|r| (r, rtt_secs(v.paths[v.me].srtt))));
         let Some(((x, sum, alpha), rtt)) = rs else {
-            self.core.reno_ca(acked);
+            core.reno_ca(acked);
             return;
         };
         let per_seg = x / (rtt * sum * sum) * (1.0 + alpha) / 2.0 * (4.0 + alpha) / 5.0;
-        let mss = f64::from(self.core.mss);
-        self.core.grow(per_seg * f64::from(acked) / mss * mss);
+        let mss = f64::from(core.mss);
+        core.grow(per_seg * f64::from(acked) / mss * mss);
     }
-    fn on_congestion_event(&mut self, _now: Instant, ctx: &AckContext) {
-        self.core.set_mss(ctx.mss);
+    fn on_congestion_event(&mut self, core: &mut RenoCore, _now: Instant, ctx: &AckContext) {
         let alpha = ctx
             .coupling
-            .and_then(|v| v.with_me(self.core.cwnd))
+            .and_then(|v| v.with_me(core.cwnd))
             .and_then(|v| rates(&v))
             .map(|r| r.2);
         match alpha {
-            None => self.core.halve(ctx.in_flight),
+            None => core.halve(ctx.in_flight),
             Some(a) => {
-                let w = f64::from(self.core.cwnd);
-                let new = (w - w / 2.0 * a.min(1.5)).max(f64::from(2 * self.core.mss));
-                self.core.halve(ctx.in_flight);
-                self.core.cwnd = new as u32;
-                self.core.ssthresh = self.core.cwnd;
+                let w = f64::from(core.cwnd);
+                let new = (w - w / 2.0 * a.min(1.5)).max(f64::from(2 * core.mss));
+                core.halve(ctx.in_flight);
+                core.cwnd = new as u32;
+                core.ssthresh = core.cwnd;
             }
         }
-    }
-    fn on_rto(&mut self, _now: Instant, ctx: &AckContext) {
-        self.core.set_mss(ctx.mss);
-        self.core.rto(ctx);
     }
 }
 
@@ -99,6 +81,7 @@ impl CongestionControl for Balia {
 mod tests {
     use super::*;
     use crate::cc::test_util::{ctx, view};
+    use crate::cc::CongestionControl;
 
     #[test]
     fn equal_paths_growth_and_loss() {

@@ -1,14 +1,14 @@
 //! CUBIC (RFC 9438).
 
-use super::{AckContext, CongestionControl, RenoCore};
+use super::{AckContext, Classic, RenoCore, WindowIncrease};
 use crate::time::{Duration, Instant};
 
 const C: f64 = 0.4;
 const BETA: f64 = 0.7;
 
-#[derive(Clone, Debug)]
-pub struct Cubic {
-    core: RenoCore,
+/// CUBIC's state and window function; [`Cubic`] is the controller.
+#[derive(Clone, Debug, Default)]
+pub struct CubicIncrease {
     /// Window before the last reduction, in segments.
     w_max: f64,
     /// Start of the current congestion-avoidance epoch.
@@ -20,34 +20,27 @@ pub struct Cubic {
     cwnd_epoch: f64,
 }
 
-impl Cubic {
-    pub fn new(mss: u16) -> Self {
-        Cubic {
-            core: RenoCore::new(mss),
-            w_max: 0.0,
-            epoch: None,
-            k: 0.0,
-            w_est: 0.0,
-            cwnd_epoch: 0.0,
-        }
-    }
+/// CUBIC (RFC 9438): [`Classic`] with [`CubicIncrease`].
+pub type Cubic = Classic<CubicIncrease>;
 
-    fn segs(&self) -> f64 {
-        f64::from(self.core.cwnd) / f64::from(self.core.mss)
-    }
+/// The window in segments.
+fn segs(core: &RenoCore) -> f64 {
+    f64::from(core.cwnd) / f64::from(core.mss)
+}
 
+impl CubicIncrease {
     fn w_cubic(&self, t: f64) -> f64 {
         C * (t - self.k).powi(3) + self.w_max
     }
 
-    fn reduce(&mut self, rto: bool, hold_ssthresh: bool) {
+    fn reduce(&mut self, core: &mut RenoCore, rto: bool, hold_ssthresh: bool) {
         self.epoch = None;
         if rto && hold_ssthresh {
             // the loss was already answered (RFC 5681 3.1): only the window collapses
-            self.core.cwnd = self.core.mss;
+            core.cwnd = core.mss;
             return;
         }
-        let cwnd = self.segs();
+        let cwnd = segs(core);
         // fast convergence (RFC 9438 4.7)
         self.w_max = if cwnd < self.w_max {
             cwnd * (1.0 + BETA) / 2.0
@@ -55,38 +48,31 @@ impl Cubic {
             cwnd
         };
         // RFC 9438 4.6: ssthresh = cwnd * beta_cubic
-        let ss = (cwnd * BETA * f64::from(self.core.mss)) as u32;
-        self.core.ssthresh = ss.max(2 * self.core.mss);
+        let ss = (cwnd * BETA * f64::from(core.mss)) as u32;
+        core.ssthresh = ss.max(2 * core.mss);
         if rto {
-            self.core.cwnd = self.core.mss;
+            core.cwnd = core.mss;
         } else {
-            self.core.cwnd = self.core.ssthresh;
+            core.cwnd = core.ssthresh;
         }
         self.epoch = None;
     }
 }
 
-impl CongestionControl for Cubic {
+impl WindowIncrease for CubicIncrease {
     fn name(&self) -> &'static str {
         "cubic"
     }
-    fn cwnd(&self) -> u32 {
-        self.core.cwnd
-    }
-    fn ssthresh(&self) -> u32 {
-        self.core.ssthresh
-    }
-    fn on_ack(&mut self, now: Instant, acked: u32, rtt: Option<Duration>, ctx: &AckContext) {
-        self.core.set_mss(ctx.mss);
-        let mut acked = acked;
-        if self.core.in_slow_start() {
-            acked = self.core.slow_start(acked);
-            if acked == 0 {
-                return;
-            }
-        }
-        let mss = f64::from(self.core.mss);
-        let cwnd = self.segs();
+    fn on_ca_ack(
+        &mut self,
+        core: &mut RenoCore,
+        now: Instant,
+        acked: u32,
+        rtt: Option<Duration>,
+        ctx: &AckContext,
+    ) {
+        let mss = f64::from(core.mss);
+        let cwnd = segs(core);
         let epoch = match self.epoch {
             Some(e) => e,
             None => {
@@ -115,21 +101,19 @@ impl CongestionControl for Cubic {
         let target = self.w_cubic(t + rtt).clamp(cwnd, 1.5 * cwnd);
         if self.w_cubic(t) < self.w_est {
             let new = (self.w_est * mss) as u32;
-            if new > self.core.cwnd {
-                self.core.cwnd = new;
+            if new > core.cwnd {
+                core.cwnd = new;
             }
         } else {
             let inc = (target - cwnd) / cwnd.max(1.0) * acked_segs;
-            self.core.grow(inc * mss);
+            core.grow(inc * mss);
         }
     }
-    fn on_congestion_event(&mut self, _now: Instant, ctx: &AckContext) {
-        self.core.set_mss(ctx.mss);
-        self.reduce(false, false);
+    fn on_congestion_event(&mut self, core: &mut RenoCore, _now: Instant, _ctx: &AckContext) {
+        self.reduce(core, false, false);
     }
-    fn on_rto(&mut self, _now: Instant, ctx: &AckContext) {
-        self.core.set_mss(ctx.mss);
-        self.reduce(true, ctx.hold_ssthresh);
+    fn on_rto(&mut self, core: &mut RenoCore, _now: Instant, ctx: &AckContext) {
+        self.reduce(core, true, ctx.hold_ssthresh);
     }
 }
 
@@ -137,6 +121,7 @@ impl CongestionControl for Cubic {
 mod tests {
     use super::*;
     use crate::cc::test_util::ctx;
+    use crate::cc::CongestionControl;
 
     #[test]
     fn slow_start_growth_and_beta_reduction() {

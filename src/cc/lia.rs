@@ -1,6 +1,6 @@
 //! Linked Increases Algorithm (RFC 6356), the MPTCP coupled congestion control.
 
-use super::{rtt_secs, AckContext, CongestionControl, CouplingView, RenoCore};
+use super::{rtt_secs, AckContext, Classic, CouplingView, RenoCore, WindowIncrease};
 use crate::time::{Duration, Instant};
 
 /// RFC 6356 section 3:
@@ -25,48 +25,35 @@ pub fn lia_alpha(view: &CouplingView) -> Option<f64> {
     Some(total * best / (sum * sum))
 }
 
-#[derive(Clone, Debug)]
-pub struct Lia {
-    core: RenoCore,
-}
+/// Lia's congestion-avoidance increase; [`Lia`] is the controller.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LiaIncrease;
 
-impl Lia {
-    pub fn new(mss: u16) -> Self {
-        Lia {
-            core: RenoCore::new(mss),
-        }
-    }
-}
+/// Lia: [`Classic`] with [`LiaIncrease`].
+pub type Lia = Classic<LiaIncrease>;
 
-impl CongestionControl for Lia {
+impl WindowIncrease for LiaIncrease {
     fn name(&self) -> &'static str {
         "lia"
     }
     fn coupled(&self) -> bool {
         true
     }
-    fn cwnd(&self) -> u32 {
-        self.core.cwnd
-    }
-    fn ssthresh(&self) -> u32 {
-        self.core.ssthresh
-    }
-    fn on_ack(&mut self, _now: Instant, acked: u32, _rtt: Option<Duration>, ctx: &AckContext) {
-        self.core.set_mss(ctx.mss);
-        let mut acked = acked;
-        if self.core.in_slow_start() {
-            acked = self.core.slow_start(acked);
-            if acked == 0 {
-                return;
-            }
-        }
-        let view = ctx.coupling.and_then(|v| v.with_me(self.core.cwnd));
+    fn on_ca_ack(
+        &mut self,
+        core: &mut RenoCore,
+        _now: Instant,
+        acked: u32,
+        _rtt: Option<Duration>,
+        ctx: &AckContext,
+    ) {
+        let view = ctx.coupling.and_then(|v| v.with_me(core.cwnd));
         let Some(view) = view else {
-            self.core.reno_ca(acked);
+            core.reno_ca(acked);
             return;
         };
         let Some(alpha) = lia_alpha(&view) else {
-            self.core.reno_ca(acked);
+            core.reno_ca(acked);
             return;
         };
         let total: f64 = view
@@ -76,19 +63,11 @@ impl CongestionControl for Lia {
             .map(|p| f64::from(p.cwnd))
             .sum();
         let a = f64::from(acked);
-        let mss = f64::from(self.core.mss);
+        let mss = f64::from(core.mss);
         // RFC 6356: min(alpha * bytes_acked * MSS_i / cwnd_total, bytes_acked * MSS_i / cwnd_i)
         let coupled = alpha * a * mss / total.max(1.0);
-        let uncoupled = a * mss / f64::from(self.core.cwnd.max(1));
-        self.core.grow(coupled.min(uncoupled));
-    }
-    fn on_congestion_event(&mut self, _now: Instant, ctx: &AckContext) {
-        self.core.set_mss(ctx.mss);
-        self.core.halve(ctx.in_flight);
-    }
-    fn on_rto(&mut self, _now: Instant, ctx: &AckContext) {
-        self.core.set_mss(ctx.mss);
-        self.core.rto(ctx);
+        let uncoupled = a * mss / f64::from(core.cwnd.max(1));
+        core.grow(coupled.min(uncoupled));
     }
 }
 
@@ -96,6 +75,7 @@ impl CongestionControl for Lia {
 mod tests {
     use super::*;
     use crate::cc::test_util::{ctx, view};
+    use crate::cc::CongestionControl;
     use crate::cc::Reno;
 
     #[test]

@@ -18,11 +18,11 @@ mod lia;
 mod olia;
 mod reno;
 
-pub use balia::Balia;
-pub use cubic::Cubic;
-pub use lia::{lia_alpha, Lia};
-pub use olia::Olia;
-pub use reno::Reno;
+pub use balia::{Balia, BaliaIncrease};
+pub use cubic::{Cubic, CubicIncrease};
+pub use lia::{lia_alpha, Lia, LiaIncrease};
+pub use olia::{Olia, OliaIncrease};
+pub use reno::{Reno, RenoIncrease};
 
 /// Maximum number of subflows in a coupling view.
 pub const MAX_COUPLED: usize = 8;
@@ -161,9 +161,110 @@ pub fn by_name(name: &str, mss: u16) -> Option<Box<dyn CongestionControl>> {
     }
 }
 
-/// The Reno window logic shared by all controllers (RFC 5681).
+/// What differs between classic (loss-based, window) controllers: how congestion
+/// avoidance grows the window, and optionally how a loss, an RTO or the end of recovery
+/// change it. [`Classic`] does the rest (slow start by byte counting, the window and
+/// ssthresh, the MSS) the same way for every algorithm, so a new controller is one type
+/// implementing this and one `cc::register` line (neqo's shape). Reno, LIA, OLIA, BALIA
+/// and CUBIC are built this way.
+pub trait WindowIncrease: Send + core::fmt::Debug + 'static {
+    /// Name as in the registry.
+    fn name(&self) -> &'static str;
+    /// Whether it reads the [`CouplingView`] in [`AckContext::coupling`] (LIA, OLIA,
+    /// BALIA): the connection builds one before every ACK and timeout.
+    fn coupled(&self) -> bool {
+        false
+    }
+    /// Congestion avoidance: `acked` bytes were newly acknowledged beyond slow start
+    /// (`core.cwnd >= core.ssthresh`); grow `core.cwnd` (`RenoCore::grow`, `reno_ca`).
+    fn on_ca_ack(
+        &mut self,
+        core: &mut RenoCore,
+        now: Instant,
+        acked: u32,
+        rtt: Option<Duration>,
+        ctx: &AckContext,
+    );
+    /// A loss (fast retransmit): by default ssthresh = cwnd = FlightSize / 2 (RFC 5681).
+    fn on_congestion_event(&mut self, core: &mut RenoCore, _now: Instant, ctx: &AckContext) {
+        core.halve(ctx.in_flight);
+    }
+    /// The retransmission timer expired: by default one segment (RFC 5681).
+    fn on_rto(&mut self, core: &mut RenoCore, _now: Instant, ctx: &AckContext) {
+        core.rto(ctx);
+    }
+    /// Loss recovery ended.
+    fn on_recovery_end(&mut self, _core: &mut RenoCore, _now: Instant) {}
+}
+
+/// A classic controller: [`RenoCore`]'s window with the increase (and reductions) of `I`.
 #[derive(Clone, Debug)]
-pub(crate) struct RenoCore {
+pub struct Classic<I> {
+    core: RenoCore,
+    inc: I,
+}
+
+impl<I: WindowIncrease + Default> Classic<I> {
+    /// Initial window 10 * `mss` (RFC 6928), ssthresh unbounded.
+    pub fn new(mss: u16) -> Self {
+        Self::with(mss, I::default())
+    }
+}
+
+impl<I: WindowIncrease> Classic<I> {
+    /// With this increase state.
+    pub fn with(mss: u16, inc: I) -> Self {
+        Classic {
+            core: RenoCore::new(mss),
+            inc,
+        }
+    }
+    /// The algorithm's own state.
+    pub fn increase(&self) -> &I {
+        &self.inc
+    }
+}
+
+impl<I: WindowIncrease> CongestionControl for Classic<I> {
+    fn name(&self) -> &'static str {
+        self.inc.name()
+    }
+    fn coupled(&self) -> bool {
+        self.inc.coupled()
+    }
+    fn cwnd(&self) -> u32 {
+        self.core.cwnd
+    }
+    fn ssthresh(&self) -> u32 {
+        self.core.ssthresh
+    }
+    fn on_ack(&mut self, now: Instant, acked: u32, rtt: Option<Duration>, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        let mut acked = acked;
+        if self.core.in_slow_start() {
+            acked = self.core.slow_start(acked);
+        }
+        if acked > 0 {
+            self.inc.on_ca_ack(&mut self.core, now, acked, rtt, ctx);
+        }
+    }
+    fn on_congestion_event(&mut self, now: Instant, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        self.inc.on_congestion_event(&mut self.core, now, ctx);
+    }
+    fn on_rto(&mut self, now: Instant, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        self.inc.on_rto(&mut self.core, now, ctx);
+    }
+    fn on_recovery_end(&mut self, now: Instant) {
+        self.inc.on_recovery_end(&mut self.core, now);
+    }
+}
+
+/// The Reno window logic shared by all controllers (RFC 5681): the window, ssthresh and
+/// MSS, slow start by byte counting, Reno's increase, halving and the RTO reset.
+#[derive(Clone, Debug)]
+pub struct RenoCore {
     pub cwnd: u32,
     pub ssthresh: u32,
     pub mss: u32,
@@ -174,6 +275,7 @@ pub(crate) struct RenoCore {
 }
 
 impl RenoCore {
+    /// Initial window 10 * `mss` (RFC 6928), ssthresh unbounded.
     pub fn new(mss: u16) -> Self {
         let mss = u32::from(mss.max(1));
         RenoCore {
@@ -185,12 +287,14 @@ impl RenoCore {
         }
     }
 
+    /// Follow the subflow's current MSS (0 is ignored).
     pub fn set_mss(&mut self, mss: u16) {
         if mss > 0 {
             self.mss = u32::from(mss);
         }
     }
 
+    /// cwnd below ssthresh.
     pub fn in_slow_start(&self) -> bool {
         self.cwnd < self.ssthresh
     }

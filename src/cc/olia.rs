@@ -7,21 +7,15 @@
 //! largest window. If B \ M is not empty, `alpha_r = 1 / (|P| * |B\M|)` for r in B \ M,
 //! `alpha_r = -1 / (|P| * |M|)` for r in M, 0 otherwise; else alpha is 0 everywhere.
 
-use super::{rtt_secs, AckContext, CongestionControl, CouplingView, RenoCore, MAX_COUPLED};
+use super::{rtt_secs, AckContext, Classic, CouplingView, RenoCore, WindowIncrease, MAX_COUPLED};
 use crate::time::{Duration, Instant};
 
-#[derive(Clone, Debug)]
-pub struct Olia {
-    core: RenoCore,
-}
+/// Olia's congestion-avoidance increase; [`Olia`] is the controller.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OliaIncrease;
 
-impl Olia {
-    pub fn new(mss: u16) -> Self {
-        Olia {
-            core: RenoCore::new(mss),
-        }
-    }
-}
+/// Olia: [`Classic`] with [`OliaIncrease`].
+pub type Olia = Classic<OliaIncrease>;
 
 /// OLIA's alpha for path `view.me` (the view must have `me` in range).
 pub(crate) fn olia_alpha(view: &CouplingView) -> f64 {
@@ -68,62 +62,47 @@ pub(crate) fn olia_alpha(view: &CouplingView) -> f64 {
     }
 }
 
-impl CongestionControl for Olia {
+impl WindowIncrease for OliaIncrease {
     fn name(&self) -> &'static str {
         "olia"
     }
     fn coupled(&self) -> bool {
         true
     }
-    fn cwnd(&self) -> u32 {
-        self.core.cwnd
-    }
-    fn ssthresh(&self) -> u32 {
-        self.core.ssthresh
-    }
-    fn on_ack(&mut self, _now: Instant, acked: u32, _rtt: Option<Duration>, ctx: &AckContext) {
-        self.core.set_mss(ctx.mss);
-        let mut acked = acked;
-        if self.core.in_slow_start() {
-            acked = self.core.slow_start(acked);
-            if acked == 0 {
-                return;
-            }
-        }
-        let Some(view) = ctx.coupling.and_then(|v| v.with_me(self.core.cwnd)) else {
-            self.core.reno_ca(acked);
+    fn on_ca_ack(
+        &mut self,
+        core: &mut RenoCore,
+        _now: Instant,
+        acked: u32,
+        _rtt: Option<Duration>,
+        ctx: &AckContext,
+    ) {
+        let Some(view) = ctx.coupling.and_then(|v| v.with_me(core.cwnd)) else {
+            core.reno_ca(acked);
             return;
         };
-        let mss = f64::from(self.core.mss);
+        let mss = f64::from(core.mss);
         let mut sum = 0.0;
         for p in view.paths().iter().filter(|p| p.usable) {
             let w = f64::from(p.cwnd) / f64::from(p.mss.max(1));
             sum += w / rtt_secs(p.srtt);
         }
         let me = &view.paths[view.me];
-        let w = (f64::from(self.core.cwnd) / mss).max(1.0);
+        let w = (f64::from(core.cwnd) / mss).max(1.0);
         let r = rtt_secs(me.srtt);
         if sum <= 0.0 {
-            self.core.reno_ca(acked);
+            core.reno_ca(acked);
             return;
         }
         let per_seg = (w / (r * r)) / (sum * sum) + olia_alpha(&view) / w;
         let segs = f64::from(acked) / mss;
         let delta = per_seg * segs * mss;
         if delta >= 0.0 {
-            self.core.grow(delta);
+            core.grow(delta);
         } else {
             let dec = (-delta) as u32;
-            self.core.cwnd = self.core.cwnd.saturating_sub(dec).max(self.core.mss);
+            core.cwnd = core.cwnd.saturating_sub(dec).max(core.mss);
         }
-    }
-    fn on_congestion_event(&mut self, _now: Instant, ctx: &AckContext) {
-        self.core.set_mss(ctx.mss);
-        self.core.halve(ctx.in_flight);
-    }
-    fn on_rto(&mut self, _now: Instant, ctx: &AckContext) {
-        self.core.set_mss(ctx.mss);
-        self.core.rto(ctx);
     }
 }
 
@@ -131,6 +110,7 @@ impl CongestionControl for Olia {
 mod tests {
     use super::*;
     use crate::cc::test_util::{ctx, view};
+    use crate::cc::CongestionControl;
 
     #[test]
     fn alpha_moves_window_towards_best_path() {

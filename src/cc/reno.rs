@@ -1,48 +1,28 @@
 //! TCP Reno / NewReno window adjustment (RFC 5681).
 
-use super::{AckContext, CongestionControl, RenoCore};
+use super::{AckContext, Classic, RenoCore, WindowIncrease};
 use crate::time::{Duration, Instant};
 
-#[derive(Clone, Debug)]
-pub struct Reno {
-    core: RenoCore,
-}
+/// Reno's congestion-avoidance increase; [`Reno`] is the controller.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RenoIncrease;
 
-impl Reno {
-    pub fn new(mss: u16) -> Self {
-        Reno {
-            core: RenoCore::new(mss),
-        }
-    }
-}
+/// Reno: [`Classic`] with [`RenoIncrease`].
+pub type Reno = Classic<RenoIncrease>;
 
-impl CongestionControl for Reno {
+impl WindowIncrease for RenoIncrease {
     fn name(&self) -> &'static str {
         "reno"
     }
-    fn cwnd(&self) -> u32 {
-        self.core.cwnd
-    }
-    fn ssthresh(&self) -> u32 {
-        self.core.ssthresh
-    }
-    fn on_ack(&mut self, _now: Instant, acked: u32, _rtt: Option<Duration>, ctx: &AckContext) {
-        self.core.set_mss(ctx.mss);
-        let mut acked = acked;
-        if self.core.in_slow_start() {
-            acked = self.core.slow_start(acked);
-        }
-        if acked > 0 {
-            self.core.reno_ca(acked);
-        }
-    }
-    fn on_congestion_event(&mut self, _now: Instant, ctx: &AckContext) {
-        self.core.set_mss(ctx.mss);
-        self.core.halve(ctx.in_flight);
-    }
-    fn on_rto(&mut self, _now: Instant, ctx: &AckContext) {
-        self.core.set_mss(ctx.mss);
-        self.core.rto(ctx);
+    fn on_ca_ack(
+        &mut self,
+        core: &mut RenoCore,
+        _now: Instant,
+        acked: u32,
+        _rtt: Option<Duration>,
+        _ctx: &AckContext,
+    ) {
+        core.reno_ca(acked);
     }
 }
 
@@ -50,6 +30,7 @@ impl CongestionControl for Reno {
 mod tests {
     use super::*;
     use crate::cc::test_util::ctx;
+    use crate::cc::CongestionControl;
 
     #[test]
     fn slow_start_then_avoidance_then_loss() {
