@@ -62,7 +62,7 @@ fn idle_established_connections_cost_at_most_256_kb() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut p = Pair::new(11, Impairment::default());
     let mut accepted = Vec::new();
-    // warm up the stacks' own tables (hash maps, packet pool) with one connection
+    // warm up the stacks' own tables (hash maps) with one connection
     let first = open(&mut p, 1, &mut accepted);
     idle(&mut p, Duration::from_secs(3));
 
