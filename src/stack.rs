@@ -480,22 +480,35 @@ impl Stack {
 
     /// Process one received IP packet. Never panics; bad packets are counted and dropped.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
-        self.handle_packet_offload(now, packet, false)
+        let _ = self.handle_packet_offload(now, packet, false);
     }
 
     /// [`Self::handle_packet`] for a packet from a device with receive offload: it may be a
     /// coalesced super-segment (several TCP segments' payload behind one header, handled as
     /// one segment), and with `csum_trusted` its TCP checksum is not verified (the device
     /// or the kernel checked it, or it is a partial checksum a local sender left for the
-    /// device to complete).
-    pub fn handle_packet_offload(&mut self, now: Instant, packet: &[u8], csum_trusted: bool) {
+    /// device to complete). Returns the packet's (source, destination) addresses if it
+    /// was an IP packet, so a driver learns which device a peer uses without parsing the
+    /// header again.
+    pub fn handle_packet_offload(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        csum_trusted: bool,
+    ) -> Option<(IpAddr, IpAddr)> {
         let info = match ip::parse(packet) {
             Ok(i) => i,
             Err(_) => {
                 self.mib.InIpErrors += 1;
-                return;
+                return None;
             }
         };
+        let addrs = (info.src, info.dst);
+        self.handle_ip(now, info, packet, csum_trusted);
+        Some(addrs)
+    }
+
+    fn handle_ip(&mut self, now: Instant, info: ip::IpInfo, packet: &[u8], csum_trusted: bool) {
         let icmp = if info.src.is_ipv4() {
             crate::wire::icmp::IPPROTO_ICMP
         } else {
@@ -1118,14 +1131,14 @@ impl Stack {
             match emit::emit_segment(buf, r.local, r.remote, &r.seg, &mut opts, 0, 64, |_| {}) {
                 Ok(n) => {
                     self.mib.OutRstNoSocket += 1;
-                    return Some(TxPacket::plain(n));
+                    return Some(TxPacket::plain(n).from_to(r.local.ip(), r.remote.ip()));
                 }
                 Err(_) => self.mib.OutDrops += 1,
             }
         }
         while let Some(sa) = self.synacks.pop_front() {
             if let Some(n) = self.emit_synack(now, &sa, buf) {
-                return Some(TxPacket::plain(n));
+                return Some(TxPacket::plain(n).from_to(sa.local.ip(), sa.remote.ip()));
             }
         }
         let n = self.slots.len();
@@ -1493,5 +1506,84 @@ impl Stack {
                 mptcp_reason: reason,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    fn stack(addr: [u8; 4], seed: u64) -> Stack {
+        Stack::new(
+            StackConfig {
+                addrs: vec![IpAddr::V4(Ipv4Addr::from(addr))],
+                ..StackConfig::default()
+            },
+            KeyGen::from_seed(seed),
+        )
+    }
+
+    /// Every packet the stack hands out says its addresses (`TxPacket::addrs`), and they are
+    /// the header's: the driver picks the device without parsing the header again. Checked
+    /// for a connection's segments (SYN, SYN/ACK, ACK, data) and a stateless RST.
+    #[test]
+    fn transmitted_packets_carry_the_addresses_of_their_header() {
+        let (ca, sa) = ([198, 19, 0, 2], [198, 19, 0, 1]);
+        let mut c = stack(ca, 1);
+        let mut s = stack(sa, 2);
+        s.listen(5201).expect("listen");
+        let now = Instant::from_millis(1);
+        let id = c
+            .connect(
+                now,
+                SocketAddr::new(Ipv4Addr::from(sa).into(), 5201),
+                None,
+                None,
+            )
+            .expect("connect");
+        let _ = c.send(id, b"hello");
+        let mut buf = vec![0u8; 70_000];
+        let off = TxOffload::default();
+        let mut seen = 0;
+        let check = |p: &TxPacket, buf: &[u8]| {
+            let info = ip::parse(&buf[..p.len]).expect("an IP packet");
+            assert_eq!(p.addrs(), Some((info.src, info.dst)), "{p:?}");
+        };
+        for _ in 0..10 {
+            while let Some(p) = c.poll_transmit_offload(now, &mut buf, &off) {
+                check(&p, &buf);
+                seen += 1;
+                s.handle_packet(now, &buf[..p.len]);
+            }
+            while let Some(p) = s.poll_transmit_offload(now, &mut buf, &off) {
+                check(&p, &buf);
+                seen += 1;
+                c.handle_packet(now, &buf[..p.len]);
+            }
+        }
+        assert!(seen >= 4, "handshake and data: {seen} packets");
+        // a segment for no connection gets a RST, which says its addresses too
+        let mut stray = stack([198, 19, 0, 3], 3);
+        let now2 = Instant::from_millis(2);
+        let _ = stray.connect(
+            now2,
+            SocketAddr::new(Ipv4Addr::from(sa).into(), 9),
+            None,
+            None,
+        );
+        let p = stray
+            .poll_transmit_offload(now2, &mut buf, &off)
+            .expect("SYN");
+        s.handle_packet(now2, &buf[..p.len]);
+        let rst = s.poll_transmit_offload(now2, &mut buf, &off).expect("RST");
+        check(&rst, &buf);
+        assert_eq!(
+            rst.addrs(),
+            Some((
+                Ipv4Addr::from(sa).into(),
+                Ipv4Addr::from([198, 19, 0, 3]).into()
+            ))
+        );
     }
 }

@@ -633,18 +633,22 @@ fn drive(
                             stats.impaired_drops += 1;
                             continue;
                         }
+                        // the packet's addresses: from the stack, which parses the header
+                        // anyway; an impaired packet reaches it later, so it is parsed here
+                        let addrs = match st.ingress.as_mut() {
+                            Some(q) => {
+                                let a = ip::parse(pkt).ok().map(|i| (i.src, i.dst));
+                                impair(q, now, pkt, &mut spare, &mut stats);
+                                a
+                            }
+                            None => stack.handle_packet_offload(now, pkt, m.csum_trusted),
+                        };
                         // remember which device this (local, remote) pair talks through, so
                         // answers leave by the same one (the peer may have bound its end to it)
-                        if let Ok(info) = ip::parse(pkt) {
-                            if routes.len() < MAX_ROUTES
-                                || routes.contains_key(&(info.dst, info.src))
-                            {
-                                routes.insert((info.dst, info.src), i);
+                        if let Some((src, dst)) = addrs {
+                            if routes.len() < MAX_ROUTES || routes.contains_key(&(dst, src)) {
+                                routes.insert((dst, src), i);
                             }
-                        }
-                        match st.ingress.as_mut() {
-                            Some(q) => impair(q, now, pkt, &mut spare, &mut stats),
-                            None => stack.handle_packet_offload(now, pkt, m.csum_trusted),
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => readable &= !(1 << i),
@@ -739,9 +743,14 @@ fn transmit(
                 stats.tx_errors += 1;
             }
         }
-        let (src, dst) = match ip::parse(pkt) {
-            Ok(info) => (info.src, info.dst),
-            Err(_) => continue,
+        // the stack says where the packet goes; parse the header only for a packet that
+        // does not say
+        let Some((src, dst)) = p
+            .addrs()
+            .or_else(|| ip::parse(pkt).ok().map(|i| (i.src, i.dst)))
+        else {
+            stats.tx_errors += 1;
+            continue;
         };
         // the device the peer used for this address pair, else the one owning the source
         let learned = routes

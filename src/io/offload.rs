@@ -157,6 +157,7 @@ mod tests {
             l4_offset: l4,
             hdr_len: l4 + 32,
             ipv6: v6,
+            ..TxPacket::default()
         }
     }
 

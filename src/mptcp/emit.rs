@@ -6,7 +6,7 @@ use crate::tcp::{SegmentOut, TcpOptions};
 use crate::wire::mptcp::{dss_checksum, MptcpOption};
 use crate::wire::tcp::{TcpHeader, TcpPacket};
 use crate::wire::{ip, tcp_opt, Result, WireError};
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 
 /// What the device under the caller can do for outgoing packets (see
 /// [`Stack::poll_transmit_offload`](crate::stack::Stack::poll_transmit_offload)).
@@ -18,9 +18,14 @@ pub struct TxOffload {
     pub csum_partial: bool,
 }
 
-/// A packet written by `poll_transmit_offload` and what the device must do with it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// A packet written by `poll_transmit_offload` and what the device must do with it, with
+/// its addresses, so a driver picks the device without parsing the header again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TxPacket {
+    /// Source and destination IP addresses of the packet (unspecified: not given, parse
+    /// the header).
+    pub src: IpAddr,
+    pub dst: IpAddr,
     /// Length of the IP packet.
     pub len: usize,
     /// Non-zero: a super-segment to split into segments of this many payload bytes.
@@ -34,6 +39,21 @@ pub struct TxPacket {
     pub ipv6: bool,
 }
 
+impl Default for TxPacket {
+    fn default() -> Self {
+        TxPacket {
+            src: IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+            dst: IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+            len: 0,
+            gso_size: 0,
+            csum_partial: false,
+            l4_offset: 0,
+            hdr_len: 0,
+            ipv6: false,
+        }
+    }
+}
+
 impl TxPacket {
     /// A complete packet that needs nothing from the device.
     pub fn plain(len: usize) -> TxPacket {
@@ -41,6 +61,14 @@ impl TxPacket {
             len,
             ..TxPacket::default()
         }
+    }
+    /// The same packet, from `src` to `dst`.
+    pub fn from_to(self, src: IpAddr, dst: IpAddr) -> TxPacket {
+        TxPacket { src, dst, ..self }
+    }
+    /// The addresses, if given.
+    pub fn addrs(&self) -> Option<(IpAddr, IpAddr)> {
+        (!self.src.is_unspecified() && !self.dst.is_unspecified()).then_some((self.src, self.dst))
     }
 }
 

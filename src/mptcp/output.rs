@@ -440,6 +440,8 @@ impl Connection {
         let sf = &self.subflows[i];
         let l4 = crate::wire::ip::header_len(sf.local.ip());
         Ok(TxPacket {
+            src: sf.local.ip(),
+            dst: sf.remote.ip(),
             len,
             gso_size: seg.gso_size,
             csum_partial,
