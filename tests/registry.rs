@@ -23,6 +23,7 @@ static CC_ACKS: AtomicU64 = AtomicU64::new(0);
 static PM_EVENTS: AtomicU64 = AtomicU64::new(0);
 static RETRANS_CALLS: AtomicU64 = AtomicU64::new(0);
 static RETRANS_PICKED: AtomicU64 = AtomicU64::new(0);
+static SIGNAL_CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// minRTT underneath, counting its decisions.
 #[derive(Debug, Default)]
@@ -37,6 +38,11 @@ impl Scheduler for Counted {
     }
     /// Re-sent data goes on the subflow with the lowest id that has room (not the default's
     /// lowest RTT), and every call is counted.
+    /// Signals go where the default puts them; every call is counted.
+    fn signal_subflow(&self, subflows: &mut dyn Iterator<Item = SubflowView>) -> Option<usize> {
+        SIGNAL_CALLS.fetch_add(1, Ordering::Relaxed);
+        sched::default_signal_subflow(subflows)
+    }
     fn retransmit_subflow(
         &mut self,
         _ctx: &SchedContext,
@@ -204,6 +210,7 @@ fn the_stack_refuses_unknown_policy_names() {
 #[test]
 fn registered_policies_run_a_two_path_transfer() {
     register_all();
+    let g0 = SIGNAL_CALLS.load(Ordering::Relaxed);
     let (s0, c0, a0, p0) = (
         SCHED_CALLS.load(Ordering::Relaxed),
         CC_MADE.load(Ordering::Relaxed),
@@ -245,6 +252,11 @@ fn registered_policies_run_a_two_path_transfer() {
     assert!(
         PM_EVENTS.load(Ordering::Relaxed) > p0,
         "the registered path manager saw events"
+    );
+    // our DATA_FIN (and window updates) went on the subflow the scheduler chose
+    assert!(
+        SIGNAL_CALLS.load(Ordering::Relaxed) > g0,
+        "the registered scheduler placed signals"
     );
 }
 

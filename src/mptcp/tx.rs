@@ -6,23 +6,13 @@ use super::*;
 impl Connection {
     // ----- send path -------------------------------------------------------------------
 
+    /// The subflow for a signal on a pure ACK (DATA_FIN, window update, ADD_ADDR...): the
+    /// scheduler's `signal_subflow`, checked to be a usable subflow.
     pub(super) fn best_subflow(&self) -> Option<usize> {
-        let mut best: Option<(usize, bool, Duration)> = None;
-        for (i, s) in self.subflows.iter().enumerate() {
-            if !s.usable() {
-                continue;
-            }
-            let backup = s.backup || s.peer_backup;
-            let rtt = s.tcb.stats().srtt.unwrap_or(Duration::from_secs(1));
-            let better = match best {
-                None => true,
-                Some((_, b, r)) => (backup, rtt) < (b, r),
-            };
-            if better {
-                best = Some((i, backup, rtt));
-            }
-        }
-        best.map(|b| b.0)
+        let provisional = self.wnd_provisional;
+        let mut views = self.subflows.iter().map(|s| view_of(s, provisional));
+        let i = self.mp.sched.signal_subflow(&mut views)?;
+        self.subflows.get(i).filter(|s| s.usable()).map(|_| i)
     }
 
     /// Assign unsent (and reinjected) data to subflows, as the scheduler decides.
@@ -252,29 +242,8 @@ impl Connection {
         let provisional = self.wnd_provisional;
         let Connection { mp, subflows, .. } = self;
         mp.views.clear();
-        for s in subflows.iter() {
-            let st = s.tcb.stats();
-            // under a provisional window only the initial subflow may carry data (in order:
-            // Linux drops data past its real window only when it arrives out of order)
-            let provisional_hold = provisional && s.join != JoinState::Initial;
-            mp.views.push(crate::sched::SubflowView {
-                id: s.id,
-                srtt: st.srtt,
-                rttvar: st.rttvar,
-                cwnd: st.cwnd,
-                in_flight: st.bytes_in_flight,
-                send_capacity: if s.tx_maps.has_room() && !provisional_hold {
-                    s.tcb.send_capacity()
-                } else {
-                    0
-                },
-                queued: s.unsent().min(u64::from(u32::MAX)) as u32,
-                mss: st.snd_mss,
-                backup: s.backup || s.peer_backup,
-                usable: s.usable(),
-                potentially_failed: s.potentially_failed,
-            });
-        }
+        mp.views
+            .extend(subflows.iter().map(|s| view_of(s, provisional)));
     }
 
     /// When the connection window is exhausted: the subflow holding the oldest
@@ -342,5 +311,30 @@ impl Connection {
         self.subflows[i].tcb.abort();
         self.process_tcb_events(now, mib);
         false
+    }
+}
+
+/// What the scheduler sees of subflow `s`.
+fn view_of(s: &Subflow, provisional: bool) -> crate::sched::SubflowView {
+    let st = s.tcb.stats();
+    // under a provisional window only the initial subflow may carry data (in order:
+    // Linux drops data past its real window only when it arrives out of order)
+    let provisional_hold = provisional && s.join != JoinState::Initial;
+    crate::sched::SubflowView {
+        id: s.id,
+        srtt: st.srtt,
+        rttvar: st.rttvar,
+        cwnd: st.cwnd,
+        in_flight: st.bytes_in_flight,
+        send_capacity: if s.tx_maps.has_room() && !provisional_hold {
+            s.tcb.send_capacity()
+        } else {
+            0
+        },
+        queued: s.unsent().min(u64::from(u32::MAX)) as u32,
+        mss: st.snd_mss,
+        backup: s.backup || s.peer_backup,
+        usable: s.usable(),
+        potentially_failed: s.potentially_failed,
     }
 }

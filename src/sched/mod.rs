@@ -233,6 +233,25 @@ pub trait Scheduler: Send + core::fmt::Debug {
     ) -> Option<usize> {
         default_retransmit_subflow(subflows)
     }
+
+    /// The subflow that carries a connection-level signal on a pure ACK when no data
+    /// segment does: our DATA_FIN, a reopened data-level window, ADD_ADDR, REMOVE_ADDR,
+    /// MP_PRIO. `subflows` yields every subflow's view in order (index = position); the
+    /// answer must be a usable one. The default: regular before backup, then the lowest
+    /// smoothed RTT (1 s when unmeasured), the first of equals.
+    fn signal_subflow(&self, subflows: &mut dyn Iterator<Item = SubflowView>) -> Option<usize> {
+        default_signal_subflow(subflows)
+    }
+}
+
+/// [`Scheduler::signal_subflow`]'s default: usable; regular before backup, then the lowest
+/// smoothed RTT (1 s when unmeasured); the first of equals.
+pub fn default_signal_subflow(subflows: &mut dyn Iterator<Item = SubflowView>) -> Option<usize> {
+    subflows
+        .enumerate()
+        .filter(|(_, v)| v.usable)
+        .min_by_key(|(_, v)| (v.backup, v.srtt.unwrap_or(Duration::from_secs(1))))
+        .map(|(i, _)| i)
 }
 
 /// [`Scheduler::retransmit_subflow`]'s default: usable, room, not potentially failed;
@@ -447,6 +466,50 @@ mod tests {
             };
             assert_eq!(
                 by_name(n).unwrap().retransmit_subflow(&ctx, &s),
+                Some(1),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn default_signal_subflow_prefers_usable_regular_then_lowest_rtt() {
+        let v = |rtt_ms: Option<u64>, backup: bool, usable: bool| SubflowView {
+            srtt: rtt_ms.map(Duration::from_millis),
+            backup,
+            usable,
+            ..SubflowView::default()
+        };
+        let pick = |s: &[SubflowView]| default_signal_subflow(&mut s.iter().copied());
+        // a faster backup loses to a regular one; unusable ones never count
+        assert_eq!(
+            pick(&[v(Some(50), false, true), v(Some(5), true, true)]),
+            Some(0)
+        );
+        assert_eq!(
+            pick(&[v(Some(5), false, false), v(Some(50), false, true)]),
+            Some(1)
+        );
+        // among regular ones the lowest RTT; unmeasured counts as 1 s; first of equals
+        assert_eq!(
+            pick(&[
+                v(None, false, true),
+                v(Some(900), false, true),
+                v(Some(900), false, true)
+            ]),
+            Some(1)
+        );
+        assert_eq!(
+            pick(&[v(None, true, true)]),
+            Some(0),
+            "a backup when nothing else"
+        );
+        assert_eq!(pick(&[v(Some(1), false, false)]), None);
+        // every built-in scheduler keeps the default
+        for n in NAMES {
+            let s = [v(Some(50), false, true), v(Some(5), false, true)];
+            assert_eq!(
+                by_name(n).unwrap().signal_subflow(&mut s.iter().copied()),
                 Some(1),
                 "{n}"
             );
