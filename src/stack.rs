@@ -1437,14 +1437,7 @@ impl Stack {
         self.cfg
             .addrs
             .iter()
-            .map(|&addr| crate::pm::LocalAddr {
-                addr,
-                backup: false,
-                announce: false,
-                port: 0,
-                subflow: true,
-                fullmesh: false,
-            })
+            .map(|&addr| crate::pm::LocalAddr::device(addr))
             .collect()
     }
 

@@ -804,14 +804,8 @@ fn kernel_pm_fullmesh_2x1() {
     );
 }
 
-/// "fullmesh test 1x1": the server announces one address (limits 1 3); one `subflow,
-/// fullmesh` endpoint is added on the client during the connection: the announcement is
-/// joined from the initial address (no fullmesh endpoint yet), then the new endpoint joins
-/// both server addresses. chk_join_nr 3 3 3, chk_add_nr 1 1.
-#[test]
-fn kernel_pm_fullmesh_1x1() {
-    let mut p = join_topology(162, no_endpoints(), limits(1, 3), limits(1, 3));
-    let (c, s) = establish(&mut p);
+/// The server announces SERVER2 (id 1); the client's join to it is up within 3 s.
+fn announce_server2_and_wait_for_the_join(p: &mut Pair, c: ConnId, s: ConnId) {
     p.server
         .connection_mut(s)
         .unwrap()
@@ -820,6 +814,17 @@ fn kernel_pm_fullmesh_1x1() {
         p.run_until(Duration::from_secs(3), |p| established_to(p, c, SERVER2)
             == 1)
     );
+}
+
+/// "fullmesh test 1x1": the server announces one address (limits 1 3); one `subflow,
+/// fullmesh` endpoint is added on the client during the connection: the announcement is
+/// joined from the initial address (no fullmesh endpoint yet), then the new endpoint joins
+/// both server addresses. chk_join_nr 3 3 3, chk_add_nr 1 1.
+#[test]
+fn kernel_pm_fullmesh_1x1() {
+    let mut p = join_topology(162, no_endpoints(), limits(1, 3), limits(1, 3));
+    let (c, s) = establish(&mut p);
+    announce_server2_and_wait_for_the_join(&mut p, c, s);
     let now = p.now();
     p.client.set_endpoint(now, endpoint(CLIENT3, true)).unwrap();
     run_join_case(&mut p, (c, s), 3, 1, 162);
@@ -837,14 +842,7 @@ fn kernel_pm_fullmesh_1x2_and_limited() {
     for (seed, max, joins) in [(163u64, 5u32, 5u64), (164, 4, 4)] {
         let mut p = join_topology(seed, no_endpoints(), limits(1, max), limits(2, 5));
         let (c, s) = establish(&mut p);
-        p.server
-            .connection_mut(s)
-            .unwrap()
-            .announce(1, SERVER2, None);
-        assert!(
-            p.run_until(Duration::from_secs(3), |p| established_to(p, c, SERVER2)
-                == 1)
-        );
+        announce_server2_and_wait_for_the_join(&mut p, c, s);
         let now = p.now();
         p.client.set_endpoint(now, endpoint(CLIENT2, true)).unwrap();
         p.client.set_endpoint(now, endpoint(CLIENT3, true)).unwrap();

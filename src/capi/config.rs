@@ -169,12 +169,8 @@ pub(super) fn conn_config(c: &InitConfig) -> ConnConfig {
         .tuns
         .iter()
         .map(|t| crate::pm::LocalAddr {
-            addr: t.1,
-            backup: false,
             announce: c.signal.contains(&t.1),
-            port: 0,
-            subflow: true,
-            fullmesh: false,
+            ..crate::pm::LocalAddr::device(t.1)
         })
         .collect();
     cfg

@@ -219,10 +219,6 @@ impl<I: WindowIncrease> Classic<I> {
             inc,
         }
     }
-    /// The algorithm's own state.
-    pub fn increase(&self) -> &I {
-        &self.inc
-    }
 }
 
 impl<I: WindowIncrease> CongestionControl for Classic<I> {

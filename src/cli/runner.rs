@@ -36,16 +36,9 @@ pub(crate) fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
     if let Some(t) = opts.add_addr_timeout {
         cfg.add_addr_timeout = t;
     }
-    crate::pm::by_name(&opts.path_manager)?;
-    crate::sched::by_name(&opts.scheduler).ok_or_else(|| {
-        format!(
-            "unknown scheduler {:?} (one of {})",
-            opts.scheduler,
-            crate::sched::names().join(", ")
-        )
-    })?;
     cfg.path_manager = opts.path_manager.clone();
     cfg.scheduler = opts.scheduler.clone();
+    cfg.check_policies()?;
     for b in &opts.backup {
         if !opts.tuns.iter().any(|t| &t.name == b) {
             return Err(format!("--backup {b}: no --tun with that name"));
@@ -55,12 +48,9 @@ pub(crate) fn conn_config(opts: &RunOptions) -> Result<ConnConfig, String> {
         .tuns
         .iter()
         .map(|t| crate::pm::LocalAddr {
-            addr: t.addr,
             backup: opts.backup.contains(&t.name),
             announce: opts.announce,
-            port: 0,
-            subflow: true,
-            fullmesh: false,
+            ..crate::pm::LocalAddr::device(t.addr)
         })
         .collect();
     // `--endpoint 0:...` is configuration: it holds before the first connection

@@ -322,18 +322,11 @@ impl RuntimeBuilder {
             cfg.local_addrs = addrs
                 .iter()
                 .map(|&addr| {
-                    let mut l =
-                        base.iter()
-                            .copied()
-                            .find(|l| l.addr == addr)
-                            .unwrap_or(LocalAddr {
-                                addr,
-                                backup: false,
-                                announce: false,
-                                port: 0,
-                                subflow: true,
-                                fullmesh: false,
-                            });
+                    let mut l = base
+                        .iter()
+                        .copied()
+                        .find(|l| l.addr == addr)
+                        .unwrap_or(LocalAddr::device(addr));
                     l.backup |= self.backup.contains(&addr);
                     l.announce |= self.announce;
                     l

@@ -79,14 +79,14 @@ impl ConnConfig {
         crate::pm::by_name(&self.path_manager)?;
         if crate::sched::by_name(&self.scheduler).is_none() {
             return Err(format!(
-                "unknown scheduler {:?} (known: {})",
+                "unknown scheduler {:?} (one of {})",
                 self.scheduler,
                 crate::sched::names().join(", ")
             ));
         }
-        if crate::cc::by_name(self.tcp.congestion, 1000).is_none() {
+        if crate::cc::canonical(self.tcp.congestion).is_none() {
             return Err(format!(
-                "unknown congestion control {:?} (known: {})",
+                "unknown congestion control {:?} (one of {})",
                 self.tcp.congestion,
                 crate::cc::names().join(", ")
             ));

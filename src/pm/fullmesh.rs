@@ -520,14 +520,7 @@ mod tests {
 
     #[test]
     fn announcements_over_limit_are_counted_and_unused() {
-        let locals = [LocalAddr {
-            addr: "198.19.1.2".parse().unwrap(),
-            backup: false,
-            announce: false,
-            port: 0,
-            subflow: true,
-            fullmesh: false,
-        }];
+        let locals = [LocalAddr::device("198.19.1.2".parse().unwrap())];
         let ctx = PmContext {
             now: Instant::ZERO,
             local_addrs: &locals,

@@ -136,6 +136,21 @@ pub struct LocalAddr {
     pub fullmesh: bool,
 }
 
+impl LocalAddr {
+    /// An address given as a device (`--tun`, `mptun_init`, the runtime builder, the
+    /// stack's own addresses): Linux's `subflow` flag set, nothing announced, no backup.
+    pub fn device(addr: IpAddr) -> LocalAddr {
+        LocalAddr {
+            addr,
+            backup: false,
+            announce: false,
+            port: 0,
+            subflow: true,
+            fullmesh: false,
+        }
+    }
+}
+
 /// A subflow of the connection, as the path manager sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PmSubflow {
