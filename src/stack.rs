@@ -9,7 +9,9 @@
 
 use crate::crypto::KeyGen;
 use crate::listen::{CookieJar, HalfOpen, HalfOpenTable, SynAck, SynCookies};
-use crate::mptcp::{emit, ConnConfig, ConnError, ConnEvent, ConnInfo, Connection, Mib, OptBuf};
+use crate::mptcp::{
+    emit, ConnConfig, ConnError, ConnEvent, ConnInfo, Connection, EndpointEvent, Mib, OptBuf,
+};
 pub use crate::mptcp::{TxOffload, TxPacket};
 use crate::tcp::{self, SegmentIn, SegmentOut, TcpOptions};
 use crate::time::Instant;
@@ -593,7 +595,7 @@ impl Stack {
                     .is_some_and(|f| f.closed.is_some() && f.tcb.state() == tcp::State::Closed);
                 if !dead {
                     conn.handle_segment(now, sf, &seg, opts, &mut self.mib);
-                    self.run_open_requests(now, idx);
+                    self.endpoint_events(now, idx);
                     return;
                 }
             }
@@ -994,7 +996,7 @@ impl Stack {
         if let Some(c) = self.slots[id.idx as usize].conn.as_mut() {
             c.handle_segment(now, 0, ack, opts, &mut self.mib);
         }
-        self.run_open_requests(now, id.idx);
+        self.endpoint_events(now, id.idx);
         if let Some(l) = self.listeners.get_mut(&port) {
             l.queue.push_back(id);
         }
@@ -1148,7 +1150,7 @@ impl Stack {
                 continue;
             };
             let sent = conn.poll_transmit_offload(now, buf, off, &mut self.mib);
-            self.run_open_requests(now, i as u32);
+            self.endpoint_events(now, i as u32);
             if let Some(p) = sent {
                 self.tx_cursor = i;
                 return Some(p);
@@ -1219,7 +1221,7 @@ impl Stack {
         limits: crate::pm::Limits,
     ) -> Result<(), StackError> {
         self.conn_mut(id)?.set_limits(now, limits);
-        self.run_open_requests(now, id.idx);
+        self.endpoint_events(now, id.idx);
         Ok(())
     }
 
@@ -1257,7 +1259,7 @@ impl Stack {
             if let Some(c) = self.slots[i].conn.as_mut() {
                 if !c.is_closed() {
                     c.set_endpoint(now, ep);
-                    self.run_open_requests(now, i as u32);
+                    self.endpoint_events(now, i as u32);
                 }
             }
         }
@@ -1297,32 +1299,42 @@ impl Stack {
         }
     }
 
-    fn run_open_requests(&mut self, now: Instant, idx: u32) {
+    /// Answer connection `idx`'s endpoint events (`Connection::poll_endpoint_event`):
+    /// called after every call into a connection that may have produced one.
+    fn endpoint_events(&mut self, now: Instant, idx: u32) {
         let Some(slot) = self.slots.get(idx as usize) else {
             return;
         };
         let id = ConnId { idx, gen: slot.gen };
+        // bounded: a failed open is reported to the path manager, which may ask again
         for _ in 0..16 {
-            let req = match self
+            let ev = match self
                 .slots
                 .get_mut(idx as usize)
                 .and_then(|s| s.conn.as_mut())
             {
-                Some(c) => c.take_open_request(),
+                Some(c) => c.poll_endpoint_event(),
                 None => None,
             };
-            let Some((local, port, remote, backup)) = req else {
-                break;
-            };
-            let local_sa = SocketAddr::new(local, port);
-            if let Err(e) = self.open_subflow(now, id, local_sa, remote, backup) {
-                log::debug!("{id}: path manager subflow {local_sa} -> {remote} not opened: {e}");
-                if let Some(c) = self
-                    .slots
-                    .get_mut(idx as usize)
-                    .and_then(|s| s.conn.as_mut())
-                {
-                    c.open_failed(now, local_sa, remote);
+            match ev {
+                None => break,
+                Some(EndpointEvent::OpenSubflow {
+                    local,
+                    remote,
+                    backup,
+                }) => {
+                    if let Err(e) = self.open_subflow(now, id, local, remote, backup) {
+                        log::debug!(
+                            "{id}: path manager subflow {local} -> {remote} not opened: {e}"
+                        );
+                        if let Some(c) = self
+                            .slots
+                            .get_mut(idx as usize)
+                            .and_then(|s| s.conn.as_mut())
+                        {
+                            c.open_failed(now, local, remote);
+                        }
+                    }
                 }
             }
         }
@@ -1345,7 +1357,7 @@ impl Stack {
             if let Some(conn) = self.slots[i].conn.as_mut() {
                 if conn.poll_timeout().is_some_and(|t| t <= now) {
                     conn.handle_timeout(now, &mut self.mib);
-                    self.run_open_requests(now, i as u32);
+                    self.endpoint_events(now, i as u32);
                 }
             }
         }

@@ -19,9 +19,11 @@ pub mod subflow;
 mod timer;
 mod timers;
 mod tx;
+#[cfg(test)]
+mod testkit;
 
 pub use config::*;
-pub use multipath::{OpenError, SubflowOptions};
+pub use multipath::{EndpointEvent, OpenError, SubflowOptions};
 pub use output::OptBuf;
 pub use timer::{Timer, TimerTable};
 

@@ -359,20 +359,27 @@ impl Connection {
         Ok(self.subflows.len() - 1)
     }
 
-    /// The stack takes the path manager's requests to open subflows.
-    pub fn take_open_request(&mut self) -> Option<(IpAddr, u16, SocketAddr, bool)> {
+    /// The next request for the stack that owns this connection (quinn-proto's endpoint
+    /// events). The stack polls after every call into the connection and answers each.
+    pub fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
         match self.mp.opens.pop_front()? {
             PmCommand::OpenSubflow {
                 local,
                 local_port,
                 remote,
                 backup,
-            } => Some((local, local_port, remote, backup)),
+            } => Some(EndpointEvent::OpenSubflow {
+                local: SocketAddr::new(local, local_port),
+                remote,
+                backup,
+            }),
             _ => None,
         }
     }
 
-    /// A subflow the stack could not open (no port, bad address): tell the path manager.
+    /// The stack's answer to an [`EndpointEvent::OpenSubflow`] it could not carry out (no
+    /// port, address not the stack's, refused by [`Self::open_subflow`]): the path manager
+    /// hears of it as a subflow that closed with an error.
     pub fn open_failed(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr) {
         let ev = PmEvent::SubflowClosed {
             id: 0,
@@ -382,6 +389,22 @@ impl Connection {
         };
         self.pm_event(now, &ev);
     }
+}
+
+/// What a connection asks of the stack that owns it, from
+/// [`Connection::poll_endpoint_event`]. The connection is sans-IO and owns no resource
+/// shared between connections; what needs one (a port, an ISN, a nonce, the 4-tuple table)
+/// goes through here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointEvent {
+    /// The path manager wants a subflow from `local` (port 0: any free one) to `remote`.
+    /// The stack answers with [`Connection::open_subflow`] (after choosing the port, the
+    /// ISN and the nonce, and recording the 4-tuple), or with [`Connection::open_failed`].
+    OpenSubflow {
+        local: SocketAddr,
+        remote: SocketAddr,
+        backup: bool,
+    },
 }
 
 /// Per-subflow socket options (the draft's MPTCP_SUB_SETSOCKOPT targets).

@@ -153,29 +153,18 @@ impl Connection {
         // Record the mapping carried by this segment.
         if self.mode == Mode::Mptcp && !syn {
             if let Some(m) = mpc.filter(|m| m.data_len.is_some()) {
-                // MP_CAPABLE with data: implicit mapping of the first data bytes.
-                let len = m.data_len.unwrap_or(0);
-                let dsn = self.remote_idsn.wrapping_add(1);
-                let csum_ok = !self.checksum
-                    || usize::from(len) != seg.payload.len()
-                    || m.checksum.is_some_and(|c| {
-                        crate::wire::mptcp::dss_checksum_ok(dsn, 1, len, c, seg.payload)
-                    });
-                if m.checksum.is_some() != self.checksum {
-                    // the subflow is reset; the segment goes on to its engine, which drops it
-                    self.checksum_presence_mismatch(idx, mib);
-                } else if !csum_ok {
-                    mib.DataCsumErr += 1;
-                } else if idx == 0 && len > 0 {
-                    let map = Map {
-                        off: 0,
-                        dsn: self.remote_idsn.wrapping_add(1),
-                        len: u32::from(len),
-                    };
-                    // the implicit mapping is a 64-bit one (Linux then answers with a
-                    // 64-bit DATA_ACK)
-                    self.ack64 = true;
-                    self.record_rx_map(idx, map, mib);
+                // MP_CAPABLE with data (RFC 8684 3.1): an implicit mapping of the first data
+                // bytes, checked as any other; a 64-bit one (Linux then answers with a
+                // 64-bit DATA_ACK)
+                let implicit = DssMapping {
+                    dsn: self.remote_idsn.wrapping_add(1),
+                    dsn64: true,
+                    ssn: 1,
+                    data_len: m.data_len.unwrap_or(0),
+                    checksum: m.checksum,
+                };
+                if idx == 0 && implicit.data_len > 0 {
+                    self.handle_rx_mapping(now, idx, &implicit, false, seg.payload, mib);
                 }
             }
             if let Some(d) = dss.as_ref() {
