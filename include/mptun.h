@@ -256,6 +256,21 @@ struct mptcp_sub_setsockopt {
  * closed, as Linux answers TCP_INFO on an MPTCP socket. */
 #define MPTUN_LINUX_TCP_INFO_LEN 236
 
+/* Userspace path management (Linux's userspace PM ANNOUNCE / REMOVE), level SOL_MPTCP,
+ * setsockopt on a connected socket. MPTUN_ANNOUNCE announces one of mptun_init's addresses
+ * under id (1..255; 0 is the initial subflow's): ADD_ADDR, retransmitted until echoed; a
+ * non-zero port goes in the ADD_ADDR. EINVAL: id 0, not one of mptun's addresses, the
+ * initial subflow's address, or the id used for another address; EADDRNOTAVAIL: the
+ * `announced` limit is reached. MPTUN_REMOVE_ADDR (an int id) withdraws it: REMOVE_ADDR,
+ * and the subflows from the address close; EINVAL if no address has that id. */
+#define MPTUN_ANNOUNCE 104
+struct mptun_announce {
+    uint8_t id;
+    uint8_t pad;
+    unsigned char addr[28]; /* struct sockaddr_in (optlen 18) or sockaddr_in6 (optlen 30) */
+};
+#define MPTUN_REMOVE_ADDR 105
+
 /* One subflow's statistics in mptun's own layout (SOL_MPTCP MPTUN_TCP_INFO through
  * MPTCP_SUB_GETSOCKOPT): what Linux's struct tcp_info lacks (the data-level bytes, the
  * backup flag). Times in microseconds, sizes in bytes. Size 88. */

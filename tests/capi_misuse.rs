@@ -587,6 +587,71 @@ fn c_abi_misuse_reports_the_documented_errno() {
         assert_eq!(read_sockaddr(&t[2..18]).unwrap().ip(), ip("198.18.1.2"));
         assert!(t[34..].iter().all(|&x| x == 0));
 
+        // MPTUN_ANNOUNCE / MPTUN_REMOVE_ADDR (userspace path management)
+        let announce = |id: u8, a: &str, len: Option<usize>| -> isize {
+            let mut b = vec![id, 0u8];
+            b.extend(sockaddr(a));
+            let n = len.unwrap_or(b.len());
+            mptun_setsockopt(
+                fd,
+                SOL_MPTCP,
+                MPTUN_ANNOUNCE,
+                b.as_ptr() as *const c_void,
+                n as u32,
+            ) as isize
+        };
+        let remove = |id: c_int| -> isize {
+            let v = id.to_ne_bytes();
+            mptun_setsockopt(
+                fd,
+                SOL_MPTCP,
+                MPTUN_REMOVE_ADDR,
+                v.as_ptr() as *const c_void,
+                4,
+            ) as isize
+        };
+        fails(
+            announce(0, "198.18.2.2:0", None),
+            libc::EINVAL,
+            "announce id 0",
+        );
+        fails(
+            announce(10, "198.19.39.9:0", None),
+            libc::EINVAL,
+            "announce, not ours",
+        );
+        fails(
+            announce(10, "198.18.1.2:0", None),
+            libc::EINVAL,
+            "announce the initial address",
+        );
+        fails(
+            announce(10, "198.18.2.2:0", Some(10)),
+            libc::EINVAL,
+            "announce, short",
+        );
+        fails(remove(10), libc::EINVAL, "remove, nothing announced");
+        fails(remove(300), libc::EINVAL, "remove, id beyond 255");
+        assert_eq!(
+            announce(10, "198.18.2.2:0", None),
+            0,
+            "announce: errno {}",
+            errno()
+        );
+        assert_eq!(
+            announce(10, "198.18.2.2:8080", None),
+            0,
+            "again, with a port"
+        );
+        fails(
+            announce(11, "198.18.2.2:0", None),
+            libc::EINVAL,
+            "the address has id 10",
+        );
+        fails(remove(11), libc::EINVAL, "remove an id not announced");
+        assert_eq!(remove(10), 0, "remove: errno {}", errno());
+        fails(remove(10), libc::EINVAL, "remove twice");
+
         // OPEN_SUB_TUPLE
         let mut o = vec![0u8, 0u8];
         o.extend(sockaddr("198.18.2.2:0"));

@@ -341,3 +341,84 @@ fn api_examples_linux_server() {
         }
     }
 }
+
+/// mptcp_join.sh "userspace pm add & remove address", with mptun as the side whose path
+/// manager is the application (the `userspace_pm` example: `announce_address` and
+/// `remove_address`, the userspace PM's ANNOUNCE and REMOVE) and a Linux MPTCP client with
+/// the in-kernel path manager (`ip mptcp limits set subflows 1 add_addr_accepted 1`, as the
+/// script sets on its client). The script's checks on Linux's side: chk_add_nr 1 (AddAddr),
+/// chk_join_nr (Linux sends the join and receives the SYN/ACK: MPJoinSynAckRx), chk_rm_nr
+/// (RmAddr on the side receiving the REMOVE_ADDR); the data arrives intact both ways.
+#[test]
+fn api_userspace_pm_add_and_remove_address_linux_client() {
+    if !require_privileges("api-upm") {
+        return;
+    }
+    let ns = two_tun_namespace("api-upm");
+    ns.mptcp_limits(1, 1).expect("limits 1 1");
+    // a few seconds of transfer, so the announcement and the removal happen while data flows
+    ns.tbf("tun0", "20mbit").expect("tbf tun0");
+    ns.tbf("tun1", "20mbit").expect("tbf tun1");
+    let dir = TempDir::new("api-upm");
+    let before = ns.mptcp_counters().expect("counters");
+    let exe = example("userspace_pm");
+    let mut args = tun_args();
+    args.push("198.18.1.2:5201".into());
+    args.extend(["--bytes".into(), SIZE.to_string()]);
+    let mut cmd = ns.exec_with_timeout(TIMEOUT_SECS, &exe, &args);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let pid = ns.spawn(&mut cmd).expect("spawn example");
+    let mut client = PeerArgs::connect("198.18.1.2:5201".parse().unwrap(), SIZE, PEER_SEED);
+    client.connect_retries = 100; // the example may still be opening its TUN devices
+    client.hold = true; // Linux refuses joins once it has half-closed
+    let linux = ns
+        .start_peer(&common::exe(), &client, TIMEOUT_SECS)
+        .expect("Linux client");
+    let out = ns.wait_output(pid).expect("wait for the example");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("userspace_pm: exit {}\n{stdout}{stderr}", out.status);
+    if !out.status.success() {
+        ns.kill_all();
+    }
+    assert!(out.status.success(), "the example failed: {stderr}");
+    let report = ns.finish_peer(linux).expect("Linux client report");
+    let after = ns.mptcp_counters().expect("counters");
+    for line in [
+        "announced id=10 addr=198.18.2.2",
+        "joined addr=198.18.2.2",
+        "removed id=10",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in the example's output");
+    }
+    assert!(stdout.contains("subflow on 198.18.2.2 ended"));
+    let sent = peer::write_pattern_file(&dir.path("sent.bin"), EXAMPLE_SEED, SIZE).unwrap();
+    assert!(report.mptcp, "the client socket is MPTCP");
+    assert_eq!(report.bytes_received, SIZE, "bytes the kernel received");
+    assert_eq!(report.received_sha256, sent, "example -> kernel digest");
+    assert_eq!(report.bytes_sent, SIZE);
+    assert!(
+        stdout.contains(&format!("sent={SIZE} received={SIZE}")),
+        "the example's totals"
+    );
+    assert_counters(
+        &before,
+        &after,
+        &["AddAddr", "MPJoinSynAckRx", "RmAddr"],
+        &[
+            "AddAddrDrop",
+            "MPJoinSynAckHMacFailure",
+            "DSSNotMatching",
+            "NoDSSInWindow",
+            "MPCapableFallbackACK",
+        ],
+    );
+    let d = |n: &str| delta(&before, &after, n);
+    assert_eq!(
+        (d("AddAddr"), d("MPJoinSynAckRx"), d("RmAddr")),
+        (1, 1, 1),
+        "chk_add_nr 1, chk_join_nr 1, chk_rm_nr 1"
+    );
+}

@@ -901,3 +901,139 @@ fn kernel_pm_subflow_endpoint_without_fullmesh_joins_the_initial_address_only() 
     assert_eq!(p.server.mib().MPJoinAckRx, 3);
     assert_eq!(p.client.mib().AddAddr, 1);
 }
+
+/// mptcp_join.sh "userspace pm add & remove address": the server's path manager is the
+/// application (`manual`, Linux's userspace PM); it announces SERVER2 under id 10 with
+/// `announce_address` (Linux's `ANNOUNCE`), the client (`kernel` PM, limits 1 1) joins it,
+/// then the server withdraws id 10 (`REMOVE`): chk_join_nr 1 1 1, chk_add_nr 1 1, chk_rm_nr
+/// 1 1 invert (the client receives one REMOVE_ADDR, the server removes the one subflow), the
+/// client's subflow to the address ends, and the transfer stays intact.
+#[test]
+fn userspace_pm_add_and_remove_address() {
+    let mut p = join_topology(171, no_endpoints(), limits(1, 1), limits(0, 1));
+    let (c, s) = establish(&mut p);
+    let mut t = Transfer::new(c, data(2 << 20, 171), data(2 << 20, 172));
+    t.server = Some(s);
+    {
+        let conn = p.server.connection_mut(s).unwrap();
+        // the initial subflow's address and id 0 are not the application's to announce
+        assert!(conn.announce_address(0, SERVER2, None).is_err());
+        assert!(conn.announce_address(10, SERVER1, None).is_err());
+        conn.announce_address(10, SERVER2, None).expect("announce");
+        assert!(
+            conn.announce_address(11, SERVER2, None).is_err(),
+            "SERVER2 has id 10"
+        );
+    }
+    assert!(p.run_until(Duration::from_secs(5), |p| {
+        t.pump(p);
+        established_to(p, c, SERVER2) == 1
+    }));
+    // the server's joined subflow carries the application's id
+    let joined = &p.server.connection(s).unwrap().subflows()[1];
+    assert_eq!((joined.local.ip(), joined.local_addr_id), (SERVER2, 10));
+    let until = p.now() + Duration::from_millis(500);
+    p.run_until(Duration::from_secs(1), |p| {
+        t.pump(p);
+        p.now() >= until
+    });
+    p.server
+        .connection_mut(s)
+        .unwrap()
+        .withdraw_address(10)
+        .expect("withdraw");
+    assert!(
+        p.run_until(Duration::from_secs(5), |p| {
+            t.pump(p);
+            established_to(p, c, SERVER2) == 0
+        }),
+        "the client kept its subflow to the withdrawn address"
+    );
+    assert!(
+        t.run(&mut p, Duration::from_secs(60)),
+        "transfer did not finish"
+    );
+    t.assert_intact();
+    let (cm, sm) = (p.client.mib(), p.server.mib());
+    assert_eq!(
+        (sm.MPJoinSynRx, cm.MPJoinSynAckRx, sm.MPJoinAckRx),
+        (1, 1, 1)
+    );
+    assert_eq!((cm.AddAddr, sm.EchoAdd), (1, 1));
+    // chk_rm_nr 1 1 invert: the REMOVE_ADDR counted where it arrives, the removed subflow
+    // where the address was withdrawn (Linux's meaning of RmAddr / RmSubflow)
+    assert_eq!(
+        (cm.RmAddr, sm.RmSubflow),
+        (1, 1),
+        "client {cm:?}, server {sm:?}"
+    );
+    assert!(
+        p.server
+            .connection_mut(s)
+            .unwrap()
+            .withdraw_address(10)
+            .is_err(),
+        "id 10 is no longer announced"
+    );
+}
+
+/// mptcp_join.sh "userspace pm create destroy subflow": the client's path manager is the
+/// application (`manual`); it opens a subflow from CLIENT2 to the server's initial address
+/// (Linux's `SUBFLOW_CREATE`), then closes it (`SUBFLOW_DESTROY`) while data flows: the
+/// server (limits 0 1) counts chk_join_nr 1 1 1, no REMOVE_ADDR is sent (chk_rm_nr 0 ...),
+/// the subflow ends on both sides and the transfer stays intact.
+#[test]
+fn userspace_pm_create_and_destroy_subflow() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let (caddrs, saddrs) = ([CLIENT1, CLIENT2], [SERVER1]);
+    let mut net = SimNet::new(173);
+    net.add_host(&caddrs);
+    net.add_host(&saddrs);
+    for a in caddrs {
+        net.add_link(a, SERVER1, path(), path());
+    }
+    let mut scfg = cfg("kernel");
+    scfg.limits = limits(0, 1);
+    let mut p = stacks_on(net, 173, (&caddrs, cfg("manual")), (&saddrs, scfg));
+    let (c, s) = establish(&mut p);
+    let mut t = Transfer::new(c, data(2 << 20, 173), data(2 << 20, 174));
+    t.server = Some(s);
+    let now = p.now();
+    let id = p
+        .client
+        .open_subflow(now, c, SocketAddr::new(CLIENT2, 0), sa(SERVER1), false)
+        .expect("open");
+    assert!(p.run_until(Duration::from_secs(5), |p| {
+        t.pump(p);
+        let conn = p.client.connection(c).unwrap();
+        conn.subflow_by_id(id)
+            .is_some_and(|i| conn.subflows()[i].established)
+    }));
+    let until = p.now() + Duration::from_millis(500);
+    p.run_until(Duration::from_secs(1), |p| {
+        t.pump(p);
+        p.now() >= until
+    });
+    let conn = p.client.connection_mut(c).unwrap();
+    let idx = conn.subflow_by_id(id).unwrap();
+    assert!(conn.close_subflow(idx, false));
+    assert!(
+        p.run_until(Duration::from_secs(5), |p| {
+            t.pump(p);
+            let sv = p.server.connection(s).unwrap();
+            sv.subflows().len() == 2 && sv.subflows()[1].closed.is_some()
+        }),
+        "the server's end of the subflow did not close"
+    );
+    assert!(
+        t.run(&mut p, Duration::from_secs(60)),
+        "transfer did not finish"
+    );
+    t.assert_intact();
+    let (cm, sm) = (p.client.mib(), p.server.mib());
+    assert_eq!(
+        (sm.MPJoinSynRx, cm.MPJoinSynAckRx, sm.MPJoinAckRx),
+        (1, 1, 1)
+    );
+    assert_eq!(sm.RmAddr, 0, "no REMOVE_ADDR for a destroyed subflow");
+}

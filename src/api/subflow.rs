@@ -349,6 +349,44 @@ impl MptcpStream {
         r
     }
 
+    /// Announce one of the stack's addresses to the peer under `addr_id` (1..=255), as
+    /// Linux's userspace path manager does (`ANNOUNCE`): ADD_ADDR, retransmitted until the
+    /// peer echoes it; `addr.port()` other than 0 goes in the ADD_ADDR (joins to that port).
+    /// From then on `addr_id` is this connection's id for the address. Errors:
+    /// `InvalidArgument` for id 0, an address that is not the stack's or is the initial
+    /// subflow's, or an id in use for another address; `Unavailable` when the connection's
+    /// `announced` limit is reached. With the `manual` path manager the application alone
+    /// decides what is announced.
+    pub fn announce_address(&self, addr_id: u8, addr: SocketAddr) -> Result<(), SubflowApiError> {
+        let id = self.id();
+        let r = self.stack().with_stack(|s| {
+            if !s.config().addrs.contains(&addr.ip()) {
+                return Err(SubflowApiError::InvalidArgument);
+            }
+            let c = s.connection_mut(id).ok_or(SubflowApiError::NotConnected)?;
+            if c.is_closed() {
+                return Err(SubflowApiError::NotConnected);
+            }
+            if c.mode() != crate::mptcp::Mode::Mptcp {
+                return Err(SubflowApiError::NotMptcp);
+            }
+            let port = (addr.port() != 0).then_some(addr.port());
+            c.announce_address(addr_id, addr.ip(), port)
+                .map_err(address_error)
+        });
+        self.stack().wake_driver();
+        r
+    }
+
+    /// Withdraw an address announced with [`Self::announce_address`] (Linux's userspace
+    /// path manager: `REMOVE`): REMOVE_ADDR to the peer, and the subflows from the address
+    /// close. `UnknownId` if no address with that id is announced.
+    pub fn remove_address(&self, addr_id: u8) -> Result<(), SubflowApiError> {
+        let r = self.live_mptcp_conn(|c| c.withdraw_address(addr_id).map_err(address_error));
+        self.stack().wake_driver();
+        r
+    }
+
     /// Close a subflow (MPTCP_CLOSE_SUB_ID). Data it carried that the peer did not
     /// acknowledge is sent again on the other subflows: nothing is lost.
     pub fn close_subflow(&self, id: u32, how: CloseHow) -> Result<(), SubflowApiError> {
@@ -542,5 +580,14 @@ mod tests {
             assert_eq!(*back, e);
             assert_eq!(back.errno(), e.errno());
         }
+    }
+}
+
+fn address_error(e: crate::mptcp::AddressError) -> SubflowApiError {
+    use crate::mptcp::AddressError as E;
+    match e {
+        E::ReservedId | E::BadAddress | E::IdInUse => SubflowApiError::InvalidArgument,
+        E::Limit => SubflowApiError::Unavailable,
+        E::NotAnnounced => SubflowApiError::UnknownId,
     }
 }

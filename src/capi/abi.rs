@@ -41,6 +41,13 @@ pub const MPTUN_TCP_INFO: c_int = 103;
 /// Bytes of Linux's `struct tcp_info` mptun fills (up to `tcpi_rcv_wnd`, Linux 5.4+; a
 /// shorter buffer gets the first bytes, as Linux copies `min(optlen, sizeof)`).
 pub const LINUX_TCP_INFO_LEN: usize = 236;
+/// mptun's userspace-path-manager announcement (level `SOL_MPTCP`, setsockopt on a
+/// connected socket; Linux's userspace PM `ANNOUNCE`): `uint8_t id` (1..=255), a pad byte,
+/// then a `sockaddr_in` or `sockaddr_in6` from offset 2 (port 0: none in the ADD_ADDR).
+pub const MPTUN_ANNOUNCE: c_int = 104;
+/// Withdraw an address announced with MPTUN_ANNOUNCE (level `SOL_MPTCP`, setsockopt, an
+/// `int` id; Linux's userspace PM `REMOVE`): REMOVE_ADDR, the subflows from it close.
+pub const MPTUN_REMOVE_ADDR: c_int = 105;
 /// Size of `struct mptun_limits`.
 pub const MPTUN_LIMITS_LEN: usize = 12;
 /// Size of `struct mptun_event`.

@@ -185,6 +185,12 @@ pub(super) fn setsockopt_impl(
 ) -> Result<(), c_int> {
     match (level, optname) {
         (libc::IPPROTO_TCP, MPTCP_SUB_SETSOCKOPT) => sub_setsockopt(&*stream_of(sock)?, buf),
+        (SOL_MPTCP, MPTUN_ANNOUNCE) => announce(&*stream_of(sock)?, buf),
+        (SOL_MPTCP, MPTUN_REMOVE_ADDR) => {
+            let v: [u8; 4] = buf.try_into().map_err(|_| libc::EINVAL)?;
+            let id = u8::try_from(c_int::from_ne_bytes(v)).map_err(|_| libc::EINVAL)?;
+            stream_of(sock)?.remove_address(id).map_err(sub_errno)
+        }
         (libc::IPPROTO_TCP, o) if conn_tcp_opt(o).is_some() => {
             let name = conn_tcp_opt(o).ok_or(libc::ENOPROTOOPT)?;
             let opt = opt_from_int(name, buf)?;
@@ -394,6 +400,23 @@ pub(super) fn open_sub_tuple(s: &MptcpStream, buf: &mut [u8]) -> Result<(), c_in
             Err(libc::EOVERFLOW)
         }
     }
+}
+
+/// MPTUN_ANNOUNCE: id, pad, then one sockaddr (its family gives its length; the buffer may
+/// be longer).
+fn announce(s: &MptcpStream, buf: &[u8]) -> Result<(), c_int> {
+    let fam = buf
+        .get(2..4)
+        .map(|f| c_int::from(u16::from_ne_bytes([f[0], f[1]])))
+        .ok_or(libc::EINVAL)?;
+    let alen = match fam {
+        libc::AF_INET => SOCKADDR_IN_LEN,
+        libc::AF_INET6 => SOCKADDR_IN6_LEN,
+        _ => return Err(libc::EINVAL),
+    };
+    let sa = buf.get(2..2 + alen).ok_or(libc::EINVAL)?;
+    let addr = read_sockaddr(sa).map_err(|_| libc::EINVAL)?;
+    s.announce_address(buf[0], addr).map_err(sub_errno)
 }
 
 pub(super) fn close_sub_id(s: &MptcpStream, buf: &mut [u8]) -> Result<(), c_int> {

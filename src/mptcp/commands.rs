@@ -61,6 +61,56 @@ impl Connection {
             .count() as u64;
     }
 
+    /// The application announces `addr` under an id of its choosing (Linux's userspace path
+    /// manager: `ANNOUNCE` with `id`): ADD_ADDR, retransmitted until echoed, and `addr_id` is
+    /// our id for `addr` from now on (joins to and from it carry it). Announcing the same
+    /// address and id again sends the ADD_ADDR again (e.g. with another port).
+    pub fn announce_address(
+        &mut self,
+        addr_id: u8,
+        addr: IpAddr,
+        port: Option<u16>,
+    ) -> Result<(), AddressError> {
+        if addr_id == 0 {
+            return Err(AddressError::ReservedId);
+        }
+        if addr.is_unspecified() || self.subflows.first().is_some_and(|s| s.local.ip() == addr) {
+            return Err(AddressError::BadAddress);
+        }
+        let taken_by_other = self
+            .mp
+            .app_ids
+            .iter()
+            .any(|&(a, id)| (id == addr_id) != (a == addr))
+            || self
+                .cfg
+                .local_addrs
+                .iter()
+                .any(|l| l.addr != addr && self.local_addr_id(l.addr) == addr_id);
+        if taken_by_other {
+            return Err(AddressError::IdInUse);
+        }
+        let known = self.mp.app_ids.iter().any(|&(a, _)| a == addr);
+        if !self.announce(addr_id, addr, port) {
+            return Err(AddressError::Limit);
+        }
+        if !known {
+            self.mp.app_ids.push((addr, addr_id));
+        }
+        Ok(())
+    }
+
+    /// Withdraw an address the application announced (Linux's userspace path manager:
+    /// `REMOVE`): REMOVE_ADDR, and our subflows from it close.
+    pub fn withdraw_address(&mut self, addr_id: u8) -> Result<(), AddressError> {
+        if !self.is_announced(addr_id) {
+            return Err(AddressError::NotAnnounced);
+        }
+        self.remove_address(addr_id);
+        self.mp.app_ids.retain(|&(_, id)| id != addr_id);
+        Ok(())
+    }
+
     /// Close our subflows on address `addr_id` (after a REMOVE_ADDR's grace period).
     pub(super) fn close_removed(&mut self, addr_id: u8) {
         for i in 0..self.subflows.len() {
@@ -365,3 +415,32 @@ impl Connection {
         }
     }
 }
+
+/// Why [`Connection::announce_address`] or [`Connection::withdraw_address`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressError {
+    /// Id 0 is the initial subflow's address (RFC 8684 3.4.1).
+    ReservedId,
+    /// The unspecified address, or the initial subflow's (announced implicitly).
+    BadAddress,
+    /// Another address has that id, or that address another id.
+    IdInUse,
+    /// `max_announced` addresses are announced already.
+    Limit,
+    /// No address with that id is announced.
+    NotAnnounced,
+}
+
+impl core::fmt::Display for AddressError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            AddressError::ReservedId => "address id 0 is the initial subflow's",
+            AddressError::BadAddress => "not an address that can be announced",
+            AddressError::IdInUse => "the address id is in use for another address",
+            AddressError::Limit => "the limit of announced addresses is reached",
+            AddressError::NotAnnounced => "no address with that id is announced",
+        })
+    }
+}
+
+impl std::error::Error for AddressError {}

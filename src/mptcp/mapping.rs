@@ -464,7 +464,11 @@ mod tests {
         assert_eq!(p.s.conn.mapping_status(0, &m, false, &[7; 100]), want);
         let now = p.now;
         let s = &mut p.s;
-        assert_eq!(s.conn.handle_rx_mapping(now, 0, &m, false, &[7; 100], &mut s.mib), want);
+        assert_eq!(
+            s.conn
+                .handle_rx_mapping(now, 0, &m, false, &[7; 100], &mut s.mib),
+            want
+        );
         assert_eq!(s.conn.subflows[0].rx_maps.lookup(0), Some((first, 100)));
         assert!(s.conn.ack64, "a 64-bit mapping makes our DATA_ACK 64-bit");
     }
@@ -491,11 +495,15 @@ mod tests {
         let now = p.now;
         let s = &mut p.s;
         assert_eq!(
-            s.conn.handle_rx_mapping(now, 0, &m, true, b"abcd", &mut s.mib),
+            s.conn
+                .handle_rx_mapping(now, 0, &m, true, b"abcd", &mut s.mib),
             MappingStatus::ChecksumPresence
         );
         assert_eq!(s.mib.DSSCsumMismatch, 1);
-        assert_eq!(s.mib.DataFinRx, 0, "nothing else of the mapping is looked at");
+        assert_eq!(
+            s.mib.DataFinRx, 0,
+            "nothing else of the mapping is looked at"
+        );
         assert!(s.conn.subflows[0].rx_maps.lookup(0).is_none());
     }
 
@@ -506,33 +514,67 @@ mod tests {
         let window = u64::from(p.s.conn.rbuf.window());
         let s = &mut p.s;
         // a DATA_FIN needs a data-level length
-        let st = s.conn.handle_rx_mapping(now, 0, &mapping(first, 0, 0), true, &[], &mut s.mib);
+        let st = s
+            .conn
+            .handle_rx_mapping(now, 0, &mapping(first, 0, 0), true, &[], &mut s.mib);
         assert_eq!(st, MappingStatus::Invalid);
         assert_eq!(s.mib.DSSInvalidMapping, 1);
         // past the window: implausible, nothing recorded
         let far = mapping(first + window + 10, 0, 1);
-        let st = s.conn.handle_rx_mapping(now, 0, &far, true, &[], &mut s.mib);
+        let st = s
+            .conn
+            .handle_rx_mapping(now, 0, &far, true, &[], &mut s.mib);
         assert_eq!(st, MappingStatus::DataFinImplausible);
         assert_eq!((s.mib.DataFinInvalid, s.conn.peer_fin_dsn), (1, None));
         // a bare DATA_FIN 50 bytes ahead: recorded
         let fin = mapping(first + 50, 0, 1);
-        let st = s.conn.handle_rx_mapping(now, 0, &fin, true, &[], &mut s.mib);
-        assert_eq!(st, MappingStatus::DataFin { fin: FinUpdate::Set(first + 50) });
+        let st = s
+            .conn
+            .handle_rx_mapping(now, 0, &fin, true, &[], &mut s.mib);
+        assert_eq!(
+            st,
+            MappingStatus::DataFin {
+                fin: FinUpdate::Set(first + 50)
+            }
+        );
         assert_eq!(s.conn.peer_fin_dsn, Some(first + 50));
         // repeated: kept as it is
         assert_eq!(
             s.conn.mapping_status(0, &fin, true, &[]),
-            MappingStatus::DataFin { fin: FinUpdate::Keep }
+            MappingStatus::DataFin {
+                fin: FinUpdate::Keep
+            }
         );
         // moved: replaced, counted
         let moved = mapping(first + 40, 0, 1);
-        let st = s.conn.handle_rx_mapping(now, 0, &moved, true, &[], &mut s.mib);
-        assert_eq!(st, MappingStatus::DataFin { fin: FinUpdate::Replace(first + 40) });
-        assert_eq!((s.mib.DSSNotMatching, s.conn.peer_fin_dsn), (1, Some(first + 40)));
+        let st = s
+            .conn
+            .handle_rx_mapping(now, 0, &moved, true, &[], &mut s.mib);
+        assert_eq!(
+            st,
+            MappingStatus::DataFin {
+                fin: FinUpdate::Replace(first + 40)
+            }
+        );
+        assert_eq!(
+            (s.mib.DSSNotMatching, s.conn.peer_fin_dsn),
+            (1, Some(first + 40))
+        );
         // data mapped past a DATA_FIN not reached yet: that DATA_FIN was wrong
         let data = mapping(first, 1, 100);
-        let st = s.conn.handle_rx_mapping(now, 0, &data, false, &[1; 100], &mut s.mib);
-        assert!(matches!(st, MappingStatus::Ok { fin: FinUpdate::Forget, .. }), "{st:?}");
+        let st = s
+            .conn
+            .handle_rx_mapping(now, 0, &data, false, &[1; 100], &mut s.mib);
+        assert!(
+            matches!(
+                st,
+                MappingStatus::Ok {
+                    fin: FinUpdate::Forget,
+                    ..
+                }
+            ),
+            "{st:?}"
+        );
         assert_eq!((s.mib.DSSNotMatching, s.conn.peer_fin_dsn), (2, None));
         // a DATA_FIN inside data already mapped is implausible
         let inside = mapping(first + 10, 0, 1);
@@ -548,7 +590,8 @@ mod tests {
         let got = p.client_to_server(&[9; 1000]);
         assert_eq!(got, vec![9; 1000]);
         assert_eq!(
-            p.s.conn.mapping_status(0, &mapping(first + 10, 0, 1), true, &[]),
+            p.s.conn
+                .mapping_status(0, &mapping(first + 10, 0, 1), true, &[]),
             MappingStatus::DataFinImplausible
         );
         p.c.conn.shutdown(p.now);
@@ -559,14 +602,18 @@ mod tests {
         let now = p.now;
         let s = &mut p.s;
         let before = s.mib.DSSNotMatching;
-        let st = s.conn.handle_rx_mapping(now, 0, &more, false, &[0; 10], &mut s.mib);
+        let st = s
+            .conn
+            .handle_rx_mapping(now, 0, &more, false, &[0; 10], &mut s.mib);
         assert_eq!(st, MappingStatus::BeyondEnd);
         assert_eq!(s.mib.DSSNotMatching, before + 1);
         // the DATA_FIN we have, sent again, is still fine
         let again = mapping(first + 1000, 0, 1);
         assert_eq!(
             s.conn.mapping_status(0, &again, true, &[]),
-            MappingStatus::DataFin { fin: FinUpdate::Keep }
+            MappingStatus::DataFin {
+                fin: FinUpdate::Keep
+            }
         );
     }
 
@@ -574,7 +621,10 @@ mod tests {
     fn a_zero_length_mapping_is_an_ack_without_data_and_an_infinite_mapping_with_data() {
         let (p, first) = pair(false);
         let m = mapping(first, 1, 0);
-        assert_eq!(p.s.conn.mapping_status(0, &m, false, &[]), MappingStatus::Empty);
+        assert_eq!(
+            p.s.conn.mapping_status(0, &m, false, &[]),
+            MappingStatus::Empty
+        );
         assert_eq!(
             p.s.conn.mapping_status(0, &m, false, &[1; 10]),
             MappingStatus::Infinite { linear: true }
@@ -594,12 +644,15 @@ mod tests {
         let s = &mut p.s;
         let a = mapping(first, 1, 100);
         assert!(matches!(
-            s.conn.handle_rx_mapping(now, 0, &a, false, &[0; 100], &mut s.mib),
+            s.conn
+                .handle_rx_mapping(now, 0, &a, false, &[0; 100], &mut s.mib),
             MappingStatus::Ok { .. }
         ));
         // the same subflow bytes at other DSNs
         let b = mapping(first + 7, 1, 100);
-        let st = s.conn.handle_rx_mapping(now, 0, &b, false, &[0; 100], &mut s.mib);
+        let st = s
+            .conn
+            .handle_rx_mapping(now, 0, &b, false, &[0; 100], &mut s.mib);
         assert_eq!(st, MappingStatus::Conflict);
         assert_eq!(s.mib.DSSNotMatching, 1);
         assert_eq!(s.conn.subflows[0].rx_maps.lookup(0), Some((first, 100)));
@@ -613,7 +666,8 @@ mod tests {
         let c = crate::wire::mptcp::dss_checksum(first, 1, 100, &data);
         // no checksum although negotiated
         assert_eq!(
-            p.s.conn.mapping_status(0, &mapping(first, 1, 100), false, &data),
+            p.s.conn
+                .mapping_status(0, &mapping(first, 1, 100), false, &data),
             MappingStatus::ChecksumPresence
         );
         let mut good = mapping(first, 1, 100);
@@ -631,11 +685,18 @@ mod tests {
         // a mapping whose bytes are not all in this segment: held with its checksum
         let now = p.now;
         let s = &mut p.s;
-        let st = s.conn.handle_rx_mapping(now, 0, &good, false, &data[..60], &mut s.mib);
-        assert!(matches!(st, MappingStatus::Ok { hold: Some(x), .. } if x == c), "{st:?}");
+        let st = s
+            .conn
+            .handle_rx_mapping(now, 0, &good, false, &data[..60], &mut s.mib);
+        assert!(
+            matches!(st, MappingStatus::Ok { hold: Some(x), .. } if x == c),
+            "{st:?}"
+        );
         assert_eq!(s.conn.subflows[0].csum_pending.len(), 1);
         // the same mapping again on the segment with the rest: known, not held twice
-        let st = s.conn.handle_rx_mapping(now, 0, &good, false, &data[60..], &mut s.mib);
+        let st = s
+            .conn
+            .handle_rx_mapping(now, 0, &good, false, &data[60..], &mut s.mib);
         assert!(matches!(st, MappingStatus::Ok { hold: None, .. }), "{st:?}");
         assert_eq!(s.conn.subflows[0].csum_pending.len(), 1);
     }
@@ -648,12 +709,21 @@ mod tests {
         bad.checksum = Some(crate::wire::mptcp::dss_checksum(first, 1, 100, &data) ^ 0xff);
         let now = p.now;
         let s = &mut p.s;
-        let st = s.conn.handle_rx_mapping(now, 0, &bad, false, &data, &mut s.mib);
+        let st = s
+            .conn
+            .handle_rx_mapping(now, 0, &bad, false, &data, &mut s.mib);
         assert_eq!(st, MappingStatus::BadChecksum { dsn: first });
         assert_eq!((s.mib.DataCsumErr, s.mib.MPFailTx), (1, 1));
-        assert_eq!(s.conn.mp_fail_dsn, Some(first), "MP_FAIL rides on the next ACKs");
+        assert_eq!(
+            s.conn.mp_fail_dsn,
+            Some(first),
+            "MP_FAIL rides on the next ACKs"
+        );
         assert!(s.conn.timers.get(Timer::MpFail).is_some());
-        assert!(s.conn.subflows[0].rx_maps.lookup(0).is_none(), "not recorded");
+        assert!(
+            s.conn.subflows[0].rx_maps.lookup(0).is_none(),
+            "not recorded"
+        );
     }
 
     #[test]
@@ -661,7 +731,10 @@ mod tests {
         let (mut p, first) = pair(true);
         assert_eq!(p.c.conn.send(b"hello, multipath"), 16);
         let sent = p.c.drain(p.now);
-        let data = sent.iter().find(|x| !x.payload.is_empty()).expect("a data segment");
+        let data = sent
+            .iter()
+            .find(|x| !x.payload.is_empty())
+            .expect("a data segment");
         let implicit = data.options().iter().any(|o| {
             matches!(o, MptcpOption::MpCapable(m) if m.data_len == Some(16) && m.checksum.is_some())
         });

@@ -16,12 +16,13 @@ mod output;
 mod rx;
 mod signals;
 pub mod subflow;
+#[cfg(test)]
+mod testkit;
 mod timer;
 mod timers;
 mod tx;
-#[cfg(test)]
-mod testkit;
 
+pub use commands::AddressError;
 pub use config::*;
 pub use multipath::{EndpointEvent, OpenError, SubflowOptions};
 pub use output::OptBuf;

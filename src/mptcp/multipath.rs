@@ -87,6 +87,9 @@ pub(crate) struct MpState {
     pub(super) pm_started: bool,
     /// Our address ids announced (ADD_ADDR) and not withdrawn, as a bitmap.
     pub(super) announced: [u64; 4],
+    /// Ids the application gave addresses itself (`Connection::announce_address`, Linux's
+    /// userspace path manager): they take precedence over the configured numbering.
+    pub(super) app_ids: Vec<(IpAddr, u8)>,
     /// Announcements refused by `max_announced` since the last look (into the MIB).
     pub(super) announce_refused: u64,
     /// The path manager's ADD_ADDR ids and ours, for its REMOVE_ADDR commands.
@@ -136,6 +139,7 @@ impl MpState {
             fastclose: false,
             pm_started: false,
             announced: [0; 4],
+            app_ids: Vec::new(),
             announce_refused: 0,
             pm_ids: Vec::new(),
             rm_close: Vec::new(),
@@ -194,6 +198,9 @@ impl Connection {
         }
         if addr.is_unspecified() {
             return 255;
+        }
+        if let Some(&(_, id)) = self.mp.app_ids.iter().find(|(a, _)| *a == addr) {
+            return id;
         }
         self.cfg
             .local_addrs
