@@ -132,6 +132,17 @@ fn linux_server(size: u64, tcp: bool) -> PeerArgs {
 }
 
 /// The `counters: ...` line mptun's `-v` logs at exit (empty if none).
+/// One of mptun's MIB counters from its `-v` counters line (which lists the non-zero ones:
+/// absent means 0); panics if there is no counters line (run mptun with `-v`).
+fn mptun_counter(stderr: &str, name: &str) -> u64 {
+    let line = mptun_counters_line(stderr);
+    assert!(!line.is_empty(), "no counters line: run mptun with -v\n{stderr}");
+    line.split(|c: char| c.is_whitespace() || c == ',')
+        .filter_map(|w| w.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map_or(0, |(_, v)| v.parse().expect("a counter value"))
+}
+
 fn mptun_counters_line(stderr: &str) -> &str {
     stderr
         .lines()
@@ -909,6 +920,7 @@ fn pm_late_signal_from_linux_is_joined() {
                 "subflows=1,add_addr_accepted=1",
                 "--impair",
                 "tun0:rate=10mbit",
+                "-v",
             ]),
             linux_server(SMALL, false),
             true,
@@ -932,6 +944,14 @@ fn pm_late_signal_from_linux_is_joined() {
         mptun::testbed::deltas(&before, &after)
     );
     assert_eq!(o.mptun.field("subflows"), Some("2"), "{}", o.mptun.summary);
+    // the script's counters on mptun's side: chk_add_nr (ADD_ADDRs received: as many as
+    // Linux echoed), chk_join_nr (SYN/ACK received)
+    let err = &o.mptun.stderr;
+    eprintln!("mptun: {}", mptun_counters_line(err));
+    assert_eq!(
+        (mptun_counter(err, "AddAddr"), mptun_counter(err, "MPJoinSynAckRx")),
+        (d("EchoAdd"), 1)
+    );
 }
 
 /// mptcp_join.sh "signal invalid addresses": Linux (limits 1 3) announces an unreachable,
@@ -954,7 +974,7 @@ fn pm_invalid_signals_do_not_delay_the_valid_join() {
         &ns,
         &dir,
         SMALL,
-        one_tun_connect_args(&["--limits", "subflows=3,add_addr_accepted=3"]),
+        one_tun_connect_args(&["--limits", "subflows=3,add_addr_accepted=3", "-v"]),
         linux_server(SMALL, false),
         true,
     );
@@ -966,6 +986,13 @@ fn pm_invalid_signals_do_not_delay_the_valid_join() {
         (1, 1, 3),
         "join syn/ack and echo counts; MPTcpExt {:?}",
         mptun::testbed::deltas(&before, &after)
+    );
+    // mptun's side: three ADD_ADDRs in, one SYN/ACK (the other two joins never answered)
+    let err = &o.mptun.stderr;
+    eprintln!("mptun: {}", mptun_counters_line(err));
+    assert_eq!(
+        (mptun_counter(err, "AddAddr"), mptun_counter(err, "MPJoinSynAckRx")),
+        (3, 1)
     );
     // mptun tried all three (the summary lists closed subflows too), one carried data
     let n: usize = o.mptun.field("subflows").unwrap_or("0").parse().unwrap();
@@ -995,7 +1022,7 @@ fn pm_add_addr_accepted_zero_echoes_but_does_not_join() {
         &ns,
         &dir,
         SMALL,
-        one_tun_connect_args(&["--limits", "subflows=3,add_addr_accepted=0"]),
+        one_tun_connect_args(&["--limits", "subflows=3,add_addr_accepted=0", "-v"]),
         linux_server(SMALL, false),
         true,
     );
@@ -1009,6 +1036,13 @@ fn pm_add_addr_accepted_zero_echoes_but_does_not_join() {
         mptun::testbed::deltas(&before, &after)
     );
     assert_eq!(o.mptun.field("subflows"), Some("1"), "{}", o.mptun.summary);
+    // mptun's side: received and echoed, dropped by add_addr_accepted 0 (Linux's AddAddrDrop)
+    let err = &o.mptun.stderr;
+    eprintln!("mptun: {}", mptun_counters_line(err));
+    assert_eq!(
+        (mptun_counter(err, "AddAddr"), mptun_counter(err, "AddAddrDrop")),
+        (1, 1)
+    );
 }
 
 /// Server side: mptun listening with `subflows=0` refuses the join Linux's `subflow`
@@ -1040,7 +1074,7 @@ fn pm_mptun_server_subflow_limit_refuses_linux_join() {
         &ns,
         &dir,
         SMALL,
-        listen_args(&["--limits", "subflows=0"]),
+        listen_args(&["--limits", "subflows=0", "-v"]),
         linux_client(SMALL, false),
         false,
     );
@@ -1053,6 +1087,12 @@ fn pm_mptun_server_subflow_limit_refuses_linux_join() {
         mptun::testbed::deltas(&before, &after)
     );
     assert_eq!(o.mptun.field("subflows"), Some("1"), "{}", o.mptun.summary);
+    // mptun's side: every join SYN Linux sent was refused (Linux's MPJoinRejected meaning)
+    let err = &o.mptun.stderr;
+    eprintln!("mptun: {}", mptun_counters_line(err));
+    let syns = mptun_counter(err, "MPJoinSynRx");
+    assert!(syns >= 1, "Linux's join reached mptun");
+    assert_eq!(mptun_counter(err, "MPJoinRejected"), syns);
 }
 
 /// The first failure: Linux announces an address about 1.5 s in, after mptun's own
@@ -1386,6 +1426,7 @@ fn pm_signal_address_with_port_from_linux_is_joined_on_that_port() {
             "subflows=1,add_addr_accepted=1",
             "--impair",
             "tun0:rate=20mbit",
+            "-v",
         ]),
         linux_server(SMALL, false),
         true,
@@ -1414,6 +1455,14 @@ fn pm_signal_address_with_port_from_linux_is_joined_on_that_port() {
         o.mptun.summary.contains("198.18.2.1:10100"),
         "no subflow to 198.18.2.1:10100: {}",
         o.mptun.summary
+    );
+    let err = &o.mptun.stderr;
+    eprintln!("mptun: {}", mptun_counters_line(err));
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        (mptun_counter(err, "AddAddr"), mptun_counter(err, "MPJoinSynAckRx")),
+        (d("EchoAdd"), 1),
+        "mptun's side of chk_add_nr / chk_join_nr"
     );
 }
 
@@ -1517,6 +1566,12 @@ fn pm_kernel_fullmesh_endpoint_against_linux() {
         mptun::testbed::deltas(&before, &after),
         o.mptun.summary
     );
+    let err = &o.mptun.stderr;
+    assert_eq!(
+        (mptun_counter(err, "AddAddr"), mptun_counter(err, "MPJoinSynAckRx")),
+        (1, 2),
+        "mptun's side of chk_add_nr 1 1 / chk_join_nr 2 2 2"
+    );
     let n: usize = o.mptun.field("subflows").unwrap_or("0").parse().unwrap();
     let pairs: Vec<&str> = (0..n)
         .filter_map(|i| o.mptun.field(&format!("sf{i}")))
@@ -1583,6 +1638,12 @@ fn pm_linux_c_flag_keeps_joins_off_the_initial_address() {
         "MPTcpExt {:?}; {}",
         mptun::testbed::deltas(&before, &after),
         o.mptun.summary
+    );
+    let err = &o.mptun.stderr;
+    assert_eq!(
+        (mptun_counter(err, "AddAddr"), mptun_counter(err, "MPJoinSynAckRx")),
+        (1, 2),
+        "mptun's side of chk_add_nr 1 1 / chk_join_nr 2 2 2"
     );
     let n: usize = o.mptun.field("subflows").unwrap_or("0").parse().unwrap();
     let to_initial = (1..n)
@@ -1711,5 +1772,92 @@ fn fastclose_from_mptun_resets_the_linux_connection() {
     assert!(
         e.contains("reset") || e.contains("not connected"),
         "Linux's error: {err}"
+    );
+}
+
+/// mptcp_join.sh "userspace pm type prevents add_addr": Linux's server runs the userspace
+/// path manager (`net.mptcp.pm_type = 1`) and has a `signal` endpoint, which only the
+/// in-kernel path manager acts on: no ADD_ADDR reaches mptun and nothing is joined
+/// (chk_join_nr 0 0 0, chk_add_nr 0 0, read on both sides).
+#[test]
+fn pm_linux_userspace_pm_server_announces_nothing() {
+    if !require_privileges("pm_linux_userspace_pm_server_announces_nothing") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-us-add");
+    ns.run(["sysctl", "-q", "net.mptcp.pm_type=1"])
+        .expect("userspace path manager");
+    ns.mptcp_endpoint("198.18.2.1", "tun1", &["signal"])
+        .expect("endpoint");
+    let dir = TempDir::new("pm-us-add");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        one_tun_connect_args(&["-v"]),
+        linux_server(SMALL, false),
+        true,
+    );
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        (d("MPJoinSynRx"), d("MPJoinAckRx"), d("EchoAdd"), d("DSSNotMatching")),
+        (0, 0, 0, 0),
+        "MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+    assert_eq!(d("MPCapableSYNRX"), 1, "the connection itself is MPTCP");
+    let err = &o.mptun.stderr;
+    eprintln!("mptun: {}", mptun_counters_line(err));
+    assert_eq!(
+        (mptun_counter(err, "AddAddr"), mptun_counter(err, "MPJoinSynAckRx")),
+        (0, 0),
+        "mptun: {}",
+        mptun_counters_line(err)
+    );
+    assert_eq!(o.mptun.field("subflows"), Some("1"), "{}", o.mptun.summary);
+}
+
+/// mptcp_join.sh "userspace pm type does not send join": Linux's client runs the userspace
+/// path manager with a `subflow` endpoint: it opens no subflow of its own; mptun (the
+/// server, limits allowing joins) counts no MP_JOIN (chk_join_nr 0 0 0 on both sides).
+#[test]
+fn pm_linux_userspace_pm_client_sends_no_join() {
+    if !require_privileges("pm_linux_userspace_pm_client_sends_no_join") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-us-join");
+    ns.run(["sysctl", "-q", "net.mptcp.pm_type=1"])
+        .expect("userspace path manager");
+    ns.mptcp_endpoint("198.18.2.1", "tun1", &["subflow"])
+        .expect("endpoint");
+    let dir = TempDir::new("pm-us-join");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        listen_args(&["-v", "--limits", "subflows=2,add_addr_accepted=2"]),
+        linux_client(SMALL, false),
+        false,
+    );
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        (d("MPJoinSynAckRx"), d("MPCapableSYNACKRX"), d("DSSNotMatching")),
+        (0, 1, 0),
+        "MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+    let err = &o.mptun.stderr;
+    eprintln!("mptun: {}", mptun_counters_line(err));
+    assert_eq!(
+        (mptun_counter(err, "MPJoinSynRx"), mptun_counter(err, "MPJoinAckRx")),
+        (0, 0),
+        "mptun: {}",
+        mptun_counters_line(err)
     );
 }
