@@ -136,7 +136,10 @@ fn linux_server(size: u64, tcp: bool) -> PeerArgs {
 /// absent means 0); panics if there is no counters line (run mptun with `-v`).
 fn mptun_counter(stderr: &str, name: &str) -> u64 {
     let line = mptun_counters_line(stderr);
-    assert!(!line.is_empty(), "no counters line: run mptun with -v\n{stderr}");
+    assert!(
+        !line.is_empty(),
+        "no counters line: run mptun with -v\n{stderr}"
+    );
     line.split(|c: char| c.is_whitespace() || c == ',')
         .filter_map(|w| w.split_once('='))
         .find(|(k, _)| *k == name)
@@ -949,7 +952,10 @@ fn pm_late_signal_from_linux_is_joined() {
     let err = &o.mptun.stderr;
     eprintln!("mptun: {}", mptun_counters_line(err));
     assert_eq!(
-        (mptun_counter(err, "AddAddr"), mptun_counter(err, "MPJoinSynAckRx")),
+        (
+            mptun_counter(err, "AddAddr"),
+            mptun_counter(err, "MPJoinSynAckRx")
+        ),
         (d("EchoAdd"), 1)
     );
 }
@@ -991,7 +997,10 @@ fn pm_invalid_signals_do_not_delay_the_valid_join() {
     let err = &o.mptun.stderr;
     eprintln!("mptun: {}", mptun_counters_line(err));
     assert_eq!(
-        (mptun_counter(err, "AddAddr"), mptun_counter(err, "MPJoinSynAckRx")),
+        (
+            mptun_counter(err, "AddAddr"),
+            mptun_counter(err, "MPJoinSynAckRx")
+        ),
         (3, 1)
     );
     // mptun tried all three (the summary lists closed subflows too), one carried data
@@ -1040,7 +1049,10 @@ fn pm_add_addr_accepted_zero_echoes_but_does_not_join() {
     let err = &o.mptun.stderr;
     eprintln!("mptun: {}", mptun_counters_line(err));
     assert_eq!(
-        (mptun_counter(err, "AddAddr"), mptun_counter(err, "AddAddrDrop")),
+        (
+            mptun_counter(err, "AddAddr"),
+            mptun_counter(err, "AddAddrDrop")
+        ),
         (1, 1)
     );
 }
@@ -1460,7 +1472,10 @@ fn pm_signal_address_with_port_from_linux_is_joined_on_that_port() {
     eprintln!("mptun: {}", mptun_counters_line(err));
     let d = |n: &str| mptun::testbed::delta(&before, &after, n);
     assert_eq!(
-        (mptun_counter(err, "AddAddr"), mptun_counter(err, "MPJoinSynAckRx")),
+        (
+            mptun_counter(err, "AddAddr"),
+            mptun_counter(err, "MPJoinSynAckRx")
+        ),
         (d("EchoAdd"), 1),
         "mptun's side of chk_add_nr / chk_join_nr"
     );
@@ -1568,7 +1583,10 @@ fn pm_kernel_fullmesh_endpoint_against_linux() {
     );
     let err = &o.mptun.stderr;
     assert_eq!(
-        (mptun_counter(err, "AddAddr"), mptun_counter(err, "MPJoinSynAckRx")),
+        (
+            mptun_counter(err, "AddAddr"),
+            mptun_counter(err, "MPJoinSynAckRx")
+        ),
         (1, 2),
         "mptun's side of chk_add_nr 1 1 / chk_join_nr 2 2 2"
     );
@@ -1641,7 +1659,10 @@ fn pm_linux_c_flag_keeps_joins_off_the_initial_address() {
     );
     let err = &o.mptun.stderr;
     assert_eq!(
-        (mptun_counter(err, "AddAddr"), mptun_counter(err, "MPJoinSynAckRx")),
+        (
+            mptun_counter(err, "AddAddr"),
+            mptun_counter(err, "MPJoinSynAckRx")
+        ),
         (1, 2),
         "mptun's side of chk_add_nr 1 1 / chk_join_nr 2 2 2"
     );
@@ -1803,7 +1824,12 @@ fn pm_linux_userspace_pm_server_announces_nothing() {
     let after = ns.mptcp_counters().expect("counters");
     let d = |n: &str| mptun::testbed::delta(&before, &after, n);
     assert_eq!(
-        (d("MPJoinSynRx"), d("MPJoinAckRx"), d("EchoAdd"), d("DSSNotMatching")),
+        (
+            d("MPJoinSynRx"),
+            d("MPJoinAckRx"),
+            d("EchoAdd"),
+            d("DSSNotMatching")
+        ),
         (0, 0, 0, 0),
         "MPTcpExt {:?}",
         mptun::testbed::deltas(&before, &after)
@@ -1812,7 +1838,10 @@ fn pm_linux_userspace_pm_server_announces_nothing() {
     let err = &o.mptun.stderr;
     eprintln!("mptun: {}", mptun_counters_line(err));
     assert_eq!(
-        (mptun_counter(err, "AddAddr"), mptun_counter(err, "MPJoinSynAckRx")),
+        (
+            mptun_counter(err, "AddAddr"),
+            mptun_counter(err, "MPJoinSynAckRx")
+        ),
         (0, 0),
         "mptun: {}",
         mptun_counters_line(err)
@@ -1847,7 +1876,11 @@ fn pm_linux_userspace_pm_client_sends_no_join() {
     let after = ns.mptcp_counters().expect("counters");
     let d = |n: &str| mptun::testbed::delta(&before, &after, n);
     assert_eq!(
-        (d("MPJoinSynAckRx"), d("MPCapableSYNACKRX"), d("DSSNotMatching")),
+        (
+            d("MPJoinSynAckRx"),
+            d("MPCapableSYNACKRX"),
+            d("DSSNotMatching")
+        ),
         (0, 1, 0),
         "MPTcpExt {:?}",
         mptun::testbed::deltas(&before, &after)
@@ -1855,9 +1888,130 @@ fn pm_linux_userspace_pm_client_sends_no_join() {
     let err = &o.mptun.stderr;
     eprintln!("mptun: {}", mptun_counters_line(err));
     assert_eq!(
-        (mptun_counter(err, "MPJoinSynRx"), mptun_counter(err, "MPJoinAckRx")),
+        (
+            mptun_counter(err, "MPJoinSynRx"),
+            mptun_counter(err, "MPJoinAckRx")
+        ),
         (0, 0),
         "mptun: {}",
         mptun_counters_line(err)
+    );
+}
+
+/// mptcp_join.sh "single subflow", Linux as the client: its `subflow` endpoint (limits 0 1)
+/// joins mptun's initial address; chk_join_nr 1 1 1 on both sides, the transfer intact.
+#[test]
+fn pm_single_subflow_from_linux_client() {
+    if !require_privileges("pm_single_subflow_from_linux_client") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-single-l");
+    ns.mptcp_limits(1, 0).expect("limits 0 1");
+    ns.mptcp_endpoint("198.18.2.1", "tun1", &["subflow"])
+        .expect("endpoint");
+    // the join leaves from 198.18.2.1 over tun1, as from the script's second interface
+    ns.run([
+        "ip",
+        "route",
+        "add",
+        "198.18.1.2/32",
+        "dev",
+        "tun1",
+        "table",
+        "100",
+    ])
+    .expect("route");
+    ns.run(["ip", "rule", "add", "from", "198.18.2.1", "table", "100"])
+        .expect("rule");
+    let dir = TempDir::new("pm-single-l");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        listen_args(&["-v", "--impair", "tun0:rate=20mbit"]),
+        linux_client_holding(SMALL),
+        false,
+    );
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        (d("MPJoinSynAckRx"), d("DSSNotMatching"), d("NoDSSInWindow")),
+        (1, 0, 0),
+        "MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+    let err = &o.mptun.stderr;
+    eprintln!("mptun: {}", mptun_counters_line(err));
+    assert_eq!(
+        (
+            mptun_counter(err, "MPJoinSynRx"),
+            mptun_counter(err, "MPJoinAckRx")
+        ),
+        (1, 1),
+        "mptun's side of chk_join_nr 1 1 1"
+    );
+    assert_eq!(o.mptun.field("subflows"), Some("2"), "{}", o.mptun.summary);
+}
+
+/// mptcp_join.sh "single subflow", mptun as the client: `--path-manager kernel` with a
+/// `subflow` endpoint on its second address joins Linux's initial address (Linux limits 0 1);
+/// chk_join_nr 1 1 1 on both sides.
+#[test]
+fn pm_single_subflow_from_mptun_client() {
+    if !require_privileges("pm_single_subflow_from_mptun_client") {
+        return;
+    }
+    let ns = two_tun_namespace("pm-single-m");
+    ns.mptcp_limits(1, 0).expect("limits 0 1");
+    let dir = TempDir::new("pm-single-m");
+    let before = ns.mptcp_counters().expect("counters");
+    let o = exchange(
+        &ns,
+        &dir,
+        SMALL,
+        connect_args(
+            "198.18.1.1:5201",
+            &[
+                "-v",
+                "--path-manager",
+                "kernel",
+                "--endpoint",
+                "0:change:198.18.1.2",
+                "--endpoint",
+                "0:change:198.18.2.2:subflow",
+                "--impair",
+                "tun0:rate=20mbit",
+            ],
+        ),
+        linux_server(SMALL, false),
+        true,
+    );
+    assert_intact(&o, SMALL);
+    let after = ns.mptcp_counters().expect("counters");
+    let d = |n: &str| mptun::testbed::delta(&before, &after, n);
+    assert_eq!(
+        (
+            d("MPJoinSynRx"),
+            d("MPJoinAckRx"),
+            d("DSSNotMatching"),
+            d("NoDSSInWindow")
+        ),
+        (1, 1, 0, 0),
+        "MPTcpExt {:?}",
+        mptun::testbed::deltas(&before, &after)
+    );
+    let err = &o.mptun.stderr;
+    eprintln!("mptun: {}", mptun_counters_line(err));
+    assert_eq!(
+        mptun_counter(err, "MPJoinSynAckRx"),
+        1,
+        "mptun's side of chk_join_nr"
+    );
+    assert!(
+        o.mptun.summary.contains("198.18.2.2:") && o.mptun.field("subflows") == Some("2"),
+        "{}",
+        o.mptun.summary
     );
 }
