@@ -444,3 +444,230 @@ impl core::fmt::Display for AddressError {
 }
 
 impl std::error::Error for AddressError {}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::super::*;
+    use super::*;
+    use crate::crypto;
+    use crate::wire::mptcp::{AddAddr, MptcpOption};
+
+    fn ip(a: [u8; 4]) -> IpAddr {
+        IpAddr::V4(a.into())
+    }
+
+    /// (the options of each packet carrying an ADD_ADDR, that ADD_ADDR)
+    fn add_addrs(out: &[Packet]) -> Vec<(usize, AddAddr)> {
+        out.iter()
+            .filter_map(|q| {
+                let o = q.options();
+                o.iter().find_map(|o| match o {
+                    MptcpOption::AddAddr(a) => Some((q.mptcp.len(), *a)),
+                    _ => None,
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn announce_puts_an_add_addr_with_a_valid_hmac_on_the_wire() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        let (sk, ck) = (p.s.conn.local_key(), p.c.conn.local_key());
+        assert!(p.s.conn.announce(4, ip(SERVER2), Some(8080)));
+        assert!(p.s.conn.is_announced(4));
+        let got = add_addrs(&p.s.drain(now));
+        assert_eq!(got.len(), 1);
+        let (n, a) = got[0];
+        assert_eq!(n, 1, "an ADD_ADDR with a port goes alone");
+        assert!(!a.echo);
+        assert_eq!((a.addr_id, a.addr, a.port), (4, ip(SERVER2), Some(8080)));
+        assert_eq!(
+            a.hmac,
+            Some(crypto::add_addr_hmac(sk, ck, 4, ip(SERVER2), Some(8080)))
+        );
+        assert_eq!(p.s.mib.AddAddrTx, 1);
+        // without a port it rides beside the DSS
+        assert!(p.s.conn.announce(5, ip(SERVER2), None));
+        let got = add_addrs(&p.s.drain(now));
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0, got[0].1.addr_id), (2, 5));
+        assert_eq!(p.s.mib.AddAddrTx, 2);
+    }
+
+    #[test]
+    fn announce_refuses_ids_past_max_announced() {
+        let limits = pm::Limits {
+            max_announced: 1,
+            ..pm::Limits::default()
+        };
+        let mut p = Pair::with(
+            ConnConfig::default(),
+            ConnConfig {
+                limits,
+                ..ConnConfig::default()
+            },
+        );
+        let now = p.now;
+        let other = ip([198, 19, 2, 1]);
+        assert!(p.s.conn.announce(1, ip(SERVER2), None));
+        assert!(!p.s.conn.announce(2, other, None), "a second id");
+        assert!(!p.s.conn.is_announced(2));
+        // the same id again replaces the queued announcement
+        assert!(p.s.conn.announce(1, other, None));
+        let got = add_addrs(&p.s.drain(now));
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].1.addr_id, got[0].1.addr), (1, other));
+        assert_eq!((p.s.mib.AddAddrTx, p.s.mib.AddAddrTxDrop), (1, 1));
+    }
+
+    #[test]
+    fn remove_address_withdraws_an_announcement() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        assert!(p.s.conn.announce(1, ip(SERVER2), None));
+        assert_eq!(add_addrs(&p.s.drain(now)).len(), 1, "sent, its echo lost");
+        p.s.conn.remove_address(1);
+        assert!(!p.s.conn.is_announced(1));
+        assert!(p.s.conn.mp.add_addr.is_empty());
+        let out = p.s.drain(now);
+        assert!(out
+            .iter()
+            .any(|q| q.options().contains(&MptcpOption::RemoveAddr { ids: &[1] })));
+        assert!(add_addrs(&out).is_empty());
+        // the peer learns of it; the ADD_ADDR is not sent again
+        p.c.events();
+        for q in &out {
+            p.c.input(now, q);
+        }
+        assert_eq!(p.c.mib.RmAddr, 1);
+        assert_eq!(p.c.events(), vec![ConnEvent::AddressRemoved { addr_id: 1 }]);
+        p.advance(Duration::from_secs(5));
+        assert_eq!(p.s.mib.AddAddrRetrans, 0);
+        assert_eq!(p.c.mib.AddAddr, 0);
+    }
+
+    #[test]
+    fn set_subflow_backup_sends_mp_prio_once() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        assert!(!p.s.conn.set_subflow_backup(5, true), "no such subflow");
+        assert!(p.s.conn.set_subflow_backup(0, true));
+        assert!(p.s.conn.subflows[0].backup);
+        let out = p.s.drain(now);
+        let prio = MptcpOption::MpPrio {
+            backup: true,
+            addr_id: None,
+        };
+        let n = out.iter().filter(|q| q.options().contains(&prio)).count();
+        assert_eq!((n, p.s.mib.MPPrioTx), (1, 1));
+        assert!(!p.s.conn.subflows[0].prio_pending);
+        for q in &out {
+            p.c.input(now, q);
+        }
+        assert!(p.c.conn.subflows[0].peer_backup);
+        let a = p.s.pure_ack(now, 0);
+        assert!(!a.options().contains(&prio), "only once");
+        // a closed subflow cannot change
+        p.s.conn.close_subflow(0, true);
+        p.s.drain(now);
+        assert!(!p.s.conn.set_subflow_backup(0, false));
+    }
+
+    #[test]
+    fn close_subflow_abortively_resets_it_and_the_connection_goes_on() {
+        let mut p = Pair::new(ConnConfig::default());
+        let d = pattern(10);
+        assert_eq!(p.client_to_server(&d), d);
+        let join = v4(CLIENT2, 41000);
+        let (ci, si) = p.join(join, v4(SERVER, 80), false);
+        let now = p.now;
+        p.c.events();
+        assert!(p.c.conn.close_subflow(ci, true));
+        let out = p.c.drain(now);
+        let rst = out
+            .iter()
+            .find(|q| q.src == join && q.has(tcp::flags::RST))
+            .expect("a RST");
+        assert!(rst.options().contains(&MptcpOption::MpTcpRst {
+            flags: 0,
+            reason: rst_reason::ADMIN_PROHIBITED
+        }));
+        let id = p.c.conn.subflows[ci].id;
+        assert_eq!(
+            p.c.events(),
+            vec![ConnEvent::SubflowClosed {
+                id,
+                reason: CloseReason::Aborted
+            }]
+        );
+        assert!(!p.c.conn.close_subflow(ci, true), "closed already");
+        assert!(!p.c.conn.close_subflow(9, false), "no such subflow");
+        for q in &out {
+            p.s.input(now, q);
+        }
+        assert_eq!(p.s.mib.MPRstRx, 1);
+        assert_eq!(p.s.conn.subflows[si].closed, Some(CloseReason::Reset));
+        assert_eq!(p.s.conn.live_subflows(), 1);
+        assert_eq!(p.client_to_server(b"on"), b"on");
+        assert!(p.c.conn.error().is_none() && p.s.conn.error().is_none());
+    }
+
+    #[test]
+    fn set_limits_lets_the_path_manager_open_what_did_not_fit() {
+        let cfg = ConnConfig {
+            local_addrs: vec![pm::LocalAddr::device(ip(CLIENT2))],
+            limits: pm::Limits {
+                max_subflows: 0,
+                ..pm::Limits::default()
+            },
+            ..ConnConfig::default()
+        };
+        let mut p = Pair::with(cfg, ConnConfig::default());
+        let now = p.now;
+        assert_eq!(p.c.conn.poll_endpoint_event(), None);
+        let more = pm::Limits {
+            max_subflows: 1,
+            ..pm::Limits::default()
+        };
+        p.c.conn.set_limits(now, more);
+        assert_eq!(p.c.conn.limits(), more);
+        assert_eq!(
+            p.c.conn.poll_endpoint_event(),
+            Some(EndpointEvent::OpenSubflow {
+                local: SocketAddr::new(ip(CLIENT2), 0),
+                remote: v4(SERVER, 80),
+                backup: false
+            })
+        );
+        assert_eq!(p.c.conn.poll_endpoint_event(), None);
+    }
+
+    #[test]
+    fn set_endpoint_announces_a_new_address_and_withdraws_it() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        let ep = pm::LocalAddr {
+            announce: true,
+            subflow: false,
+            ..pm::LocalAddr::device(ip(SERVER2))
+        };
+        p.s.conn.set_endpoint(now, ep);
+        assert_eq!(p.s.conn.local_addr_id(ip(SERVER2)), 1);
+        let got = add_addrs(&p.s.drain(now));
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].1.addr_id, got[0].1.addr), (1, ip(SERVER2)));
+        assert!(p.s.conn.is_announced(1));
+        p.s.conn.set_endpoint(
+            now,
+            pm::LocalAddr {
+                announce: false,
+                ..ep
+            },
+        );
+        assert!(!p.s.conn.is_announced(1));
+        assert!(p.s.conn.mp.add_addr.is_empty(), "no more ADD_ADDR");
+        assert_eq!(p.s.conn.mp.rm_addr, [1]);
+    }
+}

@@ -120,3 +120,98 @@ impl Default for ConnConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+    use core::net::{Ipv4Addr, Ipv6Addr};
+
+    const V4: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 19, 0, 2));
+    const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
+
+    #[test]
+    fn mss_for_mtu_takes_off_the_headers_of_the_ip_version() {
+        assert_eq!(mss_for_mtu(V4, 1500), 1460);
+        assert_eq!(mss_for_mtu(V6, 1500), 1440);
+        assert_eq!(mss_for_mtu(V4, 9000), 8960);
+        // never below the version's minimum MTU
+        assert_eq!(mss_for_mtu(V4, 100), MIN_MTU_V4 - 40);
+        assert_eq!(mss_for_mtu(V6, 1000), MIN_MTU_V6 - 60);
+        assert_eq!(mss_for_mtu(V6, 0), 1220);
+    }
+
+    #[test]
+    fn a_subflow_mss_comes_from_its_link_mtu_and_the_configured_cap() {
+        let other = IpAddr::V4(Ipv4Addr::new(198, 19, 1, 2));
+        let mut cfg = ConnConfig {
+            link_mtus: vec![(V4, 9000), (V6, 1280)],
+            ..ConnConfig::default()
+        };
+        assert_eq!(subflow_tcp_config(&cfg, V4).mss, 8960);
+        assert_eq!(subflow_tcp_config(&cfg, V6).mss, 1220);
+        assert_eq!(subflow_tcp_config(&cfg, other).mss, 1460, "DEFAULT_MTU");
+        cfg.tcp.mss = 1000;
+        assert_eq!(subflow_tcp_config(&cfg, V4).mss, 1000);
+        assert_eq!(subflow_tcp_config(&cfg, other).mss, 1000);
+        // the rest of the TCP configuration is the connection's
+        assert_eq!(subflow_tcp_config(&cfg, V4).congestion, cfg.tcp.congestion);
+    }
+
+    #[test]
+    fn the_syn_announces_the_mss_of_its_link() {
+        let cfg = ConnConfig {
+            link_mtus: vec![(IpAddr::V4(CLIENT.into()), 1280)],
+            ..ConnConfig::default()
+        };
+        let mut syn_mss = None;
+        let p = Pair::handshake(cfg, ConnConfig::default(), |cl, q| {
+            if cl && q.has(tcp::flags::SYN) {
+                syn_mss = q.tcp.mss;
+            }
+            true
+        });
+        assert!(p.c.conn.is_established());
+        assert_eq!(syn_mss, Some(1240));
+        assert_eq!(p.s.conn.subflows()[0].tcb.peer_mss(), 1240);
+    }
+
+    #[test]
+    fn check_policies_names_what_does_not_exist() {
+        assert_eq!(ConnConfig::default().check_policies(), Ok(()));
+        let bad_sched = ConnConfig {
+            scheduler: "fastest".into(),
+            ..ConnConfig::default()
+        };
+        let e = bad_sched.check_policies().unwrap_err();
+        assert!(
+            e.contains("unknown scheduler \"fastest\"") && e.contains("minrtt"),
+            "{e}"
+        );
+        let mut bad_cc = ConnConfig::default();
+        bad_cc.tcp.congestion = "warp";
+        let e = bad_cc.check_policies().unwrap_err();
+        assert!(
+            e.contains("unknown congestion control \"warp\"") && e.contains("cubic"),
+            "{e}"
+        );
+        let bad_pm = ConnConfig {
+            path_manager: "ndiffports:0".into(),
+            ..ConnConfig::default()
+        };
+        assert!(bad_pm.check_policies().is_err());
+        let bad_pm = ConnConfig {
+            path_manager: "nowhere".into(),
+            ..ConnConfig::default()
+        };
+        assert!(bad_pm.check_policies().is_err());
+        // every built-in scheduler passes
+        for s in crate::sched::NAMES {
+            let c = ConnConfig {
+                scheduler: (*s).into(),
+                ..ConnConfig::default()
+            };
+            assert_eq!(c.check_policies(), Ok(()), "{s}");
+        }
+    }
+}

@@ -338,3 +338,188 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+
+    fn dss_ack(ack: u64) -> MptcpOption<'static> {
+        MptcpOption::Dss(Dss {
+            data_ack: Some(DataAck { ack, ack64: true }),
+            mapping: None,
+            data_fin: false,
+        })
+    }
+
+    fn pair_with_data(n: usize) -> Pair {
+        let mut p = Pair::new(ConnConfig::default());
+        let d = pattern(n);
+        assert_eq!(p.client_to_server(&d), d);
+        p
+    }
+
+    #[test]
+    fn a_data_ack_beyond_what_was_sent_is_ignored() {
+        let mut p = pair_with_data(3000);
+        let now = p.now;
+        let c = &p.c.conn;
+        let (una, nxt, edge) = (c.snd_una, c.snd_nxt, c.snd_wnd_edge);
+        assert_eq!(una, nxt, "everything acknowledged");
+        let mut a = p.s.pure_ack(now, 0);
+        a.window = u16::MAX;
+        a.set_options(&[dss_ack(nxt + 10)]);
+        p.c.input(now, &a);
+        assert_eq!(p.c.mib.DataAckInvalid, 1);
+        assert_eq!(
+            (p.c.conn.snd_una, p.c.conn.snd_wnd_edge),
+            (una, edge),
+            "neither the DATA_ACK nor the window taken"
+        );
+        // one below what is acknowledged is old: ignored, not counted
+        a.set_options(&[dss_ack(una - 1)]);
+        p.c.input(now, &a);
+        assert_eq!(p.c.mib.DataAckInvalid, 1);
+        assert_eq!((p.c.conn.snd_una, p.c.conn.snd_wnd_edge), (una, edge));
+    }
+
+    #[test]
+    fn a_32_bit_data_ack_is_expanded_and_releases_the_send_buffer() {
+        let mut p = pair_with_data(10);
+        let now = p.now;
+        let una = p.c.conn.snd_una;
+        assert_eq!(p.c.conn.send(&pattern(3000)), 3000);
+        let out = p.c.drain(now);
+        for q in &out {
+            p.s.input(now, q);
+        }
+        let mut a = p.s.pure_ack(now, 0);
+        a.set_options(&[MptcpOption::Dss(Dss {
+            data_ack: Some(DataAck {
+                ack: (una + 1000) & 0xffff_ffff,
+                ack64: false,
+            }),
+            mapping: None,
+            data_fin: false,
+        })]);
+        p.c.input(now, &a);
+        assert_eq!(p.c.conn.snd_una, una + 1000);
+        assert_eq!(
+            p.c.conn.sbuf.start(),
+            una + 1000,
+            "acknowledged bytes released"
+        );
+        assert_eq!(p.c.conn.info().bytes_acked, 1010);
+        assert!(
+            p.c.conn.timers.is_armed(Timer::DataRtx),
+            "2000 bytes still unacknowledged"
+        );
+    }
+
+    #[test]
+    fn the_send_window_edge_never_moves_left_after_the_first_dss() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        let una = p.c.conn.snd_una;
+        assert!(
+            p.c.conn.wnd_provisional,
+            "the SYN/ACK's window, no DATA_ACK yet"
+        );
+        let shift = p.c.conn.subflows[0].tcb.snd_wscale();
+        let base = p.s.pure_ack(now, 0);
+        let ack = |w: u16| {
+            let mut a = base.clone();
+            a.window = w;
+            a.set_options(&[dss_ack(una)]);
+            a
+        };
+        // the first DSS-carried edge replaces the provisional one, even if smaller
+        p.c.input(now, &ack(10));
+        assert_eq!(p.c.conn.snd_wnd_edge, una + (10 << shift));
+        assert!(!p.c.conn.wnd_provisional);
+        // from then on a smaller window does not move it left
+        p.c.input(now, &ack(5));
+        assert_eq!(p.c.conn.snd_wnd_edge, una + (10 << shift));
+        p.c.input(now, &ack(0));
+        assert_eq!(p.c.conn.snd_wnd_edge, una + (10 << shift));
+        // a larger one moves it right
+        p.c.input(now, &ack(40));
+        assert_eq!(p.c.conn.snd_wnd_edge, una + (40 << shift));
+    }
+
+    #[test]
+    fn shutdown_sends_a_data_fin_the_peer_reports_as_peer_closed() {
+        let mut p = pair_with_data(100);
+        p.c.events();
+        p.s.events();
+        let now = p.now;
+        p.c.conn.shutdown(now);
+        let fin = p.c.conn.fin_dsn.expect("a DATA_FIN queued");
+        assert_eq!(fin, p.c.conn.snd_nxt, "after everything written");
+        assert_eq!(p.c.conn.send(b"more"), 0, "nothing after shutdown");
+        let out = p.c.drain(now);
+        let d = out
+            .iter()
+            .find_map(|q| q.dss().filter(|d| d.data_fin))
+            .expect("a DSS with DATA_FIN");
+        let m = d.mapping.expect("its mapping");
+        assert_eq!((m.dsn, m.ssn, m.data_len), (fin, 0, 1));
+        assert!(p.c.conn.timers.is_armed(Timer::DataFin));
+        for q in &out {
+            p.s.input(now, q);
+        }
+        assert_eq!(p.s.events(), vec![ConnEvent::PeerClosed]);
+        assert!(p.s.conn.at_eof());
+        assert_eq!(
+            p.s.conn.data_ack(),
+            fin + 1,
+            "our DATA_ACK covers the DATA_FIN"
+        );
+        p.exchange();
+        assert!(p.c.conn.fin_acked && p.c.conn.all_acked());
+        assert!(!p.c.conn.timers.is_armed(Timer::DataFin));
+        assert!(
+            !p.c.conn.is_closed(),
+            "the server's direction is still open"
+        );
+        // the server closes too: both DATA_FINs through, the connection is over
+        p.s.conn.shutdown(p.now);
+        p.exchange();
+        let ev = p.c.events();
+        assert!(ev.contains(&ConnEvent::PeerClosed));
+        assert!(ev.contains(&ConnEvent::Closed { error: None }), "{ev:?}");
+        assert!(p.s.events().contains(&ConnEvent::Closed { error: None }));
+        assert!(p.c.conn.is_closed() && p.s.conn.is_closed());
+        assert!(p.c.conn.subflows_closing && p.s.conn.subflows_closing);
+    }
+
+    #[test]
+    fn a_data_level_retransmission_timeout_resends_unacknowledged_data() {
+        let mut p = pair_with_data(10);
+        let now = p.now;
+        let data = pattern(4000);
+        assert_eq!(p.c.conn.send(&data), 4000);
+        let lost = p.c.drain(now);
+        assert_eq!(lost.iter().map(|q| q.payload.len()).sum::<usize>(), 4000);
+        let una = p.c.conn.snd_una;
+        let at = p.c.conn.timers.get(Timer::DataRtx).expect("armed");
+        assert!(at > now);
+        // not before its time
+        p.c.conn
+            .handle_timeout(at - Duration::from_millis(1), &mut p.c.mib);
+        assert_eq!(p.c.mib.DataRetrans, 0);
+        p.now = at;
+        p.c.conn.handle_timeout(at, &mut p.c.mib);
+        assert_eq!((p.c.mib.DataRetrans, p.c.mib.DataRetransBytes), (1, 4000));
+        assert_eq!(p.c.conn.info().data_retransmits, 1);
+        assert_eq!(p.c.conn.reinject.front(), Some(&(una, 4000)));
+        assert_eq!(p.c.conn.rtx_backoff, 1);
+        let again = p.c.conn.timers.get(Timer::DataRtx).expect("armed again");
+        assert!(again >= at + (at - now), "backed off");
+        p.advance(Duration::from_secs(3));
+        assert_eq!(read_all(&mut p.s), data);
+        assert_eq!(p.c.conn.snd_una, p.c.conn.snd_nxt);
+        assert!(!p.c.conn.timers.is_armed(Timer::DataRtx));
+        assert_eq!(p.c.conn.rtx_backoff, 0);
+    }
+}

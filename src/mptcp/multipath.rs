@@ -463,3 +463,283 @@ impl Connection {
         (self.mp.sched_name(), self.mp.pm_name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::super::*;
+    use super::*;
+    use core::net::Ipv6Addr;
+
+    fn ip(a: [u8; 4]) -> IpAddr {
+        IpAddr::V4(a.into())
+    }
+
+    /// The client's MP_JOIN SYN for a subflow from `local` to the server's first address.
+    fn join_syn(p: &mut Pair, local: SocketAddr) -> (Packet, MpJoin) {
+        let now = p.now;
+        let a = p.s.pure_ack(now, 0);
+        p.c.input(now, &a);
+        p.c.conn
+            .open_subflow(now, local, v4(SERVER, 80), false, 77, 0xabcd)
+            .expect("open_subflow");
+        let syn =
+            p.c.drain(now)
+                .into_iter()
+                .find(|q| q.src == local)
+                .expect("the SYN");
+        let j = syn
+            .options()
+            .into_iter()
+            .find_map(|o| match o {
+                MptcpOption::MpJoin(j) => Some(j),
+                _ => None,
+            })
+            .expect("MP_JOIN");
+        (syn, j)
+    }
+
+    #[test]
+    fn open_subflow_refuses_unless_the_connection_is_mptcp() {
+        let now = Instant::from_millis(1);
+        let mut c = Connection::connect(
+            ConnConfig::default(),
+            v4(CLIENT, 40000),
+            v4(SERVER, 80),
+            1,
+            1,
+            now,
+        );
+        let (l, r) = (v4(CLIENT2, 41000), v4(SERVER, 80));
+        assert_eq!(
+            c.open_subflow(now, l, r, false, 1, 2),
+            Err(OpenError::NotMptcp),
+            "still in the handshake"
+        );
+        let mut p = Pair::new(ConnConfig {
+            mptcp: false,
+            ..ConnConfig::default()
+        });
+        assert_eq!(
+            p.c.conn.open_subflow(now, l, r, false, 1, 2),
+            Err(OpenError::NotMptcp),
+            "plain TCP"
+        );
+        assert_eq!(p.c.conn.subflows().len(), 1);
+        assert_eq!(p.c.conn.poll_endpoint_event(), None);
+    }
+
+    #[test]
+    fn open_subflow_refuses_duplicates_bad_addresses_and_past_the_limit() {
+        let limits = pm::Limits {
+            max_subflows: 1,
+            ..pm::Limits::default()
+        };
+        let mut p = Pair::new(ConnConfig {
+            limits,
+            ..ConnConfig::default()
+        });
+        let now = p.now;
+        let c = &mut p.c.conn;
+        let s = v4(SERVER, 80);
+        let l = v4(CLIENT2, 41000);
+        assert_eq!(
+            c.open_subflow(now, v4(CLIENT, 40000), s, false, 1, 2),
+            Err(OpenError::Exists)
+        );
+        let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 80);
+        assert_eq!(
+            c.open_subflow(now, l, v6, false, 1, 2),
+            Err(OpenError::BadAddress)
+        );
+        let no_port = SocketAddr::new(ip(SERVER), 0);
+        assert_eq!(
+            c.open_subflow(now, l, no_port, false, 1, 2),
+            Err(OpenError::BadAddress)
+        );
+        let any = SocketAddr::new(IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED), 80);
+        assert_eq!(
+            c.open_subflow(now, l, any, false, 1, 2),
+            Err(OpenError::BadAddress)
+        );
+        assert_eq!(c.subflows().len(), 1, "nothing created");
+        let i = c
+            .open_subflow(now, l, s, true, 1, 2)
+            .expect("within the limit");
+        assert_eq!(i, 1);
+        let sf = &c.subflows()[i];
+        assert!(sf.backup);
+        assert_eq!((sf.id, sf.remote_addr_id), (2, 0));
+        assert_eq!(
+            c.open_subflow(now, v4(CLIENT2, 41001), s, false, 1, 2),
+            Err(OpenError::Limit)
+        );
+        c.abort();
+        assert_eq!(
+            c.open_subflow(now, l, s, false, 1, 2),
+            Err(OpenError::Closed)
+        );
+    }
+
+    #[test]
+    fn open_subflow_honours_the_peers_c_flag() {
+        let mut p = Pair::handshake(ConnConfig::default(), ConnConfig::default(), |cl, q| {
+            if let Some(mut m) = q.mp_capable().filter(|_| !cl && q.has(tcp::flags::SYN)) {
+                m.flags |= cap_flags::C;
+                q.set_options(&[MptcpOption::MpCapable(m)]);
+            }
+            true
+        });
+        assert!(p.c.conn.is_established());
+        assert!(p.c.conn.peer_deny_join_initial);
+        let now = p.now;
+        let l = v4(CLIENT2, 41000);
+        assert_eq!(
+            p.c.conn.open_subflow(now, l, v4(SERVER, 80), false, 1, 2),
+            Err(OpenError::Denied)
+        );
+        assert!(p
+            .c
+            .conn
+            .open_subflow(now, l, v4(SERVER2, 80), false, 1, 2)
+            .is_ok());
+    }
+
+    #[test]
+    fn a_join_is_held_until_the_server_has_our_key_then_completes() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        let l = v4(CLIENT2, 41000);
+        let ci =
+            p.c.conn
+                .open_subflow(now, l, v4(SERVER, 80), false, 77, 0xabcd)
+                .expect("open_subflow");
+        let held = p.c.conn.subflows[ci].held.expect("held");
+        assert!(held > now);
+        assert!(p.c.drain(now).is_empty(), "the SYN waits");
+        assert_eq!(p.c.conn.poll_timeout(), Some(held));
+        // the server's first DSS shows it has our key: the SYN leaves
+        let a = p.s.pure_ack(now, 0);
+        p.c.input(now, &a);
+        let out = p.c.drain(now);
+        let syn = out.iter().find(|q| q.src == l).expect("the SYN");
+        assert!(syn.has(tcp::flags::SYN) && !syn.has(tcp::flags::ACK));
+        assert_eq!(
+            syn.options(),
+            vec![MptcpOption::MpJoin(MpJoin::Syn {
+                backup: false,
+                addr_id: 255,
+                token: p.s.conn.local_token(),
+                nonce: 0xabcd
+            })]
+        );
+        p.c.events();
+        p.s.events();
+        for q in &out {
+            assert!(p.s.deliver(now, q));
+        }
+        p.exchange();
+        let si = p.s.conn.subflow_index(v4(SERVER, 80), l).expect("accepted");
+        assert_eq!(p.c.conn.subflows[ci].join, JoinState::Joined);
+        assert_eq!(p.s.conn.subflows[si].join, JoinState::Joined);
+        assert_eq!((p.c.mib.MPJoinSynAckRx, p.s.mib.MPJoinAckRx), (1, 1));
+        assert_eq!(
+            p.c.mib.MPJoinSynAckHMacFailure + p.s.mib.MPJoinAckHMacFailure,
+            0
+        );
+        let (cid, sid) = (p.c.conn.subflows[ci].id, p.s.conn.subflows[si].id);
+        assert_eq!(
+            p.c.events(),
+            vec![ConnEvent::SubflowEstablished { id: cid }]
+        );
+        assert_eq!(
+            p.s.events(),
+            vec![ConnEvent::SubflowEstablished { id: sid }]
+        );
+        assert_eq!(p.c.conn.live_subflows(), 2);
+    }
+
+    #[test]
+    fn accept_join_refuses_past_the_limit_and_other_forms() {
+        let limits = pm::Limits {
+            max_subflows: 0,
+            ..pm::Limits::default()
+        };
+        let mut p = Pair::with(
+            ConnConfig::default(),
+            ConnConfig {
+                limits,
+                ..ConnConfig::default()
+            },
+        );
+        let l = v4(CLIENT2, 41000);
+        let (syn, j) = join_syn(&mut p, l);
+        let now = p.now;
+        let s = &mut p.s;
+        let seg = syn.segment();
+        assert_eq!(
+            s.conn
+                .accept_join(now, syn.dst, syn.src, &seg, &j, 1, 2, &mut s.mib),
+            Err(rst_reason::LACK_OF_RESOURCES)
+        );
+        assert_eq!(s.mib.MPJoinRejected, 1);
+        let ack = MpJoin::Ack { hmac: [0; 20] };
+        assert_eq!(
+            s.conn
+                .accept_join(now, syn.dst, syn.src, &seg, &ack, 1, 2, &mut s.mib),
+            Err(rst_reason::MPTCP_SPECIFIC)
+        );
+        assert_eq!(s.conn.subflows().len(), 1);
+        // a higher limit lets it in, with the flags and id of the SYN
+        s.conn.set_limits(
+            now,
+            pm::Limits {
+                max_subflows: 1,
+                ..limits
+            },
+        );
+        let i = s
+            .conn
+            .accept_join(now, syn.dst, syn.src, &seg, &j, 1, 2, &mut s.mib)
+            .expect("accepted");
+        let sf = &s.conn.subflows()[i];
+        assert_eq!(
+            (sf.local, sf.remote, sf.remote_addr_id),
+            (syn.dst, syn.src, 255)
+        );
+        assert!(matches!(
+            sf.join,
+            JoinState::SynReceived {
+                nonce: 2,
+                peer_nonce: 0xabcd
+            }
+        ));
+    }
+
+    #[test]
+    fn the_path_manager_asks_the_stack_for_a_subflow_to_an_announced_address() {
+        let mut p = Pair::new(ConnConfig::default());
+        assert_eq!(p.c.conn.poll_endpoint_event(), None);
+        assert!(p.s.conn.announce(1, ip(SERVER2), None));
+        p.exchange();
+        let want = EndpointEvent::OpenSubflow {
+            local: SocketAddr::new(ip(CLIENT), 0),
+            remote: v4(SERVER2, 80),
+            backup: false,
+        };
+        assert_eq!(p.c.conn.poll_endpoint_event(), Some(want));
+        assert_eq!(p.c.conn.poll_endpoint_event(), None);
+        assert_eq!(
+            p.s.conn.poll_endpoint_event(),
+            None,
+            "the server opens nothing"
+        );
+        // the stack could not: the path manager tries again after a backoff
+        let now = p.now;
+        p.c.conn
+            .open_failed(now, SocketAddr::new(ip(CLIENT), 40001), v4(SERVER2, 80));
+        assert_eq!(p.c.conn.poll_endpoint_event(), None);
+        p.advance(Duration::from_millis(1100));
+        assert_eq!(p.c.conn.poll_endpoint_event(), Some(want));
+    }
+}

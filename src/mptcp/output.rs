@@ -503,3 +503,195 @@ impl<'a> OptBuf<'a> {
         self.opts[..self.len].iter_mut().flatten()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+    use crate::wire::mptcp::dss_checksum_ok;
+
+    /// The client learns the server has its key from the server's first DSS.
+    fn confirmed(cfg: ConnConfig) -> Pair {
+        let mut p = Pair::new(cfg);
+        let now = p.now;
+        assert!(!p.c.conn.fully_established);
+        let a = p.s.pure_ack(now, 0);
+        p.c.input(now, &a);
+        assert!(p.c.conn.fully_established);
+        p
+    }
+
+    fn data_packets(out: &[Packet]) -> Vec<&Packet> {
+        out.iter().filter(|q| !q.payload.is_empty()).collect()
+    }
+
+    #[test]
+    fn our_data_ack_is_4_bytes_until_the_peer_sends_a_64_bit_mapping() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        let a = p.s.pure_ack(now, 0);
+        let da = a.dss().and_then(|d| d.data_ack).expect("a DATA_ACK");
+        assert!(!da.ack64);
+        assert_eq!(da.ack, p.s.conn.data_ack() & 0xffff_ffff);
+        assert_eq!(a.mptcp[0].len(), 8, "DSS with a 4-byte DATA_ACK");
+        let d = pattern(100);
+        assert_eq!(p.client_to_server(&d), d);
+        let now = p.now;
+        let a = p.s.pure_ack(now, 0);
+        let da = a.dss().and_then(|d| d.data_ack).expect("a DATA_ACK");
+        assert!(da.ack64);
+        assert_eq!(da.ack, p.s.conn.data_ack());
+        assert_eq!(a.mptcp[0].len(), 12, "DSS with an 8-byte DATA_ACK");
+        // the client received no mapping: its DATA_ACK stays 4 bytes
+        let a = p.c.pure_ack(now, 0);
+        assert!(!a.dss().and_then(|d| d.data_ack).expect("a DATA_ACK").ack64);
+    }
+
+    #[test]
+    fn the_client_sends_mp_capable_on_its_data_until_the_server_sends_a_dss() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        let (ck, sk) = (p.c.conn.local_key(), p.s.conn.local_key());
+        assert_eq!(p.c.conn.send(&pattern(100)), 100);
+        let out = p.c.drain(now);
+        let q = data_packets(&out)[0];
+        let m = q.mp_capable().expect("MP_CAPABLE on the first data");
+        assert_eq!(
+            (m.sender_key, m.receiver_key, m.data_len),
+            (Some(ck), Some(sk), Some(100))
+        );
+        assert!(q.dss().is_none());
+        for q in &out {
+            p.s.input(now, q);
+        }
+        assert_eq!(read_all(&mut p.s), pattern(100));
+        let a = p.s.pure_ack(now, 0);
+        p.c.input(now, &a);
+        // now a DSS maps the data, continuing the stream
+        assert_eq!(p.c.conn.send(&pattern(50)), 50);
+        let out = p.c.drain(now);
+        let q = data_packets(&out)[0];
+        assert!(q.mp_capable().is_none());
+        let m = q.dss().and_then(|d| d.mapping).expect("a DSS mapping");
+        let idsn1 = p.c.conn.local_idsn.wrapping_add(1);
+        assert_eq!(
+            (m.dsn, m.dsn64, m.ssn, m.data_len),
+            (idsn1 + 100, true, 101, 50)
+        );
+        assert_eq!(p.c.mib.DSSTxPartialMapping, 0);
+    }
+
+    #[test]
+    fn each_data_segment_maps_its_payload_with_a_valid_checksum() {
+        let mut p = confirmed(ConnConfig {
+            checksum: true,
+            ..ConnConfig::default()
+        });
+        assert!(p.c.conn.checksum_enabled() && p.s.conn.checksum_enabled());
+        let now = p.now;
+        let data = pattern(3000);
+        assert_eq!(p.c.conn.send(&data), 3000);
+        let out = p.c.drain(now);
+        let (mut dsn, mut ssn) = (p.c.conn.local_idsn.wrapping_add(1), 1u32);
+        let segs = data_packets(&out);
+        assert!(segs.len() > 1);
+        for q in segs {
+            let m = q.dss().and_then(|d| d.mapping).expect("a mapping");
+            assert_eq!(
+                (m.dsn, m.ssn, usize::from(m.data_len)),
+                (dsn, ssn, q.payload.len())
+            );
+            let sum = m.checksum.expect("a checksum");
+            assert!(dss_checksum_ok(m.dsn, m.ssn, m.data_len, sum, &q.payload));
+            dsn += u64::from(m.data_len);
+            ssn += u32::from(m.data_len);
+        }
+        assert_eq!(ssn, 3001);
+        for q in &out {
+            p.s.input(now, q);
+        }
+        assert_eq!(read_all(&mut p.s), data);
+        assert_eq!(p.s.mib.DataCsumErr, 0);
+    }
+
+    #[test]
+    fn a_smaller_retransmission_declares_the_mapping_first_sent() {
+        let mut p = confirmed(ConnConfig {
+            checksum: true,
+            ..ConnConfig::default()
+        });
+        let now = p.now;
+        let data = pattern(3000);
+        assert_eq!(p.c.conn.send(&data), 3000);
+        let lost = p.c.drain(now);
+        let first = data_packets(&lost);
+        assert!(first[0].payload.len() > 1000);
+        // the path's MTU shrinks: what was in flight leaves again in smaller segments
+        p.c.conn.path_too_big(0, first[0].seq, 1000, &mut p.c.mib);
+        assert_eq!(p.c.mib.PmtuUpdates, 1);
+        let out = p.c.drain(now);
+        let again = data_packets(&out);
+        assert!(again.len() > first.len());
+        for q in &again {
+            assert!(q.payload.len() < first[0].payload.len());
+            let orig = first
+                .iter()
+                .find(|o| q.seq.wrapping_sub(o.seq) < o.payload.len() as u32)
+                .expect("bytes sent before");
+            assert_eq!(
+                q.dss().and_then(|d| d.mapping),
+                orig.dss().and_then(|d| d.mapping),
+                "the mapping (and checksum) first sent"
+            );
+        }
+        assert_eq!(p.c.mib.DSSTxPartialMapping, 0);
+        // the receiver holds each mapping's checksum until all of its bytes are in
+        for q in &out {
+            p.s.input(now, q);
+        }
+        p.advance(Duration::from_millis(200));
+        assert_eq!(read_all(&mut p.s), data);
+        assert_eq!(p.s.mib.DataCsumErr, 0);
+    }
+
+    #[test]
+    fn abort_sends_a_rst_with_mp_tcprst_and_mp_fastclose() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        p.c.conn.abort();
+        assert_eq!(p.c.conn.error(), Some(ConnError::Aborted));
+        let out = p.c.drain(now);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].has(tcp::flags::RST));
+        assert_eq!(
+            out[0].options(),
+            vec![
+                MptcpOption::MpTcpRst {
+                    flags: 0,
+                    reason: rst_reason::UNSPECIFIED
+                },
+                MptcpOption::MpFastclose {
+                    key: p.s.conn.local_key()
+                }
+            ]
+        );
+        assert_eq!((p.c.mib.MPRstTx, p.c.mib.MPFastcloseTx), (1, 1));
+    }
+
+    #[test]
+    fn a_fallback_connection_sends_no_mptcp_option() {
+        let mut p = Pair::new(ConnConfig {
+            mptcp: false,
+            ..ConnConfig::default()
+        });
+        assert!(p.c.conn.is_fallback() && p.s.conn.is_fallback());
+        assert_eq!(p.c.conn.option_budget(0), (0, 0));
+        let now = p.now;
+        p.c.conn.send(b"abc");
+        p.c.conn.abort();
+        let out = p.c.drain(now);
+        assert!(!out.is_empty() && out.iter().all(|q| q.mptcp.is_empty()));
+        assert!(out.iter().any(|q| q.has(tcp::flags::RST)));
+        assert_eq!(p.c.mib.MPRstTx, 0);
+    }
+}

@@ -388,3 +388,154 @@ impl RxSink for Sink<'_> {
         self.rbuf.window()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+
+    fn no_options(p: &mut Packet) {
+        p.set_options(&[]);
+    }
+
+    #[test]
+    fn options_on_a_segment_tcp_refuses_are_dropped_unseen() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        let mut a = p.s.pure_ack(now, 0);
+        a.set_options(&[
+            MptcpOption::MpPrio {
+                backup: true,
+                addr_id: None,
+            },
+            MptcpOption::MpFastclose {
+                key: p.c.conn.local_key(),
+            },
+        ]);
+        let mut blind = a.clone();
+        blind.seq = blind.seq.wrapping_add(1 << 30); // far outside the receive window
+        p.c.input(now, &blind);
+        assert_eq!(p.c.mib.OptsUnacceptable, 1);
+        assert_eq!((p.c.mib.MPPrioRx, p.c.mib.MPFastcloseRx), (0, 0));
+        assert!(!p.c.conn.subflows[0].peer_backup);
+        assert!(p.c.conn.is_established() && p.c.conn.error().is_none());
+        // the same options on an acceptable segment are seen
+        p.c.input(now, &a);
+        assert_eq!(p.c.mib.OptsUnacceptable, 1);
+        assert_eq!((p.c.mib.MPPrioRx, p.c.mib.MPFastcloseRx), (1, 1));
+        assert_eq!(p.c.conn.error(), Some(ConnError::Reset));
+    }
+
+    #[test]
+    fn a_syn_ack_without_mp_capable_makes_both_ends_plain_tcp() {
+        let mut p = Pair::handshake(ConnConfig::default(), ConnConfig::default(), |cl, q| {
+            if !cl && q.has(tcp::flags::SYN) {
+                no_options(q);
+            }
+            true
+        });
+        assert!(p.c.conn.is_established() && p.s.conn.is_established());
+        assert_eq!(p.c.mib.MPCapableFallbackSYNACK, 1);
+        assert_eq!(
+            p.s.mib.MPCapableFallbackACK, 1,
+            "no MP_CAPABLE on the third ACK"
+        );
+        assert_eq!(
+            (p.c.conn.mode(), p.s.conn.mode()),
+            (Mode::Fallback, Mode::Fallback)
+        );
+        assert!(p.c.events().contains(&ConnEvent::Fallback));
+        assert!(p.s.events().contains(&ConnEvent::Fallback));
+        assert!(!p.c.conn.checksum_enabled());
+        // data goes as plain TCP, without any MPTCP option
+        let now = p.now;
+        assert_eq!(p.c.conn.send(b"plain tcp"), 9);
+        let out = p.c.drain(now);
+        assert!(!out.is_empty() && out.iter().all(|q| q.mptcp.is_empty()));
+        for q in &out {
+            p.s.input(now, q);
+        }
+        assert_eq!(read_all(&mut p.s), b"plain tcp");
+        p.exchange();
+        assert_eq!(
+            p.c.conn.info().bytes_acked,
+            9,
+            "the subflow's ACK is the data ACK"
+        );
+    }
+
+    #[test]
+    fn a_third_ack_echoing_another_key_makes_the_server_fall_back() {
+        let mut p = Pair::handshake(ConnConfig::default(), ConnConfig::default(), |cl, q| {
+            if let Some(mut m) = q.mp_capable().filter(|m| cl && m.receiver_key.is_some()) {
+                m.receiver_key = m.receiver_key.map(|k| k ^ 1);
+                q.set_options(&[MptcpOption::MpCapable(m)]);
+            }
+            true
+        });
+        assert_eq!(p.s.mib.MPCapableBadKey, 1);
+        assert_eq!(p.s.mib.MPCapableACKRX, 0);
+        assert_eq!(p.s.conn.mode(), Mode::Fallback);
+        assert_eq!(p.s.conn.remote_key(), 0, "the key is not taken");
+        // the client believes in MPTCP until the server's data comes without a DSS: a
+        // middlebox, so it falls back too, and the data is delivered as plain TCP
+        assert_eq!(p.c.conn.mode(), Mode::Mptcp);
+        p.c.events();
+        assert_eq!(p.s.conn.send(b"hello"), 5);
+        p.exchange();
+        assert_eq!(p.c.mib.MPCapableFallbackACK, 1);
+        assert_eq!(p.c.conn.mode(), Mode::Fallback);
+        assert!(p.c.events().contains(&ConnEvent::Fallback));
+        assert_eq!(read_all(&mut p.c), b"hello");
+        assert_eq!(p.client_to_server(b"and back"), b"and back");
+    }
+
+    #[test]
+    fn resetting_a_subflow_sends_mp_tcprst_and_its_data_goes_on_elsewhere() {
+        let mut p = Pair::new(ConnConfig::default());
+        assert_eq!(p.client_to_server(b"x"), b"x");
+        let join = v4(CLIENT2, 41000);
+        let (ci, _) = p.join(join, v4(SERVER, 80), false);
+        p.c.conn.subflows[0].backup = true; // new data goes on the join
+        let now = p.now;
+        let data = pattern(3000);
+        assert_eq!(p.c.conn.send(&data), 3000);
+        let lost = p.c.drain(now);
+        assert!(lost
+            .iter()
+            .filter(|q| !q.payload.is_empty())
+            .all(|q| q.src == join));
+        p.c.events();
+        p.c.conn
+            .reset_subflow_with(ci, rst_reason::TOO_MUCH_OUTSTANDING);
+        assert_eq!(p.c.conn.reinject.iter().map(|r| r.1).sum::<u32>(), 3000);
+        let out = p.c.drain(now);
+        let rst = out
+            .iter()
+            .find(|q| q.src == join && q.has(tcp::flags::RST))
+            .expect("a RST on the subflow");
+        assert!(rst.options().contains(&MptcpOption::MpTcpRst {
+            flags: 0,
+            reason: rst_reason::TOO_MUCH_OUTSTANDING
+        }));
+        assert_eq!(p.c.mib.MPRstTx, 1);
+        let id = p.c.conn.subflows[ci].id;
+        assert!(p.c.events().contains(&ConnEvent::SubflowClosed {
+            id,
+            reason: CloseReason::Aborted
+        }));
+        // the data left again on the initial subflow
+        let again: usize = out
+            .iter()
+            .filter(|q| q.src == v4(CLIENT, 40000))
+            .map(|q| q.payload.len())
+            .sum();
+        assert_eq!(again, 3000);
+        for q in &out {
+            p.s.deliver(now, q);
+        }
+        p.advance(Duration::from_millis(500));
+        assert_eq!(read_all(&mut p.s), data);
+        assert!(p.c.conn.is_established());
+    }
+}

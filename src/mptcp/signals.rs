@@ -392,3 +392,268 @@ impl Connection {
         self.pm_timeout(now);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::super::*;
+    use super::*;
+
+    fn ip(a: [u8; 4]) -> core::net::IpAddr {
+        core::net::IpAddr::V4(a.into())
+    }
+
+    fn add_addrs(out: &[Packet]) -> Vec<AddAddr> {
+        out.iter()
+            .flat_map(|q| q.options())
+            .filter_map(|o| match o {
+                MptcpOption::AddAddr(a) => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_add_addr_from_the_peer_is_announced_and_echoed() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        assert!(p.s.conn.announce(1, ip(SERVER2), None));
+        let out = p.s.drain(now);
+        assert_eq!(add_addrs(&out).len(), 1);
+        p.c.events();
+        for q in &out {
+            p.c.input(now, q);
+        }
+        assert_eq!((p.c.mib.AddAddr, p.c.mib.AddAddrHMacFailure), (1, 0));
+        assert_eq!(
+            p.c.events(),
+            vec![ConnEvent::AddressAnnounced {
+                addr_id: 1,
+                addr: SocketAddr::new(ip(SERVER2), 0)
+            }]
+        );
+        assert!(p.c.conn.fully_established, "the HMAC covers our key");
+        assert_eq!(p.c.conn.mp.remote_addrs.len(), 1);
+        let echo = p.c.drain(now);
+        let e = add_addrs(&echo);
+        assert_eq!(e.len(), 1);
+        assert!(e[0].echo && e[0].hmac.is_none());
+        assert_eq!((e[0].addr_id, e[0].addr, e[0].port), (1, ip(SERVER2), None));
+        for q in &echo {
+            p.s.input(now, q);
+        }
+        assert_eq!(p.s.mib.EchoAdd, 1);
+        assert!(
+            p.s.conn.mp.add_addr.is_empty(),
+            "no retransmission once echoed"
+        );
+        assert_eq!(p.s.conn.mp_poll_timeout(), None);
+    }
+
+    #[test]
+    fn an_add_addr_with_a_bad_hmac_is_dropped_unechoed() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        assert!(p.s.conn.announce(1, ip(SERVER2), None));
+        let mut out = p.s.drain(now);
+        for q in out.iter_mut() {
+            let opts: Vec<MptcpOption<'static>> = q
+                .options()
+                .into_iter()
+                .map(|o| match o {
+                    MptcpOption::AddAddr(mut a) => {
+                        a.hmac = a.hmac.map(|h| h ^ 1);
+                        MptcpOption::AddAddr(a)
+                    }
+                    MptcpOption::Dss(d) => MptcpOption::Dss(d),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            q.set_options(&opts);
+        }
+        p.c.events();
+        for q in &out {
+            p.c.input(now, q);
+        }
+        assert_eq!((p.c.mib.AddAddr, p.c.mib.AddAddrHMacFailure), (0, 1));
+        assert!(p.c.events().is_empty());
+        assert!(p.c.conn.mp.remote_addrs.is_empty());
+        assert!(add_addrs(&p.c.drain(now)).is_empty(), "no echo");
+    }
+
+    #[test]
+    fn an_unechoed_add_addr_is_sent_again_then_given_up() {
+        let cfg = ConnConfig {
+            add_addr_timeout: Duration::from_millis(100),
+            add_addr_retries: 2,
+            ..ConnConfig::default()
+        };
+        let mut p = Pair::new(cfg);
+        assert!(p.s.conn.announce(1, ip(SERVER2), None));
+        let mut sent = 0;
+        // every ADD_ADDR is lost
+        p.advance_with(Duration::from_secs(1), |from_client, q| {
+            let add = q
+                .options()
+                .iter()
+                .any(|o| matches!(o, MptcpOption::AddAddr(_)));
+            sent += usize::from(!from_client && add);
+            from_client || !add
+        });
+        assert_eq!(sent, 3);
+        assert_eq!((p.s.mib.AddAddrTx, p.s.mib.AddAddrRetrans), (1, 2));
+        assert!(p.s.conn.mp.add_addr.is_empty(), "given up");
+        assert_eq!(p.c.mib.AddAddr, 0);
+    }
+
+    #[test]
+    fn mp_prio_from_the_peer_changes_the_subflows_peer_backup() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        let base = p.s.pure_ack(now, 0);
+        let prio = |backup| {
+            let mut a = base.clone();
+            a.set_options(&[MptcpOption::MpPrio {
+                backup,
+                addr_id: None,
+            }]);
+            a
+        };
+        p.c.events();
+        p.c.input(now, &prio(true));
+        assert_eq!(p.c.mib.MPPrioRx, 1);
+        assert!(p.c.conn.subflows[0].peer_backup);
+        assert!(!p.c.conn.subflows[0].backup, "our own priority is ours");
+        let id = p.c.conn.subflows[0].id;
+        assert_eq!(
+            p.c.events(),
+            vec![ConnEvent::SubflowPriority { id, backup: true }]
+        );
+        // the same again changes nothing
+        p.c.input(now, &prio(true));
+        assert_eq!(p.c.mib.MPPrioRx, 2);
+        assert!(p.c.events().is_empty());
+        p.c.input(now, &prio(false));
+        assert!(!p.c.conn.subflows[0].peer_backup);
+        assert_eq!(
+            p.c.events(),
+            vec![ConnEvent::SubflowPriority { id, backup: false }]
+        );
+    }
+
+    #[test]
+    fn an_rst_with_mp_fastclose_ends_the_peer_and_a_wrong_key_does_not() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        let mut a = p.s.pure_ack(now, 0);
+        a.set_options(&[MptcpOption::MpFastclose {
+            key: p.c.conn.local_key() ^ 1,
+        }]);
+        p.c.input(now, &a);
+        assert_eq!(p.c.mib.MPFastcloseRx, 1);
+        assert!(p.c.conn.is_established() && p.c.conn.error().is_none());
+        // our abort: RST + MP_TCPRST + MP_FASTCLOSE with the peer's key
+        p.c.conn.abort();
+        let out = p.c.drain(now);
+        p.s.events();
+        for q in &out {
+            p.s.input(now, q);
+        }
+        assert_eq!((p.s.mib.MPFastcloseRx, p.s.mib.MPRstRx), (1, 1));
+        assert_eq!(p.s.conn.error(), Some(ConnError::Reset));
+        assert!(p.s.conn.is_closed());
+        assert!(p.s.drain(now).iter().all(|q| q.payload.is_empty()));
+        assert!(p.s.events().contains(&ConnEvent::Closed {
+            error: Some(ConnError::Reset)
+        }));
+    }
+
+    #[test]
+    fn mp_fail_on_the_only_subflow_is_answered_with_an_infinite_mapping() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        let a = p.s.pure_ack(now, 0);
+        p.c.input(now, &a);
+        let mut fail = p.s.pure_ack(now, 0);
+        fail.set_options(&[MptcpOption::MpFail {
+            dsn: p.c.conn.snd_una,
+        }]);
+        p.c.input(now, &fail);
+        assert_eq!(p.c.mib.MPFailRx, 1);
+        assert!(p.c.conn.infinite_map_pending);
+        assert_eq!(
+            p.c.conn.mode(),
+            Mode::Mptcp,
+            "until the infinite mapping is out"
+        );
+        p.c.events();
+        assert_eq!(p.c.conn.send(b"after the failure"), 17);
+        let out = p.c.drain(now);
+        let q = out.iter().find(|q| !q.payload.is_empty()).expect("data");
+        let m = q.dss().and_then(|d| d.mapping).expect("a mapping");
+        assert_eq!((m.dsn, m.ssn, m.data_len), (p.c.conn.local_idsn + 1, 1, 0));
+        assert_eq!(p.c.mib.InfiniteMapTx, 1);
+        assert_eq!(p.c.conn.mode(), Mode::Fallback);
+        assert_eq!(p.c.events(), vec![ConnEvent::Fallback]);
+        // the server follows the infinite mapping into plain TCP and gets the data
+        for q in &out {
+            p.s.input(now, q);
+        }
+        assert_eq!(p.s.mib.InfiniteMapRx, 1);
+        assert_eq!(p.s.conn.mode(), Mode::Fallback);
+        assert_eq!(read_all(&mut p.s), b"after the failure");
+    }
+
+    #[test]
+    fn remove_addr_from_the_peer_resets_the_subflows_to_that_address() {
+        let cfg = ConnConfig {
+            local_addrs: vec![crate::pm::LocalAddr::device(ip(CLIENT2))],
+            ..ConnConfig::default()
+        };
+        let mut p = Pair::with(cfg, ConnConfig::default());
+        let d = pattern(10);
+        assert_eq!(p.client_to_server(&d), d);
+        let join = v4(CLIENT2, 41000);
+        let (ci, si) = p.join(join, v4(SERVER, 80), false);
+        assert_eq!(p.c.conn.subflows[ci].local_addr_id, 1);
+        assert_eq!(p.s.conn.subflows[si].remote_addr_id, 1);
+        let now = p.now;
+        p.c.conn.remove_address(1);
+        let out = p.c.drain(now);
+        let rm = out
+            .iter()
+            .find(|q| q.options().contains(&MptcpOption::RemoveAddr { ids: &[1] }))
+            .expect("a REMOVE_ADDR");
+        assert_eq!(rm.src, v4(CLIENT, 40000), "not on the address removed");
+        p.s.events();
+        for q in &out {
+            p.s.input(now, q);
+        }
+        assert_eq!(p.s.mib.RmAddr, 1);
+        assert_eq!(
+            p.s.conn.subflows[si].rst_reason,
+            Some(rst_reason::ADMIN_PROHIBITED)
+        );
+        let out = p.s.drain(now);
+        let rst = out
+            .iter()
+            .find(|q| q.dst == join && q.has(tcp::flags::RST))
+            .expect("the subflow reset");
+        assert!(rst.options().contains(&MptcpOption::MpTcpRst {
+            flags: 0,
+            reason: rst_reason::ADMIN_PROHIBITED
+        }));
+        let ev = p.s.events();
+        assert!(ev.contains(&ConnEvent::AddressRemoved { addr_id: 1 }));
+        let sid = p.s.conn.subflows[si].id;
+        assert!(ev.contains(&ConnEvent::SubflowClosed {
+            id: sid,
+            reason: CloseReason::Aborted
+        }));
+        assert!(
+            p.s.conn.subflows[0].closed.is_none(),
+            "the initial subflow stays"
+        );
+        assert_eq!(p.client_to_server(b"still here"), b"still here");
+    }
+}

@@ -211,3 +211,112 @@ impl Connection {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+
+    #[test]
+    fn an_idle_connection_has_no_timer_and_a_timeout_does_nothing() {
+        let mut p = Pair::new(ConnConfig::default());
+        assert_eq!(
+            (p.c.conn.poll_timeout(), p.s.conn.poll_timeout()),
+            (None, None)
+        );
+        assert_eq!(p.c.conn.timers, TimerTable::default());
+        let later = p.now + Duration::from_secs(3600);
+        let before = p.c.mib.clone();
+        p.c.conn.handle_timeout(later, &mut p.c.mib);
+        assert_eq!(p.c.mib, before);
+        assert!(p.c.drain(later).is_empty());
+        assert!(p.c.conn.is_established());
+    }
+
+    #[test]
+    fn buffer_memory_is_given_back_after_a_second_idle() {
+        let mut p = Pair::new(ConnConfig::default());
+        assert_eq!(
+            p.c.conn.buffer_sizes().1,
+            0,
+            "nothing allocated before data"
+        );
+        let d = pattern(100_000);
+        assert_eq!(p.client_to_server(&d), d);
+        let (_, c_send, _, _) = p.c.conn.buffer_sizes();
+        let (_, _, _, s_recv) = p.s.conn.buffer_sizes();
+        assert!(c_send > 0 && s_recv > 0);
+        let footprint = p.c.conn.memory_footprint();
+        let at = p.c.conn.timers.get(Timer::MemTrim).expect("trim armed");
+        assert!(at <= p.now + MEM_IDLE_TRIM);
+        // not before its time
+        p.c.conn
+            .handle_timeout(at - Duration::from_millis(1), &mut p.c.mib);
+        assert_eq!(p.c.conn.buffer_sizes().1, c_send);
+        p.advance(MEM_IDLE_TRIM + Duration::from_millis(100));
+        assert_eq!(p.c.conn.buffer_sizes().1, 0);
+        assert_eq!(p.s.conn.buffer_sizes().3, 0);
+        assert!(p.c.conn.memory_footprint() < footprint);
+        assert_eq!(p.c.conn.poll_timeout(), None, "nothing left to do");
+        // the buffers grow again with new data
+        let d = pattern(5000);
+        assert_eq!(p.client_to_server(&d), d);
+    }
+
+    #[test]
+    fn an_unacknowledged_data_fin_is_sent_again_with_backoff() {
+        let mut p = Pair::new(ConnConfig::default());
+        let t0 = p.now;
+        p.c.conn.shutdown(t0);
+        let has_fin = |out: &[Packet]| out.iter().any(|q| q.dss().is_some_and(|d| d.data_fin));
+        assert!(has_fin(&p.c.drain(t0)), "sent, and lost");
+        let t1 = p.c.conn.timers.get(Timer::DataFin).expect("armed");
+        p.c.conn.handle_timeout(t1, &mut p.c.mib);
+        assert_eq!(p.c.conn.fin_backoff, 1);
+        let out = p.c.drain(t1);
+        assert!(has_fin(&out), "sent again");
+        let t2 = p.c.conn.timers.get(Timer::DataFin).expect("armed again");
+        assert_eq!(t2 - t1, (t1 - t0) * 2, "backed off");
+        p.now = t1;
+        for q in &out {
+            p.s.input(t1, q);
+        }
+        assert!(p.s.conn.at_eof());
+        p.exchange();
+        assert!(p.c.conn.fin_acked);
+        assert!(!p.c.conn.timers.is_armed(Timer::DataFin));
+        assert_eq!(p.c.conn.fin_backoff, 0);
+    }
+
+    #[test]
+    fn an_unanswered_mp_fail_resets_the_only_subflow() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        // (MP_FAIL rides beside a DSS, once the client no longer repeats MP_CAPABLE)
+        let a = p.s.pure_ack(now, 0);
+        p.c.input(now, &a);
+        let dsn = p.c.conn.rbuf.contiguous_end();
+        p.c.conn.mp_fail_dsn = Some(dsn);
+        let at = now + Duration::from_millis(100);
+        p.c.conn.timers.set(Timer::MpFail, at);
+        assert_eq!(p.c.conn.poll_timeout(), Some(at));
+        // meanwhile MP_FAIL rides on pure ACKs
+        let a = p.c.pure_ack(now, 0);
+        assert!(a.options().contains(&MptcpOption::MpFail { dsn }));
+        p.c.conn.handle_timeout(at, &mut p.c.mib);
+        assert_eq!(p.c.mib.FallbackFailed, 1);
+        assert_eq!(p.c.conn.mp_fail_dsn, None);
+        let out = p.c.drain(at);
+        let rst = out
+            .iter()
+            .find(|q| q.has(tcp::flags::RST))
+            .expect("the subflow reset");
+        let o = rst.options();
+        assert!(o.contains(&MptcpOption::MpTcpRst {
+            flags: 0,
+            reason: rst_reason::MIDDLEBOX_INTERFERENCE
+        }));
+        assert!(o.contains(&MptcpOption::MpFail { dsn }));
+        assert!(p.c.conn.error().is_some());
+    }
+}

@@ -338,3 +338,132 @@ fn view_of(s: &Subflow, provisional: bool) -> crate::sched::SubflowView {
         potentially_failed: s.potentially_failed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+
+    fn pair_with_data(n: usize) -> Pair {
+        let mut p = Pair::new(ConnConfig::default());
+        let d = pattern(n);
+        assert_eq!(p.client_to_server(&d), d);
+        p
+    }
+
+    fn payload_bytes(out: &[Packet]) -> usize {
+        out.iter().map(|q| q.payload.len()).sum()
+    }
+
+    #[test]
+    fn no_data_is_scheduled_past_the_peers_window_edge() {
+        let mut p = pair_with_data(100);
+        let now = p.now;
+        let start = p.c.conn.snd_nxt;
+        p.c.conn.snd_wnd_edge = start + 1000;
+        assert_eq!(p.c.conn.send(&pattern(5000)), 5000);
+        let out = p.c.drain(now);
+        assert_eq!(payload_bytes(&out), 1000);
+        assert_eq!(p.c.conn.snd_nxt, start + 1000);
+        assert!(
+            !p.c.conn.timers.is_armed(Timer::ZeroWindowProbe),
+            "data in flight"
+        );
+        // the peer's DATA_ACK and window let the rest go
+        for q in &out {
+            p.s.input(now, q);
+        }
+        p.advance(Duration::from_millis(500));
+        assert_eq!(read_all(&mut p.s), pattern(5000));
+    }
+
+    #[test]
+    fn a_closed_window_is_probed_when_nothing_is_in_flight() {
+        let mut p = pair_with_data(100);
+        let now = p.now;
+        let nxt = p.c.conn.snd_nxt;
+        p.c.conn.snd_wnd_edge = nxt;
+        assert_eq!(p.c.conn.send(&pattern(500)), 500);
+        let out = p.c.drain(now);
+        assert_eq!(payload_bytes(&out), 0);
+        assert_eq!(p.c.conn.snd_nxt, nxt);
+        let at =
+            p.c.conn
+                .timers
+                .get(Timer::ZeroWindowProbe)
+                .expect("a window probe armed");
+        p.now = at;
+        p.c.conn.handle_timeout(at, &mut p.c.mib);
+        assert_eq!(p.c.mib.DataWindowProbes, 1);
+        assert_eq!(p.c.conn.zwp_backoff, 1);
+        // the probe's answer carries the real window: the data goes, the probing stops
+        p.advance(Duration::from_millis(500));
+        assert_eq!(read_all(&mut p.s), pattern(500));
+        assert!(!p.c.conn.timers.is_armed(Timer::ZeroWindowProbe));
+        assert_eq!(p.c.conn.zwp_backoff, 0);
+    }
+
+    #[test]
+    fn two_data_subflows_use_at_most_half_the_window_beyond_the_data_ack() {
+        let mut p = pair_with_data(100);
+        p.join(v4(CLIENT2, 41000), v4(SERVER, 80), false);
+        let now = p.now;
+        let c = &mut p.c.conn;
+        assert_eq!(c.data_subflows(), 2);
+        assert_eq!(c.snd_una, c.snd_nxt);
+        c.snd_wnd_edge = c.snd_una + 20_000;
+        assert_eq!(c.send(&pattern(50_000)), 50_000);
+        let out = p.c.drain(now);
+        assert_eq!(payload_bytes(&out), 10_000);
+        assert_eq!(p.c.conn.snd_nxt - p.c.conn.snd_una, 10_000);
+        // one subflow delivers in order and uses more of the same window
+        let mut p = pair_with_data(100);
+        let now = p.now;
+        let c = &mut p.c.conn;
+        assert_eq!(c.data_subflows(), 1);
+        c.snd_wnd_edge = c.snd_una + 20_000;
+        assert_eq!(c.send(&pattern(50_000)), 50_000);
+        assert!(payload_bytes(&p.c.drain(now)) > 10_000);
+    }
+
+    #[test]
+    fn a_closed_subflows_data_is_reinjected_on_another_under_the_same_dsns() {
+        let mut p = pair_with_data(100);
+        let join = v4(CLIENT2, 41000);
+        let (ci, _) = p.join(join, v4(SERVER, 80), false);
+        p.c.conn.subflows[0].backup = true; // the scheduler prefers the join
+        let now = p.now;
+        let data = pattern(3000);
+        assert_eq!(p.c.conn.send(&data), 3000);
+        let lost = p.c.drain(now);
+        let dsns = |out: &[Packet], src| {
+            let mut v: Vec<(u64, u16)> = out
+                .iter()
+                .filter(|q| q.src == src && !q.payload.is_empty())
+                .map(|q| {
+                    let m = q.dss().and_then(|d| d.mapping).expect("a mapping");
+                    assert_eq!(usize::from(m.data_len), q.payload.len());
+                    (m.dsn, m.data_len)
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let first = dsns(&lost, join);
+        assert_eq!(first.iter().map(|m| usize::from(m.1)).sum::<usize>(), 3000);
+        // the join goes away with its data in flight
+        assert!(p.c.conn.close_subflow(ci, true));
+        let out = p.c.drain(now);
+        let second = dsns(&out, v4(CLIENT, 40000));
+        assert_eq!(second.first().map(|m| m.0), first.first().map(|m| m.0));
+        assert_eq!(second.iter().map(|m| usize::from(m.1)).sum::<usize>(), 3000);
+        assert!(p.c.mib.Reinjections >= 1);
+        assert_eq!(p.c.conn.info().reinjected, 3000);
+        assert_eq!(p.c.conn.snd_nxt - p.c.conn.snd_una, 3000, "no new DSNs");
+        for q in &out {
+            p.s.deliver(now, q);
+        }
+        p.advance(Duration::from_millis(500));
+        assert_eq!(read_all(&mut p.s), data);
+    }
+}
