@@ -27,7 +27,7 @@
 //!
 //! The default feature `cli` builds the `mptun` binary, the tools, the command-line types
 //! and runners (`mptun::cli`: `cli::runner`, `cli::stats`, `cli::proxy`) and the Linux
-//! test bed (`mptun::testbed`), and pulls in `clap` and `env_logger`: a library turns it off. The
+//! test bed (`mptun::testbed`), and pulls in `clap` and `tracing-subscriber`: a library turns it off. The
 //! library itself needs only the stack, [`api`] and [`io`]:
 //!
 //! ```no_run
@@ -50,7 +50,8 @@
 //! ```
 //!
 //! Features: `cli` (default, above), `env-logger` (part of `cli`: the C ABI's entry points
-//! install `env_logger`), `tokio` (`AsyncRead`/`AsyncWrite` for
+//! install `env_logger`, which shows the stack's `tracing` events through the `log` crate),
+//! `tokio` (`AsyncRead`/`AsyncWrite` for
 //! [`MptcpStream`](api::MptcpStream), async connect and accept: `api::tokio`).
 
 #![warn(rustdoc::broken_intra_doc_links, rustdoc::private_intra_doc_links)]

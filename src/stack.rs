@@ -1324,7 +1324,7 @@ impl Stack {
                     backup,
                 }) => {
                     if let Err(e) = self.open_subflow(now, id, local, remote, backup) {
-                        log::debug!(
+                        tracing::debug!(
                             "{id}: path manager subflow {local} -> {remote} not opened: {e}"
                         );
                         if let Some(c) = self

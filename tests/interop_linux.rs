@@ -1278,7 +1278,7 @@ fn pm_linux_endpoint_backup_and_delete_at_run_time() {
             &ns,
             &dir,
             SMALL,
-            one_tun_connect_args(&["--impair", "tun0:rate=8mbit"]),
+            one_tun_connect_args(&["--impair", "tun0:rate=8mbit", "-v"]),
             linux_server(SMALL, false),
             true,
         )
@@ -1298,6 +1298,24 @@ fn pm_linux_endpoint_backup_and_delete_at_run_time() {
         mptun::testbed::deltas(&before, &after),
         o.mptun.summary
     );
+    // mptun's side: the script's chk_prio_nr / chk_rm_nr receivers, and `-v` logs each
+    // connection and subflow event as it happens (issue 11)
+    let err = &o.mptun.stderr;
+    eprintln!("mptun: {}", mptun_counters_line(err));
+    assert!(mptun_counter(err, "MPPrioRx") >= 1 && mptun_counter(err, "RmAddr") == 1);
+    for ev in [
+        "AddressAnnounced { addr_id: 5, addr: 198.18.2.1:0 }",
+        "SubflowEstablished { id: 2 }",
+        "SubflowPriority { id: 2, backup: true }",
+        "AddressRemoved { addr_id: 5 }",
+        "SubflowClosed { id: 2",
+        "Closed { error: None }",
+    ] {
+        assert!(
+            err.contains(ev),
+            "no `{ev}` event in mptun's -v log:\n{err}"
+        );
+    }
 }
 
 /// RFC 8684 3.7 against Linux (mptcp_join.sh "fail" group, single subflow): with DSS

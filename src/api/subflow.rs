@@ -556,6 +556,15 @@ fn subflow_status(s: &Subflow) -> SubflowStatus {
     }
 }
 
+fn address_error(e: crate::mptcp::AddressError) -> SubflowApiError {
+    use crate::mptcp::AddressError as E;
+    match e {
+        E::ReservedId | E::BadAddress | E::IdInUse => SubflowApiError::InvalidArgument,
+        E::Limit => SubflowApiError::Unavailable,
+        E::NotAnnounced => SubflowApiError::UnknownId,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::SubflowApiError as E;
@@ -580,14 +589,5 @@ mod tests {
             assert_eq!(*back, e);
             assert_eq!(back.errno(), e.errno());
         }
-    }
-}
-
-fn address_error(e: crate::mptcp::AddressError) -> SubflowApiError {
-    use crate::mptcp::AddressError as E;
-    match e {
-        E::ReservedId | E::BadAddress | E::IdInUse => SubflowApiError::InvalidArgument,
-        E::Limit => SubflowApiError::Unavailable,
-        E::NotAnnounced => SubflowApiError::UnknownId,
     }
 }

@@ -225,11 +225,11 @@ pub(super) fn init_logging() {
 pub(super) fn init(config: &str) -> Result<(), c_int> {
     init_logging();
     let c = parse_config(config).map_err(|e| {
-        log::warn!("mptun_init: {e}");
+        tracing::warn!("mptun_init: {e}");
         libc::EINVAL
     })?;
     if c.mtu.is_some() {
-        log::warn!("mptun_init: mtu= is for manual instances (the devices' MTUs are used)");
+        tracing::warn!("mptun_init: mtu= is for manual instances (the devices' MTUs are used)");
         return Err(libc::EINVAL);
     }
     if lock(&GLOBAL).is_some() {
@@ -238,7 +238,7 @@ pub(super) fn init(config: &str) -> Result<(), c_int> {
     let mut ports = Vec::new();
     for (name, addr, imp) in &c.tuns {
         let tun = crate::io::tun::Tun::open(name).map_err(|e| {
-            log::warn!("mptun_init: cannot open TUN device {name}: {e}");
+            tracing::warn!("mptun_init: cannot open TUN device {name}: {e}");
             io_errno(&e)
         })?;
         ports.push(Port {

@@ -25,11 +25,13 @@ pub(super) struct CWakeup {
 /// `impair:` items are refused (the embedder owns the links).
 pub fn instance_new(config: &str) -> Result<Box<mptun_instance>, c_int> {
     let c = parse_config(config).map_err(|e| {
-        log::warn!("mptun_instance_new: {e}");
+        tracing::warn!("mptun_instance_new: {e}");
         libc::EINVAL
     })?;
     if c.tuns.iter().any(|t| t.2.is_some()) {
-        log::warn!("mptun_instance_new: impair: is for TUN devices; the embedder owns the links");
+        tracing::warn!(
+            "mptun_instance_new: impair: is for TUN devices; the embedder owns the links"
+        );
         return Err(libc::EINVAL);
     }
     let conn = conn_config(&c);

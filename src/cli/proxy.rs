@@ -253,7 +253,7 @@ fn accept_loop(l: &TcpListener, entry: &Entry, ctx: &Arc<Ctx>, limiter: &Arc<Lim
 /// then one line on stdout (success) or stderr (failure).
 fn serve_client(ctx: &Ctx, entry: &Entry, tcp: TcpStream, client: SocketAddr) {
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
-    log::info!("proxy: conn={id} client={client} accepted");
+    tracing::info!("proxy: conn={id} client={client} accepted");
     let socks = matches!(entry, Entry::Socks);
     let dest = match entry {
         Entry::Forward(t) => t.clone(),
@@ -300,7 +300,7 @@ fn serve_client(ctx: &Ctx, entry: &Entry, tcp: TcpStream, client: SocketAddr) {
             return;
         }
     }
-    log::info!("proxy: conn={id} client={client} target={dest} connected");
+    tracing::info!("proxy: conn={id} client={client} target={dest} connected");
     let (moved, r) = relay(&conn, tcp);
     let summary = summary(&conn, moved, start);
     match r {
@@ -410,7 +410,7 @@ pub fn run_listen_forward(opts: &RunOptions, target: &Target) -> Result<Summary,
     loop {
         let slot = limiter.acquire();
         let (stream, peer) = listener.accept().map_err(|e| format!("accept: {e}"))?;
-        log::info!("accepted a connection from {peer}, relaying to {target}");
+        tracing::info!("accepted a connection from {peer}, relaying to {target}");
         if opts.once {
             drop(listener);
             let r = forward_one(&stream, target);

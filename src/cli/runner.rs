@@ -168,7 +168,7 @@ pub(crate) fn start_runtime(opts: &RunOptions) -> Result<Runtime, String> {
                 crate::cli::EndpointAction::Remove(a) => s.remove_endpoint(now, a),
             });
             if let Err(e) = r {
-                log::warn!("--endpoint {addr}: {e}");
+                tracing::warn!("--endpoint {addr}: {e}");
             }
             handle.wake_driver();
         });
@@ -312,7 +312,7 @@ pub fn run_listen(opts: &RunOptions) -> Result<Summary, String> {
         .map_err(|e| format!("listen on port {port}: {e}"))?;
     loop {
         let (stream, peer) = listener.accept().map_err(|e| format!("accept: {e}"))?;
-        log::info!("accepted a connection from {peer}");
+        tracing::info!("accepted a connection from {peer}");
         let start = Instant::now();
         let r = transfer(&stream, opts, start);
         if opts.once {

@@ -286,7 +286,7 @@ struct Control {
 impl DriverWaker for Arc<Waker> {
     fn wake(&self) {
         if let Err(e) = Waker::wake(self) {
-            log::warn!("cannot wake the driver: {e}");
+            tracing::warn!("cannot wake the driver: {e}");
         }
     }
 }
@@ -313,7 +313,7 @@ impl LinkControl {
             l.store(up, Ordering::Relaxed);
             self.control.link_changed.store(true, Ordering::Relaxed);
             if let Err(e) = Waker::wake(&self.waker) {
-                log::warn!("cannot wake the driver: {e}");
+                tracing::warn!("cannot wake the driver: {e}");
             }
         }
     }
@@ -511,7 +511,7 @@ fn drive(
             TxOffload::default()
         }
     };
-    log::debug!("driver offload: {offload:?}");
+    tracing::debug!("driver offload: {offload:?}");
     let mut spare: Vec<Vec<u8>> = Vec::new();
     let mut pollfds: Vec<RawFd> = Vec::with_capacity(states.len() + 1);
     let mut stats = DriverStats::default();
@@ -537,9 +537,9 @@ fn drive(
                     &mut spare,
                 );
             }
-            log::info!("driver: {stats:?} (offload {offload:?})");
-            if log::log_enabled!(log::Level::Info) {
-                log::info!("counters: {}", handle.lock().stack.mib().nonzero_text());
+            tracing::info!("driver: {stats:?} (offload {offload:?})");
+            if tracing::enabled!(tracing::Level::INFO) {
+                tracing::info!("counters: {}", handle.lock().stack.mib().nonzero_text());
             }
             return Ok(());
         }
@@ -655,7 +655,7 @@ fn drive(
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         stats.rx_errors += 1;
-                        log::warn!("{}: read failed: {e}", st.port.device.name());
+                        tracing::warn!("{}: read failed: {e}", st.port.device.name());
                         readable &= !(1 << i);
                     }
                 }
@@ -792,7 +792,7 @@ fn transmit(
                     Ok(_) => stats.tx_packets += 1,
                     Err(e) => {
                         stats.tx_errors += 1;
-                        log::debug!("{}: write failed: {e}", st.port.device.name());
+                        tracing::debug!("{}: write failed: {e}", st.port.device.name());
                     }
                 }
             }
@@ -813,7 +813,7 @@ fn impair(
     b.clear();
     b.extend_from_slice(pkt);
     if q.maybe_corrupt(&mut b) {
-        log::info!("impairment: changed a payload byte of a TCP segment (corrupt=N)");
+        tracing::info!("impairment: changed a payload byte of a TCP segment (corrupt=N)");
     }
     if let Some((_, b)) = q.push(now, pkt.len(), b) {
         stats.impaired_drops += 1;
@@ -827,7 +827,7 @@ fn send_one(dev: &mut dyn PacketDevice, pkt: &[u8], stats: &mut DriverStats) {
         Err(e) => {
             // a full device queue drops the packet like a congested link; TCP recovers
             stats.tx_errors += 1;
-            log::debug!("{}: write failed: {e}", dev.name());
+            tracing::debug!("{}: write failed: {e}", dev.name());
         }
     }
 }

@@ -174,7 +174,7 @@ fn peek_addrs(p: &[u8]) -> Option<(IpAddr, IpAddr)> {
 impl SimNet {
     /// An empty network at time zero. The seed is logged so failures can be replayed.
     pub fn new(seed: u64) -> Self {
-        log::info!("SimNet seed {seed} (replay with SimNet::new({seed}))");
+        tracing::info!("SimNet seed {seed} (replay with SimNet::new({seed}))");
         SimNet {
             now: Instant::ZERO,
             seed,
@@ -243,7 +243,7 @@ impl SimNet {
     /// Unknown link indices are ignored.
     pub fn set_link_up(&mut self, link: usize, up: bool) {
         let Some(l) = self.links.get_mut(link) else {
-            log::warn!("set_link_up: no link {link}");
+            tracing::warn!("set_link_up: no link {link}");
             return;
         };
         let pool = &mut self.pool;
@@ -361,7 +361,7 @@ impl SimNet {
         if next == now {
             self.stall += 1;
             if self.stall >= STALL_LIMIT {
-                log::error!(
+                tracing::error!(
                     "SimNet (seed {}): clock stuck at {:?} for {STALL_LIMIT} steps (livelock?)",
                     self.seed,
                     now
@@ -482,7 +482,7 @@ impl SimNet {
         }
         if let Some(p) = &mut self.pcap {
             if let Err(e) = p.write(now, &buf) {
-                log::warn!("SimNet: pcap write failed, capture stopped: {e}");
+                tracing::warn!("SimNet: pcap write failed, capture stopped: {e}");
                 self.pcap = None;
             }
         }

@@ -343,7 +343,7 @@ impl Tun {
         // SAFETY: `s` is a freshly created fd that nothing else owns.
         let ctl = unsafe { OwnedFd::from_raw_fd(s) };
         let name = req.name();
-        log::debug!("opened TUN {name} (offload {offload})");
+        tracing::debug!("opened TUN {name} (offload {offload})");
         Ok(Tun {
             file,
             ctl,
@@ -383,7 +383,7 @@ impl Tun {
             match Self::open_flags(name, true) {
                 Ok(t) => t,
                 Err(e) => {
-                    log::info!("{name}: no offload ({e}), plain packets");
+                    tracing::info!("{name}: no offload ({e}), plain packets");
                     Self::open_flags(name, false)?
                 }
             }

@@ -175,9 +175,9 @@ impl Connection {
         if !ep.announce && old.announce {
             let id = self.local_addr_id(ep.addr);
             if self.is_announced(id) {
-                self.mp.rm_addr.push_back(id);
-                self.mp.announced[usize::from(id / 64)] &= !(1u64 << (id % 64));
-                self.mp.add_addr.retain(|t| t.echo || t.addr_id != id);
+                // withdrawn as `remove_address` does it: REMOVE_ADDR on the next ACK (not
+                // with whatever segment comes next), our subflows there closed after it
+                self.remove_address(id);
             }
         }
     }
@@ -271,6 +271,7 @@ impl Connection {
     /// reinjection queue (they will also complete on `idx` if it recovers; the receiver
     /// discards duplicates).
     pub(super) fn reinject_outstanding(&mut self, idx: usize) {
+        let reinjected_before = self.stats_reinjected;
         let una = self.snd_una;
         let sf = &mut self.subflows[idx];
         let from = sf.reinjected_upto.max(sf.tcb.snd_una_offset());
@@ -292,6 +293,14 @@ impl Connection {
             }
         }
         sf.reinjected_upto = last;
+        let queued = self.stats_reinjected - reinjected_before;
+        if queued > 0 {
+            tracing::info!(
+                conn = %format_args!("{:08x}", self.local_token),
+                "subflow {}: {queued} bytes not acknowledged at the data level queued for reinjection",
+                self.subflows[idx].id
+            );
+        }
     }
 
     // ----- path manager plumbing -------------------------------------------------------
@@ -669,5 +678,58 @@ mod tests {
         assert!(!p.s.conn.is_announced(1));
         assert!(p.s.conn.mp.add_addr.is_empty(), "no more ADD_ADDR");
         assert_eq!(p.s.conn.mp.rm_addr, [1]);
+        // the REMOVE_ADDR leaves at once on a pure ACK, not with some later segment
+        let out = p.s.drain(now);
+        let removes = out
+            .iter()
+            .filter(|q| {
+                q.options()
+                    .iter()
+                    .any(|o| matches!(o, MptcpOption::RemoveAddr { .. }))
+            })
+            .count();
+        assert_eq!(removes, 1, "{out:?}");
+        assert!(p.s.conn.mp.rm_addr.is_empty());
+    }
+
+    /// An MP_PRIO asked for while the client must still put MP_CAPABLE on its ACKs (no DSS
+    /// from the server yet) has no room there; it leaves on the first ACK once the server's
+    /// DSS arrives.
+    #[test]
+    fn an_mp_prio_held_behind_mp_capable_leaves_once_fully_established() {
+        let mut p = Pair::new(ConnConfig::default());
+        let now = p.now;
+        assert!(!p.c.conn.fully_established, "no DSS from the server yet");
+        assert!(p.c.conn.set_subflow_backup(0, true));
+        for q in p.c.drain(now) {
+            p.s.input(now, &q);
+        }
+        assert!(
+            p.c.conn.subflows[0].prio_pending,
+            "no room beside MP_CAPABLE"
+        );
+        // the client's data (MP_CAPABLE with data, no room either) is acknowledged by the
+        // server with a DSS on a pure ACK, which the client does not answer: nothing but
+        // the held MP_PRIO asks for the client's next ACK
+        assert_eq!(p.c.conn.send(b"x"), 1);
+        for q in p.c.drain(now) {
+            p.s.input(now, &q);
+        }
+        let acks = p.s.drain(now);
+        assert!(acks.iter().all(|q| q.payload.is_empty()));
+        for q in acks {
+            p.c.input(now, &q);
+        }
+        assert!(p.c.conn.fully_established);
+        let prio = MptcpOption::MpPrio {
+            backup: true,
+            addr_id: None,
+        };
+        let out = p.c.drain(now);
+        assert!(
+            out.iter().any(|q| q.options().contains(&prio)),
+            "the MP_PRIO left: {out:?}"
+        );
+        assert!(!p.c.conn.subflows[0].prio_pending);
     }
 }

@@ -144,6 +144,10 @@ impl Connection {
         if self.rtx_recover.is_none_or(|r| r < self.snd_nxt) {
             self.rtx_recover = Some(self.snd_nxt);
         }
+        tracing::debug!(
+            conn = %format_args!("{:08x}", self.local_token),
+            "data-level retransmission timeout: {len} bytes from DSN {from:#x} again"
+        );
         mib.DataRetrans += 1;
         mib.DataRetransBytes += len;
         self.stats_data_retrans += 1;

@@ -411,6 +411,9 @@ impl Connection {
 
     /// Queue an event for the application; the oldest is dropped past 256 undrained ones.
     fn push_event(&mut self, ev: ConnEvent) {
+        // every connection and subflow event, for `-v` (info): joins, announcements,
+        // priorities, fallback, and why subflows and the connection closed
+        tracing::info!(conn = %format_args!("{:08x}", self.local_token), "{ev:?}");
         if self.events.len() >= 256 {
             self.events.pop_front();
             self.events_dropped += 1;
@@ -678,7 +681,7 @@ impl Connection {
         let mss = mss_for_mtu(sf.local.ip(), mtu.min(u32::from(u16::MAX)) as u16);
         if sf.tcb.set_path_mss(mss) {
             mib.PmtuUpdates += 1;
-            log::debug!(
+            tracing::debug!(
                 "subflow {} {}->{}: path MTU {mtu}, MSS now {mss}",
                 sf.id,
                 sf.local,

@@ -117,11 +117,11 @@ impl fmt::Debug for MpState {
 impl MpState {
     pub(crate) fn new(cfg: &ConnConfig) -> Self {
         let pm = pm::by_name(&cfg.path_manager).unwrap_or_else(|e| {
-            log::warn!("{e}; using fullmesh");
+            tracing::warn!("{e}; using fullmesh");
             Box::new(pm::FullMesh::new())
         });
         let sched = sched::by_name(&cfg.scheduler).unwrap_or_else(|| {
-            log::warn!(
+            tracing::warn!(
                 "unknown scheduler {:?}; using {}",
                 cfg.scheduler,
                 sched::DEFAULT

@@ -63,7 +63,7 @@ impl Connection {
                     return Some(p);
                 }
                 Err(e) => {
-                    log::warn!("could not emit a segment: {e}");
+                    tracing::warn!("could not emit a segment: {e}");
                     mib.OutDrops += 1;
                 }
             }

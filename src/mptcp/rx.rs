@@ -15,6 +15,37 @@ impl Connection {
         opts: &[MptcpOption<'_>],
         mib: &mut Mib,
     ) {
+        let was_fully_established = self.fully_established;
+        self.segment_in(now, idx, seg, opts, mib);
+        if !was_fully_established && self.fully_established {
+            self.signals_unblocked();
+        }
+    }
+
+    /// The client learnt that the server has its key: its ACKs stop carrying MP_CAPABLE,
+    /// so signals and MP_PRIOs that waited behind it (an ACK with MP_CAPABLE has no room
+    /// for them) leave now rather than with unrelated traffic.
+    fn signals_unblocked(&mut self) {
+        if self.signal_pending() {
+            if let Some(b) = self.best_subflow() {
+                self.subflows[b].tcb.request_ack();
+            }
+        }
+        for sf in self.subflows.iter_mut() {
+            if sf.prio_pending && sf.usable() {
+                sf.tcb.request_ack();
+            }
+        }
+    }
+
+    fn segment_in(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        seg: &SegmentIn<'_>,
+        opts: &[MptcpOption<'_>],
+        mib: &mut Mib,
+    ) {
         if idx >= self.subflows.len() {
             return;
         }
