@@ -7,7 +7,9 @@
 //!   rules, tables and devices are there, mptun over the two TUN devices reaches a Linux
 //!   MPTCP server in R through both uplinks (a join, both subflows carry data, both veth
 //!   links carried it); `--undo` removes every rule, route and device again. NAT is not
-//!   applied there (no iptables needed: R routes the TUN subnets back).
+//!   applied there (no iptables needed: R routes the TUN subnets back);
+//! - (root, iptables) the same with NAT and no route back in R: only the MASQUERADE rules
+//!   let the subflows through.
 
 mod common;
 
@@ -296,4 +298,121 @@ fn applied_in_a_namespace_mptun_uses_both_uplinks_and_undo_removes_it() {
     let out = script(&mut h.exec(["bash", SCRIPT, "--undo"].iter().chain(uplinks.iter())));
     assert!(out.status.success());
     assert!(text(&out.stderr).contains("was not there"));
+}
+
+/// The helper's NAT, applied for real: R knows nothing of the TUN subnets (no route back),
+/// so only H's MASQUERADE of each TUN address on its own uplink lets the subflows through.
+/// mptun reaches the Linux MPTCP server in R over both uplinks (R sees the connection from
+/// uplink 0's address and the join from uplink 1's), the data arrives intact, the
+/// MASQUERADE rules are there while applied and gone after `--undo`. Needs iptables (CI
+/// installs it; elsewhere the test says why it skips).
+#[test]
+fn nat_applied_in_a_namespace_lets_both_uplinks_through() {
+    if !require_privileges("nat_applied_in_a_namespace_lets_both_uplinks_through") {
+        return;
+    }
+    let has_iptables = Command::new("iptables")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_iptables {
+        assert!(
+            !mptun::testbed::under_ci(),
+            "CI=true but iptables is missing: .ci/run installs it"
+        );
+        eprintln!("SKIPPED nat_applied_in_a_namespace_lets_both_uplinks_through: no iptables");
+        return;
+    }
+    let h = NetNs::new("upnat-h").expect("namespace H");
+    let r = NetNs::new("upnat-r").expect("namespace R");
+    h.add_veth_pair("u0", "198.18.20.1/24", &r, "r0", "198.18.20.254/24")
+        .expect("uplink 0");
+    h.add_veth_pair("u1", "198.18.21.1/24", &r, "r1", "198.18.21.254/24")
+        .expect("uplink 1");
+    r.mptcp_limits(4, 4).expect("mptcp limits");
+    let uplinks = [
+        "--first-net",
+        "120",
+        "a:u0:198.18.20.254",
+        "b:u1:198.18.21.254",
+    ];
+    let out = script(&mut h.exec(["bash", SCRIPT].iter().chain(uplinks.iter())));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let nat = h
+        .run(["iptables", "-t", "nat", "-S", "POSTROUTING"])
+        .expect("iptables -S");
+    for rule in [
+        "-A POSTROUTING -s 198.18.120.2/32 -o u0 -j MASQUERADE",
+        "-A POSTROUTING -s 198.18.121.2/32 -o u1 -j MASQUERADE",
+    ] {
+        assert!(nat.contains(rule), "missing `{rule}`:\n{nat}");
+    }
+
+    let dir = TempDir::new("upnat");
+    let size = 8u64 << 20;
+    let input = dir.path("in.bin");
+    let sent_digest = peer::write_pattern_file(&input, 0x0F2, size).expect("input");
+    let mut linux = PeerArgs::listen("0.0.0.0:5201".parse().unwrap(), size, 0xB0B);
+    linux.hold = true;
+    let server = r.start_peer(&exe(), &linux, TIMEOUT_SECS).expect("server");
+    let before = r.mptcp_counters().expect("counters");
+    let mut args: Vec<String> = [
+        "connect",
+        "--tun",
+        "mpt-a=198.18.120.2",
+        "--tun",
+        "mpt-b=198.18.121.2",
+        "198.18.20.254:5201",
+        "--json",
+        "--input",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(arg(&input));
+    let pid = spawn_mptun(&h, &args);
+    let run = wait_mptun(&h, pid);
+    if !run.success {
+        r.kill_all();
+    }
+    assert_ok(&run, "mptun through the NATed uplinks");
+    let report = r.finish_peer(server).expect("server report");
+    assert_eq!(report.bytes_received, size);
+    assert_eq!(report.received_sha256, sent_digest);
+    let after = r.mptcp_counters().expect("counters");
+    assert_counters(
+        &before,
+        &after,
+        &["MPCapableSYNRX", "MPJoinSynRx", "MPJoinAckRx"],
+        &[
+            "MPJoinAckHMacFailure",
+            "DSSNotMatching",
+            "MPCapableFallbackACK",
+        ],
+    );
+    // R has no route to the TUN subnets: every segment it answered came from an uplink's
+    // address, so both subflows (the join counted above) went through the translation
+    let s: serde_json::Value = serde_json::from_str(&run.summary).expect("JSON summary");
+    let locals: Vec<&str> = s["subflows"]
+        .as_array()
+        .expect("subflows")
+        .iter()
+        .filter(|sf| sf["sent"].as_u64() > Some(0))
+        .map(|sf| sf["local"].as_str().unwrap())
+        .collect();
+    assert!(
+        locals.iter().any(|l| l.starts_with("198.18.120.2:"))
+            && locals.iter().any(|l| l.starts_with("198.18.121.2:")),
+        "both TUN addresses carried data: {s}"
+    );
+
+    let out = script(&mut h.exec(["bash", SCRIPT, "--undo"].iter().chain(uplinks.iter())));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let nat = h
+        .run(["iptables", "-t", "nat", "-S", "POSTROUTING"])
+        .expect("iptables -S");
+    assert!(
+        !nat.contains("MASQUERADE"),
+        "rules left after --undo:\n{nat}"
+    );
 }
