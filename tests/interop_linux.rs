@@ -1408,6 +1408,7 @@ fn linux_data_changed_in_a_spanning_mapping_is_caught_and_sent_again() {
         true,
     );
     assert_intact(&o, SMALL);
+    eprintln!("mptun: {}", mptun_counters_line(&o.mptun.stderr));
     assert_eq!(o.mptun.field("mptcp"), Some("true"), "{}", o.mptun.summary);
     let after = ns.mptcp_counters().expect("counters");
     assert_counters(&before, &after, &["MPFailRx"], &["DSSNotMatching"]);

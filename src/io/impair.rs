@@ -40,9 +40,12 @@ pub struct Impairment {
     /// Maximum backlog in bytes waiting for serialization (tail drop beyond it); 0 =
     /// unlimited. Only meaningful with a `rate_bps`.
     pub queue_limit: usize,
-    /// Change one payload byte of the N-th TCP segment that carries data and repair its
-    /// TCP checksum, as a content-rewriting middlebox would (only MPTCP's DSS checksum can
-    /// tell); 0 = never. Applied by the TUN driver to real packets (`corrupt=N`).
+    /// Change one payload byte of the N-th TCP segment that carries new data (a
+    /// retransmission, wholly below the highest sequence number seen on its 4-tuple, is
+    /// not counted: its bytes may be taken already, and a changed copy of them would show
+    /// nothing) and repair its TCP checksum, as a content-rewriting middlebox would (only
+    /// MPTCP's DSS checksum can tell); 0 = never. Applied by the TUN driver to real packets
+    /// (`corrupt=N`).
     pub corrupt_nth: u64,
 }
 
@@ -431,7 +434,11 @@ pub struct ImpairQueue<P> {
     stats: ImpairStats,
     /// TCP data segments seen, for `corrupt_nth`.
     data_segs: u64,
+    /// The highest sequence number seen per 4-tuple, for `corrupt_nth` (at most 64 flows).
+    corrupt_flows: Vec<(FlowKey, u32)>,
 }
+
+type FlowKey = (std::net::IpAddr, std::net::IpAddr, u16, u16);
 
 impl ImpairQueue<Vec<u8>> {
     /// `corrupt_nth`: if `pkt` (an IPv4 or IPv6 packet) is the N-th TCP segment with data,
@@ -453,8 +460,22 @@ impl ImpairQueue<Vec<u8>> {
         let Ok(mut tcp) = crate::wire::tcp::TcpPacket::new_checked(seg) else {
             return false;
         };
-        if tcp.payload_mut().is_empty() {
+        let len = tcp.payload_mut().len();
+        if len == 0 {
             return false;
+        }
+        let key = (info.src, info.dst, tcp.src_port(), tcp.dst_port());
+        let end = tcp.seq_number().wrapping_add(len as u32);
+        match self.corrupt_flows.iter().position(|(k, _)| *k == key) {
+            Some(i) => {
+                let hi = &mut self.corrupt_flows[i].1;
+                if (end.wrapping_sub(*hi) as i32) <= 0 {
+                    return false; // nothing beyond what this flow already sent
+                }
+                *hi = end;
+            }
+            None if self.corrupt_flows.len() < 64 => self.corrupt_flows.push((key, end)),
+            None => {}
         }
         self.data_segs += 1;
         if self.data_segs != self.cfg.corrupt_nth {
@@ -481,6 +502,7 @@ impl<P: Clone> ImpairQueue<P> {
             last_due: Instant::ZERO,
             stats: ImpairStats::default(),
             data_segs: 0,
+            corrupt_flows: Vec::new(),
         }
     }
 
@@ -709,9 +731,10 @@ mod tests {
         let (src, dst): (std::net::IpAddr, std::net::IpAddr) =
             ("198.18.1.2".parse().unwrap(), "198.18.1.1".parse().unwrap());
         // IPv4 + TCP (20-byte headers) + the payload, valid checksums
-        let seg = |payload: &[u8]| {
+        let seg = |seq: u32, payload: &[u8]| {
             let total = 40 + payload.len();
             let mut p = vec![0u8; total];
+            p[24..28].copy_from_slice(&seq.to_be_bytes());
             p[0] = 0x45;
             p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
             p[8] = 64;
@@ -734,18 +757,24 @@ mod tests {
                 .verify_checksum(src, dst)
         };
         let mut q: ImpairQueue<Vec<u8>> = ImpairQueue::new(cfg, 1);
-        let mut ack = seg(&[]);
+        let mut ack = seg(1, &[]);
         assert!(!q.maybe_corrupt(&mut ack), "a pure ACK is not counted");
-        let mut first = seg(b"abcdefgh");
+        let mut first = seg(1, b"abcdefgh");
         assert!(!q.maybe_corrupt(&mut first));
         assert_eq!(&first[40..], b"abcdefgh");
-        let mut second = seg(b"abcdefgh");
+        let mut again = seg(1, b"abcdefgh");
+        assert!(
+            !q.maybe_corrupt(&mut again),
+            "a retransmission is not counted"
+        );
+        assert_eq!(&again[40..], b"abcdefgh");
+        let mut second = seg(9, b"abcdefgh");
         assert!(tcp_ok(&second));
         assert!(q.maybe_corrupt(&mut second), "the second data segment");
         assert_ne!(&second[40..], b"abcdefgh");
         assert_eq!(&second[40..47], b"abcdefg", "one byte changed");
         assert!(tcp_ok(&second), "TCP checksum repaired");
-        let mut third = seg(b"abcdefgh");
+        let mut third = seg(17, b"abcdefgh");
         assert!(!q.maybe_corrupt(&mut third), "only once");
     }
 
