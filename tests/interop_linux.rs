@@ -132,6 +132,24 @@ fn linux_server(size: u64, tcp: bool) -> PeerArgs {
 }
 
 /// The `counters: ...` line mptun's `-v` logs at exit (empty if none).
+/// Source routing for Linux's `subflow` endpoint 198.18.2.1: its join (and only it) leaves
+/// by tun1 towards mptun's first address, as from the script's second interface.
+fn join_from_tun1(ns: &NetNs) {
+    ns.run([
+        "ip",
+        "route",
+        "add",
+        "198.18.1.2/32",
+        "dev",
+        "tun1",
+        "table",
+        "100",
+    ])
+    .expect("route");
+    ns.run(["ip", "rule", "add", "from", "198.18.2.1", "table", "100"])
+        .expect("rule");
+}
+
 /// One of mptun's MIB counters from its `-v` counters line (which lists the non-zero ones:
 /// absent means 0); panics if there is no counters line (run mptun with `-v`).
 fn mptun_counter(stderr: &str, name: &str) -> u64 {
@@ -506,19 +524,7 @@ fn linux_subflow_endpoint_joins_mptun_server() {
     // only it) out of tun1, towards mptun's first address.
     ns.mptcp_endpoint("198.18.2.1", "tun1", &["subflow"])
         .expect("endpoint");
-    ns.run([
-        "ip",
-        "route",
-        "add",
-        "198.18.1.2/32",
-        "dev",
-        "tun1",
-        "table",
-        "100",
-    ])
-    .expect("route");
-    ns.run(["ip", "rule", "add", "from", "198.18.2.1", "table", "100"])
-        .expect("rule");
+    join_from_tun1(&ns);
     let dir = TempDir::new("mp-linux-sub");
     let before = ns.mptcp_counters().expect("counters");
     let o = exchange(
@@ -1067,19 +1073,7 @@ fn pm_mptun_server_subflow_limit_refuses_linux_join() {
     let ns = two_tun_namespace("pm-srv-limit");
     ns.mptcp_endpoint("198.18.2.1", "tun1", &["subflow"])
         .expect("endpoint");
-    ns.run([
-        "ip",
-        "route",
-        "add",
-        "198.18.1.2/32",
-        "dev",
-        "tun1",
-        "table",
-        "100",
-    ])
-    .expect("route");
-    ns.run(["ip", "rule", "add", "from", "198.18.2.1", "table", "100"])
-        .expect("rule");
+    join_from_tun1(&ns);
     let dir = TempDir::new("pm-srv-limit");
     let before = ns.mptcp_counters().expect("counters");
     let o = exchange(
@@ -1928,20 +1922,7 @@ fn pm_single_subflow_from_linux_client() {
     ns.mptcp_limits(1, 0).expect("limits 0 1");
     ns.mptcp_endpoint("198.18.2.1", "tun1", &["subflow"])
         .expect("endpoint");
-    // the join leaves from 198.18.2.1 over tun1, as from the script's second interface
-    ns.run([
-        "ip",
-        "route",
-        "add",
-        "198.18.1.2/32",
-        "dev",
-        "tun1",
-        "table",
-        "100",
-    ])
-    .expect("route");
-    ns.run(["ip", "rule", "add", "from", "198.18.2.1", "table", "100"])
-        .expect("rule");
+    join_from_tun1(&ns);
     let dir = TempDir::new("pm-single-l");
     let before = ns.mptcp_counters().expect("counters");
     let o = exchange(

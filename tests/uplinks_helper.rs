@@ -211,38 +211,15 @@ fn applied_in_a_namespace_mptun_uses_both_uplinks_and_undo_removes_it() {
     // large enough that the join (which starts a round trip later, in slow start) carries a
     // share: with 2 MiB the first subflow sometimes took all but ~60 kB
     let size = 8u64 << 20;
-    let input = dir.path("in.bin");
-    let sent_digest = peer::write_pattern_file(&input, 0x0F1, size).expect("input");
-    let mut linux = PeerArgs::listen("0.0.0.0:5201".parse().unwrap(), size, 0xB0B);
-    linux.hold = true;
-    let server = r.start_peer(&exe(), &linux, TIMEOUT_SECS).expect("server");
     let u1_before = h.dev_stat("u1", "tx_bytes").expect("u1 tx");
-    let before = r.mptcp_counters().expect("counters");
-    let mut args: Vec<String> = [
-        "connect",
-        "--tun",
-        "mpt-a=198.18.100.2",
-        "--tun",
-        "mpt-b=198.18.101.2",
+    let s = upload_through_uplinks(
+        (&h, &r),
+        &dir,
+        size,
+        ("198.18.100.2", "198.18.101.2"),
         "198.18.10.254:5201",
-        "--json",
-        "--input",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.push(arg(&input));
-    let pid = spawn_mptun(&h, &args);
-    let run = wait_mptun(&h, pid);
-    if !run.success {
-        r.kill_all();
-    }
-    assert_ok(&run, "mptun through the uplinks");
-    let report = r.finish_peer(server).expect("server report");
-    assert_eq!(report.bytes_received, size);
-    assert_eq!(report.received_sha256, sent_digest);
-    let after = r.mptcp_counters().expect("counters");
-    assert_counters(&before, &after, &["MPJoinSynRx"], &[]);
-    let s: serde_json::Value = serde_json::from_str(&run.summary).expect("JSON summary");
+        &["MPJoinSynRx"],
+    );
     let carried: Vec<&str> = s["subflows"]
         .as_array()
         .expect("subflows")
@@ -300,6 +277,57 @@ fn applied_in_a_namespace_mptun_uses_both_uplinks_and_undo_removes_it() {
     assert!(text(&out.stderr).contains("was not there"));
 }
 
+/// mptun in H uploads `size` pattern bytes from its two TUN addresses `tuns` to a Linux
+/// MPTCP server in R at `server`; asserts the data arrived intact, that R's counters `rose`
+/// (and that no join HMAC failed, no mapping mismatched, nothing fell back), and returns
+/// mptun's JSON summary.
+fn upload_through_uplinks(
+    (h, r): (&NetNs, &NetNs),
+    dir: &TempDir,
+    size: u64,
+    tuns: (&str, &str),
+    server: &str,
+    rose: &[&str],
+) -> serde_json::Value {
+    let input = dir.path("in.bin");
+    let sent_digest = peer::write_pattern_file(&input, 0x0F1, size).expect("input");
+    let mut linux = PeerArgs::listen("0.0.0.0:5201".parse().unwrap(), size, 0xB0B);
+    linux.hold = true;
+    let peer = r.start_peer(&exe(), &linux, TIMEOUT_SECS).expect("server");
+    let before = r.mptcp_counters().expect("counters");
+    let mut args: Vec<String> = vec!["connect".into()];
+    for (name, addr) in [("mpt-a", tuns.0), ("mpt-b", tuns.1)] {
+        args.extend(["--tun".into(), format!("{name}={addr}")]);
+    }
+    args.extend([
+        server.into(),
+        "--json".into(),
+        "--input".into(),
+        arg(&input),
+    ]);
+    let pid = spawn_mptun(h, &args);
+    let run = wait_mptun(h, pid);
+    if !run.success {
+        r.kill_all();
+    }
+    assert_ok(&run, "mptun through the uplinks");
+    let report = r.finish_peer(peer).expect("server report");
+    assert_eq!(report.bytes_received, size);
+    assert_eq!(report.received_sha256, sent_digest);
+    let after = r.mptcp_counters().expect("counters");
+    assert_counters(
+        &before,
+        &after,
+        rose,
+        &[
+            "MPJoinAckHMacFailure",
+            "DSSNotMatching",
+            "MPCapableFallbackACK",
+        ],
+    );
+    serde_json::from_str(&run.summary).expect("JSON summary")
+}
+
 /// The helper's NAT, applied for real: R knows nothing of the TUN subnets (no route back),
 /// so only H's MASQUERADE of each TUN address on its own uplink lets the subflows through.
 /// mptun reaches the Linux MPTCP server in R over both uplinks (R sees the connection from
@@ -351,48 +379,16 @@ fn nat_applied_in_a_namespace_lets_both_uplinks_through() {
 
     let dir = TempDir::new("upnat");
     let size = 8u64 << 20;
-    let input = dir.path("in.bin");
-    let sent_digest = peer::write_pattern_file(&input, 0x0F2, size).expect("input");
-    let mut linux = PeerArgs::listen("0.0.0.0:5201".parse().unwrap(), size, 0xB0B);
-    linux.hold = true;
-    let server = r.start_peer(&exe(), &linux, TIMEOUT_SECS).expect("server");
-    let before = r.mptcp_counters().expect("counters");
-    let mut args: Vec<String> = [
-        "connect",
-        "--tun",
-        "mpt-a=198.18.120.2",
-        "--tun",
-        "mpt-b=198.18.121.2",
+    let s = upload_through_uplinks(
+        (&h, &r),
+        &dir,
+        size,
+        ("198.18.120.2", "198.18.121.2"),
         "198.18.20.254:5201",
-        "--json",
-        "--input",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.push(arg(&input));
-    let pid = spawn_mptun(&h, &args);
-    let run = wait_mptun(&h, pid);
-    if !run.success {
-        r.kill_all();
-    }
-    assert_ok(&run, "mptun through the NATed uplinks");
-    let report = r.finish_peer(server).expect("server report");
-    assert_eq!(report.bytes_received, size);
-    assert_eq!(report.received_sha256, sent_digest);
-    let after = r.mptcp_counters().expect("counters");
-    assert_counters(
-        &before,
-        &after,
         &["MPCapableSYNRX", "MPJoinSynRx", "MPJoinAckRx"],
-        &[
-            "MPJoinAckHMacFailure",
-            "DSSNotMatching",
-            "MPCapableFallbackACK",
-        ],
     );
     // R has no route to the TUN subnets: every segment it answered came from an uplink's
     // address, so both subflows (the join counted above) went through the translation
-    let s: serde_json::Value = serde_json::from_str(&run.summary).expect("JSON summary");
     let locals: Vec<&str> = s["subflows"]
         .as_array()
         .expect("subflows")

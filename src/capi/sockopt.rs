@@ -365,15 +365,7 @@ pub(super) fn get_sub_tuple(
 /// the same); the buffer must hold both addresses and may be longer (the draft's manual
 /// passes 100 bytes), the bytes after them being ignored.
 pub(super) fn open_sub_tuple(s: &MptcpStream, buf: &mut [u8]) -> Result<(), c_int> {
-    let fam = buf
-        .get(2..4)
-        .map(|f| c_int::from(u16::from_ne_bytes([f[0], f[1]])))
-        .ok_or(libc::EINVAL)?;
-    let alen = match fam {
-        libc::AF_INET => SOCKADDR_IN_LEN,
-        libc::AF_INET6 => SOCKADDR_IN6_LEN,
-        _ => return Err(libc::EINVAL),
-    };
+    let alen = sockaddr_len_at(buf, 2)?;
     if buf.len() < 2 + 2 * alen {
         return Err(libc::EINVAL);
     }
@@ -402,18 +394,23 @@ pub(super) fn open_sub_tuple(s: &MptcpStream, buf: &mut [u8]) -> Result<(), c_in
     }
 }
 
+/// The length of the `sockaddr_in` / `sockaddr_in6` at `buf[off..]`, from its family.
+fn sockaddr_len_at(buf: &[u8], off: usize) -> Result<usize, c_int> {
+    let fam = buf
+        .get(off..off + 2)
+        .map(|f| c_int::from(u16::from_ne_bytes([f[0], f[1]])))
+        .ok_or(libc::EINVAL)?;
+    match fam {
+        libc::AF_INET => Ok(SOCKADDR_IN_LEN),
+        libc::AF_INET6 => Ok(SOCKADDR_IN6_LEN),
+        _ => Err(libc::EINVAL),
+    }
+}
+
 /// MPTUN_ANNOUNCE: id, pad, then one sockaddr (its family gives its length; the buffer may
 /// be longer).
 fn announce(s: &MptcpStream, buf: &[u8]) -> Result<(), c_int> {
-    let fam = buf
-        .get(2..4)
-        .map(|f| c_int::from(u16::from_ne_bytes([f[0], f[1]])))
-        .ok_or(libc::EINVAL)?;
-    let alen = match fam {
-        libc::AF_INET => SOCKADDR_IN_LEN,
-        libc::AF_INET6 => SOCKADDR_IN6_LEN,
-        _ => return Err(libc::EINVAL),
-    };
+    let alen = sockaddr_len_at(buf, 2)?;
     let sa = buf.get(2..2 + alen).ok_or(libc::EINVAL)?;
     let addr = read_sockaddr(sa).map_err(|_| libc::EINVAL)?;
     s.announce_address(buf[0], addr).map_err(sub_errno)

@@ -507,17 +507,10 @@ mod tests {
 
     #[test]
     fn announce_refuses_ids_past_max_announced() {
-        let limits = pm::Limits {
+        let mut p = Pair::server_limits(pm::Limits {
             max_announced: 1,
             ..pm::Limits::default()
-        };
-        let mut p = Pair::with(
-            ConnConfig::default(),
-            ConnConfig {
-                limits,
-                ..ConnConfig::default()
-            },
-        );
+        });
         let now = p.now;
         let other = ip([198, 19, 2, 1]);
         assert!(p.s.conn.announce(1, ip(SERVER2), None));

@@ -661,17 +661,10 @@ mod tests {
 
     #[test]
     fn accept_join_refuses_past_the_limit_and_other_forms() {
-        let limits = pm::Limits {
+        let mut p = Pair::server_limits(pm::Limits {
             max_subflows: 0,
             ..pm::Limits::default()
-        };
-        let mut p = Pair::with(
-            ConnConfig::default(),
-            ConnConfig {
-                limits,
-                ..ConnConfig::default()
-            },
-        );
+        });
         let l = v4(CLIENT2, 41000);
         let (syn, j) = join_syn(&mut p, l);
         let now = p.now;
@@ -695,7 +688,7 @@ mod tests {
             now,
             pm::Limits {
                 max_subflows: 1,
-                ..limits
+                ..pm::Limits::default()
             },
         );
         let i = s

@@ -201,6 +201,15 @@ impl Pair {
         Self::with(cfg.clone(), cfg)
     }
 
+    /// An established connection whose server has `limits` (the client the defaults).
+    pub fn server_limits(limits: crate::pm::Limits) -> Pair {
+        let s = ConnConfig {
+            limits,
+            ..ConnConfig::default()
+        };
+        Self::with(ConnConfig::default(), s)
+    }
+
     /// An established connection, the client configured by `c`, the server by `s`.
     pub fn with(c: ConnConfig, s: ConnConfig) -> Pair {
         let p = Self::handshake(c, s, |_, _| true);
