@@ -87,9 +87,34 @@ fn async_transfer_both_ways_over_two_subflows() {
             MptcpStream::connect_async(crt.handle(), remote, Some(C1), None),
             listener.accept_async()
         );
-        let client = client.expect("connect_async");
-        let (server, peer) = accepted.expect("accept_async");
+        let mut client = client.expect("connect_async");
+        let (mut server, peer) = accepted.expect("accept_async");
         assert_eq!(peer.ip(), C1);
+        // The join from C2 is held until the server's first DSS shows it has our key
+        // (RFC 8684 3.1), then needs its own handshake; over in-process links a 3 MiB
+        // transfer started at once can finish on the first subflow before that (seen in
+        // about 1 run in 40). Both subflows must be up before the data starts for the test
+        // to be about two subflows: a byte each way makes the connection fully established.
+        let mut one = [0u8; 1];
+        client.write_all(b"c").await.expect("hello");
+        server.write_all(b"s").await.expect("hello");
+        server.read_exact(&mut one).await.expect("hello");
+        assert_eq!(&one, b"c");
+        client.read_exact(&mut one).await.expect("hello");
+        assert_eq!(&one, b"s");
+        let joined = tokio::time::timeout(T, async {
+            loop {
+                let up = client
+                    .subflows()
+                    .map_or(0, |v| v.iter().filter(|s| s.established).count());
+                if up >= 2 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(joined.is_ok(), "the second subflow never came up");
 
         let side = |s: MptcpStream, out: Vec<u8>| async move {
             let (mut r, mut w) = tokio::io::split(s);

@@ -32,7 +32,7 @@ fn bound_ms(size: u64, c: &Case) -> f64 {
 }
 
 /// mptun sends (`upload`) or receives `size` bytes; returns the transfer time in ms.
-fn run_mptun(c: &Case, size: u64, upload: bool) -> Result<(f64, String), String> {
+fn run_mptun(c: &Case, size: u64, upload: bool, extra: &[String]) -> Result<(f64, String), String> {
     let ns = NetNs::new("simult").map_err(|e| e.to_string())?;
     ns.add_tun("tun0", "198.18.1.1/24")
         .map_err(|e| e.to_string())?;
@@ -80,6 +80,7 @@ fn run_mptun(c: &Case, size: u64, upload: bool) -> Result<(f64, String), String>
         args.push("--input".into());
         args.push(input.display().to_string());
     }
+    args.extend(extra.iter().cloned());
     let out = ns
         .exec_with_timeout(300, &mptun_exe(), &args)
         .output()
@@ -164,10 +165,14 @@ struct Args {
     /// MiB per transfer.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
     size_mib: u64,
+    /// Extra arguments for mptun (repeatable), e.g. `--mptun-arg=--scheduler --mptun-arg=ecf`.
+    #[arg(long = "mptun-arg", value_name = "ARG", allow_hyphen_values = true)]
+    mptun_args: Vec<String>,
 }
 
 fn main() {
-    let size_mib = <Args as clap::Parser>::parse().size_mib;
+    let args = <Args as clap::Parser>::parse();
+    let size_mib = args.size_mib;
     if Command::new("id")
         .arg("-u")
         .output()
@@ -214,8 +219,8 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for c in &cases {
         let bound = bound_ms(size, c);
-        let up = run_mptun(c, size, true);
-        let down = run_mptun(c, size, false);
+        let up = run_mptun(c, size, true, &args.mptun_args);
+        let down = run_mptun(c, size, false, &args.mptun_args);
         let kernel = if c.d1 == 0 && c.d2 == 0 {
             run_kernel(c, size).map(|v| format!("{v:.0}"))
         } else {
