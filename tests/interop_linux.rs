@@ -164,6 +164,13 @@ fn mptun_counter(stderr: &str, name: &str) -> u64 {
         .map_or(0, |(_, v)| v.parse().expect("a counter value"))
 }
 
+/// Several of mptun's counters (see [`mptun_counter`]); prints mptun's counters line first,
+/// so a failed assertion on them shows every counter.
+fn mptun_counters<const N: usize>(stderr: &str, names: [&str; N]) -> [u64; N] {
+    eprintln!("mptun: {}", mptun_counters_line(stderr));
+    names.map(|n| mptun_counter(stderr, n))
+}
+
 fn mptun_counters_line(stderr: &str) -> &str {
     stderr
         .lines()
@@ -955,14 +962,9 @@ fn pm_late_signal_from_linux_is_joined() {
     assert_eq!(o.mptun.field("subflows"), Some("2"), "{}", o.mptun.summary);
     // the script's counters on mptun's side: chk_add_nr (ADD_ADDRs received: as many as
     // Linux echoed), chk_join_nr (SYN/ACK received)
-    let err = &o.mptun.stderr;
-    eprintln!("mptun: {}", mptun_counters_line(err));
     assert_eq!(
-        (
-            mptun_counter(err, "AddAddr"),
-            mptun_counter(err, "MPJoinSynAckRx")
-        ),
-        (d("EchoAdd"), 1)
+        mptun_counters(&o.mptun.stderr, ["AddAddr", "MPJoinSynAckRx"]),
+        [d("EchoAdd"), 1]
     );
 }
 
@@ -1000,14 +1002,9 @@ fn pm_invalid_signals_do_not_delay_the_valid_join() {
         mptun::testbed::deltas(&before, &after)
     );
     // mptun's side: three ADD_ADDRs in, one SYN/ACK (the other two joins never answered)
-    let err = &o.mptun.stderr;
-    eprintln!("mptun: {}", mptun_counters_line(err));
     assert_eq!(
-        (
-            mptun_counter(err, "AddAddr"),
-            mptun_counter(err, "MPJoinSynAckRx")
-        ),
-        (3, 1)
+        mptun_counters(&o.mptun.stderr, ["AddAddr", "MPJoinSynAckRx"]),
+        [3, 1]
     );
     // mptun tried all three (the summary lists closed subflows too), one carried data
     let n: usize = o.mptun.field("subflows").unwrap_or("0").parse().unwrap();
@@ -1052,14 +1049,9 @@ fn pm_add_addr_accepted_zero_echoes_but_does_not_join() {
     );
     assert_eq!(o.mptun.field("subflows"), Some("1"), "{}", o.mptun.summary);
     // mptun's side: received and echoed, dropped by add_addr_accepted 0 (Linux's AddAddrDrop)
-    let err = &o.mptun.stderr;
-    eprintln!("mptun: {}", mptun_counters_line(err));
     assert_eq!(
-        (
-            mptun_counter(err, "AddAddr"),
-            mptun_counter(err, "AddAddrDrop")
-        ),
-        (1, 1)
+        mptun_counters(&o.mptun.stderr, ["AddAddr", "AddAddrDrop"]),
+        [1, 1]
     );
 }
 
@@ -1094,11 +1086,9 @@ fn pm_mptun_server_subflow_limit_refuses_linux_join() {
     );
     assert_eq!(o.mptun.field("subflows"), Some("1"), "{}", o.mptun.summary);
     // mptun's side: every join SYN Linux sent was refused (Linux's MPJoinRejected meaning)
-    let err = &o.mptun.stderr;
-    eprintln!("mptun: {}", mptun_counters_line(err));
-    let syns = mptun_counter(err, "MPJoinSynRx");
+    let [syns, rejected] = mptun_counters(&o.mptun.stderr, ["MPJoinSynRx", "MPJoinRejected"]);
     assert!(syns >= 1, "Linux's join reached mptun");
-    assert_eq!(mptun_counter(err, "MPJoinRejected"), syns);
+    assert_eq!(rejected, syns);
 }
 
 /// The issue's first failure: Linux announces an address about 1.5 s in, after mptun's own
@@ -1294,9 +1284,9 @@ fn pm_linux_endpoint_backup_and_delete_at_run_time() {
     );
     // mptun's side: the script's chk_prio_nr / chk_rm_nr receivers, and `-v` logs each
     // connection and subflow event as it happens (issue 11)
+    let [prio, rm] = mptun_counters(&o.mptun.stderr, ["MPPrioRx", "RmAddr"]);
+    assert!(prio >= 1 && rm == 1);
     let err = &o.mptun.stderr;
-    eprintln!("mptun: {}", mptun_counters_line(err));
-    assert!(mptun_counter(err, "MPPrioRx") >= 1 && mptun_counter(err, "RmAddr") == 1);
     for ev in [
         "AddressAnnounced { addr_id: 5, addr: 198.18.2.1:0 }",
         "SubflowEstablished { id: 2 }",
@@ -1406,24 +1396,14 @@ fn linux_data_changed_in_a_spanning_mapping_is_caught_and_sent_again() {
     assert_eq!(o.mptun.field("mptcp"), Some("true"), "{}", o.mptun.summary);
     let after = ns.mptcp_counters().expect("counters");
     assert_counters(&before, &after, &["MPFailRx"], &["DSSNotMatching"]);
-    let counters = o
-        .mptun
-        .stderr
-        .lines()
-        .rev()
-        .find(|l| l.contains("counters: "))
-        .unwrap_or_default()
-        .to_string();
-    let count = |name: &str| {
-        counters
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    assert_eq!(count("DataCsumErr"), 1, "mptun's counters: {counters}");
-    assert_eq!(count("MPFailTx"), 1, "mptun's counters: {counters}");
-    assert_eq!(count("FallbackFailed"), 0, "mptun's counters: {counters}");
+    assert_eq!(
+        mptun_counters(
+            &o.mptun.stderr,
+            ["DataCsumErr", "MPFailTx", "FallbackFailed"]
+        ),
+        [1, 1, 0],
+        "mptun's counters"
+    );
 }
 
 /// mptcp_join.sh "signal address with port", Linux announcing: a `signal` endpoint with
@@ -1481,15 +1461,10 @@ fn pm_signal_address_with_port_from_linux_is_joined_on_that_port() {
         "no subflow to 198.18.2.1:10100: {}",
         o.mptun.summary
     );
-    let err = &o.mptun.stderr;
-    eprintln!("mptun: {}", mptun_counters_line(err));
     let d = |n: &str| mptun::testbed::delta(&before, &after, n);
     assert_eq!(
-        (
-            mptun_counter(err, "AddAddr"),
-            mptun_counter(err, "MPJoinSynAckRx")
-        ),
-        (d("EchoAdd"), 1),
+        mptun_counters(&o.mptun.stderr, ["AddAddr", "MPJoinSynAckRx"]),
+        [d("EchoAdd"), 1],
         "mptun's side of chk_add_nr / chk_join_nr"
     );
 }
@@ -1594,13 +1569,9 @@ fn pm_kernel_fullmesh_endpoint_against_linux() {
         mptun::testbed::deltas(&before, &after),
         o.mptun.summary
     );
-    let err = &o.mptun.stderr;
     assert_eq!(
-        (
-            mptun_counter(err, "AddAddr"),
-            mptun_counter(err, "MPJoinSynAckRx")
-        ),
-        (1, 2),
+        mptun_counters(&o.mptun.stderr, ["AddAddr", "MPJoinSynAckRx"]),
+        [1, 2],
         "mptun's side of chk_add_nr 1 1 / chk_join_nr 2 2 2"
     );
     let n: usize = o.mptun.field("subflows").unwrap_or("0").parse().unwrap();
@@ -1670,13 +1641,9 @@ fn pm_linux_c_flag_keeps_joins_off_the_initial_address() {
         mptun::testbed::deltas(&before, &after),
         o.mptun.summary
     );
-    let err = &o.mptun.stderr;
     assert_eq!(
-        (
-            mptun_counter(err, "AddAddr"),
-            mptun_counter(err, "MPJoinSynAckRx")
-        ),
-        (1, 2),
+        mptun_counters(&o.mptun.stderr, ["AddAddr", "MPJoinSynAckRx"]),
+        [1, 2],
         "mptun's side of chk_add_nr 1 1 / chk_join_nr 2 2 2"
     );
     let n: usize = o.mptun.field("subflows").unwrap_or("0").parse().unwrap();
@@ -1848,16 +1815,11 @@ fn pm_linux_userspace_pm_server_announces_nothing() {
         mptun::testbed::deltas(&before, &after)
     );
     assert_eq!(d("MPCapableSYNRX"), 1, "the connection itself is MPTCP");
-    let err = &o.mptun.stderr;
-    eprintln!("mptun: {}", mptun_counters_line(err));
     assert_eq!(
-        (
-            mptun_counter(err, "AddAddr"),
-            mptun_counter(err, "MPJoinSynAckRx")
-        ),
-        (0, 0),
+        mptun_counters(&o.mptun.stderr, ["AddAddr", "MPJoinSynAckRx"]),
+        [0, 0],
         "mptun: {}",
-        mptun_counters_line(err)
+        mptun_counters_line(&o.mptun.stderr)
     );
     assert_eq!(o.mptun.field("subflows"), Some("1"), "{}", o.mptun.summary);
 }
@@ -1898,16 +1860,11 @@ fn pm_linux_userspace_pm_client_sends_no_join() {
         "MPTcpExt {:?}",
         mptun::testbed::deltas(&before, &after)
     );
-    let err = &o.mptun.stderr;
-    eprintln!("mptun: {}", mptun_counters_line(err));
     assert_eq!(
-        (
-            mptun_counter(err, "MPJoinSynRx"),
-            mptun_counter(err, "MPJoinAckRx")
-        ),
-        (0, 0),
+        mptun_counters(&o.mptun.stderr, ["MPJoinSynRx", "MPJoinAckRx"]),
+        [0, 0],
         "mptun: {}",
-        mptun_counters_line(err)
+        mptun_counters_line(&o.mptun.stderr)
     );
 }
 
@@ -1942,14 +1899,9 @@ fn pm_single_subflow_from_linux_client() {
         "MPTcpExt {:?}",
         mptun::testbed::deltas(&before, &after)
     );
-    let err = &o.mptun.stderr;
-    eprintln!("mptun: {}", mptun_counters_line(err));
     assert_eq!(
-        (
-            mptun_counter(err, "MPJoinSynRx"),
-            mptun_counter(err, "MPJoinAckRx")
-        ),
-        (1, 1),
+        mptun_counters(&o.mptun.stderr, ["MPJoinSynRx", "MPJoinAckRx"]),
+        [1, 1],
         "mptun's side of chk_join_nr 1 1 1"
     );
     assert_eq!(o.mptun.field("subflows"), Some("2"), "{}", o.mptun.summary);
@@ -2002,11 +1954,9 @@ fn pm_single_subflow_from_mptun_client() {
         "MPTcpExt {:?}",
         mptun::testbed::deltas(&before, &after)
     );
-    let err = &o.mptun.stderr;
-    eprintln!("mptun: {}", mptun_counters_line(err));
     assert_eq!(
-        mptun_counter(err, "MPJoinSynAckRx"),
-        1,
+        mptun_counters(&o.mptun.stderr, ["MPJoinSynAckRx"]),
+        [1],
         "mptun's side of chk_join_nr"
     );
     assert!(
