@@ -899,3 +899,55 @@ fn data_ack_is_four_bytes_until_a_64_bit_mapping_arrives() {
         );
     }
 }
+
+/// Slow start behind a deep queue (5 Mbit/s, 25 ms each way, 200 kB drop-tail queue, the
+/// narrow path of simult_flows' 15+5 cases): classic slow start doubles until the queue
+/// overflows and loses about a queue's worth of segments at once (seen against Linux: a
+/// 400 kB window, 300 retransmissions and a timeout on this path). HyStart++ (RFC 9406)
+/// ends slow start when the RTT rises: the window stops near the path's capacity plus a
+/// part of the queue, with few or no losses.
+#[test]
+fn slow_start_ends_before_a_deep_queue_overflows() {
+    let imp = Impairment {
+        delay: Duration::from_millis(25),
+        rate_bps: 5_000_000,
+        queue_limit: 200 * 1000,
+        ..Impairment::default()
+    };
+    let mut p = Pair::new(31, imp);
+    let c = p.connect();
+    let mut t = Transfer::new(c, data(3 << 20, 7), Vec::new());
+    let mut max_cwnd = 0u32;
+    let mut ss_exit_cwnd = None;
+    let done = p.run_until(Duration::from_secs(60), |p| {
+        t.pump(p);
+        if let Some(sf) = p.client.connection(c).and_then(|x| x.subflows().first()) {
+            let st = sf.tcb.stats();
+            max_cwnd = max_cwnd.max(st.cwnd);
+            if ss_exit_cwnd.is_none() && st.ssthresh < u32::MAX {
+                ss_exit_cwnd = Some((st.cwnd, st.retransmits));
+            }
+        }
+        t.done(p)
+    });
+    assert!(done, "transfer did not finish");
+    t.assert_intact();
+    let st = p.client.connection(c).unwrap().subflows()[0].tcb.stats();
+    let (exit_cwnd, exit_retrans) = ss_exit_cwnd.expect("slow start never ended");
+    eprintln!(
+        "slow start ended at cwnd {exit_cwnd} ({exit_retrans} retransmissions then); \
+         max cwnd {max_cwnd}, retransmissions {}",
+        st.retransmits
+    );
+    // bandwidth-delay product 31 kB, plus the 200 kB queue: an overflow needs > 231 kB
+    assert_eq!(exit_retrans, 0, "slow start ended by a loss");
+    assert!(
+        exit_cwnd < 231_000,
+        "slow start went on past path + queue: {exit_cwnd}"
+    );
+    assert!(
+        st.retransmits < 10,
+        "{} retransmissions over a path that needs none",
+        st.retransmits
+    );
+}

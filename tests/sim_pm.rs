@@ -869,7 +869,9 @@ fn kernel_pm_subflow_endpoint_without_fullmesh_joins_the_initial_address_only() 
         .connection_mut(s)
         .unwrap()
         .announce(1, SERVER2, None);
-    let mut t = Transfer::new(c, data(4 << 20, 165), data(4 << 20, 166));
+    // long enough to be still running at the endpoint change below (a join is made only
+    // while the connection is open)
+    let mut t = Transfer::new(c, data(16 << 20, 165), data(16 << 20, 166));
     t.server = Some(s);
     assert!(p.run_until(Duration::from_secs(5), |p| {
         t.pump(p);
@@ -887,6 +889,10 @@ fn kernel_pm_subflow_endpoint_without_fullmesh_joins_the_initial_address_only() 
     // the endpoint turned `fullmesh` at run time (`endpoint change`), the limit raised: its
     // pair to the announced address follows
     let now = p.now();
+    assert!(
+        t.s_recv.len() < 16 << 20 && t.c_recv.len() < 16 << 20,
+        "the transfer ended before the endpoint change"
+    );
     p.client.set_limits(now, c, limits(2, 3)).unwrap();
     p.client.set_endpoint(now, endpoint(CLIENT3, true)).unwrap();
     assert!(p.run_until(Duration::from_secs(5), |p| {

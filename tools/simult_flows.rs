@@ -7,7 +7,8 @@
 //! and Linux kernel MPTCP to kernel MPTCP over two veth pairs with the same tbf shaping (the
 //! kernel has no netem here, so the kernel baseline has no added delay). Prints a Markdown table.
 //!
-//! Needs root. `cargo run --release --bin simult-flows [-- --size-mib 16]`.
+//! Needs root. `cargo run --release --bin simult-flows [-- --size-mib 16] [--case 15+5:25/1]
+//! [--direction up] [--runs 3]`.
 
 use mptun::testbed::peer::{self, PeerArgs};
 use mptun::testbed::NetNs;
@@ -25,6 +26,13 @@ struct Case {
     r2: u32,
     d1: u32,
     d2: u32,
+}
+
+impl Case {
+    /// As the table writes it: `15+5:25/1`.
+    fn label(&self) -> String {
+        format!("{}+{}:{}/{}", self.r1, self.r2, self.d1, self.d2)
+    }
 }
 
 fn bound_ms(size: u64, c: &Case) -> f64 {
@@ -168,6 +176,15 @@ struct Args {
     /// Extra arguments for mptun (repeatable), e.g. `--mptun-arg=--scheduler --mptun-arg=ecf`.
     #[arg(long = "mptun-arg", value_name = "ARG", allow_hyphen_values = true)]
     mptun_args: Vec<String>,
+    /// Run only these cases (repeatable), written as in the table: `15+5:25/1`.
+    #[arg(long = "case", value_name = "R1+R2:D1/D2")]
+    cases: Vec<String>,
+    /// Run only the upload (`up`, mptun -> Linux) or the download (`down`); both by default.
+    #[arg(long, value_parser = ["up", "down"])]
+    direction: Option<String>,
+    /// Repeat each selected case this many times (one table row per run).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: u32,
 }
 
 fn main() {
@@ -217,11 +234,33 @@ fn main() {
     ];
     println!("| rates (Mbit/s) | delays (ms) | bound (ms) | mptun -> Linux (ms) | Linux -> mptun (ms) | kernel -> kernel, no delay (ms) |");
     println!("|---|---|---|---|---|---|");
-    for c in &cases {
+    for case in &args.cases {
+        if !cases.iter().any(|c| c.label() == *case) {
+            eprintln!(
+                "unknown case {case}; known: {}",
+                cases.iter().map(Case::label).collect::<Vec<_>>().join(", ")
+            );
+            std::process::exit(2);
+        }
+    }
+    let selected = cases
+        .iter()
+        .filter(|c| args.cases.is_empty() || args.cases.contains(&c.label()));
+    let want = |d: &str| args.direction.as_deref().is_none_or(|w| w == d);
+    let skipped = || Err::<(f64, String), String>("not run".into());
+    for c in selected.flat_map(|c| std::iter::repeat_n(c, args.runs as usize)) {
         let bound = bound_ms(size, c);
-        let up = run_mptun(c, size, true, &args.mptun_args);
-        let down = run_mptun(c, size, false, &args.mptun_args);
-        let kernel = if c.d1 == 0 && c.d2 == 0 {
+        let up = if want("up") {
+            run_mptun(c, size, true, &args.mptun_args)
+        } else {
+            skipped()
+        };
+        let down = if want("down") {
+            run_mptun(c, size, false, &args.mptun_args)
+        } else {
+            skipped()
+        };
+        let kernel = if c.d1 == 0 && c.d2 == 0 && args.direction.is_none() {
             run_kernel(c, size).map(|v| format!("{v:.0}"))
         } else {
             Ok("-".into())
@@ -231,6 +270,7 @@ fn main() {
                 "{ms:.0}{} ({sf} subflows)",
                 if *ms <= bound { "" } else { " over" }
             ),
+            Err(e) if e == "not run" => "-".into(),
             Err(e) => format!("failed: {e}"),
         };
         println!(

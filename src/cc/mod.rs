@@ -14,6 +14,7 @@ use crate::time::{Duration, Instant};
 
 mod balia;
 mod cubic;
+pub mod hystart;
 mod lia;
 mod olia;
 mod reno;
@@ -141,6 +142,17 @@ pub trait CongestionControl: Send + core::fmt::Debug {
     fn on_rto(&mut self, now: Instant, ctx: &AckContext);
     /// Loss recovery ended (the recovery point was acknowledged).
     fn on_recovery_end(&mut self, _now: Instant) {}
+    /// MPTCP penalisation: the connection's scheduler found this subflow holding the oldest
+    /// unacknowledged data while the data-level window is full, and a faster subflow takes
+    /// that data over (Raiciu et al., NSDI 2012, 4.2). Not a loss: by default the window is
+    /// halved and, in congestion avoidance only, ssthresh too, so a subflow still in slow
+    /// start goes on doubling from the smaller window (the rule of the reference
+    /// implementation, multipath-tcp.org's `mptcp_rcv_buf_optimization`). Ending slow start
+    /// here left a wide long-RTT path at a few segments growing one per RTT
+    /// (docs/PERFORMANCE.md, "Aggregation").
+    fn on_penalty(&mut self, now: Instant, ctx: &AckContext) {
+        self.on_congestion_event(now, ctx);
+    }
     /// True for controllers that read a [`CouplingView`] (the connection builds one for
     /// them before every ACK and timeout).
     fn coupled(&self) -> bool {
@@ -195,6 +207,11 @@ pub trait WindowIncrease: Send + core::fmt::Debug + 'static {
     }
     /// Loss recovery ended.
     fn on_recovery_end(&mut self, _core: &mut RenoCore, _now: Instant) {}
+    /// MPTCP penalisation (see [`CongestionControl::on_penalty`]): by default
+    /// [`RenoCore::penalise`].
+    fn on_penalty(&mut self, core: &mut RenoCore, _now: Instant, _ctx: &AckContext) {
+        core.penalise();
+    }
 }
 
 /// A classic controller: [`RenoCore`]'s window with the increase (and reductions) of `I`.
@@ -238,7 +255,7 @@ impl<I: WindowIncrease> CongestionControl for Classic<I> {
         self.core.set_mss(ctx.mss);
         let mut acked = acked;
         if self.core.in_slow_start() {
-            acked = self.core.slow_start(acked);
+            acked = self.core.slow_start_hystart(acked, rtt, ctx.in_flight);
         }
         if acked > 0 {
             self.inc.on_ca_ack(&mut self.core, now, acked, rtt, ctx);
@@ -255,6 +272,10 @@ impl<I: WindowIncrease> CongestionControl for Classic<I> {
     fn on_recovery_end(&mut self, now: Instant) {
         self.inc.on_recovery_end(&mut self.core, now);
     }
+    fn on_penalty(&mut self, now: Instant, ctx: &AckContext) {
+        self.core.set_mss(ctx.mss);
+        self.inc.on_penalty(&mut self.core, now, ctx);
+    }
 }
 
 /// The Reno window logic shared by all controllers (RFC 5681): the window, ssthresh and
@@ -268,6 +289,11 @@ pub struct RenoCore {
     ca_acc: u64,
     /// Fractional window growth (bytes) for the float-based coupled increases.
     frac: f64,
+    /// HyStart++ (RFC 9406) for the initial slow start, used by
+    /// [`RenoCore::slow_start_hystart`] while `hystart_enabled`.
+    pub hystart: hystart::HyStart,
+    /// Whether the initial slow start ends on a rising RTT (RFC 9406); on by default.
+    pub hystart_enabled: bool,
 }
 
 impl RenoCore {
@@ -280,6 +306,8 @@ impl RenoCore {
             mss,
             ca_acc: 0,
             frac: 0.0,
+            hystart: hystart::HyStart::default(),
+            hystart_enabled: true,
         }
     }
 
@@ -314,6 +342,35 @@ impl RenoCore {
         }
     }
 
+    /// Slow start with HyStart++ (RFC 9406, [`hystart`]) during the initial slow start:
+    /// every acknowledged byte grows the window until the round's minimum RTT rises, a
+    /// quarter of them during conservative slow start, and when that ends ssthresh becomes
+    /// the window (congestion avoidance). `rtt` is this ACK's sample, `in_flight` the bytes
+    /// outstanding before it. Returns the bytes left for congestion avoidance, as
+    /// [`RenoCore::slow_start`].
+    pub fn slow_start_hystart(&mut self, acked: u32, rtt: Option<Duration>, in_flight: u32) -> u32 {
+        if !self.hystart_enabled || self.ssthresh != u32::MAX {
+            return self.slow_start(acked);
+        }
+        match self.hystart.on_ack(acked, rtt, in_flight, self.mss) {
+            hystart::Phase::SlowStart => self.slow_start(acked),
+            hystart::Phase::Conservative => {
+                // a quarter of the growth; the remainder carries over in ca_acc
+                let total = self.ca_acc + u64::from(acked);
+                let div = u64::from(hystart::CSS_GROWTH_DIVISOR);
+                self.ca_acc = total % div;
+                let inc = u32::try_from(total / div).unwrap_or(u32::MAX);
+                self.cwnd = self.cwnd.saturating_add(inc);
+                0
+            }
+            hystart::Phase::Exit => {
+                self.ssthresh = self.cwnd.max(2 * self.mss);
+                self.ca_acc = 0;
+                acked
+            }
+        }
+    }
+
     /// RFC 5681 congestion avoidance by appropriate byte counting: one MSS per window acked.
     pub fn reno_ca(&mut self, acked: u32) {
         self.ca_acc += u64::from(acked);
@@ -342,8 +399,21 @@ impl RenoCore {
 
     /// Fast retransmit (RFC 5681 eq. 4): ssthresh = max(FlightSize / 2, 2*SMSS), cwnd = ssthresh.
     pub fn halve(&mut self, in_flight: u32) {
+        self.hystart.reset();
         self.ssthresh = (in_flight / 2).max(2 * self.mss);
         self.cwnd = self.ssthresh;
+        self.ca_acc = 0;
+        self.frac = 0.0;
+    }
+
+    /// MPTCP penalisation: cwnd halved (at least one segment); ssthresh halved (at least two
+    /// segments) only when the window had reached it, so slow start goes on in slow start.
+    pub fn penalise(&mut self) {
+        let prior = self.cwnd;
+        self.cwnd = (self.cwnd / 2).max(self.mss);
+        if prior >= self.ssthresh {
+            self.ssthresh = (self.ssthresh / 2).max(2 * self.mss);
+        }
         self.ca_acc = 0;
         self.frac = 0.0;
     }
@@ -351,6 +421,7 @@ impl RenoCore {
     /// RTO: ssthresh as on loss (unless `ctx.hold_ssthresh`), cwnd = one segment (RFC 5681
     /// eq. 4 and LW = 1 SMSS). `ctx.in_flight` is FlightSize (all outstanding data).
     pub fn rto(&mut self, ctx: &AckContext) {
+        self.hystart.reset();
         if !ctx.hold_ssthresh {
             self.ssthresh = (ctx.in_flight / 2).max(2 * self.mss);
         }
@@ -453,6 +524,48 @@ mod tests {
             assert_eq!(cc.ssthresh(), cc.cwnd(), "{n}");
             cc.on_rto(t, &test_util::ctx(8000, 1000));
             assert_eq!(cc.cwnd(), 1000, "{n}");
+        }
+    }
+
+    /// HyStart++ in every built-in controller: a flat RTT keeps slow start going, a rising
+    /// one ends it without a loss (ssthresh becomes the window reached); penalisation
+    /// halves the window and keeps slow start.
+    #[test]
+    fn every_controller_leaves_slow_start_on_a_rising_rtt() {
+        let t = Instant::ZERO;
+        for n in NAMES {
+            let mut cc = by_name(n, 1000).unwrap();
+            // rounds of 16 ACKs of 1000 bytes; the last ACK of each round leaves 16 000
+            // outstanding, so every round is 16 ACKs
+            let ack = |cc: &mut Box<dyn CongestionControl>, rtt_ms: u64| {
+                for _ in 0..16 {
+                    let c = test_util::ctx(17_000, 1000);
+                    cc.on_ack(t, 1000, Some(Duration::from_millis(rtt_ms)), &c);
+                }
+            };
+            cc.on_ack(t, 1000, None, &test_util::ctx(17_000, 1000));
+            for _ in 0..3 {
+                ack(&mut cc, 50);
+            }
+            assert_eq!(cc.ssthresh(), u32::MAX, "{n}: flat RTT");
+            let before = cc.cwnd();
+            assert_eq!(before, 10_000 + 49 * 1000, "{n}");
+            cc.on_penalty(t, &test_util::ctx(17_000, 1000));
+            assert_eq!(cc.cwnd(), before / 2, "{n}: penalised");
+            assert_eq!(cc.ssthresh(), u32::MAX, "{n}: penalised in slow start");
+            // the RTT rises by 10 ms (> 50 / 8): conservative slow start, then at most
+            // five rounds later congestion avoidance
+            for _ in 0..7 {
+                ack(&mut cc, 60);
+            }
+            assert!(cc.ssthresh() < u32::MAX, "{n}: still in slow start");
+            assert!(cc.cwnd() >= cc.ssthresh(), "{n}");
+            // conservative growth: far below the 16 000 a round of slow start adds
+            assert!(
+                cc.cwnd() < before / 2 + 8 * 16_000 / 2,
+                "{n}: {}",
+                cc.cwnd()
+            );
         }
     }
 

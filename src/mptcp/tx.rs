@@ -145,7 +145,7 @@ impl Connection {
                     }
                     self.mib_reinjections += 1;
                     if let Some(p) = penalise.and_then(|p| self.subflows.get_mut(p)) {
-                        p.tcb.penalise(now);
+                        let _ = p.tcb.penalise(now);
                     }
                 }
             }

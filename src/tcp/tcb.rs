@@ -175,6 +175,15 @@ pub struct Tcb {
     /// SACKed send-space ranges above `snd_una`.
     scoreboard: RangeSet,
 
+    // ---- congestion window validation (RFC 7661's purpose, Linux's rule) ----
+    /// Highest bytes in flight seen in the current window of data (sampled before each ACK,
+    /// which is the peak since the previous one).
+    flight_peak: u32,
+    /// `flight_peak` of the previous window.
+    flight_peak_prev: u32,
+    /// The current window ends when `snd_una` reaches this.
+    flight_peak_end: u64,
+
     /// `stats.bytes_acked` at the last loss event, and the bytes acked between the last two.
     acked_at_loss: u64,
     acked_between_losses: u64,
@@ -259,6 +268,9 @@ impl Tcb {
             rexmit_pending: false,
             rexmit_next: 0,
             scoreboard: RangeSet::with_capacity(SACK_RANGES),
+            flight_peak: 0,
+            flight_peak_prev: 0,
+            flight_peak_end: 0,
             acked_at_loss: 0,
             acked_between_losses: 0,
             cc,
@@ -611,11 +623,17 @@ impl Tcb {
         self.cfg.user_timeout
     }
 
-    /// Reduce the congestion window as for a loss (MPTCP penalisation of a subflow that
-    /// blocks the connection's receive window, Raiciu et al. NSDI 2012 section 4.2).
-    /// Like a loss event, the reduction is taken from FlightSize (RFC 5681 eq. 4), not from
-    /// `pipe`, which during SACK recovery may be about one segment.
-    pub fn penalise(&mut self, now: Instant) {
+    /// MPTCP penalisation of a subflow that blocks the connection's receive window (Raiciu
+    /// et al. NSDI 2012 section 4.2): the controller's [`CongestionControl::on_penalty`]
+    /// (halve cwnd; ssthresh only in congestion avoidance). Skipped during loss recovery,
+    /// whose reduction already stands (as the reference implementation, which penalises
+    /// only in the `Open` state). Returns whether the window was reduced.
+    ///
+    /// [`CongestionControl::on_penalty`]: crate::cc::CongestionControl::on_penalty
+    pub fn penalise(&mut self, now: Instant) -> bool {
+        if self.in_recovery {
+            return false;
+        }
         let ctx = AckContext {
             in_flight: u32::try_from(self.snd_max - self.snd_una).unwrap_or(u32::MAX),
             mss: self.seg_mss() as u16,
@@ -623,7 +641,8 @@ impl Tcb {
             coupling: None,
             hold_ssthresh: false,
         };
-        self.cc.on_congestion_event(now, &ctx);
+        self.cc.on_penalty(now, &ctx);
+        true
     }
 
     /// Append `len` bytes to the send stream (the caller keeps them until acknowledged).
@@ -632,6 +651,35 @@ impl Tcb {
             return;
         }
         self.send_end += u64::from(len);
+    }
+
+    /// Whether the window was used enough to be grown (Linux's `tcp_is_cwnd_limited`, the
+    /// purpose of RFC 7661): in slow start while the window is below twice the peak flight
+    /// of the last two windows of data, in congestion avoidance while that peak left no
+    /// room for another segment. A subflow held back by something else (the MPTCP
+    /// scheduler, the data-level window, the application) keeps its window: grown on ACKs
+    /// of a small flight, it later let out a burst of its whole size into the queue (seen
+    /// against Linux: a 25 ms subflow limited by the data-level window reached 350 kB of
+    /// window on 7 kB in flight, then lost 180 segments once the window opened).
+    /// `flight_before` is the flight before the ACK being processed; the window of data
+    /// ends (and the peak moves to `flight_peak_prev`) when `snd_una` reaches what was sent
+    /// when it began.
+    fn cwnd_limited(&mut self, flight_before: u32) -> bool {
+        let peak = self
+            .flight_peak
+            .max(self.flight_peak_prev)
+            .max(flight_before);
+        if self.snd_una >= self.flight_peak_end {
+            self.flight_peak_prev = self.flight_peak;
+            self.flight_peak = self.in_flight();
+            self.flight_peak_end = self.snd_nxt.max(self.snd_una + 1);
+        }
+        let cwnd = self.cc.cwnd();
+        if cwnd < self.cc.ssthresh() {
+            cwnd < peak.saturating_mul(2)
+        } else {
+            peak.saturating_add(self.seg_mss()) > cwnd
+        }
     }
 
     /// Bytes that may be sent now (congestion and peer window minus what is in flight).
@@ -1289,6 +1337,7 @@ impl Tcb {
             let data_acked = a.min(self.data_end()).saturating_sub(old_una.max(1));
             self.stats.bytes_acked += data_acked;
             let flight_before = self.in_flight();
+            self.flight_peak = self.flight_peak.max(flight_before);
             self.snd_una = a;
             if self.snd_nxt < a {
                 self.snd_nxt = a;
@@ -1317,7 +1366,7 @@ impl Tcb {
                 }
             } else {
                 self.dupacks = 0;
-                if data_acked > 0 {
+                if data_acked > 0 && self.cwnd_limited(flight_before) {
                     let ctx = AckContext {
                         in_flight: flight_before,
                         mss: smss as u16,
@@ -2440,10 +2489,10 @@ mod tests {
         assert_eq!(t.cc.ssthresh(), 5000);
     }
 
-    /// MPTCP penalisation during SACK recovery halves from FlightSize like any loss
-    /// response: from `pipe` (one segment here) it collapsed ssthresh to 2 segments.
+    /// MPTCP penalisation is skipped during loss recovery, whose reduction stands (the
+    /// reference implementation penalises only in the Open state).
     #[test]
-    fn penalisation_during_sack_recovery_halves_from_flight_size() {
+    fn penalisation_is_skipped_during_sack_recovery() {
         let mut t = established_sack();
         let now = Instant::from_millis(60);
         assert_eq!(fill(&mut t, now, &TX).len(), 10);
@@ -2452,8 +2501,66 @@ mod tests {
         t.handle_segment(now, &ack, &mut NullSink(0));
         t.poll_transmit(now, &TX).expect("fast retransmit");
         assert_eq!(t.cc.ssthresh(), 5000);
-        t.penalise(now);
+        let cwnd = t.cwnd();
+        assert!(!t.penalise(now));
         assert_eq!(t.cc.ssthresh(), 5000);
-        assert_eq!(t.cwnd(), 5000);
+        assert_eq!(t.cwnd(), cwnd);
+    }
+
+    /// Penalised in slow start, a subflow halves its window but stays in slow start
+    /// (ssthresh untouched); in congestion avoidance both halve.
+    #[test]
+    fn penalisation_keeps_slow_start_and_halves_ssthresh_in_congestion_avoidance() {
+        let mut t = established_sack();
+        let now = Instant::from_millis(60);
+        let cwnd = t.cwnd();
+        assert_eq!(t.cc.ssthresh(), u32::MAX);
+        assert!(t.penalise(now));
+        assert_eq!(t.cwnd(), cwnd / 2);
+        assert_eq!(t.cc.ssthresh(), u32::MAX, "still in slow start");
+        // a loss puts it in congestion avoidance (ssthresh = cwnd = FlightSize / 2)
+        assert_eq!(fill(&mut t, now, &TX).len(), 5);
+        let mut ack = seg(501, 101, flags::ACK, &[]);
+        ack.options.sack.push(1101, 5101);
+        t.handle_segment(now, &ack, &mut NullSink(0));
+        t.poll_transmit(now, &TX).expect("fast retransmit");
+        let full = seg(501, 5101, flags::ACK, &[]);
+        t.handle_segment(now, &full, &mut NullSink(0));
+        let (cwnd, ssthresh) = (t.cwnd(), t.cc.ssthresh());
+        assert!(ssthresh < u32::MAX && cwnd >= ssthresh, "{cwnd} {ssthresh}");
+        assert!(t.penalise(now));
+        assert_eq!(t.cwnd(), cwnd / 2);
+        // halved, not below two segments
+        assert_eq!(t.cc.ssthresh(), (ssthresh / 2).max(2000));
+        assert!(t.cc.ssthresh() < ssthresh);
+    }
+
+    /// A subflow that is not using its window (held back by the application, the MPTCP
+    /// scheduler or the data-level window) does not grow it (Linux's
+    /// `tcp_is_cwnd_limited`): grown on ACKs of a small flight, the window later let out a
+    /// burst of its whole size into the bottleneck's queue.
+    #[test]
+    fn the_window_grows_only_while_it_is_used() {
+        let mut t = established_sack();
+        let cwnd0 = t.cwnd();
+        assert_eq!(cwnd0, 10_000);
+        let mut now = Instant::from_millis(60);
+        let mut seq = 101u32;
+        // 40 rounds of two segments each: 2 000 in flight, a tenth of the window
+        for _ in 0..40 {
+            t.enqueue(2000);
+            while t.poll_transmit(now, &TX).is_some() {}
+            now += Duration::from_millis(50);
+            seq += 2000;
+            t.handle_segment(now, &seg(501, seq, flags::ACK, &[]), &mut NullSink(0));
+        }
+        assert_eq!(t.cwnd(), cwnd0, "the window grew on a flight of 2 000 bytes");
+        // using the whole window grows it (slow start: by what is acknowledged)
+        let sent: u32 = fill(&mut t, now, &TX).iter().sum();
+        assert_eq!(sent, cwnd0);
+        now += Duration::from_millis(50);
+        seq += sent;
+        t.handle_segment(now, &seg(501, seq, flags::ACK, &[]), &mut NullSink(0));
+        assert_eq!(t.cwnd(), 2 * cwnd0);
     }
 }

@@ -1,0 +1,310 @@
+//! HyStart++ (RFC 9406): leave the initial slow start when the RTT starts to rise, before
+//! the queue at the bottleneck overflows.
+//!
+//! Classic slow start doubles the window every round until a packet is lost; behind a deep
+//! queue it overshoots by up to the queue's size, and the loss that ends it is a burst
+//! (on a 5 Mbit/s path with a 200 kB queue the window reached 400 kB and the subflow took
+//! hundreds of retransmissions and a timeout, docs/PERFORMANCE.md "Aggregation"). HyStart++
+//! watches the minimum RTT of each round: when a round's minimum exceeds the previous
+//! round's by `clamp(last / 8, 4 ms, 16 ms)`, slow start becomes *conservative slow start*
+//! (a quarter of the growth) for [`CSS_ROUNDS`] rounds, then congestion avoidance begins at
+//! the window reached (ssthresh = cwnd). If the RTT falls back below the baseline during
+//! conservative slow start, the rise was a false alarm and slow start resumes.
+//!
+//! One addition to RFC 9406: if during conservative slow start a round's minimum RTT rises
+//! again by the threshold above the baseline that began it, the queue is confirmed and
+//! congestion avoidance begins at once. Conservative slow start still grows the window by
+//! up to 1.25^5 ≈ 3x over its five rounds; behind a deep queue that began to fill before
+//! the first rise was seen (a 5 Mbit/s path with a 200 kB queue), that alone overflowed
+//! it (`tests/sim_datapath.rs`, `slow_start_ends_before_a_deep_queue_overflows`).
+//!
+//! Rounds are counted in bytes: a round ends once the bytes in flight when it began
+//! (RFC 9406's `windowEnd = SND.NXT`) are acknowledged. It applies to the initial slow
+//! start only (while ssthresh is unset); after a loss, ssthresh bounds slow start anyway.
+//! The cap `L` on the increase per ACK that RFC 9406 recommends for unpaced senders is not
+//! applied, for the reason [`super::RenoCore::slow_start`] gives.
+
+use crate::time::Duration;
+
+/// Lower bound of the RTT rise that ends slow start (RFC 9406 `MIN_RTT_THRESH`).
+pub const MIN_RTT_THRESH: Duration = Duration::from_millis(4);
+/// Upper bound of the RTT rise that ends slow start (RFC 9406 `MAX_RTT_THRESH`).
+pub const MAX_RTT_THRESH: Duration = Duration::from_millis(16);
+/// The rise threshold is the last round's minimum RTT divided by this (`MIN_RTT_DIVISOR`).
+pub const MIN_RTT_DIVISOR: u32 = 8;
+/// RTT samples a round needs before its minimum is compared (`N_RTT_SAMPLE`).
+pub const N_RTT_SAMPLE: u32 = 8;
+/// Growth divisor during conservative slow start (`CSS_GROWTH_DIVISOR`).
+pub const CSS_GROWTH_DIVISOR: u32 = 4;
+/// Rounds of conservative slow start before congestion avoidance (`CSS_ROUNDS`).
+pub const CSS_ROUNDS: u32 = 5;
+
+/// What slow start should do with the bytes an ACK acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Grow by every acknowledged byte.
+    SlowStart,
+    /// Grow by a [`CSS_GROWTH_DIVISOR`]th of them.
+    Conservative,
+    /// Conservative slow start is over: set ssthresh to cwnd, congestion avoidance from now.
+    Exit,
+}
+
+/// HyStart++ state of one subflow.
+#[derive(Clone, Debug, Default)]
+pub struct HyStart {
+    /// Bytes still to be acknowledged before the current round ends; `None` before the
+    /// first ACK.
+    round_left: Option<u64>,
+    last_round_min: Option<Duration>,
+    current_round_min: Option<Duration>,
+    samples: u32,
+    /// In conservative slow start.
+    css: Option<Css>,
+    /// Times HyStart++ ended slow start (statistics).
+    pub exits: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Css {
+    /// The round minimum RTT that began it (`cssBaselineMinRtt`).
+    baseline: Duration,
+    /// Complete rounds spent in it.
+    rounds: u32,
+    /// It began during the current round (which is then not counted as one of its rounds).
+    fresh: bool,
+}
+
+/// The RTT rise over `base` that counts (RFC 9406 `RttThresh`).
+fn rise_threshold(base: Duration) -> Duration {
+    (base / MIN_RTT_DIVISOR).clamp(MIN_RTT_THRESH, MAX_RTT_THRESH)
+}
+
+impl HyStart {
+    /// Whether conservative slow start is on.
+    pub fn in_css(&self) -> bool {
+        self.css.is_some()
+    }
+
+    /// An ACK in the initial slow start: `acked` new bytes, `rtt` its sample (if any),
+    /// `in_flight` the bytes outstanding before it, `mss` the segment size.
+    ///
+    /// A sample counts once per segment the ACK acknowledges, not once per ACK: a receiver
+    /// that gets TSO super-segments (mptun over TUN with offload) or coalesces (GRO) sends
+    /// one ACK per 64 KB, so a round of a 200 kB window had 3 ACKs, never the
+    /// [`N_RTT_SAMPLE`] an RTT rise needs, and slow start overshot into a deep queue as if
+    /// HyStart++ were off.
+    pub fn on_ack(&mut self, acked: u32, rtt: Option<Duration>, in_flight: u32, mss: u32) -> Phase {
+        let acked64 = u64::from(acked);
+        if let Some(r) = rtt {
+            self.current_round_min = Some(self.current_round_min.map_or(r, |m| m.min(r)));
+            let segments = (acked / mss.max(1)).max(1);
+            self.samples = self.samples.saturating_add(segments);
+        }
+        if self.samples >= N_RTT_SAMPLE {
+            if let Some(current) = self.current_round_min {
+                match self.css {
+                    None => {
+                        if let Some(last) = self.last_round_min {
+                            if current >= last + rise_threshold(last) {
+                                self.css = Some(Css {
+                                    baseline: current,
+                                    rounds: 0,
+                                    fresh: true,
+                                });
+                            }
+                        }
+                    }
+                    // the RTT came back down: the rise was spurious, resume slow start
+                    Some(css) if current < css.baseline => self.css = None,
+                    // it rose again by as much: the queue is real, stop growing fast now
+                    // (an addition to RFC 9406, see the module documentation)
+                    Some(css) if current >= css.baseline + rise_threshold(css.baseline) => {
+                        self.css = None;
+                        self.exits = self.exits.saturating_add(1);
+                        self.round_left = None;
+                        self.start_round();
+                        return Phase::Exit;
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let round_over = match self.round_left {
+            None => true,
+            Some(left) if left <= acked64 => true,
+            Some(left) => {
+                self.round_left = Some(left - acked64);
+                false
+            }
+        };
+        if round_over {
+            let first = self.round_left.is_none();
+            // the next round ends once what is outstanding now has been acknowledged
+            self.round_left = Some(u64::from(in_flight).saturating_sub(acked64).max(1));
+            self.start_round();
+            if let Some(css) = self.css.as_mut() {
+                if css.fresh {
+                    css.fresh = false;
+                } else if !first {
+                    css.rounds += 1;
+                    if css.rounds >= CSS_ROUNDS {
+                        self.css = None;
+                        self.exits = self.exits.saturating_add(1);
+                        return Phase::Exit;
+                    }
+                }
+            }
+        }
+        if self.css.is_some() {
+            Phase::Conservative
+        } else {
+            Phase::SlowStart
+        }
+    }
+
+    fn start_round(&mut self) {
+        if self.current_round_min.is_some() {
+            self.last_round_min = self.current_round_min;
+        }
+        self.current_round_min = None;
+        self.samples = 0;
+    }
+
+    /// A loss or timeout ended slow start: forget the round state.
+    pub fn reset(&mut self) {
+        let exits = self.exits;
+        *self = HyStart {
+            exits,
+            ..HyStart::default()
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSS: u32 = 1000;
+
+    /// A first ACK (no RTT sample) that starts the first round of `n` ACKs.
+    fn prime(n: u32) -> HyStart {
+        let mut h = HyStart::default();
+        assert_eq!(h.on_ack(MSS, None, (n + 1) * MSS, MSS), Phase::SlowStart);
+        h
+    }
+
+    /// One round: `n` ACKs of one MSS each with RTT `rtt_ms`; the last one ends the round
+    /// with `n + 1` MSS outstanding, so the next round is `n` ACKs again.
+    fn round(h: &mut HyStart, n: u32, rtt_ms: u64) -> Vec<Phase> {
+        (0..n)
+            .map(|_| h.on_ack(MSS, Some(Duration::from_millis(rtt_ms)), (n + 1) * MSS, MSS))
+            .collect()
+    }
+
+    #[test]
+    fn a_flat_rtt_stays_in_slow_start() {
+        let mut h = prime(16);
+        for _ in 0..10 {
+            assert!(round(&mut h, 16, 50).iter().all(|p| *p == Phase::SlowStart));
+        }
+        assert_eq!(h.exits, 0);
+    }
+
+    #[test]
+    fn a_rising_rtt_enters_css_then_exits_after_css_rounds() {
+        let mut h = prime(16);
+        round(&mut h, 16, 50);
+        round(&mut h, 16, 50);
+        // 50 ms / 8 = 6.25 ms threshold: 57 ms is a rise
+        let phases = round(&mut h, 16, 57);
+        // the eighth sample of the round shows the rise
+        assert_eq!(phases[..7], [Phase::SlowStart; 7]);
+        assert!(phases[7..].iter().all(|p| *p == Phase::Conservative));
+        let mut exit_after = None;
+        for r in 0..CSS_ROUNDS + 1 {
+            let p = round(&mut h, 16, 57);
+            if p.contains(&Phase::Exit) {
+                exit_after = Some(r);
+                break;
+            }
+        }
+        assert_eq!(exit_after, Some(CSS_ROUNDS - 1));
+        assert_eq!(h.exits, 1);
+        assert!(!h.in_css());
+    }
+
+    /// A second rise by the threshold above the baseline during CSS ends it at once.
+    #[test]
+    fn a_further_rise_during_css_enters_congestion_avoidance_at_once() {
+        let mut h = prime(16);
+        round(&mut h, 16, 50);
+        assert!(round(&mut h, 16, 60).contains(&Phase::Conservative));
+        // baseline 60 ms, threshold 7.5 ms: 66 ms stays in CSS, 68 ms ends it
+        assert!(round(&mut h, 16, 66)
+            .iter()
+            .all(|p| *p == Phase::Conservative));
+        let phases = round(&mut h, 16, 68);
+        assert_eq!(phases[..7], [Phase::Conservative; 7]);
+        assert_eq!(phases[7], Phase::Exit);
+        assert_eq!(h.exits, 1);
+        assert!(!h.in_css());
+    }
+
+    /// Stretch ACKs (one per 16 segments here): each sample counts for the segments it
+    /// acknowledges, so a rise is seen within one round of two ACKs.
+    #[test]
+    fn stretch_acks_count_a_sample_per_segment() {
+        let mut h = HyStart::default();
+        let big = 16 * MSS;
+        let ms = |v| Some(Duration::from_millis(v));
+        h.on_ack(big, None, 3 * big, MSS);
+        // a round of two stretch ACKs at 50 ms, then one at 60 ms: the rise counts
+        assert_eq!(h.on_ack(big, ms(50), 3 * big, MSS), Phase::SlowStart);
+        assert_eq!(h.on_ack(big, ms(50), 3 * big, MSS), Phase::SlowStart);
+        assert_eq!(h.on_ack(big, ms(60), 3 * big, MSS), Phase::Conservative);
+    }
+
+    #[test]
+    fn a_rise_below_the_threshold_is_ignored() {
+        let mut h = prime(16);
+        round(&mut h, 16, 50);
+        // 6 ms < 6.25 ms
+        assert!(round(&mut h, 16, 56).iter().all(|p| *p == Phase::SlowStart));
+    }
+
+    #[test]
+    fn the_threshold_is_clamped_between_4_and_16_ms() {
+        // 2 ms RTT: threshold 4 ms, so 5 ms is no rise, 6 ms is
+        let mut h = prime(16);
+        round(&mut h, 16, 2);
+        assert!(round(&mut h, 16, 5).iter().all(|p| *p == Phase::SlowStart));
+        let mut h = prime(16);
+        round(&mut h, 16, 2);
+        assert!(round(&mut h, 16, 6).contains(&Phase::Conservative));
+        // 400 ms RTT: threshold 16 ms, not 50 ms
+        let mut h = prime(16);
+        round(&mut h, 16, 400);
+        assert!(round(&mut h, 16, 417).contains(&Phase::Conservative));
+    }
+
+    #[test]
+    fn fewer_than_n_rtt_sample_samples_never_trigger() {
+        let mut h = prime(7);
+        round(&mut h, 7, 50);
+        assert!(round(&mut h, 7, 200).iter().all(|p| *p == Phase::SlowStart));
+    }
+
+    #[test]
+    fn an_rtt_back_below_the_baseline_resumes_slow_start() {
+        let mut h = prime(16);
+        round(&mut h, 16, 50);
+        assert!(round(&mut h, 16, 60).contains(&Phase::Conservative));
+        // a whole round below the 60 ms baseline
+        round(&mut h, 16, 51);
+        assert!(!h.in_css());
+        let p = h.on_ack(MSS, Some(Duration::from_millis(51)), 16 * MSS, MSS);
+        assert_eq!(p, Phase::SlowStart);
+        assert_eq!(h.exits, 0);
+    }
+}
