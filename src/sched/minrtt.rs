@@ -6,7 +6,8 @@
 //! connection-level receive window is full ([`SchedContext::blocked`] is set) because the
 //! oldest unacknowledged data sits on a slow subflow, and a faster subflow has room, that
 //! data is re-sent on the faster subflow ([`Decision::Reinject`]) and the slow subflow is
-//! penalised (the connection halves its cwnd), at most once per slow-subflow RTT. Each
+//! penalised (its cwnd is halved, `CongestionControl::on_penalty`: a subflow in slow start
+//! stays in it), at most once per slow-subflow RTT. Each
 //! blocking DSN is reinjected once.
 
 use super::{lowest_rtt, min_len, Class, Decision, SchedContext, Scheduler, SubflowView};
