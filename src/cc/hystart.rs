@@ -24,7 +24,7 @@
 //! The cap `L` on the increase per ACK that RFC 9406 recommends for unpaced senders is not
 //! applied, for the reason [`super::RenoCore::slow_start`] gives.
 
-use crate::time::Duration;
+use crate::time::{Duration, Instant};
 
 /// Lower bound of the RTT rise that ends slow start (RFC 9406 `MIN_RTT_THRESH`).
 pub const MIN_RTT_THRESH: Duration = Duration::from_millis(4);
@@ -38,6 +38,10 @@ pub const N_RTT_SAMPLE: u32 = 8;
 pub const CSS_GROWTH_DIVISOR: u32 = 4;
 /// Rounds of conservative slow start before congestion avoidance (`CSS_ROUNDS`).
 pub const CSS_ROUNDS: u32 = 5;
+/// ACKs at most this far apart form a train (Linux's `hystart_ack_delta_us`).
+pub const ACK_TRAIN_DELTA: Duration = Duration::from_millis(2);
+/// No ACK-train exit below this many segments of window (Linux's `hystart_low_window`).
+pub const ACK_TRAIN_LOW_WINDOW: u32 = 16;
 
 /// What slow start should do with the bytes an ACK acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +65,12 @@ pub struct HyStart {
     samples: u32,
     /// In conservative slow start.
     css: Option<Css>,
+    /// When the current round began, and the last ACK of its unbroken ACK train (`None`
+    /// once the train broke).
+    round_start: Option<Instant>,
+    train_last: Option<Instant>,
+    /// Lowest RTT sample seen.
+    min_rtt: Option<Duration>,
     /// Times HyStart++ ended slow start (statistics).
     pub exits: u32,
 }
@@ -94,8 +104,49 @@ impl HyStart {
     /// one ACK per 64 KB, so a round of a 200 kB window had 3 ACKs, never the
     /// [`N_RTT_SAMPLE`] an RTT rise needs, and slow start overshot into a deep queue as if
     /// HyStart++ were off.
-    pub fn on_ack(&mut self, acked: u32, rtt: Option<Duration>, in_flight: u32, mss: u32) -> Phase {
+    ///
+    /// Besides RFC 9406's delay rule, Linux's ACK-train rule: within a round, ACKs that
+    /// keep arriving at most [`ACK_TRAIN_DELTA`] apart for longer than half the lowest RTT
+    /// mean the round's data took that long to drain through the bottleneck, so the window
+    /// (`cwnd`, at least [`ACK_TRAIN_LOW_WINDOW`] segments) has reached about half the
+    /// path's bandwidth-delay product and the next doubling fills it: congestion avoidance
+    /// begins at once. The delay rule alone missed a subflow whose data went out in bursts
+    /// whenever the data-level window opened: the first segment of every round found the
+    /// queue empty, so each round's minimum RTT stayed at the base until the window was 3x
+    /// the path and the 200 kB queue overflowed (docs/PERFORMANCE.md, "Aggregation").
+    pub fn on_ack(
+        &mut self,
+        now: Instant,
+        acked: u32,
+        rtt: Option<Duration>,
+        in_flight: u32,
+        mss: u32,
+        cwnd: u32,
+    ) -> Phase {
         let acked64 = u64::from(acked);
+        if let Some(r) = rtt {
+            self.min_rtt = Some(self.min_rtt.map_or(r, |m| m.min(r)));
+        }
+        // ACK train of the current round
+        if let (Some(start), Some(last), Some(min)) =
+            (self.round_start, self.train_last, self.min_rtt)
+        {
+            if now.saturating_duration_since(last) <= ACK_TRAIN_DELTA {
+                self.train_last = Some(now);
+                if now.saturating_duration_since(start) > min / 2
+                    && cwnd >= ACK_TRAIN_LOW_WINDOW.saturating_mul(mss.max(1))
+                {
+                    self.css = None;
+                    self.exits = self.exits.saturating_add(1);
+                    self.round_left = None;
+                    self.train_last = None;
+                    self.start_round();
+                    return Phase::Exit;
+                }
+            } else {
+                self.train_last = None;
+            }
+        }
         if let Some(r) = rtt {
             self.current_round_min = Some(self.current_round_min.map_or(r, |m| m.min(r)));
             let segments = (acked / mss.max(1)).max(1);
@@ -140,6 +191,8 @@ impl HyStart {
         };
         if round_over {
             let first = self.round_left.is_none();
+            self.round_start = Some(now);
+            self.train_last = Some(now);
             // the next round ends once what is outstanding now has been acknowledged
             self.round_left = Some(u64::from(in_flight).saturating_sub(acked64).max(1));
             self.start_round();
@@ -186,11 +239,18 @@ mod tests {
     use super::*;
 
     const MSS: u32 = 1000;
+    /// Every ACK of these tests at the same instant: no ACK train grows (see the ACK-train
+    /// tests for those).
+    const T0: Instant = Instant::from_millis(1000);
+    const CWND: u32 = 100 * MSS;
 
     /// A first ACK (no RTT sample) that starts the first round of `n` ACKs.
     fn prime(n: u32) -> HyStart {
         let mut h = HyStart::default();
-        assert_eq!(h.on_ack(MSS, None, (n + 1) * MSS, MSS), Phase::SlowStart);
+        assert_eq!(
+            h.on_ack(T0, MSS, None, (n + 1) * MSS, MSS, CWND),
+            Phase::SlowStart
+        );
         h
     }
 
@@ -198,7 +258,16 @@ mod tests {
     /// with `n + 1` MSS outstanding, so the next round is `n` ACKs again.
     fn round(h: &mut HyStart, n: u32, rtt_ms: u64) -> Vec<Phase> {
         (0..n)
-            .map(|_| h.on_ack(MSS, Some(Duration::from_millis(rtt_ms)), (n + 1) * MSS, MSS))
+            .map(|_| {
+                h.on_ack(
+                    T0,
+                    MSS,
+                    Some(Duration::from_millis(rtt_ms)),
+                    (n + 1) * MSS,
+                    MSS,
+                    CWND,
+                )
+            })
             .collect()
     }
 
@@ -258,11 +327,67 @@ mod tests {
         let mut h = HyStart::default();
         let big = 16 * MSS;
         let ms = |v| Some(Duration::from_millis(v));
-        h.on_ack(big, None, 3 * big, MSS);
+        h.on_ack(T0, big, None, 3 * big, MSS, CWND);
         // a round of two stretch ACKs at 50 ms, then one at 60 ms: the rise counts
-        assert_eq!(h.on_ack(big, ms(50), 3 * big, MSS), Phase::SlowStart);
-        assert_eq!(h.on_ack(big, ms(50), 3 * big, MSS), Phase::SlowStart);
-        assert_eq!(h.on_ack(big, ms(60), 3 * big, MSS), Phase::Conservative);
+        assert_eq!(
+            h.on_ack(T0, big, ms(50), 3 * big, MSS, CWND),
+            Phase::SlowStart
+        );
+        assert_eq!(
+            h.on_ack(T0, big, ms(50), 3 * big, MSS, CWND),
+            Phase::SlowStart
+        );
+        assert_eq!(
+            h.on_ack(T0, big, ms(60), 3 * big, MSS, CWND),
+            Phase::Conservative
+        );
+    }
+
+    /// ACKs 1 ms apart for longer than half the lowest RTT (50 ms): the train ends slow
+    /// start at once, whatever the RTT does.
+    #[test]
+    fn an_ack_train_longer_than_half_the_rtt_ends_slow_start() {
+        let mut h = HyStart::default();
+        let rtt = Some(Duration::from_millis(50));
+        // the first ACK begins round 1, with 100 segments outstanding
+        assert_eq!(
+            h.on_ack(T0, MSS, rtt, 101 * MSS, MSS, CWND),
+            Phase::SlowStart
+        );
+        let mut exit_at = None;
+        for i in 1..100u64 {
+            let now = T0 + Duration::from_millis(i);
+            if h.on_ack(now, MSS, rtt, 100 * MSS, MSS, CWND) == Phase::Exit {
+                exit_at = Some(i);
+                break;
+            }
+        }
+        // more than 25 ms after the round began
+        assert_eq!(exit_at, Some(26));
+        assert_eq!(h.exits, 1);
+    }
+
+    /// A gap longer than ACK_TRAIN_DELTA breaks the train (bursts with idle time between
+    /// them, or a sender held back), and a small window never exits by the train.
+    #[test]
+    fn a_broken_train_or_a_small_window_does_not_exit() {
+        let rtt = Some(Duration::from_millis(50));
+        let mut h = HyStart::default();
+        h.on_ack(T0, MSS, rtt, 101 * MSS, MSS, CWND);
+        for i in 1..60u64 {
+            // 3 ms apart
+            let now = T0 + Duration::from_millis(3 * i);
+            assert_ne!(h.on_ack(now, MSS, rtt, 100 * MSS, MSS, CWND), Phase::Exit);
+        }
+        let mut h = HyStart::default();
+        h.on_ack(T0, MSS, rtt, 101 * MSS, MSS, 15 * MSS);
+        for i in 1..60u64 {
+            let now = T0 + Duration::from_millis(i);
+            assert_ne!(
+                h.on_ack(now, MSS, rtt, 100 * MSS, MSS, 15 * MSS),
+                Phase::Exit
+            );
+        }
     }
 
     #[test]
@@ -303,7 +428,14 @@ mod tests {
         // a whole round below the 60 ms baseline
         round(&mut h, 16, 51);
         assert!(!h.in_css());
-        let p = h.on_ack(MSS, Some(Duration::from_millis(51)), 16 * MSS, MSS);
+        let p = h.on_ack(
+            T0,
+            MSS,
+            Some(Duration::from_millis(51)),
+            16 * MSS,
+            MSS,
+            CWND,
+        );
         assert_eq!(p, Phase::SlowStart);
         assert_eq!(h.exits, 0);
     }

@@ -255,7 +255,7 @@ impl<I: WindowIncrease> CongestionControl for Classic<I> {
         self.core.set_mss(ctx.mss);
         let mut acked = acked;
         if self.core.in_slow_start() {
-            acked = self.core.slow_start_hystart(acked, rtt, ctx.in_flight);
+            acked = self.core.slow_start_hystart(now, acked, rtt, ctx.in_flight);
         }
         if acked > 0 {
             self.inc.on_ca_ack(&mut self.core, now, acked, rtt, ctx);
@@ -348,11 +348,20 @@ impl RenoCore {
     /// the window (congestion avoidance). `rtt` is this ACK's sample, `in_flight` the bytes
     /// outstanding before it. Returns the bytes left for congestion avoidance, as
     /// [`RenoCore::slow_start`].
-    pub fn slow_start_hystart(&mut self, acked: u32, rtt: Option<Duration>, in_flight: u32) -> u32 {
+    pub fn slow_start_hystart(
+        &mut self,
+        now: Instant,
+        acked: u32,
+        rtt: Option<Duration>,
+        in_flight: u32,
+    ) -> u32 {
         if !self.hystart_enabled || self.ssthresh != u32::MAX {
             return self.slow_start(acked);
         }
-        match self.hystart.on_ack(acked, rtt, in_flight, self.mss) {
+        match self
+            .hystart
+            .on_ack(now, acked, rtt, in_flight, self.mss, self.cwnd)
+        {
             hystart::Phase::SlowStart => self.slow_start(acked),
             hystart::Phase::Conservative => {
                 // a quarter of the growth; the remainder carries over in ca_acc

@@ -2554,7 +2554,11 @@ mod tests {
             seq += 2000;
             t.handle_segment(now, &seg(501, seq, flags::ACK, &[]), &mut NullSink(0));
         }
-        assert_eq!(t.cwnd(), cwnd0, "the window grew on a flight of 2 000 bytes");
+        assert_eq!(
+            t.cwnd(),
+            cwnd0,
+            "the window grew on a flight of 2 000 bytes"
+        );
         // using the whole window grows it (slow start: by what is acknowledged)
         let sent: u32 = fill(&mut t, now, &TX).iter().sum();
         assert_eq!(sent, cwnd0);
