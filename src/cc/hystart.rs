@@ -11,6 +11,12 @@
 //! the window reached (ssthresh = cwnd). If the RTT falls back below the baseline during
 //! conservative slow start, the rise was a false alarm and slow start resumes.
 //!
+//! Beside the delay rule, Linux's ACK-train rule (its HyStart's first detector, see
+//! [`HyStart::on_ack`]): ACKs arriving back to back for longer than half the lowest RTT end
+//! slow start at once. It catches what the delay rule cannot see: a sender that goes out in
+//! bursts (an MPTCP subflow held back by the data-level window) finds the queue empty at the
+//! start of every round, so the round minimum never rises in time.
+//!
 //! One addition to RFC 9406: if during conservative slow start a round's minimum RTT rises
 //! again by the threshold above the baseline that began it, the queue is confirmed and
 //! congestion avoidance begins at once. Conservative slow start still grows the window by
