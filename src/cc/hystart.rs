@@ -116,7 +116,10 @@ impl HyStart {
     /// mean the round's data took that long to drain through the bottleneck, so the window
     /// (`cwnd`, at least [`ACK_TRAIN_LOW_WINDOW`] segments) has reached about half the
     /// path's bandwidth-delay product and the next doubling fills it: congestion avoidance
-    /// begins at once. The delay rule alone missed a subflow whose data went out in bursts
+    /// begins at once. Only on paths whose lowest RTT is at least [`MIN_RTT_THRESH`]
+    /// (4 ms): below that the hosts' scheduling and batching (TSO, GRO, a driver's wakeups)
+    /// space the ACKs more than the path does, and an early exit leaves a Reno-style
+    /// increase of one segment per RTT to fill a multi-gigabit path. The delay rule alone missed a subflow whose data went out in bursts
     /// whenever the data-level window opened: the first segment of every round found the
     /// queue empty, so each round's minimum RTT stayed at the base until the window was 3x
     /// the path and the 200 kB queue overflowed (docs/PERFORMANCE.md, "Aggregation").
@@ -139,7 +142,8 @@ impl HyStart {
         {
             if now.saturating_duration_since(last) <= ACK_TRAIN_DELTA {
                 self.train_last = Some(now);
-                if now.saturating_duration_since(start) > min / 2
+                if min >= MIN_RTT_THRESH
+                    && now.saturating_duration_since(start) > min / 2
                     && cwnd >= ACK_TRAIN_LOW_WINDOW.saturating_mul(mss.max(1))
                 {
                     self.css = None;
@@ -374,7 +378,8 @@ mod tests {
     }
 
     /// A gap longer than ACK_TRAIN_DELTA breaks the train (bursts with idle time between
-    /// them, or a sender held back), and a small window never exits by the train.
+    /// them, or a sender held back); a small window, or a path under 4 ms, never exits by
+    /// the train.
     #[test]
     fn a_broken_train_or_a_small_window_does_not_exit() {
         let rtt = Some(Duration::from_millis(50));
@@ -393,6 +398,14 @@ mod tests {
                 h.on_ack(now, MSS, rtt, 100 * MSS, MSS, 15 * MSS),
                 Phase::Exit
             );
+        }
+        // 3 ms RTT, ACKs 0.1 ms apart for 5 ms (past half the RTT): no exit
+        let rtt = Some(Duration::from_millis(3));
+        let mut h = HyStart::default();
+        h.on_ack(T0, MSS, rtt, 101 * MSS, MSS, CWND);
+        for i in 1..50u64 {
+            let now = T0 + Duration::from_micros(100 * i);
+            assert_ne!(h.on_ack(now, MSS, rtt, 100 * MSS, MSS, CWND), Phase::Exit);
         }
     }
 
