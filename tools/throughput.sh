@@ -1,7 +1,8 @@
 #!/bin/bash
 # Throughput of mptun against Linux MPTCP over TUN devices, one and two paths, both
 # directions, of kernel MPTCP to kernel MPTCP over a veth pair and the raw per-packet write
-# rate of a TUN device (tools/tun_rate.rs), in the same run; prints
+# rate of a TUN device (tools/tun_rate.rs; once into a socket that is never read, once into
+# one a second thread drains), in the same run; prints
 # one line per case and the ratios issue 9 asks for. Unshaped, MTU 1500 unless MTU is set.
 # Everything runs in namespaces this script creates and deletes (addresses 198.18.0.0/15).
 #
@@ -117,7 +118,7 @@ raw_case() {
   ip netns exec $ns ip addr add 198.18.1.1/24 dev tun0
   ip netns exec $ns ip link set tun0 up
   ip netns exec $ns timeout 60 ${TUNRATE:-target/release/tun-rate} --tun tun0 --src 198.18.1.2 \
-    --dst 198.18.1.1 --size $MTU --seconds 3 | grep -o 'mbit=[0-9]*' | cut -d= -f2
+    --dst 198.18.1.1 --size $MTU --seconds 3 ${1:-} | grep -o 'mbit=[0-9]*' | cut -d= -f2
   ip netns del $ns
 }
 
@@ -128,6 +129,8 @@ for r in $(seq 1 $RUNS); do
   printf "%-24s %12s\n" "kernel-veth" "$k"
   raw=$(raw_case)
   printf "%-24s %12s\n" "raw-tun-writes" "${raw:-0}"
+  rawd=$(raw_case --drain)
+  printf "%-24s %12s\n" "raw-tun-writes-drained" "${rawd:-0}"
   declare -A G
   for c in "down 1" "down 2" "up 1" "up 2"; do
     set -- $c
@@ -135,9 +138,10 @@ for r in $(seq 1 $RUNS); do
     G["$1$2"]=$g
     printf "%-24s %12s %10s %12s %10s\n" "mptun-$1-${2}path" "$g" "$retr" "$segs" "$drop"
   done
-  awk -v k="$k" -v r="${raw:-0}" -v d1="${G[down1]}" -v d2="${G[down2]}" -v u1="${G[up1]}" -v u2="${G[up2]}" 'BEGIN {
+  awk -v k="$k" -v r="${raw:-0}" -v rd="${rawd:-0}" -v d1="${G[down1]}" -v d2="${G[down2]}" -v u1="${G[up1]}" -v u2="${G[up2]}" 'BEGIN {
     printf "ratios: down1/kernel=%.2f up1/kernel=%.2f down2/down1=%.2f up2/up1=%.2f",
       d1 / k, u1 / k, d2 / d1, u2 / u1
     if (r > 0) printf " up1/raw-tun=%.2f down1/raw-tun=%.2f", u1 / r, d1 / r
+    if (rd > 0) printf " up1/raw-drained=%.2f down1/raw-drained=%.2f", u1 / rd, d1 / rd
     printf "\n" }'
 done
