@@ -220,18 +220,7 @@ fn applied_in_a_namespace_mptun_uses_both_uplinks_and_undo_removes_it() {
         "198.18.10.254:5201",
         &["MPJoinSynRx"],
     );
-    let carried: Vec<&str> = s["subflows"]
-        .as_array()
-        .expect("subflows")
-        .iter()
-        .filter(|sf| sf["sent"].as_u64() > Some(0))
-        .map(|sf| sf["local"].as_str().unwrap())
-        .collect();
-    assert!(
-        carried.iter().any(|l| l.starts_with("198.18.100.2:"))
-            && carried.iter().any(|l| l.starts_with("198.18.101.2:")),
-        "both TUN addresses carried data: {s}"
-    );
+    assert_both_carried_data(&s, "198.18.100.2", "198.18.101.2");
     // the second subflow's data left through uplink 1: every payload byte mptun counts for
     // 198.18.101.2 crossed u1 (its share depends on the scheduler and the machine's load,
     // down to ~90 kB of 8 MiB under CPU contention; where it went does not)
@@ -275,6 +264,27 @@ fn applied_in_a_namespace_mptun_uses_both_uplinks_and_undo_removes_it() {
     let out = script(&mut h.exec(["bash", SCRIPT, "--undo"].iter().chain(uplinks.iter())));
     assert!(out.status.success());
     assert!(text(&out.stderr).contains("was not there"));
+}
+
+/// mptun's stats (`s`, from `upload_through_uplinks`) show subflows from both TUN
+/// addresses `a` and `b` that sent data.
+fn assert_both_carried_data(s: &serde_json::Value, a: &str, b: &str) {
+    let carried = |addr: &str| {
+        s["subflows"]
+            .as_array()
+            .expect("subflows")
+            .iter()
+            .any(|sf| {
+                sf["sent"].as_u64() > Some(0)
+                    && sf["local"]
+                        .as_str()
+                        .is_some_and(|l| l.starts_with(&format!("{addr}:")))
+            })
+    };
+    assert!(
+        carried(a) && carried(b),
+        "both TUN addresses carried data: {s}"
+    );
 }
 
 /// mptun in H uploads `size` pattern bytes from its two TUN addresses `tuns` to a Linux
@@ -389,18 +399,7 @@ fn nat_applied_in_a_namespace_lets_both_uplinks_through() {
     );
     // R has no route to the TUN subnets: every segment it answered came from an uplink's
     // address, so both subflows (the join counted above) went through the translation
-    let locals: Vec<&str> = s["subflows"]
-        .as_array()
-        .expect("subflows")
-        .iter()
-        .filter(|sf| sf["sent"].as_u64() > Some(0))
-        .map(|sf| sf["local"].as_str().unwrap())
-        .collect();
-    assert!(
-        locals.iter().any(|l| l.starts_with("198.18.120.2:"))
-            && locals.iter().any(|l| l.starts_with("198.18.121.2:")),
-        "both TUN addresses carried data: {s}"
-    );
+    assert_both_carried_data(&s, "198.18.120.2", "198.18.121.2");
 
     let out = script(&mut h.exec(["bash", SCRIPT, "--undo"].iter().chain(uplinks.iter())));
     assert!(out.status.success(), "{}", text(&out.stderr));

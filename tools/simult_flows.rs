@@ -247,31 +247,22 @@ fn main() {
         .iter()
         .filter(|c| args.cases.is_empty() || args.cases.contains(&c.label()));
     let want = |d: &str| args.direction.as_deref().is_none_or(|w| w == d);
-    let skipped = || Err::<(f64, String), String>("not run".into());
     for c in selected.flat_map(|c| std::iter::repeat_n(c, args.runs as usize)) {
         let bound = bound_ms(size, c);
-        let up = if want("up") {
-            run_mptun(c, size, true, &args.mptun_args)
-        } else {
-            skipped()
-        };
-        let down = if want("down") {
-            run_mptun(c, size, false, &args.mptun_args)
-        } else {
-            skipped()
-        };
+        let up = want("up").then(|| run_mptun(c, size, true, &args.mptun_args));
+        let down = want("down").then(|| run_mptun(c, size, false, &args.mptun_args));
         let kernel = if c.d1 == 0 && c.d2 == 0 && args.direction.is_none() {
             run_kernel(c, size).map(|v| format!("{v:.0}"))
         } else {
             Ok("-".into())
         };
-        let show = |r: &Result<(f64, String), String>| match r {
-            Ok((ms, sf)) => format!(
+        let show = |r: &Option<Result<(f64, String), String>>| match r {
+            Some(Ok((ms, sf))) => format!(
                 "{ms:.0}{} ({sf} subflows)",
                 if *ms <= bound { "" } else { " over" }
             ),
-            Err(e) if e == "not run" => "-".into(),
-            Err(e) => format!("failed: {e}"),
+            Some(Err(e)) => format!("failed: {e}"),
+            None => "-".into(),
         };
         println!(
             "| {}+{} | {}/{} | {bound:.0} | {} | {} | {} |",

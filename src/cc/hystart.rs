@@ -116,13 +116,11 @@ impl HyStart {
     /// mean the round's data took that long to drain through the bottleneck, so the window
     /// (`cwnd`, at least [`ACK_TRAIN_LOW_WINDOW`] segments) has reached about half the
     /// path's bandwidth-delay product and the next doubling fills it: congestion avoidance
-    /// begins at once. Only on paths whose lowest RTT is at least [`MIN_RTT_THRESH`]
-    /// (4 ms): below that the hosts' scheduling and batching (TSO, GRO, a driver's wakeups)
-    /// space the ACKs more than the path does, and an early exit leaves a Reno-style
-    /// increase of one segment per RTT to fill a multi-gigabit path. The delay rule alone missed a subflow whose data went out in bursts
-    /// whenever the data-level window opened: the first segment of every round found the
-    /// queue empty, so each round's minimum RTT stayed at the base until the window was 3x
-    /// the path and the 200 kB queue overflowed (docs/PERFORMANCE.md, "Aggregation").
+    /// begins at once (why this rule: the module documentation). Only on paths whose lowest
+    /// RTT is at least [`MIN_RTT_THRESH`] (4 ms): below that the hosts' scheduling and
+    /// batching (TSO, GRO, a driver's wakeups) space the ACKs more than the path does, and
+    /// an early exit leaves a Reno-style increase of one segment per RTT to fill a
+    /// multi-gigabit path.
     pub fn on_ack(
         &mut self,
         now: Instant,
@@ -146,12 +144,7 @@ impl HyStart {
                     && now.saturating_duration_since(start) > min / 2
                     && cwnd >= ACK_TRAIN_LOW_WINDOW.saturating_mul(mss.max(1))
                 {
-                    self.css = None;
-                    self.exits = self.exits.saturating_add(1);
-                    self.round_left = None;
-                    self.train_last = None;
-                    self.start_round();
-                    return Phase::Exit;
+                    return self.exit();
                 }
             } else {
                 self.train_last = None;
@@ -181,11 +174,7 @@ impl HyStart {
                     // it rose again by as much: the queue is real, stop growing fast now
                     // (an addition to RFC 9406, see the module documentation)
                     Some(css) if current >= css.baseline + rise_threshold(css.baseline) => {
-                        self.css = None;
-                        self.exits = self.exits.saturating_add(1);
-                        self.round_left = None;
-                        self.start_round();
-                        return Phase::Exit;
+                        return self.exit();
                     }
                     Some(_) => {}
                 }
@@ -212,9 +201,7 @@ impl HyStart {
                 } else if !first {
                     css.rounds += 1;
                     if css.rounds >= CSS_ROUNDS {
-                        self.css = None;
-                        self.exits = self.exits.saturating_add(1);
-                        return Phase::Exit;
+                        return self.exit();
                     }
                 }
             }
@@ -234,13 +221,15 @@ impl HyStart {
         self.samples = 0;
     }
 
-    /// A loss or timeout ended slow start: forget the round state.
-    pub fn reset(&mut self) {
-        let exits = self.exits;
+    /// Slow start is over: count it and forget the round state (the caller sets ssthresh,
+    /// after which it never asks again).
+    fn exit(&mut self) -> Phase {
+        let exits = self.exits.saturating_add(1);
         *self = HyStart {
             exits,
             ..HyStart::default()
         };
+        Phase::Exit
     }
 }
 

@@ -290,7 +290,8 @@ pub struct RenoCore {
     /// Fractional window growth (bytes) for the float-based coupled increases.
     frac: f64,
     /// HyStart++ (RFC 9406) for the initial slow start, used by
-    /// [`RenoCore::slow_start_hystart`] while `hystart_enabled`.
+    /// [`RenoCore::slow_start_hystart`] while `hystart_enabled` and ssthresh is unset (a
+    /// loss, an RTO or HyStart++ itself sets it for good).
     pub hystart: hystart::HyStart,
     /// Whether the initial slow start ends on a rising RTT (RFC 9406); on by default.
     pub hystart_enabled: bool,
@@ -408,7 +409,6 @@ impl RenoCore {
 
     /// Fast retransmit (RFC 5681 eq. 4): ssthresh = max(FlightSize / 2, 2*SMSS), cwnd = ssthresh.
     pub fn halve(&mut self, in_flight: u32) {
-        self.hystart.reset();
         self.ssthresh = (in_flight / 2).max(2 * self.mss);
         self.cwnd = self.ssthresh;
         self.ca_acc = 0;
@@ -430,7 +430,6 @@ impl RenoCore {
     /// RTO: ssthresh as on loss (unless `ctx.hold_ssthresh`), cwnd = one segment (RFC 5681
     /// eq. 4 and LW = 1 SMSS). `ctx.in_flight` is FlightSize (all outstanding data).
     pub fn rto(&mut self, ctx: &AckContext) {
-        self.hystart.reset();
         if !ctx.hold_ssthresh {
             self.ssthresh = (ctx.in_flight / 2).max(2 * self.mss);
         }

@@ -661,14 +661,10 @@ impl Tcb {
     /// of a small flight, it later let out a burst of its whole size into the queue (seen
     /// against Linux: a 25 ms subflow limited by the data-level window reached 350 kB of
     /// window on 7 kB in flight, then lost 180 segments once the window opened).
-    /// `flight_before` is the flight before the ACK being processed; the window of data
-    /// ends (and the peak moves to `flight_peak_prev`) when `snd_una` reaches what was sent
-    /// when it began.
-    fn cwnd_limited(&mut self, flight_before: u32) -> bool {
-        let peak = self
-            .flight_peak
-            .max(self.flight_peak_prev)
-            .max(flight_before);
+    /// The window of data ends (and the peak moves to `flight_peak_prev`) when `snd_una`
+    /// reaches what was sent when it began.
+    fn cwnd_limited(&mut self) -> bool {
+        let peak = self.flight_peak.max(self.flight_peak_prev);
         if self.snd_una >= self.flight_peak_end {
             self.flight_peak_prev = self.flight_peak;
             self.flight_peak = self.in_flight();
@@ -1366,7 +1362,7 @@ impl Tcb {
                 }
             } else {
                 self.dupacks = 0;
-                if data_acked > 0 && self.cwnd_limited(flight_before) {
+                if data_acked > 0 && self.cwnd_limited() {
                     let ctx = AckContext {
                         in_flight: flight_before,
                         mss: smss as u16,
